@@ -1,0 +1,187 @@
+"""The :class:`Geometry` of a sheet: where columns are and which edges may carry attention.
+
+Symbols: ``N`` columns, ``D`` spatial dimensions, ``E`` directed edges.
+
+Edges are directed ``source -> target`` (row 0 = source, row 1 = target: the target attends
+to the source) and kept in ONE canonical order: sorted by target, then by source, without
+duplicates. Every per-edge tensor (length, learned bias, ...) follows that order, so the
+edge list doubles as a CSR matrix over targets.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Geometry", "canonical_order", "pairwise_length"]
+
+
+def canonical_order(edge_index: Tensor, num_columns: int) -> Tensor:
+    """Return the permutation that sorts ``edge_index`` by target, then source."""
+    key = edge_index[1] * num_columns + edge_index[0]
+    return torch.argsort(key, stable=True)
+
+
+def pairwise_length(pos: Tensor, source: Tensor, target: Tensor,
+                    period: Tensor | None = None) -> Tensor:
+    """Euclidean length of the edges ``source -> target``.
+
+    With ``period`` (one box size per dimension, ``inf`` for open dimensions) distances wrap
+    around, as on a torus.
+    """
+    delta = (pos[target] - pos[source]).abs()  # (E, D)
+    if period is not None:
+        period = period.to(pos)
+        delta = torch.minimum(delta, period - delta)
+    return delta.pow(2).sum(-1).sqrt()
+
+
+@dataclass
+class Geometry:
+    """Positions, directed edges, edge lengths and named areas of a sheet of columns.
+
+    Args:
+        pos: column positions, shape ``[N, D]``.
+        edge_index: directed edges, shape ``[2, E]``; row 0 = source, row 1 = target.
+        edge_length: length of each edge, shape ``[E]``.
+        areas: named sets of columns (``input``, ``output``, ``area0``, ...), each a 1-D tensor
+            of column indices.
+        period: box size per dimension for wrapped (toroidal) distances, ``inf`` where open;
+            ``None`` for plain Euclidean space.
+        name: a short description, e.g. ``"stack(widths=[8, 6, 4])"``.
+
+    Edges are put in canonical order (by target, then source) on construction and
+    :meth:`validate` runs, so a ``Geometry`` that exists is a valid one.
+
+    Example:
+        >>> from colgraph.geometry import grid, knn
+        >>> geo = grid(8, wiring=knn(k=8))
+        >>> geo.num_columns, geo.num_edges
+        (64, 512)
+    """
+
+    pos: Tensor
+    edge_index: Tensor
+    edge_length: Tensor
+    areas: dict[str, Tensor] = field(default_factory=dict)
+    period: Tensor | None = None
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
+        self.edge_index = torch.as_tensor(self.edge_index, dtype=torch.long)
+        self.edge_length = torch.as_tensor(self.edge_length, dtype=torch.float32)
+        self.areas = {k: torch.as_tensor(v, dtype=torch.long).flatten()
+                      for k, v in self.areas.items()}
+        if self.period is not None:
+            self.period = torch.as_tensor(self.period, dtype=torch.float32)
+        self.validate()
+        perm = canonical_order(self.edge_index, self.num_columns)
+        self.edge_index = self.edge_index[:, perm].contiguous()
+        self.edge_length = self.edge_length[perm].contiguous()
+        self._check_duplicates()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_columns(self) -> int:
+        return self.pos.size(0)
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index.size(1)
+
+    @property
+    def dim(self) -> int:
+        return self.pos.size(1)
+
+    def area(self, name: str) -> Tensor:
+        """Column indices of the area called ``name`` (with a helpful error if missing)."""
+        if name not in self.areas:
+            raise KeyError(f"Unknown area '{name}'. This geometry has areas: "
+                           f"{', '.join(sorted(self.areas)) or '(none)'}. Choose one of them "
+                           f"(e.g. model.input_area=...).")
+        return self.areas[name]
+
+    def in_degree(self) -> Tensor:
+        return torch.bincount(self.edge_index[1], minlength=self.num_columns)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> "Geometry":
+        """Check shapes, ranges and values; raise ``ValueError`` that says how to fix it."""
+        pos, ei, length = self.pos, self.edge_index, self.edge_length
+        if pos.dim() != 2 or pos.size(0) == 0:
+            raise ValueError(f"Expected 'pos' to have shape [N, D] with N > 0 (got "
+                             f"{list(pos.shape)}). Pass one row of coordinates per column.")
+        if not torch.isfinite(pos).all():
+            bad = (~torch.isfinite(pos)).any(1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"Expected finite column positions, but 'pos' has NaN/inf at "
+                             f"columns {bad}. Fix or drop those columns before building the "
+                             f"geometry.")
+        if ei.dim() != 2 or ei.size(0) != 2:
+            raise ValueError(f"Expected 'edge_index' to have shape [2, E] (got "
+                             f"{list(ei.shape)}). Build it with colgraph.geometry.knn(...) "
+                             f"or transpose your edge list.")
+        n = pos.size(0)
+        if ei.numel() and (ei.min() < 0 or ei.max() >= n):
+            raise ValueError(f"Expected 'edge_index' values in [0, {n - 1}] for {n} columns "
+                             f"(got min {int(ei.min())}, max {int(ei.max())}). Every edge "
+                             f"must connect existing columns.")
+        if length.shape != (ei.size(1),):
+            raise ValueError(f"Expected 'edge_length' to have shape [{ei.size(1)}] (one "
+                             f"length per edge), got {list(length.shape)}.")
+        if not torch.isfinite(length).all() or (length < 0).any():
+            raise ValueError("Expected finite, non-negative 'edge_length' values. Compute "
+                             "lengths with colgraph.geometry.pairwise_length(pos, src, dst).")
+        if self.period is not None and self.period.shape != (pos.size(1),):
+            raise ValueError(f"Expected 'period' to have one entry per dimension "
+                             f"({pos.size(1)}), got {list(self.period.shape)}.")
+        for name, idx in self.areas.items():
+            if idx.numel() == 0:
+                raise ValueError(f"Area '{name}' is empty. Give it at least one column.")
+            if idx.min() < 0 or idx.max() >= n:
+                raise ValueError(f"Area '{name}' names columns outside [0, {n - 1}] (got "
+                                 f"min {int(idx.min())}, max {int(idx.max())}) for a sheet "
+                                 f"of {n} columns. Fix the area's column indices.")
+        return self
+
+    def _check_duplicates(self) -> None:
+        key = self.edge_index[1] * self.num_columns + self.edge_index[0]
+        if key.numel() > 1 and (key[1:] == key[:-1]).any():
+            i = int((key[1:] == key[:-1]).nonzero()[0])
+            s, t = self.edge_index[:, i].tolist()
+            raise ValueError(f"Duplicate edge {s} -> {t} in 'edge_index'. Edges must be "
+                             f"unique; remove repeats (torch_geometric.utils.coalesce).")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to(self, device: torch.device | str) -> "Geometry":
+        moved = {k: (v.to(device) if isinstance(v, Tensor) else v)
+                 for k, v in self.state_dict().items()}
+        moved["areas"] = {k: v.to(device) for k, v in self.areas.items()}
+        return Geometry.from_state_dict(moved)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pos": self.pos, "edge_index": self.edge_index,
+                "edge_length": self.edge_length, "areas": dict(self.areas),
+                "period": self.period, "name": self.name}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "Geometry":
+        return cls(**state)
+
+    def fingerprint(self) -> str:
+        """A short hash of positions, edges and areas: equal sheets have equal prints."""
+        h = hashlib.sha1()
+        for t in (self.pos, self.edge_index):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        for k in sorted(self.areas):
+            h.update(k.encode())
+            h.update(self.areas[k].cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        areas = ", ".join(f"{k}={v.numel()}" for k, v in self.areas.items())
+        return (f"Geometry({self.name}, columns={self.num_columns}, edges={self.num_edges}, "
+                f"dim={self.dim}, areas=[{areas}])")

@@ -1,0 +1,182 @@
+"""The Columnformer: one sheet of untied columns applied recurrently for ``T`` steps.
+
+Symbols: ``B`` batch, ``N`` columns, ``N_in`` / ``N_out`` columns of the input / output
+area, ``E`` edges, ``H`` heads, ``C`` channels, ``T`` steps.
+
+Read top to bottom: the Sheet (one step), the config, then the Columnformer.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .geometry import Geometry
+from .nn import ColumnAttention, ColumnLayerNorm, ColumnMLP, EdgeCSR
+
+__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer"]
+
+
+class Sheet(nn.Module):
+    """One recurrent step: pre-norm attention (optional skip), then a pre-norm MLP."""
+
+    def __init__(self, columns: int, edge_length: Tensor, cfg: "ColumnformerConfig") -> None:
+        super().__init__()
+        C = cfg.channels
+        self.skip = cfg.skip
+        self.norm1 = ColumnLayerNorm(columns, C)
+        self.attn = ColumnAttention(columns, C, edge_length, heads=cfg.heads,
+                                    qk_dim=cfg.qk_dim, value_proj=cfg.value_proj,
+                                    dropout=cfg.attn_dropout, bias_sigma=cfg.bias_sigma,
+                                    bias_clamp=cfg.bias_clamp, backend=cfg.backend)
+        self.norm2 = ColumnLayerNorm(columns, C)
+        self.mlp = ColumnMLP(columns, C, int(cfg.mlp_ratio * C), dropout=cfg.dropout)
+
+    def reset_parameters(self) -> None:
+        for m in (self.norm1, self.attn, self.norm2, self.mlp):
+            m.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, csr: EdgeCSR | None = None
+                ) -> tuple[Tensor, Tensor]:
+        a, attention = self.attn(self.norm1(x), edge_index, csr)  # (B, N, C), (E, H)
+        x = x + a if self.skip else a
+        x = x + self.mlp(self.norm2(x))
+        return x, attention
+
+
+@dataclass
+class ColumnformerConfig:
+    """Architecture of a Columnformer (the ``model`` config group)."""
+
+    channels: int = 64
+    steps: int = 4
+    heads: int = 1
+    qk_dim: int | None = None  # per head; default channels // heads
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    value_proj: bool = False  # untied value + output projections
+    skip: bool = True  # residual connection around attention
+    inject: str = "first"  # "first": tokens enter at step 0 only; "every": at every step
+    step_embedding: bool = True  # learned per-step vector added to every column
+    tied_depth: bool = True  # False: a separate Sheet per step (feed-forward ablation)
+    bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
+    bias_clamp: float = 8.0
+    backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
+    input_area: str = "input"
+    output_area: str = "output"
+
+    def __post_init__(self) -> None:
+        if self.channels < 1 or self.steps < 1 or self.heads < 1:
+            raise ValueError(f"model.channels, model.steps and model.heads must be >= 1 (got "
+                             f"{self.channels}, {self.steps}, {self.heads}).")
+        if self.channels % self.heads != 0:
+            raise ValueError(f"'heads' must divide 'channels' (got channels={self.channels}, "
+                             f"heads={self.heads}). Set model.heads to a divisor of "
+                             f"model.channels.")
+        if self.inject not in ("first", "every"):
+            raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
+
+
+class ColumnformerOutput(NamedTuple):
+    output: Tensor  # (B, N_out, C) final states of the output area
+    state: Tensor  # (B, N, C) final states of all columns
+    attention: list[Tensor]  # T tensors (E, H): per-step edge attention, batch mean
+
+
+class Columnformer(nn.Module):
+    """A sheet of untied columns on a geometry, applied recurrently for ``steps`` steps.
+
+    Args:
+        geometry: the :class:`~colgraph.geometry.Geometry` (positions, edges, areas).
+        config: a :class:`ColumnformerConfig`; keyword arguments override its fields.
+
+    ``forward(tokens)`` takes ``tokens [B, N_in, C]`` (one token per input-area column, in
+    the input area's order) and returns a :class:`ColumnformerOutput`.
+
+    Example:
+        >>> from colgraph.geometry import stack, knn
+        >>> geo = stack([8, 6, 4], spacing=2.0, wiring=knn(k=16))
+        >>> model = Columnformer(geo, channels=32, steps=3)
+        >>> out = model(torch.randn(2, 64, 32))
+        >>> out.output.shape, len(out.attention), out.attention[0].shape
+        (torch.Size([2, 16, 32]), 3, torch.Size([1856, 1]))
+    """
+
+    def __init__(self, geometry: Geometry, config: ColumnformerConfig | None = None,
+                 **overrides) -> None:
+        super().__init__()
+        config = config or ColumnformerConfig()
+        if overrides:
+            names = {f.name for f in fields(ColumnformerConfig)}
+            unknown = sorted(set(overrides) - names)
+            if unknown:
+                raise TypeError(f"Unknown Columnformer option(s) {unknown}. Choices: "
+                                f"{', '.join(sorted(names))}.")
+            config = ColumnformerConfig(**{**asdict(config), **overrides})
+        self.config, self.geometry = config, geometry
+        N, C = geometry.num_columns, config.channels
+        self.register_buffer("input_index", geometry.area(config.input_area).clone())
+        self.register_buffer("output_index", geometry.area(config.output_area).clone())
+        self.register_buffer("edge_index", geometry.edge_index.clone())
+        self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
+        self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
+        num_sheets = 1 if config.tied_depth else config.steps
+        self.sheets = nn.ModuleList(Sheet(N, geometry.edge_length, config)
+                                    for _ in range(num_sheets))
+        self._csr: EdgeCSR | None = None
+        self.reset_parameters()
+
+    @property
+    def num_columns(self) -> int:
+        return self.column_embed.size(0)
+
+    @property
+    def edge_length(self) -> Tensor:
+        return self.sheets[0].attn.edge_length
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.column_embed, std=0.02)
+        if self.step_embed is not None:
+            nn.init.normal_(self.step_embed, std=0.02)
+        for sheet in self.sheets:
+            sheet.reset_parameters()
+
+    def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
+        self._csr = None
+        return super()._apply(fn, recurse)
+
+    def csr(self) -> EdgeCSR:
+        """The CSR view of the current edges (cached until edges or device change)."""
+        if self._csr is None:
+            self._csr = EdgeCSR(self.edge_index, self.num_columns)
+        return self._csr
+
+    def forward(self, tokens: Tensor) -> ColumnformerOutput:
+        n_in, C = self.input_index.numel(), self.config.channels
+        if tokens.dim() != 3 or tokens.size(1) != n_in or tokens.size(2) != C:
+            raise ValueError(f"Expected tokens of shape [B, {n_in}, {C}] (one {C}-channel token "
+                             f"per column of input area '{self.config.input_area}'), got "
+                             f"{list(tokens.shape)}. Match the number of input patches to the "
+                             f"input area or change model.channels.")
+        B = tokens.size(0)
+        csr = self.csr() if self.config.backend == "sparse" else None
+        x = self.column_embed.expand(B, -1, -1)  # (B, N, C)
+        attention = []
+        for t in range(self.config.steps):
+            if t == 0 or self.config.inject == "every":
+                x = x.index_add(1, self.input_index, tokens)  # (B, N, C)
+            if self.step_embed is not None:
+                x = x + self.step_embed[t]
+            sheet = self.sheets[0 if self.config.tied_depth else t]
+            x, attn = sheet(x, self.edge_index, csr)
+            attention.append(attn)
+        return ColumnformerOutput(x[:, self.output_index], x, attention)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"columns={self.num_columns}, edges={self.edge_index.size(1)}, "
+                f"channels={c.channels}, steps={c.steps}, heads={c.heads}, "
+                f"tied_depth={c.tied_depth}")
