@@ -1,0 +1,111 @@
+"""Structured configs: one dataclass per config group, registered in hydra's ConfigStore.
+
+YAML variants live in ``configs/<group>/``; each starts from its group's schema
+(``defaults: [base_<group>, _self_]``) so typos and wrong types fail at compose time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from .model import ColumnformerConfig
+
+__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "TrainConfig",
+           "WiringCostConfig", "Config", "register_configs"]
+
+
+@dataclass
+class WiringConfig:
+    rule: str = "knn"  # knn | radius | full
+    k: int = 16  # knn: incoming edges per column
+    r: float = 1.5  # radius: connection distance
+    self_loops: bool = False
+
+
+@dataclass
+class GeometryConfig:
+    name: str = MISSING  # grid | torus | stack
+    width: int = 8  # grid / torus
+    height: int | None = None  # grid / torus; default = width
+    widths: list[int] = field(default_factory=lambda: [8, 6, 4])  # stack: area widths
+    spacing: float = 2.0  # stack: distance between areas
+    wiring: WiringConfig = field(default_factory=WiringConfig)
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING  # digits | file | mnist | cifar10
+    patch_size: int = 1
+    path: str | None = None  # file: .pt / .npz with x, y
+    root: str = "data"  # mnist / cifar10: download folder
+    download: bool = True
+    test_fraction: float = 0.2  # digits / file without x_test: held-out fraction
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"task.test_fraction must be in (0, 1) (got {self.test_fraction}).")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    seed: int = 0
+    resume: str | None = None  # checkpoint file or run directory to continue
+    eval_every: int = 1  # epochs
+    max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
+    progress: bool = True
+    tensorboard: bool = True  # log to TensorBoard when it is installed
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"train.epochs and train.batch_size must be >= 1 (got "
+                             f"{self.epochs}, {self.batch_size}).")
+
+
+@dataclass
+class WiringCostConfig:
+    weight: float = 0.0  # weight of the wiring cost in the loss (0 = off)
+    p: float = 1.0  # cost per edge = attention * length^p
+
+
+@dataclass
+class Config:
+    geometry: GeometryConfig = MISSING
+    model: ColumnformerConfig = MISSING
+    task: TaskConfig = MISSING
+    optim: OptimConfig = MISSING
+    train: TrainConfig = MISSING
+    wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | ...
+
+
+def register_configs() -> None:
+    """Register the schemas with hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, node in (("geometry", GeometryConfig), ("model", ColumnformerConfig),
+                        ("task", TaskConfig), ("optim", OptimConfig), ("train", TrainConfig)):
+        cs.store(group=group, name=f"base_{group}", node=node)
+
+
+def to_container(cfg: Any) -> dict:
+    """A plain-dict copy of a config (for checkpoints)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,285 @@
+"""Training entry point: a plain function of the config (``scripts/train.py`` is a shell).
+
+Builds geometry -> data -> model, trains with AdamW (weight-decay groups by parameter name),
+warmup + cosine schedule, gradient clipping, per-epoch evaluation, CSV (+ TensorBoard)
+metrics and an atomically written checkpoint holding everything needed to resume or
+analyse the run: config, geometry, model, optimizer, scheduler, epoch, step, RNG state.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .config import to_container
+from .data import ImageData, iterate_batches, load_data
+from .geometry import Geometry, build_geometry
+from .model import ColumnformerConfig
+from .objectives import wiring_cost, wiring_length
+from .tasks import VisionClassifier
+
+__all__ = ["train", "build_model", "resolve_device", "param_groups", "load_checkpoint",
+           "save_checkpoint", "evaluate", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a requested CUDA must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name} was requested but CUDA is not available on this "
+                           f"machine. Use device=cpu or device=auto.")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups by parameter NAME: decay projection weights only.
+
+    Biases, norm scales, column / step embeddings and the per-edge bias (the learned
+    connectivity) are not decayed, whatever their number of dimensions.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        last, parent = name.rsplit(".", 1)[-1], name.rsplit(".", 1)[0] if "." in name else ""
+        skip = last in NO_DECAY or "norm" in parent.rsplit(".", 1)[-1]
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def build_model(cfg: Any, geometry: Geometry, data: ImageData) -> VisionClassifier:
+    model_cfg = ColumnformerConfig(**to_container(cfg.model))
+    return VisionClassifier(geometry, model_cfg, data.image_shape, cfg.task.patch_size,
+                            data.num_classes)
+
+
+@torch.no_grad()
+def evaluate(model: VisionClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             device: torch.device) -> dict[str, float]:
+    """Accuracy, loss and attention-weighted wiring length on a held-out set."""
+    model.eval()
+    cf = model.columnformer
+    correct, loss, length, n = 0, 0.0, 0.0, 0
+    for xb, yb in iterate_batches(x, y, batch_size):
+        xb, yb = xb.to(device), yb.to(device)
+        logits, out = model(xb)
+        correct += int((logits.argmax(1) == yb).sum())
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        length += float(wiring_length(out.attention, cf.edge_index, cf.edge_length)) * len(xb)
+        n += len(xb)
+    return {"test_acc": correct / n, "test_loss": loss / n, "wiring_length": length / n}
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never corrupts the last good checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file (or ``RUN_DIR/checkpoint.pt``) with clear errors."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {path}. Pass train.resume=<run dir> or "
+                                f"<run dir>/{CHECKPOINT_NAME} of an earlier run.")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "colgraph_version" not in state:
+        raise ValueError(f"{path} is not a colgraph checkpoint (no 'colgraph_version' key).")
+    state["path"] = str(path)
+    return state
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------------- logging
+class _Logger:
+    """Metrics to ``metrics.csv`` and, when installed, TensorBoard."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
+        self.path = run_dir / "metrics.csv"
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:  # tensorboard is optional
+                self.writer = None
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if self.writer is not None:
+            for k, v in row.items():
+                if k not in ("epoch", "step"):
+                    self.writer.add_scalar(k, v, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---------------------------------------------------------------------- main loop
+def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
+    """Train the model a config describes; return final metrics and the checkpoint path.
+
+    Args:
+        cfg: a composed config (see ``configs/config.yaml`` and :mod:`colgraph.config`).
+        run_dir: where ``checkpoint.pt``, ``metrics.csv`` and TensorBoard logs go.
+    """
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
+    seed_everything(cfg.train.seed)
+
+    geometry = build_geometry(cfg.geometry)
+    if resume is not None and resume["geometry_fingerprint"] != geometry.fingerprint():
+        old = Geometry.from_state_dict(resume["geometry"])
+        raise ValueError(f"Cannot resume from {resume['path']}: it was trained on {old}, but "
+                         f"the current config builds {geometry}. Resume with the run's own "
+                         f"geometry settings (see its .hydra/config.yaml).")
+    data = load_data(cfg.task)
+    model = build_model(cfg, geometry, data).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=tuple(cfg.optim.betas))
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
+    total_steps = steps_per_epoch * cfg.train.epochs
+    warmup = max(1, int(cfg.optim.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total_steps, warmup, cfg.optim.min_lr_ratio))
+    epoch, step = 0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        epoch, step = resume["epoch"], resume["step"]
+        _set_rng_state(resume["rng"])
+        print(f"Resumed from {resume['path']} at epoch {epoch}, step {step}.")
+
+    cf = model.columnformer
+    logger = _Logger(run_dir, cfg.train.tensorboard)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    metrics: dict[str, Any] = {}
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}")
+    start = time.perf_counter()
+    done = cfg.train.max_steps is not None and step >= cfg.train.max_steps
+    while epoch < cfg.train.epochs and not done:
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
+        batches = iterate_batches(data.x_train, data.y_train, cfg.train.batch_size,
+                                  shuffle=True, generator=gen)
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                   disable=not cfg.train.progress, leave=False)
+        tot_loss = tot_correct = tot_n = 0.0
+        for xb, yb in bar:
+            xb, yb = xb.to(device), yb.to(device)
+            logits, out = model(xb)
+            task_loss = F.cross_entropy(logits, yb)
+            loss = task_loss
+            if cfg.wiring.weight:
+                cost = wiring_cost(out.attention, cf.edge_index, cf.edge_length, cfg.wiring.p)
+                loss = loss + cfg.wiring.weight * cost
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"Loss became {float(loss)} at step {step}; the last good checkpoint is "
+                    f"{ckpt_path if ckpt_path.exists() else '(none yet)'}. Lower optim.lr or "
+                    f"set optim.grad_clip.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            tot_loss += task_loss.item() * len(xb)
+            tot_correct += float((logits.argmax(1) == yb).sum())
+            tot_n += len(xb)
+            bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}", acc=f"{tot_correct / tot_n:.3f}")
+            if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
+                done = True
+                break
+        bar.close()
+        epoch += 1
+        metrics = {"epoch": epoch, "step": step, "train_loss": tot_loss / max(tot_n, 1),
+                   "train_acc": tot_correct / max(tot_n, 1),
+                   "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start}
+        if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
+            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
+            if cfg.train.progress:
+                print(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train acc "
+                      f"{metrics['train_acc']:.3f} | test acc {metrics['test_acc']:.3f} | "
+                      f"wiring length {metrics['wiring_length']:.3f}")
+        logger.log(metrics, step)
+        save_checkpoint(ckpt_path, {
+            "colgraph_version": __version__, "config": to_container(cfg),
+            "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
+            "rng": _rng_state(), "metrics": metrics})
+    logger.close()
+    if "test_acc" not in metrics:
+        metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
+    metrics["checkpoint"] = str(ckpt_path)
+    print(f"test accuracy {metrics['test_acc']:.4f} | mean attention-weighted wiring length "
+          f"{metrics['wiring_length']:.3f} | checkpoint {ckpt_path}")
+    return metrics

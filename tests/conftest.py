@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def compose(overrides: list[str] | None = None):
+    """Compose the project's hydra config with overrides (as scripts/train.py would)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from colgraph.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides or [])
+
+
+# a small, fast configuration of the main job for end-to-end tests
+TINY = ["geometry.widths=[8,4]", "geometry.wiring.k=6", "model.channels=16", "model.steps=2",
+        "train.epochs=2", "train.batch_size=128", "train.progress=false",
+        "train.tensorboard=false", "device=cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,53 @@
+"""Every YAML shipped in configs/ composes and builds what it describes."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from colgraph.geometry import build_geometry
+from colgraph.training import build_model
+from colgraph.data import ImageData
+
+from conftest import CONFIG_DIR, compose
+
+IMAGE_SHAPES = {"digits": (1, 8, 8), "file": (1, 8, 8), "mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32)}
+
+
+def fake_data(shape, classes=10):
+    x = torch.zeros(2, *shape)
+    y = torch.arange(2) % classes
+    return ImageData(x, y, x, y, classes)
+
+
+def group_options():
+    for group_dir in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir()):
+        for yaml in sorted(group_dir.glob("*.yaml")):
+            yield group_dir.name, yaml.stem
+
+
+# options that only make sense together with another group's option
+PARTNERS = {("task", "mnist"): ["+experiment=mnist_stack"]}
+
+
+@pytest.mark.parametrize("group,option", list(group_options()), ids=lambda v: str(v))
+def test_config_composes_and_builds(group, option):
+    key = f"+{group}={option}" if group == "experiment" else f"{group}={option}"
+    cfg = compose([key, *PARTNERS.get((group, option), [])])
+    geometry = build_geometry(cfg.geometry)
+    model = build_model(cfg, geometry, fake_data(IMAGE_SHAPES[cfg.task.name]))
+    logits, out = model(torch.zeros(2, *IMAGE_SHAPES[cfg.task.name]))
+    assert logits.shape == (2, 10)
+    assert len(out.attention) == cfg.model.steps
+
+
+def test_all_config_groups_have_options():
+    groups = {g for g, _ in group_options()}
+    assert {"geometry", "model", "task", "optim", "train", "experiment"} <= groups
+
+
+def test_typo_in_override_fails_at_compose_time():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose(["model.chanels=8"])

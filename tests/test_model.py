@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from colgraph import Columnformer, ColumnformerConfig
+from colgraph.geometry import grid, knn, stack
+
+GEO = stack([4, 3, 2], spacing=2.0, wiring=knn(k=6))
+
+VARIANTS = {
+    "default": {},
+    "heads_qk": {"heads": 2, "qk_dim": 4},
+    "value_proj": {"value_proj": True},
+    "no_skip": {"skip": False},
+    "inject_every": {"inject": "every"},
+    "no_step_embedding": {"step_embedding": False},
+    "untied_depth": {"tied_depth": False},
+    "dropout": {"dropout": 0.1, "attn_dropout": 0.1},
+    "pyg_backend": {"backend": "pyg"},
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_forward_shapes(name):
+    model = Columnformer(GEO, channels=8, steps=3, **VARIANTS[name])
+    out = model(torch.randn(2, 16, 8))
+    assert out.output.shape == (2, 4, 8) and out.state.shape == (2, 29, 8)
+    assert len(out.attention) == 3
+    assert all(a.shape == (GEO.num_edges, model.config.heads) for a in out.attention)
+    assert torch.isfinite(out.state).all(), f"NaN in {name}"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_parameter_gets_a_gradient(name):
+    model = Columnformer(GEO, channels=8, steps=3, **VARIANTS[name])
+    out = model(torch.randn(2, 16, 8))
+    (out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"No gradient for {pname} ({name})"
+
+
+def test_tied_depth_shares_one_sheet():
+    tied = Columnformer(GEO, channels=8, steps=4)
+    untied = Columnformer(GEO, channels=8, steps=4, tied_depth=False)
+    assert len(tied.sheets) == 1 and len(untied.sheets) == 4
+    n_tied = sum(p.numel() for p in tied.sheets.parameters())
+    assert sum(p.numel() for p in untied.sheets.parameters()) == 4 * n_tied
+
+
+def test_sparse_model_equals_dense_model():
+    geo = grid(5, wiring=knn(6))
+    torch.manual_seed(0)
+    sparse = Columnformer(geo, channels=8, steps=2, heads=2).double()
+    dense = Columnformer(geo, channels=8, steps=2, heads=2, backend="dense").double()
+    dense.load_state_dict(sparse.state_dict())
+    x = torch.randn(3, 25, 8, dtype=torch.double)
+    assert torch.allclose(sparse(x).state, dense(x).state)
+
+
+def test_inject_every_uses_tokens_each_step():
+    model = Columnformer(GEO, channels=8, steps=2, inject="every", skip=False)
+    model.eval()
+    x = torch.randn(1, 16, 8)
+    first = Columnformer(GEO, channels=8, steps=2, inject="first", skip=False)
+    first.load_state_dict(model.state_dict())
+    first.eval()
+    assert not torch.allclose(model(x).state, first(x).state)
+
+
+def test_token_shape_mismatch_is_explained():
+    model = Columnformer(GEO, channels=8, steps=2)
+    with pytest.raises(ValueError, match=r"tokens of shape \[B, 16, 8\].*got \[2, 15, 8\]"):
+        model(torch.randn(2, 15, 8))
+
+
+def test_heads_must_divide_channels_in_config():
+    with pytest.raises(ValueError, match="model.heads"):
+        ColumnformerConfig(channels=10, heads=4)
+
+
+def test_unknown_option_lists_choices():
+    with pytest.raises(TypeError, match="Unknown Columnformer option.*chanels"):
+        Columnformer(GEO, chanels=8)
+
+
+def test_unknown_input_area():
+    with pytest.raises(KeyError, match="Unknown area 'retina'"):
+        Columnformer(GEO, channels=8, input_area="retina")
