@@ -61,7 +61,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     seed: int = 0
     resume: str | None = None  # checkpoint file or run directory to continue
