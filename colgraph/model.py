@@ -20,7 +20,10 @@ __all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer"]
 
 
 class Sheet(nn.Module):
-    """One recurrent step: pre-norm attention (optional skip), then a pre-norm MLP."""
+    """One recurrent step: pre-norm attention (optional skip), then a pre-norm MLP.
+
+    Works on the columns-first state ``x [N, B, C]``.
+    """
 
     def __init__(self, columns: int, edge_length: Tensor, cfg: "ColumnformerConfig") -> None:
         super().__init__()
@@ -40,7 +43,7 @@ class Sheet(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, csr: EdgeCSR | None = None
                 ) -> tuple[Tensor, Tensor]:
-        a, attention = self.attn(self.norm1(x), edge_index, csr)  # (B, N, C), (E, H)
+        a, attention = self.attn(self.norm1(x), edge_index, csr)  # (N, B, C), (E, H)
         x = x + a if self.skip else a
         x = x + self.mlp(self.norm2(x))
         return x, attention
@@ -163,17 +166,19 @@ class Columnformer(nn.Module):
                              f"input area or change model.channels.")
         B = tokens.size(0)
         csr = self.csr() if self.config.backend == "sparse" else None
-        x = self.column_embed.expand(B, -1, -1)  # (B, N, C)
+        tokens = tokens.transpose(0, 1)  # (N_in, B, C): columns first inside the sheet
+        x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention = []
         for t in range(self.config.steps):
             if t == 0 or self.config.inject == "every":
-                x = x.index_add(1, self.input_index, tokens)  # (B, N, C)
+                x = x.index_add(0, self.input_index, tokens)  # (N, B, C)
             if self.step_embed is not None:
                 x = x + self.step_embed[t]
             sheet = self.sheets[0 if self.config.tied_depth else t]
             x, attn = sheet(x, self.edge_index, csr)
             attention.append(attn)
-        return ColumnformerOutput(x[:, self.output_index], x, attention)
+        state = x.transpose(0, 1)  # (B, N, C)
+        return ColumnformerOutput(state[:, self.output_index], state, attention)
 
     def extra_repr(self) -> str:
         c = self.config

@@ -55,8 +55,8 @@ class ColumnAttention(MessagePassing):
         bias_clamp: the initial bias is at least ``-bias_clamp``.
         backend: ``"sparse"``, ``"pyg"`` or ``"dense"`` (see module docstring).
 
-    ``forward(x, edge_index, csr=None)`` takes ``x [B, N, C]`` and returns
-    ``(out [B, N, C], attention [E, H])`` where ``attention`` is the per-edge attention
+    ``forward(x, edge_index, csr=None)`` takes ``x [N, B, C]`` (columns first) and returns
+    ``(out [N, B, C], attention [E, H])`` where ``attention`` is the per-edge attention
     averaged over the batch (before dropout; differentiable, used by the wiring cost).
     """
 
@@ -64,7 +64,7 @@ class ColumnAttention(MessagePassing):
                  qk_dim: int | None = None, value_proj: bool = False, dropout: float = 0.0,
                  bias_sigma: float | None = None, bias_clamp: float = 8.0,
                  backend: str = "sparse") -> None:
-        super().__init__(aggr="add", node_dim=1)
+        super().__init__(aggr="add", node_dim=0)
         if channels % heads != 0:
             raise ValueError(f"'heads' must divide 'channels' (got channels={channels}, "
                              f"heads={heads}). Set model.heads to a divisor of "
@@ -102,64 +102,65 @@ class ColumnAttention(MessagePassing):
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor, edge_index: Tensor,
                 csr: EdgeCSR | None = None) -> tuple[Tensor, Tensor]:
-        B, N, C = x.shape
+        N, B, C = x.shape
         H, D, Ch = self.heads, self.qk_dim, self.channels // self.heads
         if edge_index.size(1) != self.num_edges:
             raise ValueError(f"ColumnAttention holds {self.num_edges} edge biases but got "
                              f"{edge_index.size(1)} edges. Edit edges with the model's edge "
                              f"functions so every per-edge tensor stays in step.")
-        q = self.query(x).view(B, N, H, D)  # (B, N, H, D)
-        k = self.key(x).view(B, N, H, D)  # (B, N, H, D)
-        v = (self.value(x) if self.value is not None else x).view(B, N, H, Ch)
+        q = self.query(x).view(N, B, H, D)  # (N, B, H, D)
+        k = self.key(x).view(N, B, H, D)  # (N, B, H, D)
+        v = (self.value(x) if self.value is not None else x).view(N, B, H, Ch)
         if self.backend == "sparse":
             out, alpha = self._sparse(q, k, v, csr or EdgeCSR(edge_index, N))
         elif self.backend == "pyg":
             out, alpha = self._pyg(q, k, v, edge_index)
         else:
             out, alpha = self._dense(q, k, v, edge_index)
-        out = out.reshape(B, N, C)  # (B, N, C)
+        out = out.reshape(N, B, C)  # (N, B, C)
         if self.out is not None:
             out = self.out(out)
         return out, alpha
 
     def _sparse(self, q: Tensor, k: Tensor, v: Tensor, csr: EdgeCSR) -> tuple[Tensor, Tensor]:
-        B, N, H, D = q.shape
-        block = csr.block(B * H)
-        q = q.permute(0, 2, 1, 3).reshape(B * H * N, D)  # (B*H*N, D)
-        k = k.permute(0, 2, 1, 3).reshape(B * H * N, D)  # (B*H*N, D)
+        N, B, H, D = q.shape
+        block = csr.block(B * H)  # replica r = b * H + h holds nodes r * N ... r * N + N - 1
+        q = q.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)
+        k = k.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)
         logit = sddmm(block, q, k).view(B, H, -1)  # (B, H, E)
         logit = logit / math.sqrt(D) + self.edge_bias.t()
         ptr = csr.ptr if WITH_TORCH_SCATTER else None  # segment softmax needs torch-scatter
         alpha = softmax(logit, index=csr.dst, ptr=ptr, num_nodes=N, dim=-1)  # (B, H, E)
         dropped = F.dropout(alpha, self.dropout, self.training)
-        v = v.permute(0, 2, 1, 3).reshape(B * H * N, -1)  # (B*H*N, Ch)
+        v = v.permute(1, 2, 0, 3).reshape(B * H * N, -1)  # (B*H*N, Ch)
         out = spmm(block, dropped.reshape(-1), v).view(B, H, N, -1)  # (B, H, N, Ch)
-        return out.permute(0, 2, 1, 3), alpha.mean(0).t()  # (B, N, H, Ch), (E, H)
+        return out.permute(2, 0, 1, 3), alpha.mean(0).t()  # (N, B, H, Ch), (E, H)
 
     def _pyg(self, q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        alpha = self.edge_updater(edge_index, q=q, k=k)  # (B, E, H)
+        alpha = self.edge_updater(edge_index, q=q, k=k)  # (E, B, H)
         dropped = F.dropout(alpha, self.dropout, self.training)
-        out = self.propagate(edge_index, x=v, alpha=dropped)  # (B, N, H, Ch)
-        return out, alpha.mean(0)
+        out = self.propagate(edge_index, x=v, alpha=dropped)  # (N, B, H, Ch)
+        return out, alpha.mean(1)
 
     def edge_update(self, q_i: Tensor, k_j: Tensor, index: Tensor, ptr: Tensor | None,
                     size_i: int | None) -> Tensor:
-        logit = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1)) + self.edge_bias  # (B, E, H)
-        return softmax(logit, index, ptr, size_i, dim=1)
+        logit = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))  # (E, B, H)
+        return softmax(logit + self.edge_bias.unsqueeze(1), index, ptr, size_i, dim=0)
 
     def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        return alpha.unsqueeze(-1) * x_j  # (B, E, H, Ch)
+        return alpha.unsqueeze(-1) * x_j  # (E, B, H, Ch)
 
     def _dense(self, q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        B, N, H, D = q.shape
+        N, B, H, D = q.shape
         src, dst = edge_index
+        q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # (B, H, N, D)
         bias = q.new_full((H, N, N), float("-inf"))
         bias[:, dst, src] = self.edge_bias.t()  # (H, N, N): row = target, column = source
-        logit = q.transpose(1, 2) @ k.permute(0, 2, 3, 1) / math.sqrt(D)  # (B, H, N, N)
+        logit = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, N, N)
         alpha = torch.softmax(logit + bias, dim=-1).nan_to_num(0.0)  # (B, H, N, N)
         dropped = F.dropout(alpha, self.dropout, self.training)
-        out = dropped @ v.transpose(1, 2)  # (B, H, N, Ch)
-        return out.transpose(1, 2), alpha[:, :, dst, src].mean(0).t()
+        out = dropped @ v  # (B, H, N, Ch)
+        return out.permute(2, 0, 1, 3), alpha[:, :, dst, src].mean(0).t()
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(columns={self.columns}, channels={self.channels}, "

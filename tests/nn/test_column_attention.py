@@ -10,7 +10,7 @@ def run(backend, geo, heads=2, value_proj=False, qk_dim=None):
     attn = ColumnAttention(geo.num_columns, 8, geo.edge_length, heads=heads, qk_dim=qk_dim,
                            value_proj=value_proj, backend=backend).double()
     torch.manual_seed(1)
-    x = torch.randn(3, geo.num_columns, 8, dtype=torch.double, requires_grad=True)
+    x = torch.randn(geo.num_columns, 3, 8, dtype=torch.double, requires_grad=True)
     out, alpha = attn(x, geo.edge_index)
     (out.pow(2).sum() + alpha.pow(2).sum()).backward()
     grads = {n: p.grad for n, p in attn.named_parameters()}
@@ -34,7 +34,7 @@ def test_sparse_equals_reference(wiring, heads, value_proj, qk_dim, other):
 def test_attention_sums_to_one_per_column():
     geo = grid(5, wiring=radius(1.5))
     attn = ColumnAttention(25, 8, geo.edge_length, heads=2)
-    _, alpha = attn(torch.randn(4, 25, 8), geo.edge_index)
+    _, alpha = attn(torch.randn(25, 4, 8), geo.edge_index)
     total = torch.zeros(25, 2).index_add(0, geo.edge_index[1], alpha)
     assert alpha.shape == (geo.num_edges, 2)
     assert torch.allclose(total, torch.ones(25, 2), atol=1e-5)

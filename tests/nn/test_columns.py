@@ -6,20 +6,20 @@ from colgraph.nn import ColumnLayerNorm, ColumnLinear, ColumnMLP
 
 def test_column_linear_equals_per_column_loop():
     lin = ColumnLinear(columns=5, in_features=3, out_features=4)
-    x = torch.randn(2, 5, 3)
-    ref = torch.stack([x[:, n] @ lin.weight[n].t() + lin.bias[n] for n in range(5)], dim=1)
+    x = torch.randn(5, 2, 3)  # (N, B, in)
+    ref = torch.stack([x[n] @ lin.weight[n].t() + lin.bias[n] for n in range(5)])
     assert torch.allclose(lin(x), ref, atol=1e-6)
     assert lin.weight.shape == (5, 4, 3)
 
 
 def test_column_linear_gradients_match_loop():
     lin = ColumnLinear(columns=4, in_features=3, out_features=2).double()
-    x = torch.randn(3, 4, 3, dtype=torch.double, requires_grad=True)
+    x = torch.randn(4, 3, 3, dtype=torch.double, requires_grad=True)
     lin(x).pow(2).sum().backward()
     g_w, g_x = lin.weight.grad.clone(), x.grad.clone()
     lin.weight.grad = None
     x.grad = None
-    ref = torch.stack([x[:, n] @ lin.weight[n].t() + lin.bias[n] for n in range(4)], dim=1)
+    ref = torch.stack([x[n] @ lin.weight[n].t() + lin.bias[n] for n in range(4)])
     ref.pow(2).sum().backward()
     assert torch.allclose(g_w, lin.weight.grad) and torch.allclose(g_x, x.grad)
 
@@ -30,7 +30,7 @@ def test_tied_column_linear_matches_nn_linear():
     with torch.no_grad():
         lin.weight.copy_(shared.weight.expand(7, -1, -1))
         lin.bias.copy_(shared.bias.expand(7, -1))
-    x = torch.randn(4, 7, 6)
+    x = torch.randn(7, 4, 6)
     assert torch.allclose(lin(x), shared(x), atol=1e-6)
 
 
@@ -47,12 +47,12 @@ def test_column_layer_norm_matches_layer_norm_when_tied():
         ref.bias.uniform_()
         ln.weight.copy_(ref.weight.expand(3, -1))
         ln.bias.copy_(ref.bias.expand(3, -1))
-    x = torch.randn(2, 3, 8)
+    x = torch.randn(3, 2, 8)
     assert torch.allclose(ln(x), ref(x), atol=1e-6)
 
 
 def test_mlp_shape_and_repr():
     mlp = ColumnMLP(columns=3, channels=8, hidden=16)
-    assert mlp(torch.randn(2, 3, 8)).shape == (2, 3, 8)
+    assert mlp(torch.randn(3, 2, 8)).shape == (3, 2, 8)
     assert repr(mlp) == "ColumnMLP(columns=3, channels=8, hidden=16)"
     assert repr(mlp.fc1) == "ColumnLinear(columns=3, in=8, out=16, bias=True)"
