@@ -155,7 +155,13 @@ def main() -> None:
             f"H = 1, T = {args.steps} steps. `sparse` is the default backend (CSR SDDMM / "
             f"SpMM kernels); `dense` is the SAME model with masked N x N attention. Times "
             f"are medians of {args.repeats} steps after a warm-up; peak memory is the "
-            f"process's peak RSS.", "", header, "|---|---|---|---|---|---|---|---|",
+            f"process's peak RSS. `THP_MEM_ALLOC_ENABLE=1` (set by the scripts) lets torch use "
+            f"huge pages: per-column weight gradients are `[N, out, in]` tensors and page "
+            f"faults on them otherwise cost as much as the matmuls. The per-column MLP, not "
+            f"attention, dominates the sparse step; it costs the same in both columns.", "",
+            "This machine is shared and noisy (single steps vary by up to 2x between runs); "
+            "sparse and dense for one N run back to back, so compare ratios within a row.",
+            "", header, "|---|---|---|---|---|---|---|---|",
             *[r[2] for r in rows], ""]
         if flat:
             lines += [flat, ""]

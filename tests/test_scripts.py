@@ -1,0 +1,43 @@
+"""The shipped entry points run as a user would run them."""
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args, cwd):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_train_script_with_overrides(tmp_path):
+    out = run([str(ROOT / "scripts" / "train.py"), *TINY, "train.max_steps=2",
+               f"hydra.run.dir={tmp_path}"], tmp_path)
+    assert "test accuracy" in out
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "metrics.csv").is_file()
+    assert (tmp_path / ".hydra" / "config.yaml").is_file()
+
+
+def test_train_script_reports_bad_geometry(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "geometry.name=grd",
+                           f"hydra.run.dir={tmp_path}"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Unknown geometry 'grd'. Choices: grid, torus, stack" in proc.stderr
+
+
+def test_quickstart_example(tmp_path):
+    out = run([str(ROOT / "examples" / "quickstart.py"), "--epochs", "1", "--out",
+               str(tmp_path / "q.png")], tmp_path)
+    assert "test acc" in out and (tmp_path / "q.png").stat().st_size > 10_000
+
+
+def test_bench_script_small(tmp_path):
+    out = run([str(ROOT / "scripts" / "bench.py"), "--sizes", "64", "--k", "8", "--batch", "2",
+               "--channels", "8", "--repeats", "1", "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "| 64 |" in out and "dense / sparse" in (tmp_path / "b.md").read_text()
