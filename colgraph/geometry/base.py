@@ -157,8 +157,9 @@ class Geometry:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to(self, device: torch.device | str) -> "Geometry":
-        moved = {k: (v.to(device) if isinstance(v, Tensor) else v)
-                 for k, v in self.state_dict().items()}
+        """A copy of this geometry with every tensor on ``device``."""
+        state = self.state_dict()
+        moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in state.items()}
         moved["areas"] = {k: v.to(device) for k, v in self.areas.items()}
         return Geometry.from_state_dict(moved)
 
