@@ -18,19 +18,33 @@ __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "Train
 
 @dataclass
 class WiringConfig:
-    rule: str = "knn"  # knn | radius | full
+    rule: str = "knn"  # knn | radius | full | exponential
     k: int = 16  # knn: incoming edges per column
     r: float = 1.5  # radius: connection distance
+    long_range: int = 0  # extra exponential-distance-rule edges per column (0 = none)
+    lam: float = 4.0  # exponential: length scale of P(length) ~ exp(-length / lam)
+    seed: int = 0  # exponential: random seed
     self_loops: bool = False
 
 
 @dataclass
 class GeometryConfig:
-    name: str = MISSING  # grid | torus | stack
+    name: str = MISSING  # grid | torus | stack | sphere | ring | line | random | graph
     width: int = 8  # grid / torus
     height: int | None = None  # grid / torus; default = width
     widths: list[int] = field(default_factory=lambda: [8, 6, 4])  # stack: area widths
     spacing: float = 2.0  # stack: distance between areas
+    inter: str = "knn"  # stack: knn | feedforward | bidirectional | all
+    inter_k: int = 9  # stack: inter-area inputs per column (feedforward / bidirectional)
+    n: int = 256  # sphere / ring / line / random: number of columns
+    shape: str = "box"  # random: box | disc
+    dim: int = 2  # random: dimensions
+    size: float | None = None  # random: box side (default: unit density); sphere: radius
+    seed: int = 0  # random: positions seed
+    input_size: int = 64  # sphere / random: columns in the input area
+    output_size: int = 16  # sphere / random: columns in the output area
+    path: str | None = None  # graph: .graphml / .gml / edge-list .csv
+    coords: str | None = None  # graph: coordinates CSV (node,x,y[,z][,area]) for a .csv
     wiring: WiringConfig = field(default_factory=WiringConfig)
 
 

@@ -1,46 +1,71 @@
 """Geometries: column positions, candidate edges with lengths, and named areas.
 
-Build one in Python (``grid``, ``torus``, ``stack`` with a wiring rule ``knn``, ``radius``,
-``full``) or from a config with :func:`build_geometry`.
+Build one in Python (``grid``, ``torus``, ``stack``, ``sphere``, ``ring``, ``line``,
+``random_sheet``, ``from_coords``, ``from_networkx``, ``from_mesh``, ``read_geometry``) with a
+wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``union``), or from a config
+with :func:`build_geometry`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from .base import Geometry, canonical_order, pairwise_length
-from .builders import from_positions, grid, stack, torus
-from .wiring import Wiring, full, get_wiring, knn, radius
+from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
+                       sphere, stack, torus)
+from .io import from_mesh, from_networkx, read_geometry, to_networkx
+from .wiring import Wiring, exponential, full, get_wiring, knn, radius, union
 
-__all__ = ["Geometry", "canonical_order", "pairwise_length", "from_positions", "grid",
-           "torus", "stack", "Wiring", "knn", "radius", "full", "get_wiring", "GEOMETRIES",
-           "build_geometry"]
-
-
-def _grid(cfg: Any, wiring: Wiring) -> Geometry:
-    return grid(cfg.width, cfg.height, wiring=wiring)
-
-
-def _torus(cfg: Any, wiring: Wiring) -> Geometry:
-    return torus(cfg.width, cfg.height, wiring=wiring)
+__all__ = ["Geometry", "canonical_order", "pairwise_length", "from_coords", "grid", "torus",
+           "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
+           "from_networkx", "to_networkx", "from_mesh", "read_geometry", "Wiring", "knn",
+           "radius", "full", "exponential", "union", "get_wiring", "GEOMETRIES",
+           "build_geometry", "build_wiring"]
 
 
-def _stack(cfg: Any, wiring: Wiring) -> Geometry:
-    return stack(list(cfg.widths), spacing=cfg.spacing, wiring=wiring)
+def build_wiring(w: Any) -> Wiring:
+    """The wiring rule a ``geometry.wiring`` config node describes.
+
+    ``rule`` (``knn``, ``radius``, ``full``, ``exponential``) with its fields; with
+    ``long_range > 0`` the rule is joined by ``long_range`` exponential-distance-rule edges
+    per column (length scale ``lam``, seeded by ``seed``).
+    """
+    base = get_wiring(w.rule, k=w.k, r=w.r, m=w.long_range or 4, lam=w.lam, seed=w.seed,
+                      self_loops=w.self_loops)
+    if w.long_range and w.rule != "exponential":
+        return union(base, exponential(m=w.long_range, lam=w.lam, seed=w.seed))
+    return base
 
 
 GEOMETRIES: dict[str, Callable[[Any, Wiring], Geometry]] = {
-    "grid": _grid, "torus": _torus, "stack": _stack}
+    "grid": lambda c, w: grid(c.width, c.height, wiring=w),
+    "torus": lambda c, w: torus(c.width, c.height, wiring=w),
+    "stack": lambda c, w: stack(list(c.widths), spacing=c.spacing, wiring=w, inter=c.inter,
+                                inter_k=c.inter_k),
+    "sphere": lambda c, w: sphere(c.n, radius=c.size or 1.0, wiring=w,
+                                  input_size=c.input_size, output_size=c.output_size),
+    "ring": lambda c, w: ring(c.n, wiring=w),
+    "line": lambda c, w: line(c.n, wiring=w),
+    "random": lambda c, w: random_sheet(c.n, shape=c.shape, dim=c.dim, size=c.size,
+                                        seed=c.seed, wiring=w, input_size=c.input_size,
+                                        output_size=c.output_size),
+    "graph": lambda c, w: _graph(c),
+}
+
+
+def _graph(cfg: Any) -> Geometry:
+    if not cfg.path:
+        raise ValueError("geometry=graph needs a file: set geometry.path=my_sheet.graphml "
+                         "(GraphML / GML, or an edge-list CSV with geometry.coords=nodes.csv).")
+    return read_geometry(cfg.path, coords=cfg.coords)
 
 
 def build_geometry(cfg: Any) -> Geometry:
     """Build the geometry a config describes (``cfg.name`` picks the builder).
 
-    ``cfg`` has ``name`` (one of :data:`GEOMETRIES`), the builder's fields and a ``wiring``
-    node with ``rule`` (``knn``, ``radius``, ``full``), ``k``, ``r`` and ``self_loops``.
+    ``cfg`` follows :class:`colgraph.config.GeometryConfig`: ``name`` (one of
+    :data:`GEOMETRIES`), the builder's fields and a ``wiring`` node.
     """
     if cfg.name not in GEOMETRIES:
         raise ValueError(f"Unknown geometry '{cfg.name}'. Choices: {', '.join(GEOMETRIES)}. "
                          f"Pick one with geometry=<name>.")
-    w = cfg.wiring
-    wiring = get_wiring(w.rule, k=w.k, r=w.r, self_loops=w.self_loops)
-    return GEOMETRIES[cfg.name](cfg, wiring)
+    return GEOMETRIES[cfg.name](cfg, build_wiring(cfg.wiring))

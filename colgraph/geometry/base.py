@@ -52,6 +52,8 @@ class Geometry:
         period: box size per dimension for wrapped (toroidal) distances, ``inf`` where open;
             ``None`` for plain Euclidean space.
         name: a short description, e.g. ``"stack(widths=[8, 6, 4])"``.
+        labels: optional node labels (any hashable), one per column, e.g. from
+            :func:`~colgraph.geometry.from_networkx`; exported connectomes use them.
 
     Edges are put in canonical order (by target, then source) on construction and
     :meth:`validate` runs, so a ``Geometry`` that exists is a valid one.
@@ -69,6 +71,7 @@ class Geometry:
     areas: dict[str, Tensor] = field(default_factory=dict)
     period: Tensor | None = None
     name: str = "custom"
+    labels: list | None = None
 
     def __post_init__(self) -> None:
         self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
@@ -78,6 +81,8 @@ class Geometry:
                       for k, v in self.areas.items()}
         if self.period is not None:
             self.period = torch.as_tensor(self.period, dtype=torch.float32)
+        if self.labels is not None:
+            self.labels = list(self.labels)
         self.validate()
         perm = canonical_order(self.edge_index, self.num_columns)
         self.edge_index = self.edge_index[:, perm].contiguous()
@@ -133,8 +138,28 @@ class Geometry:
             raise ValueError(f"Expected 'edge_length' to have shape [{ei.size(1)}] (one "
                              f"length per edge), got {list(length.shape)}.")
         if not torch.isfinite(length).all() or (length < 0).any():
-            raise ValueError("Expected finite, non-negative 'edge_length' values. Compute "
-                             "lengths with colgraph.geometry.pairwise_length(pos, src, dst).")
+            bad = (~torch.isfinite(length) | (length < 0)).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"Expected finite, non-negative 'edge_length' values (bad at edges "
+                             f"{bad}). Compute lengths with "
+                             f"colgraph.geometry.pairwise_length(pos, src, dst).")
+        zero = (length == 0) & (ei[0] != ei[1])
+        if zero.any():
+            s, t = ei[:, zero.nonzero()[0, 0]].tolist()
+            raise ValueError(f"Edge {s} -> {t} joins two different columns but has length 0 "
+                             f"({int(zero.sum())} such edges). Only self-loops may have zero "
+                             f"length: give the columns distinct positions or the edge a "
+                             f"positive length.")
+        self._check_unique_positions()
+        missing = torch.ones(n, dtype=torch.bool)
+        missing[ei[1]] = False
+        if missing.any():
+            cols = missing.nonzero().flatten()
+            raise ValueError(f"{cols.numel()} column(s) have no incoming edges (e.g. "
+                             f"{cols[:5].tolist()}): attention over their inputs is undefined. "
+                             f"Use a wiring that gives every column inputs (knn, or "
+                             f"self_loops=true), or drop those columns.")
+        if self.labels is not None and len(self.labels) != n:
+            raise ValueError(f"Expected one label per column ({n}), got {len(self.labels)}.")
         if self.period is not None and self.period.shape != (pos.size(1),):
             raise ValueError(f"Expected 'period' to have one entry per dimension "
                              f"({pos.size(1)}), got {list(self.period.shape)}.")
@@ -146,6 +171,16 @@ class Geometry:
                                  f"min {int(idx.min())}, max {int(idx.max())}) for a sheet "
                                  f"of {n} columns. Fix the area's column indices.")
         return self
+
+    def _check_unique_positions(self) -> None:
+        pos = self.pos
+        if pos.size(0) < 2:
+            return
+        _, inverse, counts = torch.unique(pos, dim=0, return_inverse=True, return_counts=True)
+        if (counts > 1).any():
+            dup = (counts[inverse] > 1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"Columns {dup} share a position: every column needs its own "
+                             f"place on the sheet. Remove duplicates or jitter them.")
 
     def _check_duplicates(self) -> None:
         key = self.edge_index[1] * self.num_columns + self.edge_index[0]

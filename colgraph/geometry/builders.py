@@ -9,12 +9,33 @@ import torch
 from .base import Geometry, pairwise_length
 from .wiring import Wiring, knn
 
-__all__ = ["from_positions", "grid", "torus", "stack"]
+__all__ = ["from_coords", "grid", "torus", "stack", "sphere", "ring", "line", "random_sheet",
+           "end_areas", "STACK_INTER"]
+
+STACK_INTER = ("knn", "feedforward", "bidirectional", "all")
 
 
-def from_positions(pos: torch.Tensor, wiring: Wiring, areas: dict | None = None,
-                   period: torch.Tensor | None = None, name: str = "custom") -> Geometry:
-    """Wire columns at ``pos`` with a wiring rule and measure edge lengths."""
+def from_coords(pos, wiring: Wiring | None = None, areas: dict | None = None,
+                period: torch.Tensor | None = None, name: str = "custom",
+                metric: str = "euclidean") -> Geometry:
+    """Wire columns at coordinates ``pos [N, D]`` with a wiring rule and measure edge lengths.
+
+    Args:
+        pos: an array of coordinates, one row per column (any dimension).
+        wiring: a wiring rule (default ``knn(8)``).
+        areas: named column sets, e.g. ``{"input": [0, 1, 2], "output": [9]}``.
+        period: box size per dimension for wrapped (toroidal) distances.
+        name: a short description.
+        metric: ``"euclidean"`` or ``"sphere"`` (great-circle length on the sphere through
+            the points, centred at the origin).
+
+    Example:
+        >>> import torch
+        >>> from colgraph.geometry import from_coords, knn
+        >>> geo = from_coords(torch.rand(100, 2), knn(k=6), areas={"input": range(10)})
+        >>> geo.num_edges
+        600
+    """
     pos = torch.as_tensor(pos, dtype=torch.float32)
     if pos.dim() != 2:
         raise ValueError(f"Expected 'pos' to have shape [N, D] (got {list(pos.shape)}).")
@@ -22,9 +43,35 @@ def from_positions(pos: torch.Tensor, wiring: Wiring, areas: dict | None = None,
         bad = (~torch.isfinite(pos)).any(1).nonzero().flatten()[:5].tolist()
         raise ValueError(f"Expected finite column positions, but 'pos' has NaN/inf at columns "
                          f"{bad}. Fix or drop those columns before wiring.")
-    edge_index = wiring(pos, period)
-    length = pairwise_length(pos, edge_index[0], edge_index[1], period)
-    return Geometry(pos, edge_index, length, areas or {}, period=period, name=name)
+    edge_index = (wiring or knn(8))(pos, period)
+    if metric == "euclidean":
+        length = pairwise_length(pos, edge_index[0], edge_index[1], period)
+    elif metric == "sphere":
+        length = _great_circle(pos, edge_index)
+    else:
+        raise ValueError(f"Unknown metric '{metric}'. Choices: euclidean, sphere.")
+    areas = {k: torch.as_tensor(list(v) if isinstance(v, range) else v) for k, v in
+             (areas or {}).items()}
+    return Geometry(pos, edge_index, length, areas, period=period, name=name)
+
+
+def _great_circle(pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    r = pos.norm(dim=1).mean()
+    u = pos / pos.norm(dim=1, keepdim=True)
+    cos = (u[edge_index[0]] * u[edge_index[1]]).sum(1).clamp(-1.0, 1.0)
+    return r * torch.arccos(cos)
+
+
+def end_areas(pos: torch.Tensor, input_size: int, output_size: int, axis: int = 0) -> dict:
+    """``input`` = the ``input_size`` columns lowest along ``axis``, ``output`` = the
+    ``output_size`` highest (a sensory-to-motor gradient across the sheet)."""
+    n = pos.size(0)
+    if not (1 <= input_size <= n and 1 <= output_size <= n):
+        raise ValueError(f"input_size={input_size} and output_size={output_size} must be "
+                         f"in [1, {n}] for a sheet of {n} columns.")
+    order = torch.argsort(pos[:, axis], stable=True)
+    return {"sheet": torch.arange(n), "input": order[:input_size].sort().values,
+            "output": order[n - output_size:].sort().values}
 
 
 def _grid_pos(width: int, height: int) -> torch.Tensor:
@@ -52,7 +99,7 @@ def grid(width: int, height: int | None = None, wiring: Wiring | None = None,
     areas = {"sheet": everything, "input": everything, "output": everything}
     period = torch.tensor([float(width), float(height)]) if wrap else None
     kind = "torus" if wrap else "grid"
-    return from_positions(pos, wiring or knn(8), areas, period, f"{kind}({width}x{height})")
+    return from_coords(pos, wiring or knn(8), areas, period, f"{kind}({width}x{height})")
 
 
 def torus(width: int, height: int | None = None, wiring: Wiring | None = None) -> Geometry:
@@ -60,7 +107,8 @@ def torus(width: int, height: int | None = None, wiring: Wiring | None = None) -
     return grid(width, height, wiring, wrap=True)
 
 
-def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = None) -> Geometry:
+def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = None,
+          inter: str = "knn", inter_k: int = 9) -> Geometry:
     """Square areas of the given widths stacked ``spacing`` apart along a third axis.
 
     Area ``i`` is a ``widths[i] x widths[i]`` grid at height ``z = i * spacing``, stretched to
@@ -68,6 +116,19 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     every area looks at the same part of the visual field). Areas are named ``area0``,
     ``area1``, ... with ``input`` = first and ``output`` = last. Columns are numbered area by
     area, row-major inside each area.
+
+    Args:
+        widths: side of each square area, input first.
+        spacing: distance between neighbouring areas.
+        wiring: the wiring rule (default ``knn(16)``).
+        inter: how areas connect.
+            ``"knn"``: apply ``wiring`` to all columns in 3D (areas connect where close);
+            ``"feedforward"``: ``wiring`` inside each area, plus each column of area ``i + 1``
+            receives from its ``inter_k`` nearest columns of area ``i``;
+            ``"bidirectional"``: as feedforward, plus the same edges backwards (feedback);
+            ``"all"``: ``wiring`` inside each area, plus all-to-all between neighbouring areas
+            in both directions.
+        inter_k: inter-area inputs per column for ``feedforward`` / ``bidirectional``.
 
     Example:
         >>> from colgraph.geometry import stack, knn
@@ -79,6 +140,10 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     if not widths or any(int(w) < 1 for w in widths):
         raise ValueError(f"stack needs a non-empty list of positive widths (got {widths}), "
                          f"e.g. geometry.widths=[8,6,4].")
+    if inter not in STACK_INTER:
+        raise ValueError(f"Unknown inter-area wiring '{inter}'. Choices: "
+                         f"{', '.join(STACK_INTER)}.")
+    wiring = wiring or knn(16)
     extent = max(widths[0] - 1, 1)
     pos, areas, start = [], {}, 0
     for i, w in enumerate(widths):
@@ -90,7 +155,95 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
         areas[f"area{i}"] = torch.arange(start, start + w * w)
         start += w * w
     areas["input"], areas["output"] = areas["area0"], areas[f"area{len(widths) - 1}"]
-    return from_positions(torch.cat(pos), wiring or knn(16), areas,
-                          name=f"stack({widths}, spacing={spacing})")
+    name = f"stack({widths}, spacing={spacing}" + (f", inter={inter})" if inter != "knn" else ")")
+    pos = torch.cat(pos)
+    if inter == "knn":
+        return from_coords(pos, wiring, areas, name=name)
+    edges = []
+    names = [f"area{i}" for i in range(len(widths))]
+    for a in names:  # local wiring inside each area
+        idx = areas[a]
+        edges.append(idx[wiring(pos[idx])])
+    for lower, upper in zip(names[:-1], names[1:]):
+        lo, up = areas[lower], areas[upper]
+        if inter == "all":
+            s_, t_ = torch.meshgrid(lo, up, indexing="ij")
+            ff = torch.stack([s_.flatten(), t_.flatten()])
+        else:
+            from scipy.spatial import cKDTree
+
+            k = min(inter_k, lo.numel())
+            _, nbr = cKDTree(pos[lo, :2].double().numpy()).query(pos[up, :2].double().numpy(), k=k)
+            nbr = torch.as_tensor(nbr).long().view(up.numel(), k)
+            ff = torch.stack([lo[nbr].flatten(), up.repeat_interleave(k)])
+        edges.append(ff)
+        if inter in ("bidirectional", "all"):
+            edges.append(ff.flip(0))
+    edge_index = torch.cat(edges, dim=1)
+    length = pairwise_length(pos, edge_index[0], edge_index[1])
+    return Geometry(pos, edge_index, length, areas, name=name)
 
 
+def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None, input_size: int = 64,
+           output_size: int = 16) -> Geometry:
+    """``n`` near-uniform columns on a sphere (Fibonacci lattice), great-circle lengths.
+
+    ``input`` = the ``input_size`` columns nearest the south pole, ``output`` = the
+    ``output_size`` nearest the north pole.
+
+    Example:
+        >>> from colgraph.geometry import sphere, knn
+        >>> geo = sphere(500, wiring=knn(6))
+        >>> round(float(geo.pos.norm(dim=1).mean()), 4)
+        1.0
+    """
+    if n < 2:
+        raise ValueError(f"sphere needs n >= 2 columns (got {n}).")
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    z = 1 - 2 * i / n
+    phi = math.pi * (1 + 5**0.5) * i
+    rho = (1 - z**2).sqrt()
+    pos = (torch.stack([rho * torch.cos(phi), rho * torch.sin(phi), z], 1) * radius).float()
+    return from_coords(pos, wiring or knn(8), end_areas(pos, input_size, output_size, axis=2),
+                       name=f"sphere({n})", metric="sphere")
+
+
+def ring(n: int, wiring: Wiring | None = None) -> Geometry:
+    """``n`` columns on a circle of circumference ``n`` (1D, wrapped): for sequence data."""
+    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    everything = torch.arange(n)
+    return from_coords(pos, wiring or knn(2), {"sheet": everything, "input": everything,
+                                                "output": everything},
+                       period=torch.tensor([float(n)]), name=f"ring({n})")
+
+
+def line(n: int, wiring: Wiring | None = None) -> Geometry:
+    """``n`` columns on a line with unit spacing (1D, open ends)."""
+    pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    everything = torch.arange(n)
+    return from_coords(pos, wiring or knn(2), {"sheet": everything, "input": everything,
+                                                "output": everything}, name=f"line({n})")
+
+
+def random_sheet(n: int, shape: str = "box", dim: int = 2, size: float | None = None,
+                 seed: int = 0, wiring: Wiring | None = None, input_size: int = 64,
+                 output_size: int = 16) -> Geometry:
+    """``n`` columns at uniform random positions in a box ``[0, size]^dim`` or a disc/ball.
+
+    ``size`` defaults to ``n ** (1 / dim)`` (unit density). ``input`` = the ``input_size``
+    columns with the smallest first coordinate, ``output`` = the ``output_size`` largest.
+    """
+    if shape not in ("box", "disc"):
+        raise ValueError(f"Unknown random sheet shape '{shape}'. Choices: box, disc.")
+    size = float(size or n ** (1.0 / dim))
+    g = torch.Generator().manual_seed(seed)
+    if shape == "box":
+        pos = torch.rand(n, dim, generator=g, dtype=torch.float64) * size
+    else:  # uniform in a ball of diameter `size`
+        direction = torch.randn(n, dim, generator=g, dtype=torch.float64)
+        direction = direction / direction.norm(dim=1, keepdim=True)
+        r = torch.rand(n, 1, generator=g, dtype=torch.float64) ** (1.0 / dim) * size / 2
+        pos = direction * r + size / 2
+    pos = pos.float()
+    return from_coords(pos, wiring or knn(8), end_areas(pos, input_size, output_size),
+                       name=f"random({n}, {shape}, dim={dim}, seed={seed})")

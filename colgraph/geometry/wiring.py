@@ -1,8 +1,11 @@
 """Wiring rules: which directed edges ``source -> target`` a geometry offers.
 
-A rule is a callable ``rule(pos, period) -> edge_index [2, E]``. Neighbour search uses
+A rule is a callable ``rule(pos, period=None, exclude=None) -> edge_index [2, E]``
+(``exclude``: edges already present, which random rules avoid). Neighbour search uses
 ``scipy.spatial.cKDTree`` (``boxsize`` gives toroidal wrap), never an ``N x N`` matrix, so
 building the wiring of large sheets stays ``O(N k log N)``; ``pyg-lib`` is not needed.
+
+Rules are seeded and deterministic: the same arguments give the same edges.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Wiring", "knn", "radius", "full", "WIRINGS", "get_wiring"]
+__all__ = ["Wiring", "knn", "radius", "full", "exponential", "union", "WIRINGS", "get_wiring"]
 
 FULL_MAX_COLUMNS = 4096
 
@@ -42,7 +45,8 @@ class Wiring:
 
     self_loops: bool = False
 
-    def __call__(self, pos: Tensor, period: Tensor | None = None) -> Tensor:
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
 
@@ -52,7 +56,8 @@ class KNN(Wiring):
 
     k: int = 16
 
-    def __call__(self, pos: Tensor, period: Tensor | None = None) -> Tensor:
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
         n = pos.size(0)
         if not 1 <= self.k <= n - 1:
             raise ValueError(f"knn(k={self.k}) needs 1 <= k <= N - 1 = {n - 1} for a sheet "
@@ -75,7 +80,8 @@ class Radius(Wiring):
 
     r: float = 1.5
 
-    def __call__(self, pos: Tensor, period: Tensor | None = None) -> Tensor:
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
         if self.r <= 0:
             raise ValueError(f"radius(r={self.r}) needs r > 0. Set geometry.wiring.r.")
         tree, _ = _tree(pos, period)
@@ -88,7 +94,8 @@ class Radius(Wiring):
 class Full(Wiring):
     """All-to-all wiring: ``N (N - 1)`` edges. For small sheets and dense references only."""
 
-    def __call__(self, pos: Tensor, period: Tensor | None = None) -> Tensor:
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
         n = pos.size(0)
         if n > FULL_MAX_COLUMNS:
             raise ValueError(f"full() wiring on {n} columns would make {n * (n - 1):,} edges "
@@ -97,6 +104,89 @@ class Full(Wiring):
         keep = src != dst
         edge_index = torch.stack([src[keep], dst[keep]])
         return _self_loops(edge_index, n, self.self_loops)
+
+
+@dataclass(frozen=True)
+class Exponential(Wiring):
+    """``m`` random long-range incoming edges per column, ``P(length) ~ exp(-length / lam)``.
+
+    The exponential distance rule of cortex. Sampled in continuous space and snapped to the
+    nearest column: a displacement with density ``~ exp(-|d| / lam)`` in ``D`` dimensions
+    (direction uniform, radius ``~ Gamma(D, lam)``) is added to the target's position and
+    the closest column becomes the source. On a sheet of uniform density this is exactly
+    ``P(source) ~ exp(-distance / lam)``; it costs ``O(N m log N)`` and never forms an
+    ``N x N`` matrix. Self-edges, repeats and edges in ``exclude`` are redrawn (up to
+    ``max_rounds`` times); columns that still lack edges get fewer than ``m``.
+    """
+
+    m: int = 4
+    lam: float = 4.0
+    seed: int = 0
+    max_rounds: int = 20
+
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
+        n, d = pos.shape
+        if self.m < 1 or self.lam <= 0:
+            raise ValueError(f"exponential(m={self.m}, lam={self.lam}) needs m >= 1 and "
+                             f"lam > 0. Set geometry.wiring.m / geometry.wiring.lam.")
+        if self.m > n - 1:
+            raise ValueError(f"exponential(m={self.m}) asks for more sources than the "
+                             f"{n - 1} other columns. Lower geometry.wiring.m.")
+        rng = np.random.default_rng(self.seed)
+        tree, x = _tree(pos, period)
+        taken = (np.empty(0, np.int64) if exclude is None
+                 else exclude[1].numpy().astype(np.int64) * n + exclude[0].numpy())
+        need = np.full(n, self.m)
+        accepted = []
+        for _ in range(self.max_rounds):
+            targets = np.repeat(np.arange(n, dtype=np.int64), need)
+            if targets.size == 0:
+                break
+            direction = rng.standard_normal((targets.size, d))
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-12
+            radius = rng.gamma(shape=d, scale=self.lam, size=targets.size)
+            query = x[targets] + direction * radius[:, None]
+            if period is not None:
+                query = np.mod(query, period.double().numpy())
+            _, sources = tree.query(query)
+            keys = targets * n + sources
+            keys = keys[(sources != targets) & ~np.isin(keys, taken)]
+            keys = np.unique(keys)  # a repeat within the round counts once
+            accepted.append(keys)
+            taken = np.concatenate([taken, keys])
+            need -= np.bincount(keys // n, minlength=n)
+        keys = np.concatenate(accepted) if accepted else np.empty(0, np.int64)
+        src_out, dst_out = torch.from_numpy(keys % n), torch.from_numpy(keys // n)
+        edge_index = torch.stack([src_out, dst_out]).long()
+        return _self_loops(edge_index, n, self.self_loops)
+
+
+@dataclass(frozen=True)
+class Union(Wiring):
+    """All edges of several rules (duplicates dropped; later random rules avoid earlier edges).
+
+    Example: ``union(knn(8), exponential(m=4, lam=6.0))`` gives 8 local + 4 long-range
+    inputs per column.
+    """
+
+    rules: tuple = ()
+
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
+        if not self.rules:
+            raise ValueError("union() needs at least one wiring rule.")
+        n = pos.size(0)
+        edges = torch.empty(2, 0, dtype=torch.long) if exclude is None else exclude
+        parts = []
+        for rule in self.rules:
+            new = rule(pos, period, exclude=edges)
+            parts.append(new)
+            edges = torch.cat([edges, new], dim=1)
+        out = torch.cat(parts, dim=1)
+        out = _self_loops(out, n, self.self_loops)
+        key = torch.unique(out[1] * n + out[0])
+        return torch.stack([key % n, key // n])
 
 
 def knn(k: int = 16, self_loops: bool = False) -> KNN:
@@ -120,7 +210,24 @@ def full(self_loops: bool = False) -> Full:
     return Full(self_loops=self_loops)
 
 
-WIRINGS = {"knn": knn, "radius": radius, "full": full}
+def exponential(m: int = 4, lam: float = 4.0, seed: int = 0, self_loops: bool = False
+                ) -> Exponential:
+    """Wiring rule: ``m`` random incoming edges per column with ``P ~ exp(-length / lam)``.
+
+    Example:
+        >>> from colgraph.geometry import grid, exponential
+        >>> grid(20, wiring=exponential(m=3, lam=2.0)).in_degree().unique().tolist()
+        [3]
+    """
+    return Exponential(m=m, lam=lam, seed=seed, self_loops=self_loops)
+
+
+def union(*rules: Wiring, self_loops: bool = False) -> Union:
+    """Wiring rule: the union of several rules, e.g. ``union(knn(8), exponential(4))``."""
+    return Union(rules=tuple(rules), self_loops=self_loops)
+
+
+WIRINGS = {"knn": knn, "radius": radius, "full": full, "exponential": exponential}
 
 
 def get_wiring(rule: str | Wiring, **kwargs) -> Wiring:

@@ -12,9 +12,10 @@ def make(pos=None, edge_index=None, length=None, areas=None):
 
 
 def test_canonical_order_is_target_then_source():
-    geo = make(edge_index=torch.tensor([[3, 0, 2, 1], [0, 1, 0, 3]]), length=torch.arange(4.0))
-    assert geo.edge_index.tolist() == [[2, 3, 0, 1], [0, 0, 1, 3]]
-    assert geo.edge_length.tolist() == [2.0, 0.0, 1.0, 3.0]  # lengths follow their edges
+    geo = make(edge_index=torch.tensor([[3, 0, 2, 1, 1], [0, 1, 0, 3, 2]]),
+               length=torch.arange(1.0, 6.0))
+    assert geo.edge_index.tolist() == [[2, 3, 0, 1, 1], [0, 0, 1, 2, 3]]
+    assert geo.edge_length.tolist() == [3.0, 1.0, 2.0, 5.0, 4.0]  # lengths follow their edges
 
 
 def test_edge_index_wrong_shape():
@@ -47,8 +48,32 @@ def test_unknown_area_lists_choices():
 
 
 def test_duplicate_edges_rejected():
+    ring = [[0, 1, 2, 3, 0], [1, 2, 3, 0, 1]]
     with pytest.raises(ValueError, match="Duplicate edge 0 -> 1"):
-        make(edge_index=torch.tensor([[0, 0], [1, 1]]), length=torch.ones(2))
+        make(edge_index=torch.tensor(ring), length=torch.ones(5))
+
+
+def test_zero_length_between_distinct_columns_rejected():
+    with pytest.raises(ValueError, match="Edge 1 -> 2 joins two different columns but has length 0"):
+        make(length=torch.tensor([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_self_loops_may_have_zero_length():
+    ei = torch.tensor([[0, 1, 2, 3, 0], [1, 2, 3, 0, 0]])
+    geo = make(edge_index=ei, length=torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0]))
+    assert geo.num_edges == 5
+
+
+def test_duplicate_positions_rejected():
+    pos = torch.rand(4, 2)
+    pos[3] = pos[1]
+    with pytest.raises(ValueError, match=r"Columns \[1, 3\] share a position"):
+        make(pos=pos)
+
+
+def test_columns_without_inputs_rejected():
+    with pytest.raises(ValueError, match=r"1 column\(s\) have no incoming edges \(e.g. \[3\]\)"):
+        make(edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), length=torch.ones(3))
 
 
 def test_negative_length_rejected():

@@ -3,14 +3,14 @@ import torch
 
 from colgraph import ColumnformerConfig
 from colgraph.geometry import Geometry, knn, stack
-from colgraph.geometry.builders import from_positions
+from colgraph.geometry import from_coords
 from colgraph.tasks import VisionClassifier, retinotopic_order
 
 
 def test_patches_land_retinotopically():
     # a 2x2 input area listed in scrambled order: slots must follow positions, not indices
     pos = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    geo = from_positions(pos, knn(2), areas={"input": torch.arange(4)})
+    geo = from_coords(pos, knn(2), areas={"input": torch.arange(4)})
     order = retinotopic_order(geo, "input")
     # column 1 sits at (0,0) -> patch 0; column 2 at (1,0) -> patch 1; 3 -> 2; 0 -> 3
     assert order.tolist() == [3, 0, 1, 2]
