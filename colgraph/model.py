@@ -66,7 +66,7 @@ class ColumnformerConfig:
     step_embedding: bool = True  # learned per-step vector added to every column
     tied_depth: bool = True  # False: a separate Sheet per step (feed-forward ablation)
     bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
-    bias_clamp: float = 8.0
+    bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
     input_area: str = "input"
     output_area: str = "output"
@@ -121,6 +121,7 @@ class Columnformer(nn.Module):
             config = ColumnformerConfig(**{**asdict(config), **overrides})
         self.config, self.geometry = config, geometry
         N, C = geometry.num_columns, config.channels
+        geometry.check_reachable(config.input_area, config.output_area, config.steps)
         self.register_buffer("input_index", geometry.area(config.input_area).clone())
         self.register_buffer("output_index", geometry.area(config.output_area).clone())
         self.register_buffer("edge_index", geometry.edge_index.clone())

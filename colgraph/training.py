@@ -29,7 +29,7 @@ from .objectives import wiring_cost, wiring_length
 from .tasks import VisionClassifier
 
 __all__ = ["train", "build_model", "resolve_device", "param_groups", "load_checkpoint",
-           "save_checkpoint", "evaluate", "CHECKPOINT_NAME"]
+           "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
@@ -124,6 +124,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not a colgraph checkpoint (no 'colgraph_version' key).")
     state["path"] = str(path)
     return state
+
+
+def load_model(path: str | os.PathLike) -> tuple[VisionClassifier, Geometry, Any, ImageData]:
+    """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
+
+    Returns ``(model, geometry, config, data)``; the geometry comes from the checkpoint
+    itself, so custom geometries need not be rebuilt.
+    """
+    from omegaconf import OmegaConf
+
+    state = load_checkpoint(path)
+    cfg = OmegaConf.create(state["config"])
+    geometry = Geometry.from_state_dict(state["geometry"])
+    data = load_data(cfg.task)
+    model = build_model(cfg, geometry, data)
+    model.load_state_dict(state["model"])
+    return model.eval(), geometry, cfg, data
 
 
 def _rng_state() -> dict[str, Any]:

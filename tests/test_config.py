@@ -26,8 +26,10 @@ def group_options():
             yield group_dir.name, yaml.stem
 
 
+ROOT = CONFIG_DIR.parent
 # options that only make sense together with another group's option
-PARTNERS = {("task", "mnist"): ["+experiment=mnist_stack"]}
+PARTNERS = {("task", "mnist"): ["+experiment=mnist_stack"],
+            ("geometry", "graph"): [f"geometry.path={ROOT / 'examples' / 'two_areas.graphml'}"]}
 
 
 @pytest.mark.parametrize("group,option", list(group_options()), ids=lambda v: str(v))
@@ -51,3 +53,17 @@ def test_typo_in_override_fails_at_compose_time():
 
     with pytest.raises(ConfigCompositionException):
         compose(["model.chanels=8"])
+
+
+GEOMETRY_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "geometry").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", GEOMETRY_OPTIONS)
+def test_every_geometry_config_trains(tmp_path, option):
+    from colgraph.training import load_checkpoint, train
+
+    cfg = compose([f"geometry={option}", *PARTNERS.get(("geometry", option), []),
+                   "model.channels=8", "train.max_steps=2", "train.batch_size=32",
+                   "train.progress=false", "train.tensorboard=false", "device=cpu"])
+    metrics = train(cfg, tmp_path)
+    assert load_checkpoint(tmp_path)["step"] == 2 and metrics["wiring_length"] > 0

@@ -190,6 +190,123 @@ class Geometry:
             raise ValueError(f"Duplicate edge {s} -> {t} in 'edge_index'. Edges must be "
                              f"unique; remove repeats (torch_geometric.utils.coalesce).")
 
+    def hops_from(self, sources: Tensor) -> Tensor:
+        """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable).
+
+        Breadth-first search over the directed edges (``O(E)``, scipy's csgraph).
+        """
+        import numpy as np
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import shortest_path
+
+        n = self.num_columns
+        src, dst = self.edge_index.cpu().numpy()
+        # a virtual node n feeds every source column; hops from it minus one
+        rows = np.concatenate([src, np.full(sources.numel(), n)])
+        cols = np.concatenate([dst, sources.cpu().numpy()])
+        adj = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
+        dist = shortest_path(adj, unweighted=True, indices=n)[:n] - 1
+        dist[~np.isfinite(dist)] = -1
+        return torch.from_numpy(dist.astype(np.int64))
+
+    def check_reachable(self, input_area: str, output_area: str, steps: int) -> int:
+        """Raise unless every ``output_area`` column is within ``steps`` hops of the input.
+
+        Returns the number of hops needed (information moves one edge per step).
+        """
+        hops = self.hops_from(self.area(input_area))[self.area(output_area)]
+        if (hops < 0).any():
+            raise ValueError(f"{int((hops < 0).sum())} column(s) of output area "
+                             f"'{output_area}' cannot be reached from input area "
+                             f"'{input_area}' along the edges at all. Add wiring between them "
+                             f"(e.g. geometry.wiring.long_range=4, or a larger k).")
+        need = int(hops.max())
+        if need > steps:
+            raise ValueError(f"Output area '{output_area}' is {need} hops from input area "
+                             f"'{input_area}', but the model runs {steps} steps, so input "
+                             f"cannot reach it. Set model.steps={need} or more, or add "
+                             f"long-range wiring (geometry.wiring.long_range=4).")
+        return need
+
+    def summary(self) -> str:
+        """Counts, in-degree and edge-length statistics, overall and per area."""
+        deg = self.in_degree().float()
+        dst = self.edge_index[1]
+        lines = [repr(self), f"{'area':<12}{'columns':>8}{'in-edges':>10}{'deg min/mean/max':>20}"
+                 f"{'length min/mean/max':>24}"]
+        groups = {"(all)": torch.arange(self.num_columns), **self.areas}
+        for name, idx in groups.items():
+            mask = torch.zeros(self.num_columns, dtype=torch.bool)
+            mask[idx] = True
+            emask = mask[dst]
+            d, ln = deg[idx], self.edge_length[emask]
+            lstats = (f"{float(ln.min()):.3g}/{float(ln.mean()):.3g}/{float(ln.max()):.3g}"
+                      if ln.numel() else "-")
+            lines.append(f"{name:<12}{idx.numel():>8}{int(emask.sum()):>10}"
+                         f"{f'{int(d.min())}/{float(d.mean()):.1f}/{int(d.max())}':>20}"
+                         f"{lstats:>24}")
+        return "\n".join(lines)
+
+    def plot(self, ax=None, edges: bool = True, max_edges: int = 5000, path=None):
+        """Scatter of the columns coloured by area, with (a sample of) the edges.
+
+        2D and 1D sheets are drawn flat, 3D ones in 3D. Returns the matplotlib axes;
+        ``path`` also saves the figure.
+        """
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import LineCollection
+
+        pos = self.pos.detach().cpu()
+        if pos.size(1) == 1:
+            pos = torch.cat([pos, torch.zeros_like(pos)], 1)
+        three_d = pos.size(1) >= 3
+        if ax is None:
+            fig = plt.figure(figsize=(7, 6))
+            ax = fig.add_subplot(projection="3d" if three_d else None)
+        if edges and self.num_edges:
+            g = torch.Generator().manual_seed(0)
+            pick = torch.randperm(self.num_edges, generator=g)[:max_edges]
+            seg = torch.stack([pos[self.edge_index[0, pick]], pos[self.edge_index[1, pick]]], 1)
+            if three_d:
+                from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+                ax.add_collection3d(Line3DCollection(seg[..., :3].numpy(), colors="0.6",
+                                                     linewidths=0.3, alpha=0.4))
+            else:
+                ax.add_collection(LineCollection(seg[..., :2].numpy(), colors="0.6",
+                                                 linewidths=0.3, alpha=0.4))
+        # colour by the most specific area: aliases (input/output/sheet) drawn last as rings
+        aliases = {"input", "output", "sheet"}
+        plain = [a for a in self.areas if a not in aliases] or [a for a in self.areas]
+        for name in plain:
+            p = pos[self.areas[name]]
+            ax.scatter(*p[:, :3 if three_d else 2].t().numpy(), s=10, label=name)
+        for name, marker in (("input", "s"), ("output", "D")):
+            if name in self.areas and plain != list(self.areas):
+                p = pos[self.areas[name]]
+                ax.scatter(*p[:, :3 if three_d else 2].t().numpy(), s=40, facecolors="none",
+                           edgecolors="k", marker=marker, linewidths=0.6, label=name)
+        ax.set_title(self.name)
+        if self.areas:
+            ax.legend(loc="best", fontsize=8)
+        if not three_d:
+            ax.set_aspect("equal", adjustable="datalim")
+            ax.autoscale_view()
+        if path is not None:
+            ax.figure.tight_layout()
+            ax.figure.savefig(path, dpi=120)
+        return ax
+
+    def to_networkx(self):
+        """This geometry as a ``networkx.DiGraph`` (see :func:`colgraph.geometry.to_networkx`)."""
+        from .io import to_networkx
+
+        return to_networkx(self)
+
     # ------------------------------------------------------------------ (de)serialisation
     def to(self, device: torch.device | str) -> "Geometry":
         """A copy of this geometry with every tensor on ``device``."""
@@ -201,7 +318,7 @@ class Geometry:
     def state_dict(self) -> dict[str, Any]:
         return {"pos": self.pos, "edge_index": self.edge_index,
                 "edge_length": self.edge_length, "areas": dict(self.areas),
-                "period": self.period, "name": self.name}
+                "period": self.period, "name": self.name, "labels": self.labels}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Geometry":

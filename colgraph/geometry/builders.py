@@ -62,10 +62,16 @@ def _great_circle(pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     return r * torch.arccos(cos)
 
 
-def end_areas(pos: torch.Tensor, input_size: int, output_size: int, axis: int = 0) -> dict:
+def end_areas(pos: torch.Tensor, input_size: int | None, output_size: int | None,
+              axis: int = 0) -> dict:
     """``input`` = the ``input_size`` columns lowest along ``axis``, ``output`` = the
-    ``output_size`` highest (a sensory-to-motor gradient across the sheet)."""
+    ``output_size`` highest (a sensory-to-motor gradient across the sheet).
+
+    Defaults: ``min(64, N // 4)`` input and ``min(16, N // 8)`` output columns (at least 1).
+    """
     n = pos.size(0)
+    input_size = input_size or max(1, min(64, n // 4))
+    output_size = output_size or max(1, min(16, n // 8))
     if not (1 <= input_size <= n and 1 <= output_size <= n):
         raise ValueError(f"input_size={input_size} and output_size={output_size} must be "
                          f"in [1, {n}] for a sheet of {n} columns.")
@@ -184,8 +190,8 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     return Geometry(pos, edge_index, length, areas, name=name)
 
 
-def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None, input_size: int = 64,
-           output_size: int = 16) -> Geometry:
+def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None,
+           input_size: int | None = None, output_size: int | None = None) -> Geometry:
     """``n`` near-uniform columns on a sphere (Fibonacci lattice), great-circle lengths.
 
     ``input`` = the ``input_size`` columns nearest the south pole, ``output`` = the
@@ -226,8 +232,8 @@ def line(n: int, wiring: Wiring | None = None) -> Geometry:
 
 
 def random_sheet(n: int, shape: str = "box", dim: int = 2, size: float | None = None,
-                 seed: int = 0, wiring: Wiring | None = None, input_size: int = 64,
-                 output_size: int = 16) -> Geometry:
+                 seed: int = 0, wiring: Wiring | None = None, input_size: int | None = None,
+                 output_size: int | None = None) -> Geometry:
     """``n`` columns at uniform random positions in a box ``[0, size]^dim`` or a disc/ball.
 
     ``size`` defaults to ``n ** (1 / dim)`` (unit density). ``input`` = the ``input_size``

@@ -62,7 +62,7 @@ class ColumnAttention(MessagePassing):
 
     def __init__(self, columns: int, channels: int, edge_length: Tensor, heads: int = 1,
                  qk_dim: int | None = None, value_proj: bool = False, dropout: float = 0.0,
-                 bias_sigma: float | None = None, bias_clamp: float = 8.0,
+                 bias_sigma: float | None = None, bias_clamp: float = 4.0,
                  backend: str = "sparse") -> None:
         super().__init__(aggr="add", node_dim=0)
         if channels % heads != 0:

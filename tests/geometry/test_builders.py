@@ -96,3 +96,65 @@ def test_knn_k_too_large():
 def test_knn_scales_without_dense_matrix():
     geo = grid(200, wiring=knn(k=8))  # 40k columns: an N x N matrix would be 6.4 GB
     assert geo.num_edges == 8 * 40_000
+
+
+def test_sphere_great_circle_lengths():
+    from colgraph.geometry import sphere
+
+    geo = sphere(300, radius=2.0, wiring=knn(6))
+    assert torch.allclose(geo.pos.norm(dim=1), torch.full((300,), 2.0), atol=1e-5)
+    u = geo.pos / 2.0
+    src, dst = geo.edge_index
+    angle = torch.arccos((u[src] * u[dst]).sum(1).clamp(-1, 1))
+    assert torch.allclose(geo.edge_length, 2.0 * angle, atol=1e-5)
+    assert (geo.edge_length >= (geo.pos[src] - geo.pos[dst]).norm(dim=1) - 1e-5).all()
+    z = geo.pos[:, 2]
+    assert z[geo.area("input")].max() < z[geo.area("output")].min()
+
+
+def test_ring_wraps_and_line_does_not():
+    from colgraph.geometry import line, ring
+
+    r, l_ = ring(10, wiring=knn(2)), line(10, wiring=knn(2))
+    assert (r.edge_length == 1).all() and (r.in_degree() == 2).all()
+    assert sorted(r.edge_index[0][r.edge_index[1] == 0].tolist()) == [1, 9]
+    assert l_.edge_index[0][l_.edge_index[1] == 0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("shape", ["box", "disc"])
+def test_random_sheet(shape):
+    from colgraph.geometry import random_sheet
+
+    a = random_sheet(200, shape=shape, seed=3, wiring=knn(5))
+    b = random_sheet(200, shape=shape, seed=3, wiring=knn(5))
+    assert torch.equal(a.pos, b.pos) and torch.equal(a.edge_index, b.edge_index)
+    assert not torch.equal(random_sheet(200, shape=shape, seed=4).pos, a.pos)
+    size = 200 ** 0.5
+    assert a.pos.min() >= 0 and a.pos.max() <= size
+    if shape == "disc":
+        assert ((a.pos - size / 2).norm(dim=1) <= size / 2 + 1e-4).all()
+    x = a.pos[:, 0]
+    assert x[a.area("input")].max() <= x[a.area("output")].min()
+
+
+@pytest.mark.parametrize("inter", ["feedforward", "bidirectional", "all"])
+def test_stack_inter_area_wiring(inter):
+    geo = stack([6, 4, 3], wiring=knn(4), inter=inter, inter_k=3)
+    area = torch.zeros(geo.num_columns, dtype=torch.long)
+    for i in range(3):
+        area[geo.area(f"area{i}")] = i
+    s, t = area[geo.edge_index[0]], area[geo.edge_index[1]]
+    assert ((t - s).abs() <= 1).all()  # only neighbouring areas connect
+    up, down = int((t > s).sum()), int((t < s).sum())
+    if inter == "feedforward":
+        assert down == 0 and up == 3 * (16 + 9)
+    elif inter == "bidirectional":
+        assert down == up == 3 * (16 + 9)
+    else:
+        assert down == up == 36 * 16 + 16 * 9
+    assert_canonical(geo)
+
+
+def test_stack_unknown_inter():
+    with pytest.raises(ValueError, match="Unknown inter-area wiring 'sideways'. Choices: knn, "):
+        stack([4, 2], inter="sideways")

@@ -1,0 +1,157 @@
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colgraph.geometry import (Geometry, from_mesh, from_networkx, read_geometry, sphere,
+                               to_networkx, knn)
+
+
+def positioned(G, dim=2, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in G:
+        G.nodes[v]["pos"] = tuple(rng.random(dim) * 10)
+    return G
+
+
+@st.composite
+def graphs(draw):
+    n = draw(st.integers(3, 25))
+    directed = draw(st.booleans())
+    p = draw(st.floats(0.2, 0.9))
+    seed = draw(st.integers(0, 10_000))
+    G = nx.gnp_random_graph(n, p, seed=seed, directed=directed)
+    G.add_edges_from((i, (i + 1) % n) for i in range(n))  # every node gets an input
+    if directed:
+        G.add_edges_from(((i + 1) % n, i) for i in range(n))
+    labels = {i: draw(st.sampled_from([f"n{i}", (i, "x"), i * 7 + 1000])) for i in range(n)}
+    G = nx.relabel_nodes(G, labels)
+    return positioned(G, dim=draw(st.integers(1, 3)), seed=seed)
+
+
+@settings(max_examples=40, deadline=None)
+@given(graphs())
+def test_networkx_round_trip(G):
+    geo = from_networkx(G)
+    assert geo.labels == list(G.nodes)
+    E = G.number_of_edges() * (1 if G.is_directed() else 2)
+    assert geo.num_edges == E
+    key = geo.edge_index[1] * geo.num_columns + geo.edge_index[0]
+    assert (key[1:] > key[:-1]).all()  # canonical, no duplicates
+    src, dst = geo.edge_index
+    assert torch.allclose(geo.edge_length, (geo.pos[src] - geo.pos[dst]).norm(dim=1))
+    back = to_networkx(geo)
+    assert list(back.nodes) == list(G.nodes)
+    for v in G:
+        assert np.allclose(back.nodes[v]["pos"], G.nodes[v]["pos"], atol=1e-5)
+    expected = set(G.edges) if G.is_directed() else set(G.edges) | {(v, u) for u, v in G.edges}
+    assert set(back.edges) == expected
+    again = from_networkx(back, length="length")
+    assert torch.equal(again.edge_index, geo.edge_index)
+    assert torch.allclose(again.edge_length, geo.edge_length)
+
+
+def test_directed_edges_keep_direction_and_lengths_and_areas():
+    G = nx.DiGraph()
+    G.add_node("a", pos=(0, 0), area="V1,input")
+    G.add_node("b", pos=(1, 0), area=["V2", "output"])
+    G.add_edge("a", "b", length=2.5)
+    G.add_edge("b", "a", length=3.0)
+    geo = from_networkx(G, length="length")
+    assert geo.edge_index.tolist() == [[1, 0], [0, 1]]  # b -> a first (target 0)
+    assert geo.edge_length.tolist() == [3.0, 2.5]
+    assert geo.area("input").tolist() == [0] and geo.area("V2").tolist() == [1]
+
+
+def test_networkx_errors():
+    G = nx.path_graph(3)
+    with pytest.raises(ValueError, match="Node 0 has no 'pos' attribute"):
+        from_networkx(G)
+    positioned(G)
+    G.nodes[1]["pos"] = (1.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="different dimensions"):
+        from_networkx(G)
+    positioned(G)
+    with pytest.raises(ValueError, match="has no 'len' attribute"):
+        from_networkx(G, length="len")
+    with pytest.raises(TypeError, match="multigraph"):
+        from_networkx(nx.MultiGraph(G))
+
+
+def two_node_graph():
+    G = nx.Graph(name="tiny")
+    for i in range(4):
+        G.add_node(f"c{i}", x=float(i), y=float(i % 2), area="input" if i < 2 else "output")
+    G.add_edges_from([("c0", "c1"), ("c1", "c2"), ("c2", "c3")])
+    return G
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "gml"])
+def test_read_graph_files(tmp_path, fmt):
+    G = two_node_graph()
+    path = tmp_path / f"sheet.{fmt}"
+    getattr(nx, f"write_{fmt}")(G, path)
+    geo = read_geometry(path)
+    assert geo.labels == ["c0", "c1", "c2", "c3"] and geo.num_edges == 6
+    assert geo.area("output").tolist() == [2, 3]
+
+
+def test_read_csv(tmp_path):
+    (tmp_path / "nodes.csv").write_text("node,x,y,area\na,0,0,input\nb,1,0,\nc,2,1,output\n")
+    (tmp_path / "edges.csv").write_text("source,target,length\na,b,1.5\nb,c,2\nc,a,1\n")
+    geo = read_geometry(tmp_path / "edges.csv", coords=tmp_path / "nodes.csv")
+    assert geo.labels == ["a", "b", "c"]
+    assert geo.edge_index.tolist() == [[2, 0, 1], [0, 1, 2]]
+    assert geo.edge_length.tolist() == [1.0, 1.5, 2.0]
+    (tmp_path / "bad.csv").write_text("source,target\na,z\n")
+    with pytest.raises(ValueError, match="names node 'z'"):
+        read_geometry(tmp_path / "bad.csv", coords=tmp_path / "nodes.csv")
+    with pytest.raises(ValueError, match="needs a coordinates CSV"):
+        read_geometry(tmp_path / "edges.csv")
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Geometry file not found"):
+        read_geometry(tmp_path / "nope.graphml")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="Unsupported geometry file 'x.json'"):
+        read_geometry(tmp_path / "x.json")
+
+
+def icosphere(n=400):
+    from scipy.spatial import ConvexHull
+
+    pts = sphere(n, wiring=knn(3)).pos.numpy()
+    return pts, ConvexHull(pts).simplices
+
+
+def test_mesh_edges_and_lengths():
+    verts, faces = icosphere()
+    geo = from_mesh(verts, faces)
+    mesh_edges = {tuple(sorted(e)) for f in faces for e in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0]))}
+    assert geo.num_edges == 2 * len(mesh_edges)
+    src, dst = geo.edge_index
+    assert torch.allclose(geo.edge_length, (geo.pos[src] - geo.pos[dst]).norm(dim=1))
+    assert torch.allclose(from_mesh(verts, faces, geodesic=True).edge_length, geo.edge_length)
+
+
+def test_mesh_k_ring_and_geodesic():
+    verts, faces = icosphere()
+    one, two = from_mesh(verts, faces), from_mesh(verts, faces, k_ring=2)
+    assert two.num_edges > 2 * one.num_edges
+    geo2 = from_mesh(verts, faces, k_ring=2, geodesic=True)
+    assert torch.equal(geo2.edge_index, two.edge_index)
+    assert (geo2.edge_length >= two.edge_length - 1e-5).all()  # paths >= straight lines
+    assert (geo2.edge_length > two.edge_length + 1e-4).any()
+    # a two-hop geodesic is the sum of two mesh edges at most
+    assert geo2.edge_length.max() <= 2 * one.edge_length.max() + 1e-5
+
+
+def test_mesh_errors():
+    verts, faces = icosphere(50)
+    with pytest.raises(ValueError, match="Faces index vertices outside"):
+        from_mesh(verts, faces + 100)
+    with pytest.raises(ValueError, match=r"faces \[F, 3\]"):
+        from_mesh(verts, faces[:, :2])
