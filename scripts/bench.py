@@ -145,7 +145,7 @@ def main() -> None:
         print(flat)
     if args.out:
         lines = [
-            "# Benchmarks", "",
+            "## Sparse vs dense attention: one training step", "",
             f"`python scripts/bench.py {' '.join(sys.argv[1:]).replace(' --out ' + str(args.out), '')}`"
             f" on {date.today()}: {platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
@@ -165,7 +165,9 @@ def main() -> None:
             *[r[2] for r in rows], ""]
         if flat:
             lines += [flat, ""]
-        args.out.write_text("\n".join(lines))
+        from _report import write_section
+
+        write_section(args.out, "bench-model", "\n".join(lines))
         print(f"wrote {args.out}")
 
 

@@ -41,3 +41,19 @@ def test_bench_script_small(tmp_path):
     out = run([str(ROOT / "scripts" / "bench.py"), "--sizes", "64", "--k", "8", "--batch", "2",
                "--channels", "8", "--repeats", "1", "--out", str(tmp_path / "b.md")], tmp_path)
     assert "| 64 |" in out and "dense / sparse" in (tmp_path / "b.md").read_text()
+
+
+def test_custom_geometry_example(tmp_path):
+    out = run([str(ROOT / "examples" / "custom_geometry.py"), "--epochs", "1", "--graph",
+               str(tmp_path / "g.graphml"), "--run-dir", str(tmp_path / "run"), "--figure",
+               str(tmp_path / "flow.png")], tmp_path)
+    assert "arriving over the bridge from V1" in out
+    assert (tmp_path / "g.graphml").is_file() and (tmp_path / "flow.png").is_file()
+
+
+def test_bench_geometry_small(tmp_path):
+    out = run([str(ROOT / "scripts" / "bench_geometry.py"), "--columns", "2500", "--mesh",
+               "400", "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "grid_knn16" in out and "failed" not in out
+    text = (tmp_path / "b.md").read_text()
+    assert "<!-- bench-geometry -->" in text and "mesh_k2_geodesic" in text
