@@ -83,6 +83,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
     progress: bool = True
     tensorboard: bool = True  # log to TensorBoard when it is installed
+    connectome_every: int = 0  # epochs between connectome snapshots (run_dir/connectome/)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

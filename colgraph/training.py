@@ -32,6 +32,7 @@ __all__ = ["train", "build_model", "resolve_device", "param_groups", "load_check
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes incompatibly
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
 
 
@@ -122,6 +123,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or "colgraph_version" not in state:
         raise ValueError(f"{path} is not a colgraph checkpoint (no 'colgraph_version' key).")
+    fmt = state.get("checkpoint_format")
+    if fmt != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} was written by colgraph {state['colgraph_version']} in "
+                         f"checkpoint format {fmt}; this colgraph ({__version__}) reads format "
+                         f"{CHECKPOINT_FORMAT}. Load it with the colgraph version that wrote "
+                         f"it, or retrain.")
     state["path"] = str(path)
     return state
 
@@ -190,6 +197,15 @@ class _Logger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _snapshot(model: VisionClassifier, data: ImageData, path: Path) -> None:
+    """Write the connectome (attention on up to 512 test images) as GraphML."""
+    from .connectome import to_networkx, write_connectome
+
+    loader = iterate_batches(data.x_test[:512], data.y_test[:512], 256)
+    device = next(model.parameters()).device
+    write_connectome(to_networkx(model, loader=((x.to(device), y) for x, y in loader)), path)
 
 
 # ---------------------------------------------------------------------- main loop
@@ -287,8 +303,11 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                       f"{metrics['train_acc']:.3f} | test acc {metrics['test_acc']:.3f} | "
                       f"wiring length {metrics['wiring_length']:.3f}")
         logger.log(metrics, step)
+        if cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
+            _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")
         save_checkpoint(ckpt_path, {
-            "colgraph_version": __version__, "config": to_container(cfg),
+            "colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
+            "config": to_container(cfg),
             "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,

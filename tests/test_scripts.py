@@ -57,3 +57,33 @@ def test_bench_geometry_small(tmp_path):
     assert "grid_knn16" in out and "failed" not in out
     text = (tmp_path / "b.md").read_text()
     assert "<!-- bench-geometry -->" in text and "mesh_k2_geodesic" in text
+
+
+def test_analyze_a_trained_run(tmp_path):
+    import json
+
+    from colgraph.connectome import FIGURES, read_connectome
+
+    run([str(ROOT / "scripts" / "train.py"), *TINY, "train.epochs=2",
+         "train.connectome_every=1", f"hydra.run.dir={tmp_path}"], tmp_path)
+    snapshots = sorted((tmp_path / "connectome").glob("*.graphml"))
+    assert [p.name for p in snapshots] == ["epoch0001.graphml", "epoch0002.graphml"]
+    assert read_connectome(snapshots[-1]).number_of_edges() > 0
+    out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2"],
+              tmp_path)
+    assert "feedforward index" in out and "modularity Q" in out
+    analysis = tmp_path / "analysis"
+    for name in (*FIGURES, "metrics.json", "connectome.graphml"):
+        assert (analysis / name).stat().st_size > 1000, name
+    m = json.loads((analysis / "metrics.json").read_text())
+    for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
+                "wiring_per_column", "flow", "modularity", "small_world", "rich_club",
+                "weight_distance_rho", "receptive_field"):
+        assert key in m, key
+    assert m["flow"]["areas"] == ["area0", "area1"] and m["flow"]["ff_index"] is not None
+
+
+def test_analyze_reports_missing_run(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "analyze.py"),
+                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Checkpoint not found" in proc.stderr

@@ -72,7 +72,7 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, {"colgraph_version": "x", "step": 1})
+    save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": 1, "step": 1})
 
     def boom(obj, f, *a, **k):
         with open(f, "wb") as fh:
@@ -81,7 +81,7 @@ def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
-        save_checkpoint(path, {"colgraph_version": "x", "step": 2})
+        save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": 1, "step": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
 
@@ -108,3 +108,9 @@ def test_cuda_request_without_cuda(tmp_path):
         pytest.skip("CUDA present")
     with pytest.raises(RuntimeError, match="CUDA is not available.*device=cpu"):
         train(compose(TINY + ["device=cuda"]), tmp_path)
+
+
+def test_incompatible_checkpoint_format(tmp_path):
+    torch.save({"colgraph_version": "0.0.1", "checkpoint_format": 0}, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(ValueError, match="checkpoint format 0; this colgraph .* reads format 1"):
+        load_checkpoint(tmp_path)

@@ -1,0 +1,33 @@
+"""The learned connectome: export to networkx / files and network-neuroscience analysis.
+
+    >>> from colgraph.connectome import to_networkx, analyze   # doctest: +SKIP
+    >>> G = to_networkx("runs/.../checkpoint.pt", loader="test")
+    >>> metrics = analyze(G)          # degrees, EDR fit, flow, modularity, small world, ...
+"""
+from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, receptive_fields,
+                       reciprocity, rich_club, small_world, weight_distance, wiring)
+from .export import (WRITERS, edge_data, read_connectome, to_geometry, to_networkx,
+                     write_connectome)
+from .figures import FIGURES, plot_all
+
+__all__ = ["to_networkx", "edge_data", "write_connectome", "read_connectome", "to_geometry",
+           "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
+           "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
+           "receptive_fields", "plot_all", "FIGURES", "report"]
+
+
+def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
+           edge_fraction: float = 0.5, seed: int = 0) -> dict:
+    """Export, analyse and draw a trained sheet: writes ``connectome.graphml``,
+    ``metrics.json`` and the PNG figures into ``out_dir``; returns the metrics."""
+    import json
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    G = to_networkx(model_or_path, loader=loader, max_batches=max_batches)
+    write_connectome(G, out_dir / "connectome.graphml")
+    metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed)
+    plot_all(G, metrics, out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    return metrics

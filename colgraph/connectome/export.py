@@ -1,0 +1,291 @@
+"""Export a trained sheet's connectome: the learned, weighted, directed graph.
+
+Edge attributes (every export):
+
+* ``length``: edge length in geometry units.
+* ``bias``: the learned per-edge logit bias, mean over heads (and over sheets when depth
+  is untied).
+* ``attention``: with data, the attention the edge carries, averaged over the samples,
+  heads and steps (``steps="mean"``) or at one step (``steps=t``); per-step values are in
+  ``attention_t0``, ``attention_t1``, ...
+* ``weight``: what the analysis uses. ``attention`` when data was given; otherwise the
+  *prior* connectivity ``softmax(bias)`` over each column's incoming edges (the attention
+  a column would pay if its queries and keys were uninformative).
+
+Node attributes: ``pos`` (tuple) and ``x``, ``y``, ``z`` (file formats keep scalars only),
+``area`` (comma-separated names), ``in_degree`` / ``out_degree`` (after thresholding).
+Nodes are the geometry's labels when it has them, else column ids.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..geometry import Geometry, from_networkx
+
+__all__ = ["ConnectomeData", "edge_data", "to_networkx", "write_connectome", "read_connectome",
+           "to_geometry", "WRITERS"]
+
+
+class ConnectomeData:
+    """Per-edge tensors of a trained model: ``bias [E]``, ``attention [T, E]`` (or None)."""
+
+    def __init__(self, geometry: Geometry, bias: Tensor, attention: Tensor | None) -> None:
+        self.geometry, self.bias, self.attention = geometry, bias, attention
+
+
+def _unwrap(model_or_path: Any):
+    """Accept a VisionClassifier, a Columnformer, a checkpoint file or a run directory."""
+    from ..model import Columnformer
+
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from ..training import load_model
+
+        model, geometry, _, data = load_model(model_or_path)
+        return model, model.columnformer, geometry, data
+    cf = getattr(model_or_path, "columnformer", model_or_path)
+    if not isinstance(cf, Columnformer):
+        raise TypeError(f"Expected a Columnformer, a model holding one, or a checkpoint path; "
+                        f"got {type(model_or_path).__name__}.")
+    return model_or_path, cf, cf.geometry, None
+
+
+@torch.no_grad()
+def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = None
+              ) -> ConnectomeData:
+    """Learned bias and (with data) mean attention per edge and step.
+
+    Args:
+        model_or_path: a model (``VisionClassifier`` or ``Columnformer``) or a checkpoint /
+            run directory.
+        loader: an iterable of input batches (images for a classifier, tokens for a bare
+            Columnformer; ``(x, y)`` pairs are accepted), or ``"test"`` to use the
+            checkpoint's own test set. ``None``: no attention, bias only.
+        max_batches: stop after this many batches.
+    """
+    from ..model import ColumnformerOutput
+
+    model, cf, geometry, data = _unwrap(model_or_path)
+    bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.sheets]).mean(0)
+    if loader is None:
+        return ConnectomeData(geometry, bias.cpu(), None)
+    if isinstance(loader, str):
+        if loader != "test" or data is None:
+            raise ValueError("loader='test' needs a checkpoint path (its config names the data).")
+        from ..data import iterate_batches
+
+        loader = iterate_batches(data.x_test, data.y_test, 256)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = None, 0
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = x.to(device)
+        out = model(x)
+        out = out if isinstance(out, ColumnformerOutput) else out[1]  # classifier: (logits, out)
+        att = torch.stack(out.attention).mean(-1).double()  # (T, E): mean over heads
+        total = att * len(x) if total is None else total + att * len(x)
+        count += len(x)
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("The loader yielded no batches.")
+    return ConnectomeData(geometry, bias.cpu(), (total / count).float().cpu())
+
+
+def _prior_weight(geometry: Geometry, bias: Tensor) -> Tensor:
+    from torch_geometric.utils import softmax
+
+    return softmax(bias, geometry.edge_index[1], num_nodes=geometry.num_columns)
+
+
+def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean",
+                threshold: float | None = None, top_k: int | None = None,
+                max_batches: int | None = None):
+    """The connectome as a ``networkx.DiGraph`` (see the module docstring for attributes).
+
+    Args:
+        model_or_path: a trained model, or a checkpoint file / run directory.
+        loader: data to measure attention on (see :func:`edge_data`); ``"test"`` uses the
+            checkpoint's test set; ``None`` exports the bias-only prior connectivity.
+        steps: ``"mean"`` (average attention over steps) or a step index.
+        threshold: keep edges whose ``weight`` is at least this.
+        top_k: keep each column's ``top_k`` strongest incoming edges.
+
+    Example:
+        >>> G = to_networkx("runs/2026-11-24/06-25-03", loader="test")  # doctest: +SKIP
+        >>> G.edges["area0-3", "area1-0"]["attention"]                     # doctest: +SKIP
+    """
+    import networkx as nx
+
+    data = model_or_path if isinstance(model_or_path, ConnectomeData) else edge_data(
+        model_or_path, loader, max_batches)
+    geo = data.geometry
+    if data.attention is not None:
+        T = data.attention.size(0)
+        if steps == "mean":
+            weight = data.attention.mean(0)
+        elif isinstance(steps, int) and -T <= steps < T:
+            weight = data.attention[steps]
+        else:
+            raise ValueError(f"steps must be 'mean' or a step index in [0, {T - 1}] "
+                             f"(got {steps!r}).")
+    else:
+        weight = _prior_weight(geo, data.bias)
+    keep = torch.ones(geo.num_edges, dtype=torch.bool)
+    if threshold is not None:
+        keep &= weight >= threshold
+    if top_k is not None:
+        keep &= _top_k_incoming(geo.edge_index[1], weight, top_k, geo.num_columns)
+    labels = geo.labels or list(range(geo.num_columns))
+    G = nx.DiGraph(name=geo.name, weight="attention" if data.attention is not None else
+                   "prior softmax(bias)")
+    member: list[list[str]] = [[] for _ in labels]
+    for a, idx in geo.areas.items():
+        for i in idx.tolist():
+            member[i].append(a)
+    pos = geo.pos.tolist()
+    for i, v in enumerate(labels):
+        xyz = dict(zip(("x", "y", "z"), pos[i]))
+        G.add_node(v, pos=tuple(pos[i]), area=",".join(member[i]), column=i, **xyz)
+    cols = {"length": geo.edge_length, "bias": data.bias, "weight": weight}
+    if data.attention is not None:
+        cols["attention"] = weight
+        for t in range(data.attention.size(0)):
+            cols[f"attention_t{t}"] = data.attention[t]
+    idx = keep.nonzero().flatten()
+    src, dst = geo.edge_index[:, idx].tolist()
+    values = {k: v[idx].tolist() for k, v in cols.items()}
+    for j, (s, t) in enumerate(zip(src, dst)):
+        G.add_edge(labels[s], labels[t], **{k: v[j] for k, v in values.items()})
+    for v in G:
+        G.nodes[v]["in_degree"] = G.in_degree(v)
+        G.nodes[v]["out_degree"] = G.out_degree(v)
+    return G
+
+
+def _top_k_incoming(dst: Tensor, weight: Tensor, k: int, n: int) -> Tensor:
+    """Mask of each target's ``k`` largest-weight incoming edges (edges sorted by target)."""
+    order = torch.argsort(-weight, stable=True)  # strongest first ...
+    order = order[torch.argsort(dst[order], stable=True)]  # ... within each target
+    rank = torch.empty_like(order)
+    start = torch.cat([torch.zeros(1, dtype=torch.long),
+                       torch.bincount(dst, minlength=n).cumsum(0)[:-1]])
+    rank[order] = torch.arange(order.numel()) - start[dst[order]]
+    return rank < k
+
+
+# ---------------------------------------------------------------------- files
+def _for_file(G):
+    """A copy without tuple attributes (GraphML / GEXF keep scalars only)."""
+    H = G.copy()
+    for _, d in H.nodes(data=True):
+        d.pop("pos", None)
+    H.graph = {k: v for k, v in H.graph.items() if isinstance(v, (str, int, float))}
+    return H
+
+
+def _write_csv(G, path: Path) -> None:
+    nodes_path = path.with_name(path.stem + "_nodes.csv")
+    node_keys = ["x", "y", "z", "area", "column", "in_degree", "out_degree"]
+    with nodes_path.open("w", newline="") as f:
+        w = csv.writer(f)
+        keys = [k for k in node_keys if any(k in d for _, d in G.nodes(data=True))]
+        w.writerow(["node"] + keys)
+        for v, d in G.nodes(data=True):
+            w.writerow([v] + [d.get(k, "") for k in keys])
+    edge_keys = sorted({k for _, _, d in G.edges(data=True) for k in d})
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target"] + edge_keys)
+        for s, t, d in G.edges(data=True):
+            w.writerow([s, t] + [d.get(k, "") for k in edge_keys])
+
+
+WRITERS = {".graphml": "GraphML", ".gexf": "GEXF", ".csv": "edge list + node table CSV"}
+
+
+def write_connectome(G, path: str | os.PathLike) -> Path:
+    """Write a connectome: ``.graphml``, ``.gexf`` (Gephi, Cytoscape) or ``.csv`` (edge list
+    ``source,target,<attributes>`` plus ``<name>_nodes.csv``)."""
+    import networkx as nx
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITERS:
+        raise ValueError(f"Unsupported connectome format '{path.suffix}'. Choices: "
+                         f"{', '.join(WRITERS)}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".graphml":
+        nx.write_graphml(_for_file(G), path)
+    elif suffix == ".gexf":
+        nx.write_gexf(_for_file(G), path)
+    else:
+        _write_csv(G, path)
+    return path
+
+
+def read_connectome(path: str | os.PathLike):
+    """Read a connectome written by :func:`write_connectome` back into a ``DiGraph``."""
+    import networkx as nx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Connectome file not found: {path}.")
+    suffix = path.suffix.lower()
+    if suffix == ".graphml":
+        G = nx.read_graphml(path)
+    elif suffix == ".gexf":
+        G = nx.read_gexf(path)
+    elif suffix == ".csv":
+        G = _read_csv(path)
+    else:
+        raise ValueError(f"Unsupported connectome format '{path.suffix}'. Choices: "
+                         f"{', '.join(WRITERS)}.")
+    for _, d in G.nodes(data=True):
+        d.pop("label", None)  # added by the GEXF reader
+        if "x" in d:
+            d["pos"] = tuple(float(d[c]) for c in ("x", "y", "z") if c in d)
+    for _, _, d in G.edges(data=True):
+        d.pop("id", None)
+    return G
+
+
+def _read_csv(path: Path):
+    import networkx as nx
+
+    nodes_path = path.with_name(path.stem + "_nodes.csv")
+    if not nodes_path.is_file():
+        raise FileNotFoundError(f"Node table not found: {nodes_path} (written next to {path.name}).")
+    G = nx.DiGraph()
+
+    def num(k, v):
+        if k in ("area",):
+            return v
+        try:
+            f = float(v)
+            return int(f) if k in ("column", "in_degree", "out_degree") else f
+        except ValueError:
+            return v
+
+    with nodes_path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            G.add_node(row.pop("node"), **{k: num(k, v) for k, v in row.items() if v != ""})
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            s, t = row.pop("source"), row.pop("target")
+            G.add_edge(s, t, **{k: float(v) for k, v in row.items() if v != ""})
+    return G
+
+
+def to_geometry(G, name: str | None = None) -> Geometry:
+    """A connectome back to a :class:`Geometry` (positions, edges, lengths, areas), so a
+    learned wiring can seed a new sheet."""
+    return from_networkx(G, length="length", name=name or G.graph.get("name", "connectome"))
