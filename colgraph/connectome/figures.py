@@ -22,6 +22,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, tight: bool = True) -> None:
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _xy(a: EdgeArrays) -> np.ndarray:
     pos = a.pos if a.pos.shape[1] >= 2 else np.c_[a.pos, np.zeros(a.n)]
     return pos
@@ -59,9 +68,7 @@ def plot_sheet(a: EdgeArrays, path: Path, per_column: int = 2) -> None:
         ax.autoscale_view()
     ax.legend(loc="best", fontsize=8)
     ax.set_title(f"Strongest {per_column} inputs per column (colour = relative weight)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_lengths(metrics: dict[str, Any], path: Path) -> None:
@@ -81,9 +88,7 @@ def plot_lengths(metrics: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("edge length")
     ax.set_ylabel("density (weighted)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_flow(metrics: dict[str, Any], path: Path) -> None:
@@ -105,9 +110,7 @@ def plot_flow(metrics: dict[str, Any], path: Path) -> None:
     ax.set_title("Area-to-area flow" + (f"\nfeedforward index {idx:+.2f}" if idx is not None
                                         else ""))
     fig.colorbar(im, ax=ax, label="share of target's input")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_degrees(a: EdgeArrays, path: Path) -> None:
@@ -123,9 +126,7 @@ def plot_degrees(a: EdgeArrays, path: Path) -> None:
         axes[1, col].set_title(f"{name}-strength (sum of weights)")
     for ax in axes.flat:
         ax.set_ylabel("columns")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_receptive_fields(a: EdgeArrays, path: Path) -> None:
@@ -145,8 +146,7 @@ def plot_receptive_fields(a: EdgeArrays, path: Path) -> None:
         ax.set_title(name)
         ax.set_aspect("equal", adjustable="datalim")
     fig.colorbar(sc, ax=axes[0].tolist(), label="receptive-field size (mean input length)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, tight=False)
 
 
 def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:
