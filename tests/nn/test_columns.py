@@ -56,3 +56,14 @@ def test_mlp_shape_and_repr():
     assert mlp(torch.randn(3, 2, 8)).shape == (3, 2, 8)
     assert repr(mlp) == "ColumnMLP(columns=3, channels=8, hidden=16)"
     assert repr(mlp.fc1) == "ColumnLinear(columns=3, in=8, out=16, bias=True)"
+
+
+def test_column_linear_gradcheck():
+    for bias in (True, False):
+        lin = ColumnLinear(columns=3, in_features=4, out_features=2, bias=bias).double()
+        x = torch.randn(3, 5, 4, dtype=torch.double, requires_grad=True)
+        params = (x, lin.weight) + ((lin.bias,) if bias else ())
+        from colgraph.nn.columns import _ColumnMatmul
+
+        assert torch.autograd.gradcheck(
+            lambda x, w, *b: _ColumnMatmul.apply(x, w, b[0] if b else None), params)
