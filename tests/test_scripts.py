@@ -78,7 +78,7 @@ def test_analyze_a_trained_run(tmp_path):
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
                 "wiring_per_column", "flow", "modularity", "small_world", "rich_club",
-                "weight_distance_rho", "receptive_field"):
+                "weight_distance_rho", "receptive_field", "weighted_clustering"):
         assert key in m, key
     assert m["flow"]["areas"] == ["area0", "area1"] and m["flow"]["ff_index"] is not None
 

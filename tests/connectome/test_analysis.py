@@ -94,3 +94,14 @@ def test_edr_fit_recovers_lambda():
         G.add_edge(f"s{i}", f"t{i}", weight=1.0, length=float(ln))
     fit = edr_fit(G)
     assert abs(fit["lambda"] - 2.5) < 0.15 and fit["ks"] < 0.05 and fit["r2"] > 0.8
+
+
+def test_weighted_directed_clustering_matches_networkx():
+    from colgraph.connectome import weighted_clustering
+
+    G = nx.gnp_random_graph(60, 0.15, seed=6, directed=True)
+    rng = np.random.default_rng(0)
+    for u, v in G.edges:
+        G.edges[u, v]["weight"] = float(rng.random())
+    expected = nx.average_clustering(G, weight="weight")
+    assert math.isclose(weighted_clustering(G)["weighted_clustering"], expected, rel_tol=1e-9)
