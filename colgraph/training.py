@@ -133,19 +133,28 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def load_model(path: str | os.PathLike) -> tuple[VisionClassifier, Geometry, Any, ImageData]:
+def load_model(path: str | os.PathLike, with_data: bool = True
+               ) -> tuple[VisionClassifier, Geometry, Any, ImageData | None]:
     """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
 
     Returns ``(model, geometry, config, data)``; the geometry comes from the checkpoint
-    itself, so custom geometries need not be rebuilt.
+    itself, so custom geometries need not be rebuilt. ``with_data=False`` skips loading
+    the dataset (``data`` is then ``None``): the image shape and class count are stored in
+    the checkpoint.
     """
+    from types import SimpleNamespace
+
     from omegaconf import OmegaConf
 
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     geometry = Geometry.from_state_dict(state["geometry"])
-    data = load_data(cfg.task)
-    model = build_model(cfg, geometry, data)
+    if with_data or "image_shape" not in state:
+        data = info = load_data(cfg.task)
+    else:
+        data, info = None, SimpleNamespace(image_shape=tuple(state["image_shape"]),
+                                           num_classes=state["num_classes"])
+    model = build_model(cfg, geometry, info)
     model.load_state_dict(state["model"])
     return model.eval(), geometry, cfg, data
 
@@ -311,7 +320,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
-            "rng": _rng_state(), "metrics": metrics})
+            "rng": _rng_state(), "metrics": metrics, "image_shape": list(data.image_shape),
+            "num_classes": data.num_classes})
     logger.close()
     if "test_acc" not in metrics:
         metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))

@@ -28,12 +28,10 @@ def main() -> None:
     args = p.parse_args()
 
     from colgraph.connectome import report
-    from colgraph.training import load_checkpoint
 
-    ckpt = load_checkpoint(args.run)  # clear errors for missing / foreign files
-    run_dir = Path(ckpt["path"]).parent
+    run_dir = args.run if args.run.is_dir() else args.run.parent
     out = args.out or run_dir / "analysis"
-    m = report(Path(ckpt["path"]), out, loader=None if args.prior else "test",
+    m = report(args.run, out, loader=None if args.prior else "test",
                max_batches=args.max_batches, n_null=args.null_models,
                edge_fraction=args.edge_fraction, seed=args.seed)
     flow, sw, mod = m["flow"], m["small_world"], m["modularity"]

@@ -87,3 +87,4 @@ def test_analyze_reports_missing_run(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "analyze.py"),
                            str(tmp_path / "nope")], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Checkpoint not found" in proc.stderr
+    assert not (tmp_path / "nope").exists()  # nothing written for a run that isn't there

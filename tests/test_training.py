@@ -114,3 +114,13 @@ def test_incompatible_checkpoint_format(tmp_path):
     torch.save({"colgraph_version": "0.0.1", "checkpoint_format": 0}, tmp_path / CHECKPOINT_NAME)
     with pytest.raises(ValueError, match="checkpoint format 0; this colgraph .* reads format 1"):
         load_checkpoint(tmp_path)
+
+
+def test_load_model_without_data(tmp_path):
+    from colgraph.training import load_model
+
+    train(compose(TINY + ["train.max_steps=1"]), tmp_path)
+    model, geometry, cfg, data = load_model(tmp_path, with_data=False)
+    assert data is None and model.head.out_features == 10
+    logits, _ = model(torch.zeros(2, 1, 8, 8))
+    assert logits.shape == (2, 10)

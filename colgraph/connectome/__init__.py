@@ -24,9 +24,9 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     import json
     from pathlib import Path
 
+    G = to_networkx(model_or_path, loader=loader, max_batches=max_batches)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    G = to_networkx(model_or_path, loader=loader, max_batches=max_batches)
     write_connectome(G, out_dir / "connectome.graphml")
     metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed)
     plot_all(G, metrics, out_dir)

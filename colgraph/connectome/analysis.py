@@ -268,6 +268,9 @@ def _threshold(S, edge_fraction: float):
     """Binary undirected graph of the strongest ``edge_fraction`` of symmetric edges."""
     import scipy.sparse as sp
 
+    if not 0.0 < edge_fraction <= 1.0:
+        raise ValueError(f"edge_fraction must be in (0, 1] (got {edge_fraction}): the share of "
+                         f"the strongest symmetrised edges kept, e.g. 0.5.")
     upper = sp.triu(S, k=1).tocoo()
     keep = max(1, int(round(edge_fraction * upper.nnz)))
     top = np.argsort(-upper.data, kind="stable")[:keep]
@@ -337,6 +340,8 @@ def modularity(G, n_null: int = 3, seed: int = 0, resolution: float = 1.0,
     nulls run in parallel processes (``workers``, default: all cores) when the graph has
     more than 20,000 edges.
     """
+    if n_null < 0:
+        raise ValueError(f"n_null must be >= 0 (got {n_null}).")
     a = _a(G)
     rng = np.random.default_rng(seed)
     jobs = [(a.src, a.dst, a.weight)] + [_config_model_directed(a, rng) for _ in range(n_null)]

@@ -39,14 +39,14 @@ class ConnectomeData:
         self.geometry, self.bias, self.attention = geometry, bias, attention
 
 
-def _unwrap(model_or_path: Any):
+def _unwrap(model_or_path: Any, with_data: bool):
     """Accept a VisionClassifier, a Columnformer, a checkpoint file or a run directory."""
     from ..model import Columnformer
 
     if isinstance(model_or_path, (str, os.PathLike)):
         from ..training import load_model
 
-        model, geometry, _, data = load_model(model_or_path)
+        model, geometry, _, data = load_model(model_or_path, with_data=with_data)
         return model, model.columnformer, geometry, data
     cf = getattr(model_or_path, "columnformer", model_or_path)
     if not isinstance(cf, Columnformer):
@@ -70,7 +70,7 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
     """
     from ..model import ColumnformerOutput
 
-    model, cf, geometry, data = _unwrap(model_or_path)
+    model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
     bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.sheets]).mean(0)
     if loader is None:
         return ConnectomeData(geometry, bias.cpu(), None)
@@ -125,6 +125,8 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     """
     import networkx as nx
 
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (got {top_k}); use None to keep every edge.")
     data = model_or_path if isinstance(model_or_path, ConnectomeData) else edge_data(
         model_or_path, loader, max_batches)
     geo = data.geometry
@@ -147,14 +149,10 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     labels = geo.labels or list(range(geo.num_columns))
     G = nx.DiGraph(name=geo.name, weight="attention" if data.attention is not None else
                    "prior softmax(bias)")
-    member: list[list[str]] = [[] for _ in labels]
-    for a, idx in geo.areas.items():
-        for i in idx.tolist():
-            member[i].append(a)
-    pos = geo.pos.tolist()
+    areas, pos = geo.column_areas(), geo.pos.tolist()
     for i, v in enumerate(labels):
         xyz = dict(zip(("x", "y", "z"), pos[i]))
-        G.add_node(v, pos=tuple(pos[i]), area=",".join(member[i]), column=i, **xyz)
+        G.add_node(v, pos=tuple(pos[i]), area=areas[i], column=i, **xyz)
     cols = {"length": geo.edge_length, "bias": data.bias, "weight": weight}
     if data.attention is not None:
         cols["attention"] = weight

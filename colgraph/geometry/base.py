@@ -110,6 +110,14 @@ class Geometry:
                            f"(e.g. model.input_area=...).")
         return self.areas[name]
 
+    def column_areas(self) -> list[str]:
+        """Each column's area names, comma-separated (``"area0,input"``), as files store them."""
+        member: list[list[str]] = [[] for _ in range(self.num_columns)]
+        for name, idx in self.areas.items():
+            for i in idx.tolist():
+                member[i].append(name)
+        return [",".join(m) for m in member]
+
     def in_degree(self) -> Tensor:
         return torch.bincount(self.edge_index[1], minlength=self.num_columns)
 

@@ -146,6 +146,8 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     if not widths or any(int(w) < 1 for w in widths):
         raise ValueError(f"stack needs a non-empty list of positive widths (got {widths}), "
                          f"e.g. geometry.widths=[8,6,4].")
+    if inter_k < 1:
+        raise ValueError(f"stack needs inter_k >= 1 (got {inter_k}); set geometry.inter_k.")
     if inter not in STACK_INTER:
         raise ValueError(f"Unknown inter-area wiring '{inter}'. Choices: "
                          f"{', '.join(STACK_INTER)}.")
@@ -190,6 +192,11 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     return Geometry(pos, edge_index, length, areas, name=name)
 
 
+def _check_count(builder: str, n: int) -> None:
+    if n < 2:
+        raise ValueError(f"{builder} needs n >= 2 columns (got {n}); set geometry.n.")
+
+
 def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None,
            input_size: int | None = None, output_size: int | None = None) -> Geometry:
     """``n`` near-uniform columns on a sphere (Fibonacci lattice), great-circle lengths.
@@ -203,8 +210,7 @@ def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None,
         >>> round(float(geo.pos.norm(dim=1).mean()), 4)
         1.0
     """
-    if n < 2:
-        raise ValueError(f"sphere needs n >= 2 columns (got {n}).")
+    _check_count("sphere", n)
     i = torch.arange(n, dtype=torch.float64) + 0.5
     z = 1 - 2 * i / n
     phi = math.pi * (1 + 5**0.5) * i
@@ -216,6 +222,7 @@ def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None,
 
 def ring(n: int, wiring: Wiring | None = None) -> Geometry:
     """``n`` columns on a circle of circumference ``n`` (1D, wrapped): for sequence data."""
+    _check_count("ring", n)
     pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
     everything = torch.arange(n)
     return from_coords(pos, wiring or knn(2), {"sheet": everything, "input": everything,
@@ -225,6 +232,7 @@ def ring(n: int, wiring: Wiring | None = None) -> Geometry:
 
 def line(n: int, wiring: Wiring | None = None) -> Geometry:
     """``n`` columns on a line with unit spacing (1D, open ends)."""
+    _check_count("line", n)
     pos = torch.arange(n, dtype=torch.float32).unsqueeze(1)
     everything = torch.arange(n)
     return from_coords(pos, wiring or knn(2), {"sheet": everything, "input": everything,
@@ -239,6 +247,9 @@ def random_sheet(n: int, shape: str = "box", dim: int = 2, size: float | None = 
     ``size`` defaults to ``n ** (1 / dim)`` (unit density). ``input`` = the ``input_size``
     columns with the smallest first coordinate, ``output`` = the ``output_size`` largest.
     """
+    _check_count("random_sheet", n)
+    if dim < 1:
+        raise ValueError(f"random_sheet needs dim >= 1 (got {dim}); set geometry.dim.")
     if shape not in ("box", "disc"):
         raise ValueError(f"Unknown random sheet shape '{shape}'. Choices: box, disc.")
     size = float(size or n ** (1.0 / dim))

@@ -127,12 +127,9 @@ def to_networkx(geometry: Geometry):
 
     labels = geometry.labels or list(range(geometry.num_columns))
     G = nx.DiGraph(name=geometry.name)
-    member: list[list[str]] = [[] for _ in labels]
-    for a, idx in geometry.areas.items():
-        for i in idx.tolist():
-            member[i].append(a)
+    areas = geometry.column_areas()
     for i, v in enumerate(labels):
-        G.add_node(v, pos=tuple(geometry.pos[i].tolist()), area=",".join(member[i]))
+        G.add_node(v, pos=tuple(geometry.pos[i].tolist()), area=areas[i])
     for (s, t), ln in zip(geometry.edge_index.t().tolist(), geometry.edge_length.tolist()):
         G.add_edge(labels[s], labels[t], length=ln)
     return G

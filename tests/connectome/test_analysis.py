@@ -83,7 +83,10 @@ def test_lengths_wiring_and_receptive_fields():
     assert math.isclose(w["wiring_total"], 4 * (1 + 1.8 + 0.2 + 0.1))
     rf = receptive_fields(G)
     assert math.isclose(rf[4], 2.0 * 0.9 / 1.0 + 1.0 * 0.1)  # B column: mostly from A
-    assert weight_distance(G)["weight_distance_rho"] is not None
+    chain = nx.DiGraph()
+    for i in range(10):  # weight falls as length grows: rank correlation exactly -1
+        chain.add_edge(i, i + 1, weight=1.0 / (i + 1), length=float(i + 1))
+    assert math.isclose(weight_distance(chain)["weight_distance_rho"], -1.0)
 
 
 def test_edr_fit_recovers_lambda():
@@ -105,3 +108,11 @@ def test_weighted_directed_clustering_matches_networkx():
         G.edges[u, v]["weight"] = float(rng.random())
     expected = nx.average_clustering(G, weight="weight")
     assert math.isclose(weighted_clustering(G)["weighted_clustering"], expected, rel_tol=1e-9)
+
+
+def test_bad_arguments():
+    G = two_area_sheet()
+    with pytest.raises(ValueError, match=r"edge_fraction must be in \(0, 1\]"):
+        small_world(G, edge_fraction=1.5)
+    with pytest.raises(ValueError, match="n_null must be >= 0"):
+        modularity(G, n_null=-1)

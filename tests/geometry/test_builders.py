@@ -158,3 +158,16 @@ def test_stack_inter_area_wiring(inter):
 def test_stack_unknown_inter():
     with pytest.raises(ValueError, match="Unknown inter-area wiring 'sideways'. Choices: knn, "):
         stack([4, 2], inter="sideways")
+
+
+def test_builder_argument_errors():
+    from colgraph.geometry import line, random_sheet, ring
+
+    with pytest.raises(ValueError, match="ring needs n >= 2 columns"):
+        ring(1)
+    with pytest.raises(ValueError, match="line needs n >= 2"):
+        line(0)
+    with pytest.raises(ValueError, match="random_sheet needs dim >= 1"):
+        random_sheet(10, dim=0)
+    with pytest.raises(ValueError, match="inter_k >= 1"):
+        stack([4, 2], inter="feedforward", inter_k=0)
