@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .geometry import Geometry
-from .nn import ColumnAttention, ColumnLayerNorm, ColumnMLP, EdgeCSR
+from .nn import ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges
 
 __all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer"]
 
@@ -25,12 +25,12 @@ class Sheet(nn.Module):
     Works on the columns-first state ``x [N, B, C]``.
     """
 
-    def __init__(self, columns: int, edge_length: Tensor, cfg: "ColumnformerConfig") -> None:
+    def __init__(self, edges: SheetEdges, cfg: "ColumnformerConfig") -> None:
         super().__init__()
-        C = cfg.channels
+        C, columns = cfg.channels, edges.num_columns
         self.skip = cfg.skip
         self.norm1 = ColumnLayerNorm(columns, C)
-        self.attn = ColumnAttention(columns, C, edge_length, heads=cfg.heads,
+        self.attn = ColumnAttention(edges, C, heads=cfg.heads,
                                     qk_dim=cfg.qk_dim, value_proj=cfg.value_proj,
                                     dropout=cfg.attn_dropout, bias_sigma=cfg.bias_sigma,
                                     bias_clamp=cfg.bias_clamp, backend=cfg.backend)
@@ -41,9 +41,8 @@ class Sheet(nn.Module):
         for m in (self.norm1, self.attn, self.norm2, self.mlp):
             m.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, csr: EdgeCSR | None = None
-                ) -> tuple[Tensor, Tensor]:
-        a, attention = self.attn(self.norm1(x), edge_index, csr)  # (N, B, C), (E, H)
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        a, attention = self.attn(self.norm1(x))  # (N, B, C), (E, H)
         x = x + a if self.skip else a
         x = x + self.mlp(self.norm2(x))
         return x, attention
@@ -96,6 +95,10 @@ class Columnformer(nn.Module):
         geometry: the :class:`~colgraph.geometry.Geometry` (positions, edges, areas).
         config: a :class:`ColumnformerConfig`; keyword arguments override its fields.
 
+    The current edges (which plasticity may change) are owned by ``model.edges``, a
+    :class:`~colgraph.nn.SheetEdges`; ``model.geometry`` is the current wiring as a
+    ``Geometry``, ``model.edge_index`` / ``model.edge_length`` read the owner.
+
     ``forward(tokens)`` takes ``tokens [B, N_in, C]`` (one token per input-area column, in
     the input area's order) and returns a :class:`ColumnformerOutput`.
 
@@ -119,18 +122,18 @@ class Columnformer(nn.Module):
                 raise TypeError(f"Unknown Columnformer option(s) {unknown}. Choices: "
                                 f"{', '.join(sorted(names))}.")
             config = ColumnformerConfig(**{**asdict(config), **overrides})
-        self.config, self.geometry = config, geometry
+        self.config = config
         N, C = geometry.num_columns, config.channels
         geometry.check_reachable(config.input_area, config.output_area, config.steps)
+        self.edges = SheetEdges(geometry)  # the one owner of the current edges
         self.register_buffer("input_index", geometry.area(config.input_area).clone())
         self.register_buffer("output_index", geometry.area(config.output_area).clone())
-        self.register_buffer("edge_index", geometry.edge_index.clone())
         self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
         self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
         num_sheets = 1 if config.tied_depth else config.steps
-        self.sheets = nn.ModuleList(Sheet(N, geometry.edge_length, config)
-                                    for _ in range(num_sheets))
-        self._csr: EdgeCSR | None = None
+        self.sheets = nn.ModuleList(Sheet(self.edges, config) for _ in range(num_sheets))
+        # a checkpoint may hold edited wiring: resize per-edge tensors before loading it
+        self._register_load_state_dict_pre_hook(self._resize_edges)
         self.reset_parameters()
 
     @property
@@ -138,8 +141,19 @@ class Columnformer(nn.Module):
         return self.column_embed.size(0)
 
     @property
+    def geometry(self) -> Geometry:
+        """The current wiring as a :class:`Geometry` (see :meth:`SheetEdges.geometry`)."""
+        return self.edges.geometry()
+
+    @property
+    def edge_index(self) -> Tensor:
+        """Current edges ``[2, E]`` (owned by ``self.edges``)."""
+        return self.edges.index
+
+    @property
     def edge_length(self) -> Tensor:
-        return self.sheets[0].attn.edge_length
+        """Current edge lengths ``[E]`` (owned by ``self.edges``)."""
+        return self.edges.length
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.column_embed, std=0.02)
@@ -148,15 +162,8 @@ class Columnformer(nn.Module):
         for sheet in self.sheets:
             sheet.reset_parameters()
 
-    def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
-        self._csr = None
-        return super()._apply(fn, recurse)
-
-    def csr(self) -> EdgeCSR:
-        """The CSR view of the current edges (cached until edges or device change)."""
-        if self._csr is None:
-            self._csr = EdgeCSR(self.edge_index, self.num_columns)
-        return self._csr
+    def _resize_edges(self, state_dict, prefix, *args) -> None:
+        self.edges.resize_for(state_dict, prefix + "edges.")
 
     def forward(self, tokens: Tensor) -> ColumnformerOutput:
         n_in, C = self.input_index.numel(), self.config.channels
@@ -166,7 +173,6 @@ class Columnformer(nn.Module):
                              f"{list(tokens.shape)}. Match the number of input patches to the "
                              f"input area or change model.channels.")
         B = tokens.size(0)
-        csr = self.csr() if self.config.backend == "sparse" else None
         tokens = tokens.transpose(0, 1)  # (N_in, B, C): columns first inside the sheet
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention = []
@@ -176,7 +182,7 @@ class Columnformer(nn.Module):
             if self.step_embed is not None:
                 x = x + self.step_embed[t]
             sheet = self.sheets[0 if self.config.tied_depth else t]
-            x, attn = sheet(x, self.edge_index, csr)
+            x, attn = sheet(x)
             attention.append(attn)
         state = x.transpose(0, 1)  # (B, N, C)
         return ColumnformerOutput(state[:, self.output_index], state, attention)

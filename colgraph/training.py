@@ -32,7 +32,7 @@ __all__ = ["train", "build_model", "resolve_device", "param_groups", "load_check
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes incompatibly
+CHECKPOINT_FORMAT = 2  # bump when the checkpoint layout changes incompatibly
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
 
 

@@ -4,7 +4,7 @@ import csv
 import pytest
 import torch
 
-from colgraph.training import CHECKPOINT_NAME, load_checkpoint, param_groups, save_checkpoint, train
+from colgraph.training import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, param_groups, save_checkpoint, train
 
 from conftest import TINY, compose
 
@@ -72,7 +72,7 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": 1, "step": 1})
+    save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": CHECKPOINT_FORMAT, "step": 1})
 
     def boom(obj, f, *a, **k):
         with open(f, "wb") as fh:
@@ -81,7 +81,7 @@ def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
-        save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": 1, "step": 2})
+        save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": CHECKPOINT_FORMAT, "step": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
 
@@ -112,7 +112,7 @@ def test_cuda_request_without_cuda(tmp_path):
 
 def test_incompatible_checkpoint_format(tmp_path):
     torch.save({"colgraph_version": "0.0.1", "checkpoint_format": 0}, tmp_path / CHECKPOINT_NAME)
-    with pytest.raises(ValueError, match="checkpoint format 0; this colgraph .* reads format 1"):
+    with pytest.raises(ValueError, match=f"checkpoint format 0; this colgraph .* reads format {CHECKPOINT_FORMAT}"):
         load_checkpoint(tmp_path)
 
 

@@ -2,21 +2,23 @@
 
 Build one in Python (``grid``, ``torus``, ``stack``, ``sphere``, ``ring``, ``line``,
 ``random_sheet``, ``from_coords``, ``from_networkx``, ``from_mesh``, ``read_geometry``) with a
-wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``union``), or from a config
-with :func:`build_geometry`.
+wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``union``), or from
+a config with :func:`build_geometry`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .base import Geometry, canonical_order, pairwise_length
+from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops_from, measure,
+                   pairwise_length)
 from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
                        sphere, stack, torus)
 from .io import from_mesh, from_networkx, read_geometry, to_networkx
 from .wiring import Wiring, exponential, full, get_wiring, knn, radius, union
 
-__all__ = ["Geometry", "canonical_order", "pairwise_length", "from_coords", "grid", "torus",
-           "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
+__all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
+           "hops_from", "METRICS", "from_coords", "grid", "torus", "stack", "sphere", "ring",
+           "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "to_networkx", "from_mesh", "read_geometry", "Wiring", "knn",
            "radius", "full", "exponential", "union", "get_wiring", "GEOMETRIES",
            "build_geometry", "build_wiring"]

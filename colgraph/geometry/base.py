@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Geometry", "canonical_order", "pairwise_length"]
+__all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
+           "hops_from",
+           "METRICS"]
 
 
 def canonical_order(edge_index: Tensor, num_columns: int) -> Tensor:
@@ -39,6 +41,48 @@ def pairwise_length(pos: Tensor, source: Tensor, target: Tensor,
     return delta.pow(2).sum(-1).sqrt()
 
 
+def great_circle_length(pos: Tensor, source: Tensor, target: Tensor) -> Tensor:
+    """Great-circle length of ``source -> target`` on the sphere through ``pos`` (centred at
+    the origin; radius = the mean distance of the columns from it)."""
+    r = pos.norm(dim=1).mean()
+    u = pos / pos.norm(dim=1, keepdim=True)
+    cos = (u[source] * u[target]).sum(1).clamp(-1.0, 1.0)
+    return r * torch.arccos(cos)
+
+
+METRICS = ("euclidean", "sphere")
+
+
+def hops_from(edge_index: Tensor, num_columns: int, sources: Tensor) -> Tensor:
+    """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable).
+
+    Breadth-first search over the directed edges (``O(E)``, scipy's csgraph).
+    """
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import shortest_path
+
+    n = num_columns
+    src, dst = edge_index.cpu().numpy()
+    # a virtual node n feeds every source column; hops from it minus one
+    rows = np.concatenate([src, np.full(sources.numel(), n)])
+    cols = np.concatenate([dst, sources.cpu().numpy()])
+    adj = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
+    dist = shortest_path(adj, unweighted=True, indices=n)[:n] - 1
+    dist[~np.isfinite(dist)] = -1
+    return torch.from_numpy(dist.astype(np.int64))
+
+
+def measure(pos: Tensor, source: Tensor, target: Tensor, metric: str = "euclidean",
+            period: Tensor | None = None) -> Tensor:
+    """Length of the edges ``source -> target`` between columns at ``pos`` in ``metric``."""
+    if metric == "euclidean":
+        return pairwise_length(pos, source, target, period)
+    if metric == "sphere":
+        return great_circle_length(pos, source, target)
+    raise ValueError(f"Unknown metric '{metric}'. Choices: {', '.join(METRICS)}.")
+
+
 @dataclass
 class Geometry:
     """Positions, directed edges, edge lengths and named areas of a sheet of columns.
@@ -54,6 +98,10 @@ class Geometry:
         name: a short description, e.g. ``"stack(widths=[8, 6, 4])"``.
         labels: optional node labels (any hashable), one per column, e.g. from
             :func:`~colgraph.geometry.from_networkx`; exported connectomes use them.
+        metric: how :meth:`measure` gives the length of an edge between two columns:
+            ``"euclidean"`` (wrapped by ``period`` on a torus) or ``"sphere"`` (great circle).
+            The stored ``edge_length`` may come from elsewhere (a mesh's surface paths, a
+            file); edges grown during training are measured with the metric.
 
     Edges are put in canonical order (by target, then source) on construction and
     :meth:`validate` runs, so a ``Geometry`` that exists is a valid one.
@@ -72,6 +120,7 @@ class Geometry:
     period: Tensor | None = None
     name: str = "custom"
     labels: list | None = None
+    metric: str = "euclidean"
 
     def __post_init__(self) -> None:
         self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
@@ -117,6 +166,10 @@ class Geometry:
             for i in idx.tolist():
                 member[i].append(name)
         return [",".join(m) for m in member]
+
+    def measure(self, source: Tensor, target: Tensor) -> Tensor:
+        """Length of the edges ``source -> target`` in this geometry's metric."""
+        return measure(self.pos, source, target, self.metric, self.period)
 
     def in_degree(self) -> Tensor:
         return torch.bincount(self.edge_index[1], minlength=self.num_columns)
@@ -166,6 +219,8 @@ class Geometry:
                              f"{cols[:5].tolist()}): attention over their inputs is undefined. "
                              f"Use a wiring that gives every column inputs (knn, or "
                              f"self_loops=true), or drop those columns.")
+        if self.metric not in METRICS:
+            raise ValueError(f"Unknown metric '{self.metric}'. Choices: {', '.join(METRICS)}.")
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"Expected one label per column ({n}), got {len(self.labels)}.")
         if self.period is not None and self.period.shape != (pos.size(1),):
@@ -199,23 +254,8 @@ class Geometry:
                              f"unique; remove repeats (torch_geometric.utils.coalesce).")
 
     def hops_from(self, sources: Tensor) -> Tensor:
-        """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable).
-
-        Breadth-first search over the directed edges (``O(E)``, scipy's csgraph).
-        """
-        import numpy as np
-        import scipy.sparse as sp
-        from scipy.sparse.csgraph import shortest_path
-
-        n = self.num_columns
-        src, dst = self.edge_index.cpu().numpy()
-        # a virtual node n feeds every source column; hops from it minus one
-        rows = np.concatenate([src, np.full(sources.numel(), n)])
-        cols = np.concatenate([dst, sources.cpu().numpy()])
-        adj = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n + 1, n + 1))
-        dist = shortest_path(adj, unweighted=True, indices=n)[:n] - 1
-        dist[~np.isfinite(dist)] = -1
-        return torch.from_numpy(dist.astype(np.int64))
+        """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable)."""
+        return hops_from(self.edge_index, self.num_columns, sources)
 
     def check_reachable(self, input_area: str, output_area: str, steps: int) -> int:
         """Raise unless every ``output_area`` column is within ``steps`` hops of the input.
@@ -326,7 +366,8 @@ class Geometry:
     def state_dict(self) -> dict[str, Any]:
         return {"pos": self.pos, "edge_index": self.edge_index,
                 "edge_length": self.edge_length, "areas": dict(self.areas),
-                "period": self.period, "name": self.name, "labels": self.labels}
+                "period": self.period, "name": self.name, "labels": self.labels,
+                "metric": self.metric}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Geometry":

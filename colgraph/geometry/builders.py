@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import Geometry, pairwise_length
+from .base import Geometry, measure, pairwise_length
 from .wiring import Wiring, knn
 
 __all__ = ["from_coords", "grid", "torus", "stack", "sphere", "ring", "line", "random_sheet",
@@ -44,22 +44,10 @@ def from_coords(pos, wiring: Wiring | None = None, areas: dict | None = None,
         raise ValueError(f"Expected finite column positions, but 'pos' has NaN/inf at columns "
                          f"{bad}. Fix or drop those columns before wiring.")
     edge_index = (wiring or knn(8))(pos, period)
-    if metric == "euclidean":
-        length = pairwise_length(pos, edge_index[0], edge_index[1], period)
-    elif metric == "sphere":
-        length = _great_circle(pos, edge_index)
-    else:
-        raise ValueError(f"Unknown metric '{metric}'. Choices: euclidean, sphere.")
+    length = measure(pos, edge_index[0], edge_index[1], metric, period)
     areas = {k: torch.as_tensor(list(v) if isinstance(v, range) else v) for k, v in
              (areas or {}).items()}
-    return Geometry(pos, edge_index, length, areas, period=period, name=name)
-
-
-def _great_circle(pos: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-    r = pos.norm(dim=1).mean()
-    u = pos / pos.norm(dim=1, keepdim=True)
-    cos = (u[edge_index[0]] * u[edge_index[1]]).sum(1).clamp(-1.0, 1.0)
-    return r * torch.arccos(cos)
+    return Geometry(pos, edge_index, length, areas, period=period, name=name, metric=metric)
 
 
 def end_areas(pos: torch.Tensor, input_size: int | None, output_size: int | None,

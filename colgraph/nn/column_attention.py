@@ -12,7 +12,10 @@ Every column ``t`` attends over its incoming edges ``s -> t``::
 ``q`` and ``k`` come from per-column projections; ``v`` is the source column's own
 (normalised) state unless ``value_proj=True`` adds untied value and output projections.
 ``edge_bias`` is the learned connectivity, initialised from edge length as
-``-length^2 / (2 sigma^2)`` clamped at ``-bias_clamp``.
+``-length^2 / (2 sigma^2)`` clamped at ``-bias_clamp`` (new edges grown during training get
+the same prior). The edges themselves belong to a :class:`~colgraph.nn.SheetEdges` (the
+model's ``edges``), shared by every layer of the sheet; the layer registers its
+``edge_bias`` there so that pruning and growing edit it in lockstep.
 
 Backends (identical maths, tested against each other):
 
@@ -32,7 +35,8 @@ from torch_geometric.typing import WITH_TORCH_SCATTER
 from torch_geometric.utils import softmax
 
 from .columns import ColumnLinear
-from .sparse import EdgeCSR, sddmm, spmm
+from .edges import SheetEdges
+from .sparse import sddmm, spmm
 
 __all__ = ["ColumnAttention", "BACKENDS"]
 
@@ -43,24 +47,33 @@ class ColumnAttention(MessagePassing):
     """Sparse multi-head attention over a sheet's edges with per-column parameters.
 
     Args:
-        columns: number of columns ``N``.
+        edges: the sheet's :class:`~colgraph.nn.SheetEdges` (``N`` columns, ``E`` edges).
         channels: state size ``C``.
-        edge_length: length of every edge ``[E]``, in canonical (target-sorted) order.
         heads: attention heads ``H`` (must divide ``channels``).
         qk_dim: query/key size per head ``D`` (default ``C / H``; smaller is cheaper).
         value_proj: add untied value and output projections (default: values are the
             source columns' states).
         dropout: attention dropout on the per-edge weights.
-        bias_sigma: length scale of the initial edge bias (default: mean edge length).
+        bias_sigma: length scale of the initial edge bias (default: mean edge length at
+            construction).
         bias_clamp: the initial bias is at least ``-bias_clamp``.
         backend: ``"sparse"``, ``"pyg"`` or ``"dense"`` (see module docstring).
 
-    ``forward(x, edge_index, csr=None)`` takes ``x [N, B, C]`` (columns first) and returns
-    ``(out [N, B, C], attention [E, H])`` where ``attention`` is the per-edge attention
-    averaged over the batch (before dropout; differentiable, used by the wiring cost).
+    ``forward(x)`` takes ``x [N, B, C]`` (columns first) and returns ``(out [N, B, C],
+    attention [E, H])`` where ``attention`` is the per-edge attention averaged over the batch
+    (before dropout; differentiable, used by the wiring cost). The layer keeps a reference
+    to ``edges`` (not a submodule: the model owns it), so move both to a device together.
+
+    Example:
+        >>> from colgraph.geometry import grid, knn
+        >>> edges = SheetEdges(grid(5, wiring=knn(k=4)))
+        >>> attn = ColumnAttention(edges, channels=8, heads=2)
+        >>> out, alpha = attn(torch.randn(25, 3, 8))
+        >>> out.shape, alpha.shape
+        (torch.Size([25, 3, 8]), torch.Size([100, 2]))
     """
 
-    def __init__(self, columns: int, channels: int, edge_length: Tensor, heads: int = 1,
+    def __init__(self, edges: SheetEdges, channels: int, heads: int = 1,
                  qk_dim: int | None = None, value_proj: bool = False, dropout: float = 0.0,
                  bias_sigma: float | None = None, bias_clamp: float = 4.0,
                  backend: str = "sparse") -> None:
@@ -72,6 +85,8 @@ class ColumnAttention(MessagePassing):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown attention backend '{backend}'. Choices: "
                              f"{', '.join(BACKENDS)}.")
+        object.__setattr__(self, "edges", edges)  # a reference, not a submodule
+        columns = edges.num_columns
         self.columns, self.channels, self.heads = columns, channels, heads
         self.qk_dim = qk_dim or channels // heads
         self.dropout, self.backend = dropout, backend
@@ -80,39 +95,43 @@ class ColumnAttention(MessagePassing):
         self.key = ColumnLinear(columns, channels, heads * self.qk_dim, bias=False)
         self.value = ColumnLinear(columns, channels, channels) if value_proj else None
         self.out = ColumnLinear(columns, channels, channels) if value_proj else None
-        self.register_buffer("edge_length", edge_length.detach().clone().float())
-        self.edge_bias = nn.Parameter(torch.empty(edge_length.numel(), heads))  # (E, H)
+        length = edges.length
+        sigma = bias_sigma or (float(length.mean()) if length.numel() else 1.0)
+        self.sigma = max(sigma, 1e-6)  # fixed at construction: grown edges get the same prior
+        self.edge_bias = nn.Parameter(torch.empty(edges.num_edges, heads))  # (E, H)
+        edges.register(self, "edge_bias", init=self.bias_prior)
         self.reset_parameters()
 
     @property
     def num_edges(self) -> int:
         return self.edge_bias.size(0)
 
+    def bias_prior(self, edges: SheetEdges, index: Tensor, length: Tensor) -> Tensor:
+        """Initial bias of edges of the given lengths: ``-l^2 / (2 sigma^2)``, clamped."""
+        return (-length.float().pow(2) / (2 * self.sigma**2)).clamp(min=-self.bias_clamp)
+
     def reset_parameters(self) -> None:
         for lin in (self.query, self.key, self.value, self.out):
             if lin is not None:
                 lin.reset_parameters()
-        length = self.edge_length
-        sigma = self.bias_sigma or (float(length.mean()) if length.numel() else 1.0)
-        sigma = max(sigma, 1e-6)
-        bias = (-length.pow(2) / (2 * sigma**2)).clamp(min=-self.bias_clamp)
+        bias = self.bias_prior(self.edges, self.edges.index, self.edges.length)
         with torch.no_grad():
             self.edge_bias.copy_(bias.unsqueeze(1).expand_as(self.edge_bias))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor, edge_index: Tensor,
-                csr: EdgeCSR | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         N, B, C = x.shape
         H, D, Ch = self.heads, self.qk_dim, self.channels // self.heads
+        edge_index = self.edges.index
         if edge_index.size(1) != self.num_edges:
-            raise ValueError(f"ColumnAttention holds {self.num_edges} edge biases but got "
-                             f"{edge_index.size(1)} edges. Edit edges with the model's edge "
-                             f"functions so every per-edge tensor stays in step.")
+            raise RuntimeError(f"ColumnAttention holds {self.num_edges} edge biases but the "
+                               f"sheet has {edge_index.size(1)} edges. Edit edges only with "
+                               f"model.edges.edit(...) so every per-edge tensor stays in step.")
         q = self.query(x).view(N, B, H, D)  # (N, B, H, D)
         k = self.key(x).view(N, B, H, D)  # (N, B, H, D)
         v = (self.value(x) if self.value is not None else x).view(N, B, H, Ch)
         if self.backend == "sparse":
-            out, alpha = self._sparse(q, k, v, csr or EdgeCSR(edge_index, N))
+            out, alpha = self._sparse(q, k, v)
         elif self.backend == "pyg":
             out, alpha = self._pyg(q, k, v, edge_index)
         else:
@@ -122,8 +141,9 @@ class ColumnAttention(MessagePassing):
             out = self.out(out)
         return out, alpha
 
-    def _sparse(self, q: Tensor, k: Tensor, v: Tensor, csr: EdgeCSR) -> tuple[Tensor, Tensor]:
+    def _sparse(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         N, B, H, D = q.shape
+        csr = self.edges.csr()
         block = csr.block(B * H)  # replica r = b * H + h holds nodes r * N ... r * N + N - 1
         q = q.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)
         k = k.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)

@@ -2,16 +2,16 @@ import pytest
 import torch
 
 from colgraph.geometry import grid, knn, radius
-from colgraph.nn import ColumnAttention
+from colgraph.nn import ColumnAttention, SheetEdges
 
 
 def run(backend, geo, heads=2, value_proj=False, qk_dim=None):
     torch.manual_seed(0)
-    attn = ColumnAttention(geo.num_columns, 8, geo.edge_length, heads=heads, qk_dim=qk_dim,
+    attn = ColumnAttention(SheetEdges(geo), 8, heads=heads, qk_dim=qk_dim,
                            value_proj=value_proj, backend=backend).double()
     torch.manual_seed(1)
     x = torch.randn(geo.num_columns, 3, 8, dtype=torch.double, requires_grad=True)
-    out, alpha = attn(x, geo.edge_index)
+    out, alpha = attn(x)
     (out.pow(2).sum() + alpha.pow(2).sum()).backward()
     grads = {n: p.grad for n, p in attn.named_parameters()}
     return out, alpha, x.grad, grads
@@ -33,8 +33,8 @@ def test_sparse_equals_reference(wiring, heads, value_proj, qk_dim, other):
 
 def test_attention_sums_to_one_per_column():
     geo = grid(5, wiring=radius(1.5))
-    attn = ColumnAttention(25, 8, geo.edge_length, heads=2)
-    _, alpha = attn(torch.randn(25, 4, 8), geo.edge_index)
+    attn = ColumnAttention(SheetEdges(geo), 8, heads=2)
+    _, alpha = attn(torch.randn(25, 4, 8))
     total = torch.zeros(25, 2).index_add(0, geo.edge_index[1], alpha)
     assert alpha.shape == (geo.num_edges, 2)
     assert torch.allclose(total, torch.ones(25, 2), atol=1e-5)
@@ -42,7 +42,7 @@ def test_attention_sums_to_one_per_column():
 
 def test_edge_bias_initialised_from_length():
     geo = grid(5, wiring=radius(2.9))
-    attn = ColumnAttention(25, 4, geo.edge_length, bias_sigma=1.0, bias_clamp=3.0)
+    attn = ColumnAttention(SheetEdges(geo), 4, bias_sigma=1.0, bias_clamp=3.0)
     expected = (-geo.edge_length.pow(2) / 2).clamp(min=-3.0)
     assert torch.allclose(attn.edge_bias[:, 0], expected)
     assert attn.edge_bias.min() == -3.0  # clamped
@@ -51,11 +51,11 @@ def test_edge_bias_initialised_from_length():
 def test_heads_must_divide_channels():
     geo = grid(3, wiring=knn(2))
     with pytest.raises(ValueError, match="'heads' must divide 'channels' .*channels=10, heads=3"):
-        ColumnAttention(9, 10, geo.edge_length, heads=3)
+        ColumnAttention(SheetEdges(geo), 10, heads=3)
 
 
 def test_repr_is_short():
     geo = grid(4, wiring=knn(3))
-    r = repr(ColumnAttention(16, 8, geo.edge_length, heads=2))
+    r = repr(ColumnAttention(SheetEdges(geo), 8, heads=2))
     assert r == ("ColumnAttention(columns=16, channels=8, heads=2, qk_dim=4, edges=48, "
                  "backend='sparse')")

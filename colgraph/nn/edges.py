@@ -1,0 +1,341 @@
+"""SheetEdges: the ONE owner of a sheet's current edges and of everything stored per edge.
+
+Symbols: ``N`` columns, ``D`` spatial dimensions, ``E`` current edges, ``A`` added edges.
+
+A sheet's wiring changes during training (plasticity prunes and grows edges), so the edges
+cannot live in the construction-time :class:`~colgraph.geometry.Geometry`. This module owns:
+
+* ``index [2, E]``: the current edges in canonical order (sorted by target, then source;
+  no duplicates), so the edge list doubles as a CSR matrix over targets;
+* ``length [E]``: their lengths. Construction-time edges keep the geometry's lengths (which
+  may come from a mesh or a file); new edges are measured from ``pos [N, D]`` with the
+  geometry's metric (Euclidean, wrapped on a torus, or great-circle on a sphere);
+* the CSR cache the sparse attention kernels use;
+* a registry of every other per-edge tensor (each sheet's ``edge_bias``, plasticity
+  statistics, ...) with the rule that initialises it for new edges.
+
+:meth:`SheetEdges.edit` is the one function that changes edges: it applies a keep mask and
+a list of new edges to the index, the lengths, every registered tensor, their gradients and
+the optimizer state (Adam moments), atomically, and returns what it did.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..geometry import Geometry, canonical_order, measure
+from .sparse import EdgeCSR
+
+__all__ = ["SheetEdges", "EdgeEdit", "EdgeInit"]
+
+# init(edges, new_index [2, A], new_length [A]) -> the registered tensor's rows for new edges
+EdgeInit = Callable[["SheetEdges", Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class EdgeEdit:
+    """What :meth:`SheetEdges.edit` did.
+
+    Attributes:
+        removed: ``[2, R]`` edges that were removed.
+        added: ``[2, A]`` edges that were added (in the order given).
+        kept_position: ``[E_old]`` new position of each old edge, ``-1`` if removed.
+        added_position: ``[A]`` position of each added edge in the new order.
+    """
+
+    removed: Tensor
+    added: Tensor
+    kept_position: Tensor
+    added_position: Tensor
+
+    @property
+    def num_removed(self) -> int:
+        return self.removed.size(1)
+
+    @property
+    def num_added(self) -> int:
+        return self.added.size(1)
+
+
+class _Entry:
+    """A registered per-edge tensor: ``getattr(owner, name)`` with rows in edge order."""
+
+    def __init__(self, owner: Any, name: str, init: EdgeInit | None) -> None:
+        self.owner, self.name, self.init = owner, name, init
+
+    def get(self) -> Tensor:
+        return getattr(self.owner, self.name)
+
+    def new_rows(self, edges: "SheetEdges", index: Tensor, length: Tensor) -> Tensor:
+        """Rows for new edges: ``init``'s, broadcast over trailing dims (default zeros)."""
+        t = self.get()
+        shape = (index.size(1),) + tuple(t.shape[1:])
+        if self.init is None:
+            return t.new_zeros(shape)
+        rows = self.init(edges, index, length).to(t)
+        if rows.dim() == 1 and t.dim() > 1:
+            rows = rows.view(-1, *([1] * (t.dim() - 1)))
+        return rows.expand(shape).clone()
+
+    def set(self, value: Tensor) -> None:
+        current = self.get()
+        if isinstance(current, nn.Parameter):
+            current.data = value  # same Parameter object: optimizer references stay valid
+        else:
+            setattr(self.owner, self.name, value)  # a module buffer or a plain attribute
+
+    def label(self) -> str:
+        return f"{type(self.owner).__name__}.{self.name}"
+
+
+class SheetEdges(nn.Module):
+    """The current edges of a sheet: index, lengths, CSR cache and per-edge registry.
+
+    Args:
+        geometry: the construction-time geometry (positions, edges, lengths, metric, areas).
+
+    Example:
+        >>> from colgraph.geometry import grid, knn
+        >>> edges = SheetEdges(grid(4, wiring=knn(k=4)))
+        >>> edges.num_edges
+        64
+        >>> keep = torch.ones(64, dtype=torch.bool); keep[0] = False
+        >>> edit = edges.edit(keep, add=torch.tensor([[15], [0]]))
+        >>> edit.num_removed, edit.num_added, edges.num_edges
+        (1, 1, 64)
+    """
+
+    def __init__(self, geometry: Geometry) -> None:
+        super().__init__()
+        self.register_buffer("index", geometry.edge_index.clone())  # (2, E)
+        self.register_buffer("length", geometry.edge_length.clone().float())  # (E,)
+        self.register_buffer("pos", geometry.pos.clone().float())  # (N, D)
+        period = None if geometry.period is None else geometry.period.clone().float()
+        self.register_buffer("period", period, persistent=False)
+        self.metric = geometry.metric
+        self._template = geometry  # areas, labels, name, period of the construction geometry
+        self._registry: list[_Entry] = []
+        self._csr: EdgeCSR | None = None
+        self._geometry: Geometry | None = geometry
+
+    # ------------------------------------------------------------------ views
+    @property
+    def num_edges(self) -> int:
+        return self.index.size(1)
+
+    @property
+    def num_columns(self) -> int:
+        return self.pos.size(0)
+
+    def in_degree(self) -> Tensor:
+        return torch.bincount(self.index[1], minlength=self.num_columns)
+
+    def csr(self) -> EdgeCSR:
+        """The CSR view of the current edges (cached until the edges or the device change)."""
+        if self._csr is None:
+            self._csr = EdgeCSR(self.index, self.num_columns)
+        return self._csr
+
+    def measure(self, source: Tensor, target: Tensor) -> Tensor:
+        """Length of edges ``source -> target`` in the geometry's metric (for new edges)."""
+        return measure(self.pos, source, target, self.metric, self.period)
+
+    def geometry(self) -> Geometry:
+        """The CURRENT wiring as a :class:`Geometry` (construction-time areas, labels, name)."""
+        if self._geometry is None:
+            t = self._template
+            self._geometry = Geometry(self.pos.detach().cpu(), self.index.cpu(),
+                                      self.length.detach().cpu(), areas=dict(t.areas),
+                                      period=t.period, name=t.name, labels=t.labels,
+                                      metric=self.metric)
+        return self._geometry
+
+    def _invalidate(self) -> None:
+        self._csr, self._geometry = None, None
+
+    def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
+        self._csr = None
+        return super()._apply(fn, recurse)
+
+    # ------------------------------------------------------------------ registry
+    def register(self, owner: Any, name: str, init: EdgeInit | None = None) -> None:
+        """Register ``getattr(owner, name)`` (rows in edge order) to be edited in lockstep.
+
+        ``init(edges, new_index, new_length)`` gives the rows of new edges (default: zeros).
+        """
+        tensor = getattr(owner, name)
+        if not isinstance(tensor, Tensor) or tensor.dim() == 0 or tensor.size(0) != self.num_edges:
+            shape = list(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(f"Per-edge tensor {type(owner).__name__}.{name} must have one row "
+                             f"per edge ({self.num_edges}), got {shape}.")
+        self._registry.append(_Entry(owner, name, init))
+
+    def per_edge(self) -> dict[str, Tensor]:
+        """Every registered per-edge tensor by a readable name (``ColumnAttention.edge_bias``...)."""
+        out: dict[str, Tensor] = {}
+        for entry in self._registry:
+            key, i = entry.label(), 1
+            while key in out:
+                i += 1
+                key = f"{entry.label()}#{i}"
+            out[key] = entry.get()
+        return out
+
+    def check(self) -> None:
+        """Raise if any per-edge tensor is out of step with the edges (e.g. edited by hand)."""
+        E = self.num_edges
+        if self.length.shape != (E,):
+            raise RuntimeError(f"edges.length has {list(self.length.shape)} rows for {E} edges.")
+        for entry in self._registry:
+            t = entry.get()
+            if t.size(0) != E:
+                raise RuntimeError(
+                    f"{entry.label()} has {t.size(0)} rows but the sheet has {E} edges: it was "
+                    f"changed outside SheetEdges.edit, so per-edge tensors are out of step. "
+                    f"Rebuild the model, or edit edges only with model.edges.edit(...).")
+        ei = self.index
+        if E and (ei.min() < 0 or ei.max() >= self.num_columns):
+            raise RuntimeError("edges.index holds column ids outside the sheet.")
+        key = ei[1] * self.num_columns + ei[0]
+        if E > 1 and (key[1:] <= key[:-1]).any():
+            raise RuntimeError("edges.index is not in canonical order (sorted by target, then "
+                               "source, no duplicates): it was changed outside "
+                               "SheetEdges.edit. Edit edges only with model.edges.edit(...).")
+
+    # ------------------------------------------------------------------ the edit
+    def edit(self, keep: Tensor | None = None, add: Tensor | None = None,
+             optimizer: torch.optim.Optimizer | None = None, min_in_degree: int = 1
+             ) -> EdgeEdit:
+        """Keep the edges where ``keep`` is True and add the edges ``add``, everywhere at once.
+
+        Args:
+            keep: ``[E]`` bool mask of edges to keep (default: all).
+            add: ``[2, A]`` new edges ``source -> target`` (not already kept, no repeats).
+            optimizer: its per-parameter state (e.g. Adam's ``exp_avg`` / ``exp_avg_sq``) of
+                registered parameters is edited too: kept rows unchanged, new rows zero.
+            min_in_degree: refuse an edit that leaves a column with fewer inputs.
+
+        Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
+        bit; new edges get lengths from the metric and rows from each tensor's ``init``;
+        canonical order is restored. Everything is checked before anything changes.
+        """
+        E, N = self.num_edges, self.num_columns
+        device = self.index.device
+        keep = self._check_keep(keep, E, device)
+        add = self._check_add(add, keep, N, device)
+        kept_index = self.index[:, keep]
+        merged = torch.cat([kept_index, add], dim=1)  # (2, K + A)
+        deg = torch.bincount(merged[1], minlength=N)
+        if (deg < min_in_degree).any():
+            cols = (deg < min_in_degree).nonzero().flatten()
+            raise ValueError(f"This edit leaves {cols.numel()} column(s) (e.g. "
+                             f"{cols[:5].tolist()}) with fewer than {min_in_degree} incoming "
+                             f"edge(s). Prune fewer edges (plasticity.drop_fraction) or keep "
+                             f"plasticity.min_in_degree >= 1.")
+        perm = canonical_order(merged, N)
+        new_length = self.measure(add[0], add[1]).to(self.length) if add.size(1) else \
+            self.length.new_empty(0)
+
+        def apply(old: Tensor, new_rows: Tensor) -> Tensor:
+            return torch.cat([old[keep], new_rows.to(old)], dim=0)[perm]
+
+        # compute everything first: an error below leaves the sheet as it was
+        updates = [(entry, apply(entry.get().detach(), entry.new_rows(self, add, new_length)))
+                   for entry in self._registry]
+        grads, states = [], []
+        for entry in self._registry:
+            t = entry.get()
+            if isinstance(t, nn.Parameter):
+                if t.grad is not None:
+                    grads.append((t, apply(t.grad, t.grad.new_zeros((add.size(1),) + t.shape[1:]))))
+                if optimizer is not None and t in optimizer.state:
+                    st = optimizer.state[t]
+                    for k, v in st.items():
+                        if isinstance(v, Tensor) and v.dim() > 0 and v.size(0) == E:
+                            states.append((st, k, apply(v, v.new_zeros((add.size(1),) + v.shape[1:]))))
+        new_index = merged[:, perm].contiguous()
+        length = apply(self.length, new_length)
+        position = torch.empty_like(perm)
+        position[perm] = torch.arange(perm.numel(), device=device)
+        kept_position = torch.full((E,), -1, dtype=torch.long, device=device)
+        kept_position[keep] = position[:kept_index.size(1)]
+        record = EdgeEdit(removed=self.index[:, ~keep], added=add, kept_position=kept_position,
+                          added_position=position[kept_index.size(1):])
+        # commit
+        self.index, self.length = new_index, length
+        for entry, value in updates:
+            entry.set(value)
+        for p, g in grads:
+            p.grad = g
+        for st, k, v in states:
+            st[k] = v
+        self._invalidate()
+        return record
+
+    def _check_keep(self, keep: Tensor | None, E: int, device) -> Tensor:
+        if keep is None:
+            return torch.ones(E, dtype=torch.bool, device=device)
+        keep = torch.as_tensor(keep, device=device)
+        if keep.dtype != torch.bool or keep.shape != (E,):
+            raise ValueError(f"Expected 'keep' to be a bool mask of shape [{E}] (one entry per "
+                             f"current edge), got {keep.dtype} {list(keep.shape)}.")
+        return keep
+
+    def _check_add(self, add: Tensor | None, keep: Tensor, N: int, device) -> Tensor:
+        if add is None:
+            return self.index.new_empty(2, 0)
+        add = torch.as_tensor(add, device=device)
+        if add.dim() != 2 or add.size(0) != 2 or add.dtype.is_floating_point or add.dtype == torch.bool:
+            raise ValueError(f"Expected 'add' to be an integer tensor of shape [2, A] (row 0 = "
+                             f"source, row 1 = target), got {add.dtype} {list(add.shape)}.")
+        add = add.long()
+        if add.numel() and (add.min() < 0 or add.max() >= N):
+            raise ValueError(f"Expected new edges between columns in [0, {N - 1}], got ids from "
+                             f"{int(add.min())} to {int(add.max())}.")
+        key = add[1] * N + add[0]
+        if key.unique().numel() != key.numel():
+            raise ValueError("'add' lists the same edge more than once. Pass unique edges.")
+        kept = self.index[:, keep]
+        kept_key = torch.sort(kept[1] * N + kept[0]).values
+        if kept_key.numel() and key.numel():
+            pos = torch.searchsorted(kept_key, key).clamp(max=kept_key.numel() - 1)
+            dup = kept_key[pos] == key
+            if dup.any():
+                s, t = add[:, dup.nonzero()[0, 0]].tolist()
+                raise ValueError(f"New edge {s} -> {t} already exists ({int(dup.sum())} such). "
+                                 f"Grow only edges that are absent (or removed in the same "
+                                 f"edit).")
+        return add
+
+    # ------------------------------------------------------------------ checkpoints
+    def resize_for(self, state_dict: dict[str, Tensor], prefix: str) -> None:
+        """Before loading ``state_dict``, resize every per-edge tensor to its edge count.
+
+        Called by the model's load hook, so a checkpoint whose wiring was edited during
+        training loads into a freshly built model (whose edges are the geometry's).
+        """
+        key = prefix + "index"
+        if key not in state_dict:
+            return
+        E = state_dict[key].size(1)
+        if E == self.num_edges:
+            return
+        self.index = self.index.new_empty(2, E)
+        self.length = self.length.new_empty(E)
+        for entry in self._registry:
+            t = entry.get()
+            entry.set(t.detach().new_empty((E,) + t.shape[1:]))
+            if isinstance(t, nn.Parameter):
+                t.grad = None
+        self._invalidate()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._invalidate()
+
+    def extra_repr(self) -> str:
+        return (f"columns={self.num_columns}, edges={self.num_edges}, metric={self.metric!r}, "
+                f"per_edge={len(self._registry)}")

@@ -1,0 +1,198 @@
+"""SheetEdges: the one owner of the current edges, and the one edit function."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colgraph import Columnformer
+from colgraph.geometry import Geometry, grid, knn, sphere, stack, torus
+from colgraph.nn import SheetEdges
+
+GEO = stack([4, 3, 2], spacing=2.0, wiring=knn(k=6))
+
+
+def _keys(index, n):
+    return (index[1] * n + index[0]).tolist()
+
+
+def test_lengths_come_from_the_metric():
+    for geo in (grid(5, wiring=knn(4)), torus(6, wiring=knn(4)), sphere(50, wiring=knn(5))):
+        edges = SheetEdges(geo)
+        assert torch.allclose(edges.measure(*geo.edge_index), geo.edge_length, atol=1e-5)
+    # torus: the far side of the box is one step away
+    edges = SheetEdges(torus(6, wiring=knn(4)))
+    assert float(edges.measure(torch.tensor([5]), torch.tensor([0]))) == pytest.approx(1.0)
+
+
+def test_model_reads_edges_from_the_owner():
+    model = Columnformer(GEO, channels=8, steps=3, tied_depth=False)
+    assert model.edge_index is model.edges.index and model.edge_length is model.edges.length
+    assert all(s.attn.edges is model.edges for s in model.sheets)
+    assert len(model.edges.per_edge()) == 3  # one edge_bias per sheet
+    assert "edges.index" in model.state_dict() and "edges.length" in model.state_dict()
+    assert model.geometry.fingerprint() == GEO.fingerprint()
+
+
+def _model_and_optimizer(tied=True):
+    torch.manual_seed(0)
+    model = Columnformer(GEO, channels=8, steps=3, tied_depth=tied)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        out = model(torch.randn(2, 16, 8))
+        loss = out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, opt
+
+
+def _random_edit(edges, gen, drop, grow):
+    n, E = edges.num_columns, edges.num_edges
+    keep = torch.rand(E, generator=gen) >= drop
+    # never strand a column: keep each column's first edge
+    first = torch.cat([torch.zeros(1, dtype=torch.long), edges.in_degree().cumsum(0)[:-1]])
+    keep[first] = True
+    existing = set(_keys(edges.index[:, keep], n))
+    add, seen = [], set()
+    for _ in range(grow):
+        s, t = torch.randint(n, (2,), generator=gen).tolist()
+        if s != t and t * n + s not in existing and t * n + s not in seen:
+            seen.add(t * n + s)
+            add.append((s, t))
+    add = torch.tensor(add, dtype=torch.long).t().reshape(2, -1)
+    return keep, add
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), tied=st.booleans(), rounds=st.integers(1, 4),
+       drop=st.floats(0.0, 0.6), grow=st.integers(0, 40))
+def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, grow):
+    """Kept edges keep bias, length, grad and Adam moments bit for bit; new ones start at
+    zero moments and the length prior; canonical order and uniqueness always hold."""
+    model, opt = _model_and_optimizer(tied)
+    edges, n = model.edges, model.num_columns
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(rounds):
+        before = {k: int(v) for v, k in enumerate(_keys(edges.index, n))}
+        old_len = edges.length.clone()
+        old = [(s.attn.edge_bias.detach().clone(), s.attn.edge_bias.grad.clone(),
+                {k: v.clone() for k, v in opt.state[s.attn.edge_bias].items()}, s.attn.edge_bias)
+               for s in model.sheets]
+        keep, add = _random_edit(edges, gen, drop, grow)
+        edit = edges.edit(keep, add, optimizer=opt)
+        edges.check()
+        keys = _keys(edges.index, n)
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)  # canonical, unique
+        assert edit.num_removed == int((~keep).sum()) and edit.num_added == add.size(1)
+        assert edges.num_edges == int(keep.sum()) + add.size(1)
+        old_pos = torch.tensor([before[k] for k in _keys(edit.removed, n)], dtype=torch.long)
+        assert (edit.kept_position[old_pos] == -1).all()
+        src = keep.nonzero().flatten()
+        dst = edit.kept_position[src]
+        assert torch.equal(edges.length[dst], old_len[src])
+        assert torch.allclose(edges.length[edit.added_position], edges.measure(*add))
+        for bias, grad, state, p in old:
+            assert p is next(s.attn.edge_bias for s in model.sheets if s.attn.edge_bias is p)
+            assert torch.equal(p.detach()[dst], bias[src])
+            assert torch.equal(p.grad[dst], grad[src])
+            assert (p.grad[edit.added_position] == 0).all()
+            for k in ("exp_avg", "exp_avg_sq"):
+                assert torch.equal(opt.state[p][k][dst], state[k][src])
+                assert (opt.state[p][k][edit.added_position] == 0).all()
+            assert torch.equal(opt.state[p]["step"], state["step"])
+            prior = model.sheets[0].attn.bias_prior(edges, add, edges.length[edit.added_position])
+            assert torch.allclose(p.detach()[edit.added_position, 0], prior)
+    # the model still runs, trains and agrees with the dense reference on the new wiring
+    out = model(torch.randn(2, 16, 8))
+    assert all(a.shape[0] == edges.num_edges for a in out.attention)
+    out.output.sum().backward()
+    opt.step()
+
+
+def test_edited_model_matches_the_dense_reference():
+    model, opt = _model_and_optimizer()
+    keep, add = _random_edit(model.edges, torch.Generator().manual_seed(3), 0.3, 30)
+    model.edges.edit(keep, add, optimizer=opt)
+    dense = Columnformer(GEO, channels=8, steps=3, backend="dense")
+    dense.load_state_dict(model.state_dict())
+    x = torch.randn(2, 16, 8)
+    assert torch.allclose(model(x).state, dense(x).state, atol=1e-5)
+
+
+def test_checkpoint_round_trip_restores_the_edited_wiring(tmp_path):
+    model, opt = _model_and_optimizer(tied=False)
+    keep, add = _random_edit(model.edges, torch.Generator().manual_seed(1), 0.4, 25)
+    model.edges.edit(keep, add, optimizer=opt)
+    torch.save({"model": model.state_dict(), "optim": opt.state_dict()}, tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    fresh = Columnformer(GEO, channels=8, steps=3, tied_depth=False)  # geometry's edges
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
+    assert fresh.edges.num_edges != model.edges.num_edges
+    fresh.load_state_dict(state["model"])
+    fresh_opt.load_state_dict(state["optim"])
+    fresh.edges.check()
+    assert torch.equal(fresh.edge_index, model.edge_index)
+    assert fresh.geometry.num_edges == model.edges.num_edges
+    x = torch.randn(2, 16, 8)
+    assert torch.equal(fresh(x).state, model(x).state)
+    for p, q in zip(fresh.parameters(), model.parameters()):
+        for k, v in opt.state[q].items():
+            assert torch.equal(fresh_opt.state[p][k], v)
+
+
+def test_bad_edits_are_refused_and_change_nothing():
+    model, opt = _model_and_optimizer()
+    edges = model.edges
+    E, index = edges.num_edges, edges.index.clone()
+    bias = model.sheets[0].attn.edge_bias.detach().clone()
+    cases = [
+        (dict(keep=torch.ones(E - 1, dtype=torch.bool)), "bool mask of shape"),
+        (dict(keep=torch.ones(E)), "bool mask of shape"),
+        (dict(add=torch.tensor([[0.5], [1.0]])), "integer tensor of shape"),
+        (dict(add=torch.tensor([[0, 1, 2]])), r"shape \[2, A\]"),
+        (dict(add=torch.tensor([[0], [999]])), "between columns in"),
+        (dict(add=torch.tensor([[-1], [0]])), "between columns in"),
+        (dict(add=index[:, :1]), "already exists"),
+        (dict(add=torch.tensor([[5, 5], [9, 9]])), "more than once"),
+        (dict(keep=edges.index[1] != 3), "fewer than 1 incoming"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            edges.edit(optimizer=opt, **kwargs)
+        assert torch.equal(edges.index, index)
+        assert torch.equal(model.sheets[0].attn.edge_bias.detach(), bias)
+
+
+def test_hand_edited_tensors_are_detected():
+    model = Columnformer(GEO, channels=8, steps=3)
+    model.sheets[0].attn.edge_bias.data = model.sheets[0].attn.edge_bias.data[:-1]
+    with pytest.raises(RuntimeError, match="out of step"):
+        model.edges.check()
+    with pytest.raises(RuntimeError, match="model.edges.edit"):
+        model(torch.randn(1, 16, 8))
+    model = Columnformer(GEO, channels=8, steps=3)
+    model.edges.index = model.edges.index.flip(1)
+    with pytest.raises(RuntimeError, match="canonical order"):
+        model.edges.check()
+
+
+def test_register_refuses_a_tensor_of_the_wrong_size():
+    edges = SheetEdges(GEO)
+
+    class Holder:
+        stat = torch.zeros(3)
+
+    with pytest.raises(ValueError, match="one row per edge"):
+        edges.register(Holder(), "stat")
+
+
+def test_geometry_view_is_current_and_valid():
+    model = Columnformer(GEO, channels=8, steps=3)
+    keep = torch.ones(model.edges.num_edges, dtype=torch.bool)
+    keep[::7] = False
+    keep[torch.cat([torch.zeros(1, dtype=torch.long),
+                    model.edges.in_degree().cumsum(0)[:-1]])] = True
+    model.edges.edit(keep)
+    geo = model.geometry
+    assert isinstance(geo, Geometry) and geo.num_edges == int(keep.sum())
+    assert geo.areas.keys() == GEO.areas.keys()
