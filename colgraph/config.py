@@ -11,19 +11,20 @@ from typing import Any
 from omegaconf import MISSING
 
 from .model import ColumnformerConfig
+from .plasticity import PlasticityConfig
 
 __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "TrainConfig",
-           "WiringCostConfig", "Config", "register_configs"]
+           "WiringCostConfig", "PlasticityConfig", "Config", "register_configs"]
 
 
 @dataclass
 class WiringConfig:
-    rule: str = "knn"  # knn | radius | full | exponential
-    k: int = 16  # knn: incoming edges per column
+    rule: str = "knn"  # knn | radius | full | exponential | uniform
+    k: int = 16  # knn / uniform: incoming edges per column
     r: float = 1.5  # radius: connection distance
     long_range: int = 0  # extra exponential-distance-rule edges per column (0 = none)
     lam: float = 4.0  # exponential: length scale of P(length) ~ exp(-length / lam)
-    seed: int = 0  # exponential: random seed
+    seed: int = 0  # exponential / uniform: random seed
     self_loops: bool = False
 
 
@@ -105,6 +106,7 @@ class Config:
     optim: OptimConfig = MISSING
     train: TrainConfig = MISSING
     wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | ...
 
 
@@ -115,7 +117,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in (("geometry", GeometryConfig), ("model", ColumnformerConfig),
-                        ("task", TaskConfig), ("optim", OptimConfig), ("train", TrainConfig)):
+                        ("task", TaskConfig), ("optim", OptimConfig), ("train", TrainConfig),
+                        ("plasticity", PlasticityConfig)):
         cs.store(group=group, name=f"base_{group}", node=node)
 
 

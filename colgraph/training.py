@@ -1,9 +1,11 @@
 """Training entry point: a plain function of the config (``scripts/train.py`` is a shell).
 
 Builds geometry -> data -> model, trains with AdamW (weight-decay groups by parameter name),
-warmup + cosine schedule, gradient clipping, per-epoch evaluation, CSV (+ TensorBoard)
-metrics and an atomically written checkpoint holding everything needed to resume or
-analyse the run: config, geometry, model, optimizer, scheduler, epoch, step, RNG state.
+warmup + cosine schedule, gradient clipping, optional plasticity (prune / grow edges on a
+schedule), per-epoch evaluation, CSV (+ TensorBoard) metrics and an atomically written
+checkpoint holding everything needed to resume or analyse the run: config, geometry, the
+CURRENT wiring (in the model's state), optimizer, scheduler, plasticity state, epoch, step,
+RNG state.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .data import ImageData, iterate_batches, load_data
 from .geometry import Geometry, build_geometry
 from .model import ColumnformerConfig
 from .objectives import wiring_cost, wiring_length
+from .plasticity import Plasticity, PlasticityConfig
 from .tasks import VisionClassifier
 
 __all__ = ["train", "build_model", "resolve_device", "param_groups", "load_checkpoint",
@@ -177,10 +180,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------- logging
 class _Logger:
-    """Metrics to ``metrics.csv`` and, when installed, TensorBoard."""
+    """Metrics to ``metrics.csv`` (per epoch), ``plasticity.csv`` (per wiring update) and,
+    when installed, TensorBoard."""
 
     def __init__(self, run_dir: Path, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.csv"
+        self.run_dir = run_dir
         self.writer = None
         if tensorboard:
             try:
@@ -190,9 +194,10 @@ class _Logger:
             except ImportError:  # tensorboard is optional
                 self.writer = None
 
-    def log(self, row: dict[str, float], step: int) -> None:
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
+    def log(self, row: dict[str, float], step: int, name: str = "metrics") -> None:
+        path = self.run_dir / f"{name}.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
             if new:
                 w.writeheader()
@@ -200,7 +205,7 @@ class _Logger:
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step"):
-                    self.writer.add_scalar(k, v, step)
+                    self.writer.add_scalar(k if name == "metrics" else f"{name}/{k}", v, step)
             self.writer.flush()
 
     def close(self) -> None:
@@ -250,12 +255,19 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         optimizer, lr_lambda(total_steps, warmup, cfg.optim.min_lr_ratio))
     epoch, step = 0, 0
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         epoch, step = resume["epoch"], resume["step"]
+    plasticity_cfg = PlasticityConfig(**to_container(cfg.plasticity))
+    plasticity = (Plasticity(model, plasticity_cfg, total_steps, optimizer)
+                  if plasticity_cfg.enabled else None)
+    if resume is not None:
+        if plasticity is not None and resume.get("plasticity") is not None:
+            plasticity.load_state_dict(resume["plasticity"])
         _set_rng_state(resume["rng"])
-        print(f"Resumed from {resume['path']} at epoch {epoch}, step {step}.")
+        print(f"Resumed from {resume['path']} at epoch {epoch}, step {step} "
+              f"({model.columnformer.edges.num_edges} edges).")
 
     cf = model.columnformer
     logger = _Logger(run_dir, cfg.train.tensorboard)
@@ -275,6 +287,9 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         tot_loss = tot_correct = tot_n = 0.0
         for xb, yb in bar:
             xb, yb = xb.to(device), yb.to(device)
+            recording = plasticity is not None and plasticity.wants_record(step + 1)
+            if recording:
+                plasticity.start_recording()
             logits, out = model(xb)
             task_loss = F.cross_entropy(logits, yb)
             loss = task_loss
@@ -293,6 +308,12 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             step += 1
+            if plasticity is not None:
+                records = plasticity.stop_recording() if recording else None
+                plasticity.observe(out.attention)
+                update = plasticity.maybe_update(step, records)
+                if update is not None:
+                    logger.log({"epoch": epoch, **update}, step, name="plasticity")
             tot_loss += task_loss.item() * len(xb)
             tot_correct += float((logits.argmax(1) == yb).sum())
             tot_n += len(xb)
@@ -304,7 +325,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         epoch += 1
         metrics = {"epoch": epoch, "step": step, "train_loss": tot_loss / max(tot_n, 1),
                    "train_acc": tot_correct / max(tot_n, 1),
-                   "lr": scheduler.get_last_lr()[0], "time": time.perf_counter() - start}
+                   "lr": scheduler.get_last_lr()[0], "edges": cf.edges.num_edges,
+                   "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
             metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
             if cfg.train.progress:
@@ -320,6 +342,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
+            "plasticity": plasticity.state_dict() if plasticity is not None else None,
             "rng": _rng_state(), "metrics": metrics, "image_shape": list(data.image_shape),
             "num_classes": data.num_classes})
     logger.close()

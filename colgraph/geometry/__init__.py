@@ -2,7 +2,7 @@
 
 Build one in Python (``grid``, ``torus``, ``stack``, ``sphere``, ``ring``, ``line``,
 ``random_sheet``, ``from_coords``, ``from_networkx``, ``from_mesh``, ``read_geometry``) with a
-wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``union``), or from
+wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``uniform``, ``union``), or from
 a config with :func:`build_geometry`.
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops
 from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
                        sphere, stack, torus)
 from .io import from_mesh, from_networkx, read_geometry, to_networkx
-from .wiring import Wiring, exponential, full, get_wiring, knn, radius, union
+from .wiring import Wiring, exponential, full, get_wiring, knn, radius, uniform, union
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
            "hops_from", "METRICS", "from_coords", "grid", "torus", "stack", "sphere", "ring",
            "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "to_networkx", "from_mesh", "read_geometry", "Wiring", "knn",
-           "radius", "full", "exponential", "union", "get_wiring", "GEOMETRIES",
+           "radius", "full", "exponential", "uniform", "union", "get_wiring", "GEOMETRIES",
            "build_geometry", "build_wiring"]
 
 

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Wiring", "knn", "radius", "full", "exponential", "union", "WIRINGS", "get_wiring"]
+__all__ = ["Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "WIRINGS",
+           "get_wiring", "edr_sources", "sample_sources", "position_tree"]
 
 FULL_MAX_COLUMNS = 4096
 
 
-def _tree(pos: Tensor, period: Tensor | None):
+def position_tree(pos: Tensor, period: Tensor | None):
     """A k-d tree over the positions; with ``period`` the space wraps (torus)."""
     from scipy.spatial import cKDTree
 
@@ -53,6 +54,61 @@ def _self_loops(edge_index: Tensor, n: int, self_loops: bool) -> Tensor:
     return torch.cat([edge_index, loops], dim=1)
 
 
+def edr_sources(tree, x: np.ndarray, targets: np.ndarray, lam: float, rng: np.random.Generator,
+                period: Tensor | None = None) -> np.ndarray:
+    """One source per target drawn with ``P(distance) ~ exp(-distance / lam)``.
+
+    A displacement with density ``~ exp(-|d| / lam)`` in ``D`` dimensions (direction
+    uniform, radius ``~ Gamma(D, lam)``) is added to the target's position ``x[targets]`` and
+    the column nearest to it (``tree``: a ``cKDTree`` over ``x``) becomes the source.
+    """
+    d = x.shape[1]
+    direction = rng.standard_normal((targets.size, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-12
+    radius = rng.gamma(shape=d, scale=lam, size=targets.size)
+    query = x[targets] + direction * radius[:, None]
+    if period is not None:
+        query = np.mod(query, period.double().cpu().numpy())
+    _, sources = tree.query(query)
+    return np.asarray(sources, dtype=np.int64)
+
+
+def _keys(edge_index: Tensor | None, n: int) -> np.ndarray:
+    """Sorted keys ``target * n + source`` of an edge list (empty for ``None``)."""
+    if edge_index is None:
+        return np.empty(0, np.int64)
+    ei = edge_index.detach().cpu().numpy().astype(np.int64)
+    return np.sort(ei[1] * n + ei[0])
+
+
+def _from_keys(keys: np.ndarray, n: int) -> Tensor:
+    return torch.stack([torch.from_numpy(keys % n), torch.from_numpy(keys // n)]).long()
+
+
+def sample_sources(n: int, need: np.ndarray, draw, taken: np.ndarray,
+                   max_rounds: int = 20) -> np.ndarray:
+    """Draw ``need[t]`` distinct new sources for each target column ``t``.
+
+    ``draw(targets) -> sources`` proposes one source per entry of ``targets``; self-edges,
+    repeats and keys in ``taken`` (sorted ``target * n + source``) are redrawn, up to
+    ``max_rounds`` times (targets that still lack sources get fewer). Returns the sorted keys
+    ``target * n + source`` of the accepted edges.
+    """
+    need = np.asarray(need, dtype=np.int64).copy()
+    accepted = []
+    for _ in range(max_rounds):
+        targets = np.repeat(np.arange(n, dtype=np.int64), need)
+        if targets.size == 0:
+            break
+        sources = np.asarray(draw(targets), dtype=np.int64)
+        keys = targets * n + sources
+        keys = _sorted_unique(keys[(sources != targets) & ~_member(keys, taken)])
+        accepted.append(keys)
+        taken = np.sort(np.concatenate([taken, keys]))
+        need -= np.bincount(keys // n, minlength=n)
+    return np.sort(np.concatenate(accepted)) if accepted else np.empty(0, np.int64)
+
+
 @dataclass(frozen=True)
 class Wiring:
     """Base class of wiring rules; subclasses implement :meth:`__call__`."""
@@ -76,7 +132,7 @@ class KNN(Wiring):
         if not 1 <= self.k <= n - 1:
             raise ValueError(f"knn(k={self.k}) needs 1 <= k <= N - 1 = {n - 1} for a sheet "
                              f"of {n} columns. Lower geometry.wiring.k.")
-        tree, x = _tree(pos, period)
+        tree, x = position_tree(pos, period)
         _, nbr = tree.query(x, k=self.k + 1)  # (N, k + 1), usually self first
         nbr = torch.from_numpy(np.asarray(nbr, dtype=np.int64))
         target = torch.arange(n).unsqueeze(1).expand_as(nbr)
@@ -98,7 +154,7 @@ class Radius(Wiring):
                  exclude: Tensor | None = None) -> Tensor:
         if self.r <= 0:
             raise ValueError(f"radius(r={self.r}) needs r > 0. Set geometry.wiring.r.")
-        tree, _ = _tree(pos, period)
+        tree, _ = position_tree(pos, period)
         pairs = torch.from_numpy(tree.query_pairs(self.r, output_type="ndarray").astype(np.int64))
         edge_index = torch.cat([pairs.t(), pairs.t().flip(0)], dim=1)  # both directions
         return _self_loops(edge_index, pos.size(0), self.self_loops)
@@ -148,31 +204,35 @@ class Exponential(Wiring):
             raise ValueError(f"exponential(m={self.m}) asks for more sources than the "
                              f"{n - 1} other columns. Lower geometry.wiring.m.")
         rng = np.random.default_rng(self.seed)
-        tree, x = _tree(pos, period)
-        taken = np.sort(np.empty(0, np.int64) if exclude is None
-                        else exclude[1].numpy().astype(np.int64) * n + exclude[0].numpy())
-        need = np.full(n, self.m)
-        accepted = []
-        for _ in range(self.max_rounds):
-            targets = np.repeat(np.arange(n, dtype=np.int64), need)
-            if targets.size == 0:
-                break
-            direction = rng.standard_normal((targets.size, d))
-            direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-12
-            radius = rng.gamma(shape=d, scale=self.lam, size=targets.size)
-            query = x[targets] + direction * radius[:, None]
-            if period is not None:
-                query = np.mod(query, period.double().numpy())
-            _, sources = tree.query(query)
-            keys = targets * n + sources
-            keys = _sorted_unique(keys[(sources != targets) & ~_member(keys, taken)])
-            accepted.append(keys)
-            taken = np.sort(np.concatenate([taken, keys]))
-            need -= np.bincount(keys // n, minlength=n)
-        keys = np.concatenate(accepted) if accepted else np.empty(0, np.int64)
-        src_out, dst_out = torch.from_numpy(keys % n), torch.from_numpy(keys // n)
-        edge_index = torch.stack([src_out, dst_out]).long()
-        return _self_loops(edge_index, n, self.self_loops)
+        tree, x = position_tree(pos, period)
+        keys = sample_sources(n, np.full(n, self.m),
+                              lambda t: edr_sources(tree, x, t, self.lam, rng, period),
+                              _keys(exclude, n), self.max_rounds)
+        return _self_loops(_from_keys(keys, n), n, self.self_loops)
+
+
+@dataclass(frozen=True)
+class Uniform(Wiring):
+    """``k`` incoming edges per column from sources drawn uniformly at random.
+
+    A wiring with no spatial prior, for sheets whose wiring is to be discovered by training
+    (with plasticity) rather than prescribed. Seeded; never an ``N x N`` matrix.
+    """
+
+    k: int = 16
+    seed: int = 0
+    max_rounds: int = 20
+
+    def __call__(self, pos: Tensor, period: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
+        n = pos.size(0)
+        if not 1 <= self.k <= n - 1:
+            raise ValueError(f"uniform(k={self.k}) needs 1 <= k <= N - 1 = {n - 1} for a sheet "
+                             f"of {n} columns. Lower geometry.wiring.k.")
+        rng = np.random.default_rng(self.seed)
+        keys = sample_sources(n, np.full(n, self.k), lambda t: rng.integers(0, n, t.size),
+                              _keys(exclude, n), self.max_rounds)
+        return _self_loops(_from_keys(keys, n), n, self.self_loops)
 
 
 @dataclass(frozen=True)
@@ -235,16 +295,30 @@ def exponential(m: int = 4, lam: float = 4.0, seed: int = 0, self_loops: bool = 
     return Exponential(m=m, lam=lam, seed=seed, self_loops=self_loops)
 
 
+def uniform(k: int = 16, seed: int = 0, self_loops: bool = False) -> Uniform:
+    """Wiring rule: ``k`` incoming edges per column from sources drawn uniformly at random
+    (no spatial prior: a starting point for wiring learned by plasticity).
+
+    Example:
+        >>> from colgraph.geometry import grid, uniform
+        >>> grid(10, wiring=uniform(k=5)).in_degree().unique().tolist()
+        [5]
+    """
+    return Uniform(k=k, seed=seed, self_loops=self_loops)
+
+
 def union(*rules: Wiring, self_loops: bool = False) -> Union:
     """Wiring rule: the union of several rules, e.g. ``union(knn(8), exponential(4))``."""
     return Union(rules=tuple(rules), self_loops=self_loops)
 
 
-WIRINGS = {"knn": knn, "radius": radius, "full": full, "exponential": exponential}
+WIRINGS = {"knn": knn, "radius": radius, "full": full, "exponential": exponential,
+           "uniform": uniform}
 
 
 def get_wiring(rule: str | Wiring, **kwargs) -> Wiring:
-    """Look up a wiring rule by name (``knn``, ``radius``, ``full``) or pass one through."""
+    """Look up a wiring rule by name (``knn``, ``radius``, ``full``, ``exponential``,
+    ``uniform``) or pass one through."""
     if isinstance(rule, Wiring):
         return rule
     if rule not in WIRINGS:

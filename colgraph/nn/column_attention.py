@@ -100,6 +100,7 @@ class ColumnAttention(MessagePassing):
         self.sigma = max(sigma, 1e-6)  # fixed at construction: grown edges get the same prior
         self.edge_bias = nn.Parameter(torch.empty(edges.num_edges, heads))  # (E, H)
         edges.register(self, "edge_bias", init=self.bias_prior)
+        self.record: list[dict[str, Tensor]] | None = None  # see start_recording()
         self.reset_parameters()
 
     @property
@@ -136,10 +137,37 @@ class ColumnAttention(MessagePassing):
             out, alpha = self._pyg(q, k, v, edge_index)
         else:
             out, alpha = self._dense(q, k, v, edge_index)
+        if self.record is not None:
+            self._record(v, out)
         out = out.reshape(N, B, C)  # (N, B, C)
         if self.out is not None:
             out = self.out(out)
         return out, alpha
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self) -> None:
+        """Record each call's values ``v``, output ``out`` and, after backward, the gradient
+        at ``out``: what gradient-based edge growth needs (see
+        :func:`colgraph.plasticity.gradient_scores`). Costs one extra ``[N, B, C]`` tensor
+        per step; :meth:`stop_recording` frees it."""
+        self.record = []
+
+    def stop_recording(self) -> list[dict[str, Tensor]]:
+        """Stop recording and return the records: one dict per call with ``v``, ``out`` and
+        ``grad`` (``None`` if no backward ran), each ``[N, B * C]``."""
+        record, self.record = self.record or [], None
+        return record
+
+    def _record(self, v: Tensor, out: Tensor) -> None:
+        N = v.size(0)
+        entry: dict[str, Tensor | None] = {"v": v.detach().reshape(N, -1),  # (N, B*C)
+                                           "out": out.detach().reshape(N, -1), "grad": None}
+        if out.requires_grad:
+            def keep(grad: Tensor) -> None:
+                entry["grad"] = grad.detach().reshape(N, -1)  # (N, B*C)
+
+            out.register_hook(keep)
+        self.record.append(entry)
 
     def _sparse(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         N, B, H, D = q.shape

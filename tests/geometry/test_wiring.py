@@ -65,7 +65,11 @@ def test_radius_properties(pos, r):
 @settings(max_examples=25, deadline=None)
 @given(coords(min_n=30), st.integers(1, 4), st.floats(0.5, 5.0), st.integers(0, 100))
 def test_exponential_properties(pos, m, lam, seed):
-    geo = from_coords(pos, exponential(m=m, lam=lam, seed=seed))
+    try:
+        geo = from_coords(pos, exponential(m=m, lam=lam, seed=seed))
+    except ValueError as err:  # an isolated column whose every draw snapped back to itself
+        assert "have no incoming edges" in str(err)
+        return
     assert canonical(geo)
     assert geo.in_degree().max() <= m and (geo.edge_index[0] != geo.edge_index[1]).all()
     assert torch.allclose(geo.edge_length, euclidean(geo), atol=1e-5)

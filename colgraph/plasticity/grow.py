@@ -1,0 +1,162 @@
+"""Growth: propose edges that do not exist yet, score them, add the best.
+
+Symbols: ``N`` columns, ``E`` edges, ``P`` candidate edges, ``F = B * C`` recorded features
+per step.
+
+Rules:
+
+* ``random``: targets and sources uniformly at random among non-edges (SET);
+* ``geometric``: uniform targets, sources drawn by the exponential distance rule
+  ``P(length) ~ exp(-length / lam)`` (the wiring rule of cortex);
+* ``gradient``: RigL for attention. For column ``t``'s softmax over its inputs,
+  ``d out_t / d logit_e = alpha_e (v_s - out_t)``, so a candidate edge ``s -> t`` would
+  receive the logit gradient ``alpha (g_t . (v_s - out_t))`` with ``g_t = dL / d out_t``.
+  Its score is ``-g_t . (v_s - out_t)`` summed over the batch and steps: positive when
+  adding the edge lowers the loss. A pool of candidates (half uniform, half
+  exponential-distance-rule sources per column) is scored with ONE sampled dense-dense
+  product over the pool's CSR pattern, never an ``N x N`` matrix;
+* ``gradient_distance``: the gradient score discounted by length, ``score * exp(-l / lam)``
+  for helpful candidates (``score * exp(+l / lam)`` for harmful ones, so they stay last).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..geometry import canonical_order
+from ..geometry.wiring import edr_sources, position_tree, sample_sources
+from ..nn import EdgeCSR, sddmm
+
+__all__ = ["GROW_RULES", "sample_candidates", "gradient_scores", "grow_edges"]
+
+GROW_RULES = ("random", "geometric", "gradient", "gradient_distance")
+
+
+def _keys(edge_index: Tensor, n: int) -> np.ndarray:
+    ei = edge_index.detach().cpu().numpy().astype(np.int64)
+    return np.sort(ei[1] * n + ei[0])
+
+
+def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources: str,
+                      rng: np.random.Generator, lam: float = 1.0,
+                      period: Tensor | None = None, tree=None) -> Tensor:
+    """Up to ``need[t]`` new distinct sources for each target ``t``: ``[2, P]``, canonical.
+
+    Args:
+        edge_index: ``[2, E]`` existing edges (never proposed again; no self-edges either).
+        pos: ``[N, D]`` column positions.
+        need: ``[N]`` candidates wanted per target.
+        sources: ``"uniform"`` or ``"edr"`` (exponential distance rule with scale ``lam``).
+        rng: numpy random generator.
+        tree: an optional cached ``cKDTree`` over the positions (for ``"edr"``).
+    """
+    n = pos.size(0)
+    taken = _keys(edge_index, n)
+    if sources == "uniform":
+        def draw(t: np.ndarray) -> np.ndarray:
+            return rng.integers(0, n, t.size)
+    elif sources == "edr":
+        tree_x = tree if tree is not None else position_tree(pos, period)
+
+        def draw(t: np.ndarray) -> np.ndarray:
+            return edr_sources(tree_x[0], tree_x[1], t, lam, rng, period)
+    else:
+        raise ValueError(f"Unknown candidate sources '{sources}'. Choices: uniform, edr.")
+    keys = sample_sources(n, need, draw, taken)
+    out = torch.stack([torch.from_numpy(keys % n), torch.from_numpy(keys // n)])
+    return out.long().to(edge_index.device)
+
+
+def _all_non_edges(edge_index: Tensor, n: int) -> Tensor:
+    """Every absent edge (no self-edges): for small sheets, where a pool would cover them."""
+    present = torch.zeros(n * n, dtype=torch.bool, device=edge_index.device)
+    present[edge_index[1] * n + edge_index[0]] = True
+    present[torch.arange(n, device=edge_index.device) * (n + 1)] = True
+    keys = (~present).nonzero().flatten()
+    return torch.stack([keys % n, keys // n])
+
+
+@torch.no_grad()
+def gradient_scores(records: Sequence[dict[str, Tensor]], candidates: Tensor,
+                    num_columns: int) -> Tensor:
+    """RigL-style scores ``[P]`` of candidate edges from recorded attention calls.
+
+    ``records``: what :meth:`ColumnAttention.stop_recording` returned after a forward and
+    backward pass (every step of every sheet), each with ``v``, ``out`` and ``grad``
+    ``[N, F]``. ``candidates`` must be in canonical order. Score of ``s -> t``:
+    ``sum over records of g_t . out_t - g_t . v_s`` (higher = adding it lowers the loss).
+    """
+    if not records:
+        raise ValueError("No attention records: run a forward pass with recording on "
+                         "(ColumnAttention.start_recording()) and a backward pass first.")
+    block = EdgeCSR(candidates, num_columns).block(1)
+    score = torch.zeros(candidates.size(1), device=candidates.device)
+    own = torch.zeros(num_columns, device=candidates.device)
+    for r in records:
+        if r["grad"] is None:
+            raise ValueError("Attention records hold no gradient: call loss.backward() after "
+                             "the recorded forward pass.")
+        g = r["grad"].float()
+        own += (g * r["out"].float()).sum(1)  # (N,)
+        score -= sddmm(block, g.contiguous(), r["v"].float().contiguous())  # (P,)
+    return score + own[candidates[1]]
+
+
+def grow_edges(rule: str, n: int, edge_index: Tensor, pos: Tensor, *, rng: np.random.Generator,
+               lam: float = 1.0, period: Tensor | None = None, length_fn=None,
+               records: Sequence[dict[str, Tensor]] | None = None, pool: int = 8,
+               tree=None) -> Tensor:
+    """``[2, <= n]`` new edges (absent from ``edge_index``) chosen by ``rule``.
+
+    Args:
+        rule: one of :data:`GROW_RULES`.
+        n: how many edges to add.
+        edge_index: ``[2, E]`` edges that exist (and may not be proposed).
+        pos: ``[N, D]`` positions.
+        rng: numpy random generator.
+        lam: exponential-distance-rule length scale (``geometric``, pools, discount).
+        period: box sizes for toroidal sheets.
+        length_fn: ``(source, target) -> length`` in the geometry's metric
+            (``gradient_distance``).
+        records: attention records (``gradient``, ``gradient_distance``).
+        pool: candidate sources per column for the gradient rules; ``pool >= N - 1``
+            scores every absent edge.
+        tree: a cached ``cKDTree`` over the positions.
+    """
+    N = pos.size(0)
+    if rule not in GROW_RULES:
+        raise ValueError(f"Unknown grow rule '{rule}'. Choices: {', '.join(GROW_RULES)}.")
+    if n <= 0:
+        return edge_index.new_empty(2, 0)
+    if rule in ("random", "geometric"):
+        need = np.bincount(rng.integers(0, N, n), minlength=N)  # uniform targets
+        sources = "uniform" if rule == "random" else "edr"
+        return sample_candidates(edge_index, pos, need, sources, rng, lam, period, tree)
+    if records is None:
+        raise ValueError(f"Grow rule '{rule}' needs attention records (a recorded forward "
+                         f"and backward pass).")
+    if pool < 1:
+        raise ValueError(f"The candidate pool must be >= 1 per column (got {pool}).")
+    if pool >= N - 1:
+        cand = _all_non_edges(edge_index, N)
+    else:
+        half = max(1, pool // 2)
+        uni = sample_candidates(edge_index, pos, np.full(N, pool - half), "uniform", rng,
+                                lam, period, tree) if pool - half else edge_index.new_empty(2, 0)
+        edr = sample_candidates(torch.cat([edge_index, uni], 1), pos, np.full(N, half), "edr",
+                                rng, lam, period, tree)
+        cand = torch.cat([uni, edr], 1)
+        cand = cand[:, canonical_order(cand, N)]
+    if cand.size(1) == 0:
+        return cand
+    score = gradient_scores(records, cand, N)
+    if rule == "gradient_distance":
+        if length_fn is None:
+            raise ValueError("Grow rule 'gradient_distance' needs edge lengths (length_fn).")
+        decay = length_fn(cand[0], cand[1]).float() / lam
+        score = torch.where(score > 0, score * torch.exp(-decay), score * torch.exp(decay))
+    best = torch.topk(score, min(n, score.numel())).indices
+    return cand[:, best]

@@ -1,0 +1,285 @@
+"""Plasticity during training: prune and grow edges on a schedule (SET, RigL, wiring-aware).
+
+Symbols: ``N`` columns, ``E`` edges, ``E0`` edges when plasticity starts.
+
+Every ``every`` optimizer steps between ``start`` and ``stop``, :class:`Plasticity` drops a
+fraction of the edges (annealed from ``drop_fraction`` to 0, cosine by default) chosen by a
+prune criterion and grows new ones by a grow rule, then applies both with ONE call to
+:meth:`SheetEdges.edit` (edges, every per-edge parameter, gradients, Adam moments). The
+budget keeps ``E`` constant or anneals it to ``target_density * E0`` at ``stop``.
+
+The training loop calls, per step::
+
+    record = plasticity.wants_record(step)   # gradient growth: record attention this step
+    ... forward, backward, optimizer.step() ...
+    plasticity.observe(out.attention)        # running attention mass (EMA)
+    stats = plasticity.maybe_update(step)    # None, or what changed (for logging)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..geometry.wiring import position_tree
+from .grow import GROW_RULES, grow_edges
+from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
+
+__all__ = ["PlasticityConfig", "Plasticity", "PRESETS"]
+
+ANNEALS = ("cosine", "linear", "constant")
+BUDGETS = ("constant", "anneal")
+NEW_BIAS = ("prior", "mean")
+PRESETS = ("none", "set", "rigl", "wiring", "custom")
+
+
+@dataclass
+class PlasticityConfig:
+    """Prune / grow schedule (the ``plasticity`` config group).
+
+    ``name`` labels the preset (``none`` turns plasticity off; ``set``, ``rigl``, ``wiring``
+    and ``custom`` are YAML presets of the fields below).
+    """
+
+    name: str = "none"  # none | set | rigl | wiring | custom
+    every: int = 50  # optimizer steps between updates
+    start: int = 0  # first step that may update
+    stop: int | None = None  # last step that may update; default 3/4 of training
+    drop_fraction: float = 0.3  # fraction of edges replaced at the first update
+    anneal: str = "cosine"  # how the drop fraction decays to 0 at stop: cosine | linear | constant
+    prune: str = "attention"  # attention | bias | wiring | random
+    grow: str = "gradient"  # random | geometric | gradient | gradient_distance
+    budget: str = "constant"  # constant: E fixed; anneal: E -> target_density * E0 at stop
+    target_density: float = 1.0  # budget=anneal: edges at stop / edges at start
+    min_in_degree: int = 1  # never leave a column with fewer inputs
+    keep_reachable: bool = True  # never cut the input -> output paths the model needs
+    lam: float | None = None  # EDR length scale (geometric, pools, discount); default mean length
+    p: float = 1.0  # prune=wiring: attention / length^p
+    pool: int = 8  # gradient rules: candidate sources scored per column
+    ema: float = 0.9  # decay of the running attention mass per step
+    new_bias: str = "prior"  # new edges' bias: prior (length prior) | mean (target's mean)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [("name", PRESETS), ("anneal", ANNEALS), ("prune", PRUNE_CRITERIA),
+                  ("grow", GROW_RULES), ("budget", BUDGETS), ("new_bias", NEW_BIAS)]
+        for key, choices in checks:
+            if getattr(self, key) not in choices:
+                raise ValueError(f"Unknown plasticity.{key} '{getattr(self, key)}'. Choices: "
+                                 f"{', '.join(choices)}.")
+        for key in ("drop_fraction", "ema"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ValueError(f"plasticity.{key} must be a fraction in [0, 1] (got {v!r}).")
+        if not (self.target_density > 0 and math.isfinite(self.target_density)):
+            raise ValueError(f"plasticity.target_density must be > 0 (got "
+                             f"{self.target_density}): it is the edge count at stop relative "
+                             f"to the start.")
+        if self.every < 1:
+            raise ValueError(f"plasticity.every must be >= 1 step (got {self.every}).")
+        if self.start < 0 or (self.stop is not None and self.stop < self.start):
+            raise ValueError(f"plasticity.start ({self.start}) must be >= 0 and <= "
+                             f"plasticity.stop ({self.stop}).")
+        if self.min_in_degree < 1:
+            raise ValueError(f"plasticity.min_in_degree must be >= 1 (got "
+                             f"{self.min_in_degree}): a column without inputs has an "
+                             f"undefined attention softmax.")
+        if self.lam is not None and not self.lam > 0:
+            raise ValueError(f"plasticity.lam must be > 0 (got {self.lam}).")
+        if self.pool < 1:
+            raise ValueError(f"plasticity.pool must be >= 1 (got {self.pool}).")
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "none"
+
+
+class Plasticity:
+    """Prunes and grows a Columnformer's edges on a schedule.
+
+    Args:
+        model: a :class:`~colgraph.Columnformer` (or a model holding one as
+            ``.columnformer``).
+        config: a :class:`PlasticityConfig`.
+        total_steps: the length of training (default ``stop`` = 3/4 of it).
+        optimizer: the optimizer whose per-edge state is edited with the edges.
+
+    Example:
+        >>> from colgraph import Columnformer
+        >>> from colgraph.geometry import grid, knn
+        >>> model = Columnformer(grid(6, wiring=knn(k=6)), channels=8, steps=6,
+        ...                      input_area="input", output_area="output")
+        >>> cfg = PlasticityConfig(name="set", prune="random", grow="random", every=1)
+        >>> plasticity = Plasticity(model, cfg, total_steps=10)
+        >>> stats = plasticity.maybe_update(step=1)
+        >>> stats["removed"] == stats["added"], model.edges.num_edges
+        (True, 216)
+    """
+
+    def __init__(self, model: Any, config: PlasticityConfig, total_steps: int,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.model = getattr(model, "columnformer", model)
+        self.config, self.optimizer = config, optimizer
+        self.edges = self.model.edges
+        self.edges.check()
+        self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)
+        length = self.edges.length
+        self.lam = config.lam or (float(length[length > 0].mean()) if (length > 0).any() else 1.0)
+        self.initial_edges = self.edges.num_edges
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.last_update = -1
+        # running attention mass per edge, edited in lockstep with the edges
+        deg = self.edges.in_degree().clamp_min(1).float()
+        self.attention = (1.0 / deg)[self.edges.index[1]].to(length.device)  # (E,)
+        self.edges.register(self, "attention", init=_uniform_share)
+        self._tree = None
+
+    # ------------------------------------------------------------------ schedule
+    def is_update_step(self, step: int) -> bool:
+        c = self.config
+        return (c.enabled and c.start <= step <= self.stop and step > 0
+                and (step - c.start) % c.every == 0)
+
+    def wants_record(self, step: int) -> bool:
+        """Whether the optimizer step that brings the count to ``step`` needs attention
+        records (gradient growth scores candidates from that step's forward + backward)."""
+        return self.is_update_step(step) and self.config.grow.startswith("gradient")
+
+    def drop_fraction(self, step: int) -> float:
+        c = self.config
+        progress = min(1.0, max(0.0, (step - c.start) / max(1, self.stop - c.start)))
+        if c.anneal == "cosine":
+            return c.drop_fraction * 0.5 * (1 + math.cos(math.pi * progress))
+        if c.anneal == "linear":
+            return c.drop_fraction * (1 - progress)
+        return c.drop_fraction
+
+    def target_edges(self, step: int) -> int:
+        c = self.config
+        if c.budget == "constant":
+            return self.edges.num_edges
+        progress = min(1.0, max(0.0, (step - c.start) / max(1, self.stop - c.start)))
+        return round(self.initial_edges * (1 + (c.target_density - 1) * progress))
+
+    # ------------------------------------------------------------------ hooks
+    def start_recording(self) -> None:
+        for sheet in self.model.sheets:
+            sheet.attn.start_recording()
+
+    def stop_recording(self) -> list[dict[str, Tensor]]:
+        return [r for sheet in self.model.sheets for r in sheet.attn.stop_recording()]
+
+    @torch.no_grad()
+    def observe(self, attention: list[Tensor]) -> None:
+        """Fold one step's per-edge attention (``T`` tensors ``[E, H]``) into the EMA."""
+        if not self.config.enabled:
+            return
+        current = torch.stack([a.detach() for a in attention]).mean((0, 2))  # (E,)
+        self.attention.mul_(self.config.ema).add_(current.float(), alpha=1 - self.config.ema)
+
+    # ------------------------------------------------------------------ update
+    def maybe_update(self, step: int, records: list[dict[str, Tensor]] | None = None
+                     ) -> dict[str, float] | None:
+        """Prune and grow if ``step`` is an update step; return what changed, else None."""
+        if not self.is_update_step(step) or step == self.last_update:
+            return None
+        return self.update(step, records)
+
+    @torch.no_grad()
+    def update(self, step: int, records: list[dict[str, Tensor]] | None = None
+               ) -> dict[str, float]:
+        """One prune + grow update (see the module docstring); returns statistics."""
+        c, edges = self.config, self.edges
+        edges.check()
+        E, N = edges.num_edges, edges.num_columns
+        index = edges.index
+        n_drop = round(self.drop_fraction(step) * E)
+        target = self.target_edges(step)
+        n_drop = max(n_drop, E - target)  # shrinking budget: drop the excess too
+        score = prune_scores(c.prune, index, N, bias=self._biases(), attention=self.attention,
+                             length=edges.length, p=c.p, generator=self.generator)
+        protect = None
+        if c.keep_reachable:
+            protect = reachability_edges(index, N, self.model.input_index,
+                                         self.model.output_index, score)
+        keep = select_prune(score, index, N, n_drop, c.min_in_degree, protect)
+        dropped = int((~keep).sum())
+        n_grow = max(0, target - (E - dropped))
+        if self._tree is None and c.grow != "random":
+            self._tree = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
+        add = grow_edges(c.grow, n_grow, index, edges.pos, rng=self.rng, lam=self.lam,
+                         period=edges.period, length_fn=edges.measure, records=records,
+                         pool=c.pool, tree=self._tree)
+        mean_bias = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
+        edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree)
+        if mean_bias is not None:
+            for sheet, mb in zip(self.model.sheets, mean_bias):
+                sheet.attn.edge_bias.data[edit.added_position] = mb
+        self.last_update = step
+        used = self.attention.clamp_min(0)
+        wl = float((used * edges.length).sum() / max(1, torch.unique(edges.index[1]).numel()))
+        return {"step": step, "removed": edit.num_removed, "added": edit.num_added,
+                "edges": edges.num_edges, "drop_fraction": self.drop_fraction(step),
+                "mean_edge_length": float(edges.length.mean()),
+                "added_mean_length": float(edges.length[edit.added_position].mean())
+                if edit.num_added else float("nan"),
+                "attention_weighted_length": wl}
+
+    def _biases(self) -> Tensor:
+        return torch.stack([s.attn.edge_bias.detach() for s in self.model.sheets])  # (S, E, H)
+
+    def _target_mean_bias(self, keep: Tensor, add: Tensor) -> list[Tensor]:
+        from torch_geometric.utils import scatter
+
+        dst = self.edges.index[1][keep]
+        out = []
+        for s in self.model.sheets:
+            b = s.attn.edge_bias.detach()[keep]  # (K, H)
+            mean = scatter(b, dst, 0, dim_size=self.edges.num_columns, reduce="mean")
+            out.append(mean[add[1]])  # (A, H)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "attention": self.attention.detach().cpu(),
+                "generator": self.generator.get_state(), "last_update": self.last_update,
+                "rng": _rng_state(self.rng), "initial_edges": self.initial_edges}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        att = state["attention"]
+        if att.numel() != self.edges.num_edges:
+            raise ValueError(f"The plasticity state holds {att.numel()} edges but the model "
+                             f"has {self.edges.num_edges}: load the model's state first.")
+        self.attention = att.to(self.attention)
+        self.generator.set_state(state["generator"])
+        self.last_update = int(state["last_update"])
+        self.initial_edges = int(state["initial_edges"])
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = _rng_from(state["rng"])
+
+
+def _uniform_share(edges, index: Tensor, length: Tensor) -> Tensor:
+    """New edges start with their target's uniform attention share (neither strong nor weak)."""
+    deg = edges.in_degree().clamp_min(1).float()
+    return 1.0 / (deg[index[1]] + 1.0)
+
+
+def _cpu(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach().cpu()
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """numpy's PCG64 state as plain ints (loadable with ``weights_only=True``)."""
+    st = rng.bit_generator.state
+    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+
+def _rng_from(d: dict[str, Any]) -> dict[str, Any]:
+    return {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+            "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
