@@ -246,6 +246,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                          f"geometry settings (see its .hydra/config.yaml).")
     data = load_data(cfg.task)
     model = build_model(cfg, geometry, data).to(device)
+    if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
+        model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas))
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
@@ -255,7 +257,6 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         optimizer, lr_lambda(total_steps, warmup, cfg.optim.min_lr_ratio))
     epoch, step = 0, 0
     if resume is not None:
-        model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         epoch, step = resume["epoch"], resume["step"]

@@ -80,12 +80,21 @@ class _Entry:
             rows = rows.view(-1, *([1] * (t.dim() - 1)))
         return rows.expand(shape).clone()
 
-    def set(self, value: Tensor) -> None:
+    def set(self, value: Tensor) -> tuple[nn.Parameter, nn.Parameter] | None:
+        """Store ``value``; a Parameter is REPLACED by a new one, returned as ``(old, new)``.
+
+        Why not ``param.data = value``: autograd caches a parameter's gradient accumulator
+        with its shape while any graph that used it is alive (e.g. the last step's outputs
+        still referenced), and a backward through a new shape then fails. A fresh Parameter
+        has a fresh accumulator; :meth:`SheetEdges.edit` moves optimizer references to it.
+        """
         current = self.get()
         if isinstance(current, nn.Parameter):
-            current.data = value  # same Parameter object: optimizer references stay valid
-        else:
-            setattr(self.owner, self.name, value)  # a module buffer or a plain attribute
+            new = nn.Parameter(value, requires_grad=current.requires_grad)
+            setattr(self.owner, self.name, new)
+            return current, new
+        setattr(self.owner, self.name, value)  # a module buffer or a plain attribute
+        return None
 
     def label(self) -> str:
         return f"{type(self.owner).__name__}.{self.name}"
@@ -173,6 +182,10 @@ class SheetEdges(nn.Module):
                              f"per edge ({self.num_edges}), got {shape}.")
         self._registry.append(_Entry(owner, name, init))
 
+    def unregister(self, owner: Any) -> None:
+        """Forget every per-edge tensor of ``owner`` (e.g. a plasticity schedule that ended)."""
+        self._registry = [e for e in self._registry if e.owner is not owner]
+
     def per_edge(self) -> dict[str, Tensor]:
         """Every registered per-edge tensor by a readable name (``ColumnAttention.edge_bias``...)."""
         out: dict[str, Tensor] = {}
@@ -221,6 +234,9 @@ class SheetEdges(nn.Module):
         Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
         bit; new edges get lengths from the metric and rows from each tensor's ``init``;
         canonical order is restored. Everything is checked before anything changes.
+        Per-edge parameters are replaced by new ``Parameter`` objects (see ``_Entry.set``);
+        ``optimizer``'s param groups and state move to them, so pass every optimizer that
+        holds them.
         """
         E, N = self.num_edges, self.num_columns
         device = self.index.device
@@ -266,12 +282,13 @@ class SheetEdges(nn.Module):
                           added_position=position[kept_index.size(1):])
         # commit
         self.index, self.length = new_index, length
-        for entry, value in updates:
-            entry.set(value)
+        replaced = dict(r for entry, value in updates if (r := entry.set(value)) is not None)
         for p, g in grads:
-            p.grad = g
+            replaced.get(p, p).grad = g
         for st, k, v in states:
             st[k] = v
+        if optimizer is not None:
+            _swap_in_optimizer(optimizer, replaced)
         self._invalidate()
         return record
 
@@ -315,7 +332,8 @@ class SheetEdges(nn.Module):
         """Before loading ``state_dict``, resize every per-edge tensor to its edge count.
 
         Called by the model's load hook, so a checkpoint whose wiring was edited during
-        training loads into a freshly built model (whose edges are the geometry's).
+        training loads into a freshly built model (whose edges are the geometry's). Per-edge
+        parameters are replaced by new ones: build the optimizer AFTER loading the model.
         """
         key = prefix + "index"
         if key not in state_dict:
@@ -328,8 +346,6 @@ class SheetEdges(nn.Module):
         for entry in self._registry:
             t = entry.get()
             entry.set(t.detach().new_empty((E,) + t.shape[1:]))
-            if isinstance(t, nn.Parameter):
-                t.grad = None
         self._invalidate()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -339,3 +355,13 @@ class SheetEdges(nn.Module):
     def extra_repr(self) -> str:
         return (f"columns={self.num_columns}, edges={self.num_edges}, metric={self.metric!r}, "
                 f"per_edge={len(self._registry)}")
+
+
+def _swap_in_optimizer(optimizer: torch.optim.Optimizer,
+                       replaced: dict[nn.Parameter, nn.Parameter]) -> None:
+    """Point ``optimizer``'s param groups and per-parameter state at the new Parameters."""
+    for group in optimizer.param_groups:
+        group["params"] = [replaced.get(p, p) for p in group["params"]]
+    for old, new in replaced.items():
+        if old in optimizer.state:
+            optimizer.state[new] = optimizer.state.pop(old)

@@ -212,9 +212,15 @@ class Plasticity:
         n_grow = max(0, target - (E - dropped))
         if self._tree is None and c.grow != "random":
             self._tree = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
-        add = grow_edges(c.grow, n_grow, index, edges.pos, rng=self.rng, lam=self.lam,
-                         period=edges.period, length_fn=edges.measure, records=records,
-                         pool=c.pool, tree=self._tree)
+        add = index.new_empty(2, 0)
+        for _ in range(3):  # samplers may fall short on crowded columns: draw the rest again
+            more = grow_edges(c.grow, n_grow - add.size(1), torch.cat([index, add], 1),
+                              edges.pos, rng=self.rng, lam=self.lam, period=edges.period,
+                              length_fn=edges.measure, records=records, pool=c.pool,
+                              tree=self._tree)
+            add = torch.cat([add, more], 1)
+            if add.size(1) >= n_grow or more.size(1) == 0:
+                break
         mean_bias = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
         edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree)
         if mean_bias is not None:
@@ -248,7 +254,8 @@ class Plasticity:
     def state_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "attention": self.attention.detach().cpu(),
                 "generator": self.generator.get_state(), "last_update": self.last_update,
-                "rng": _rng_state(self.rng), "initial_edges": self.initial_edges}
+                "rng": _rng_state(self.rng), "initial_edges": self.initial_edges,
+                "lam": self.lam}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         att = state["attention"]
@@ -259,6 +266,7 @@ class Plasticity:
         self.generator.set_state(state["generator"])
         self.last_update = int(state["last_update"])
         self.initial_edges = int(state["initial_edges"])
+        self.lam = float(state["lam"])  # from the wiring when plasticity started, not now
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = _rng_from(state["rng"])
 

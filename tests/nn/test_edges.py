@@ -76,7 +76,7 @@ def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, 
         before = {k: int(v) for v, k in enumerate(_keys(edges.index, n))}
         old_len = edges.length.clone()
         old = [(s.attn.edge_bias.detach().clone(), s.attn.edge_bias.grad.clone(),
-                {k: v.clone() for k, v in opt.state[s.attn.edge_bias].items()}, s.attn.edge_bias)
+                {k: v.clone() for k, v in opt.state[s.attn.edge_bias].items()})
                for s in model.sheets]
         keep, add = _random_edit(edges, gen, drop, grow)
         edit = edges.edit(keep, add, optimizer=opt)
@@ -91,8 +91,9 @@ def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, 
         dst = edit.kept_position[src]
         assert torch.equal(edges.length[dst], old_len[src])
         assert torch.allclose(edges.length[edit.added_position], edges.measure(*add))
-        for bias, grad, state, p in old:
-            assert p is next(s.attn.edge_bias for s in model.sheets if s.attn.edge_bias is p)
+        for (bias, grad, state), sheet in zip(old, model.sheets):
+            p = sheet.attn.edge_bias
+            assert any(p is q for g in opt.param_groups for q in g["params"])
             assert torch.equal(p.detach()[dst], bias[src])
             assert torch.equal(p.grad[dst], grad[src])
             assert (p.grad[edit.added_position] == 0).all()
@@ -126,9 +127,9 @@ def test_checkpoint_round_trip_restores_the_edited_wiring(tmp_path):
     torch.save({"model": model.state_dict(), "optim": opt.state_dict()}, tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=True)
     fresh = Columnformer(GEO, channels=8, steps=3, tied_depth=False)  # geometry's edges
-    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
     assert fresh.edges.num_edges != model.edges.num_edges
     fresh.load_state_dict(state["model"])
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)  # after loading the model
     fresh_opt.load_state_dict(state["optim"])
     fresh.edges.check()
     assert torch.equal(fresh.edge_index, model.edge_index)
@@ -196,3 +197,21 @@ def test_geometry_view_is_current_and_valid():
     geo = model.geometry
     assert isinstance(geo, Geometry) and geo.num_edges == int(keep.sum())
     assert geo.areas.keys() == GEO.areas.keys()
+
+
+def test_backward_after_a_resizing_edit_while_the_old_graph_is_alive():
+    """A training loop keeps the last step's outputs alive during the next forward; an edit
+    that changes E must not leave autograd expecting the old shape."""
+    model, opt = _model_and_optimizer()
+    out = model(torch.randn(2, 16, 8))
+    out.output.sum().backward()
+    keep = torch.ones(model.edges.num_edges, dtype=torch.bool)
+    keep[torch.arange(model.edges.num_edges) % 5 == 1] = False
+    keep[torch.cat([torch.zeros(1, dtype=torch.long),
+                    model.edges.in_degree().cumsum(0)[:-1]])] = True
+    model.edges.edit(keep, optimizer=opt)  # `out` (and its graph) still alive
+    new = model(torch.randn(2, 16, 8))
+    (new.output.sum() + sum(a.sum() for a in new.attention)).backward()
+    opt.step()
+    assert model.sheets[0].attn.edge_bias.grad.shape[0] == model.edges.num_edges
+    assert out is not None

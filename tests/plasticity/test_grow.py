@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+
+from colgraph import Columnformer
+from colgraph.geometry import from_coords, grid, knn
+from colgraph.plasticity import gradient_scores, grow_edges, sample_candidates
+
+
+def _keys(ei, n):
+    return (ei[1] * n + ei[0]).tolist()
+
+
+@pytest.mark.parametrize("sources", ["uniform", "edr"])
+def test_candidates_are_new_unique_and_canonical(sources):
+    geo = grid(12, wiring=knn(8))
+    n = geo.num_columns
+    need = np.full(n, 5)
+    cand = sample_candidates(geo.edge_index, geo.pos, need, sources,
+                             np.random.default_rng(0), lam=2.0)
+    keys = _keys(cand, n)
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert not set(keys) & set(_keys(geo.edge_index, n))
+    assert (cand[0] != cand[1]).all()
+    assert (torch.bincount(cand[1], minlength=n) <= 5).all()
+    assert cand.size(1) > 0.9 * 5 * n
+
+
+def test_geometric_growth_prefers_short_edges():
+    geo = grid(30, wiring=knn(4))
+    rng = np.random.default_rng(0)
+    uni = grow_edges("random", 2000, geo.edge_index, geo.pos, rng=rng)
+    edr = grow_edges("geometric", 2000, geo.edge_index, geo.pos, rng=rng, lam=2.0)
+    length = lambda e: geo.measure(e[0], e[1]).mean()  # noqa: E731
+    assert uni.size(1) == edr.size(1) == 2000
+    assert length(edr) < 0.4 * length(uni)
+
+
+def _recorded_loss(model, tokens, loss_fn):
+    for s in model.sheets:
+        s.attn.start_recording()
+    out = model(tokens)
+    loss_fn(out).backward()
+    return [r for s in model.sheets for r in s.attn.stop_recording()]
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_gradient_score_is_the_new_edges_logit_gradient(tied):
+    """With logits = bias only (zero queries), a new edge with bias b gets attention alpha
+    at every sample and step, and dL/db = alpha * sum g . (v_s - out_t): the score is
+    -dL/db / alpha in the limit alpha -> 0."""
+    torch.manual_seed(0)
+    geo = grid(5, wiring=knn(4))
+    model = Columnformer(geo, channels=8, steps=2, tied_depth=tied).double()
+    for s in model.sheets:
+        torch.nn.init.zeros_(s.attn.query.weight)
+    tokens = torch.randn(4, 25, 8, dtype=torch.double)
+    target = torch.randn(4, 25, 8, dtype=torch.double)
+    loss_fn = lambda out: (out.state - target).pow(2).sum()  # noqa: E731
+    records = _recorded_loss(model, tokens, loss_fn)
+    cand = torch.tensor([[3, 24, 20], [0, 0, 7]])  # absent (long) edges, canonical order
+    score = gradient_scores(records, cand, 25)
+    # add the candidates with a very negative bias and measure dL/db with autograd
+    edit = model.edges.edit(add=cand)
+    b0 = -30.0
+    for s in model.sheets:
+        s.attn.edge_bias.data[edit.added_position] = b0
+    model.zero_grad()
+    loss_fn(model(tokens)).backward()
+    grad = sum(s.attn.edge_bias.grad[edit.added_position, 0] for s in model.sheets)
+    # alpha of a new edge into t: e^b0 / sum over t's other inputs of e^bias
+    for j, (s_, t) in enumerate(cand.t().tolist()):
+        sheet = model.sheets[0]
+        into = (model.edges.index[1] == t).nonzero().flatten()
+        others = into[into != edit.added_position[j]]
+        alpha = np.exp(b0) / sheet.attn.edge_bias.detach()[others, 0].exp().sum()
+        assert float(-grad[j] / alpha) == pytest.approx(float(score[j]), rel=1e-4)
+
+
+def _needle_task(seed):
+    """Column 0 must copy the token of column 24 (the far corner): one edge solves it."""
+    torch.manual_seed(seed)
+    geo = grid(5, wiring=knn(3))  # input = output = every column
+    model = Columnformer(geo, channels=8, steps=1)
+    tokens = torch.randn(64, 25, 8)
+    out_col = 0
+
+    def loss_fn(out):
+        return (out.state[:, out_col] - tokens[:, 24]).pow(2).sum()
+
+    return geo, model, tokens, loss_fn
+
+
+def test_gradient_growth_finds_the_needed_long_edge():
+    """The known-answer test: gradient growth picks 24 -> 0 out of ~21 candidate sources;
+    random growth picks it about once in 21 tries."""
+    found_gradient, found_random = 0, 0
+    for seed in range(10):
+        geo, model, tokens, loss_fn = _needle_task(seed)
+        records = _recorded_loss(model, tokens, loss_fn)
+        add = grow_edges("gradient", 1, model.edges.index, geo.pos,
+                         rng=np.random.default_rng(seed), records=records, pool=24)
+        found_gradient += add[:, 0].tolist() == [24, 0]
+        # random growth into the same column
+        into0 = [e for e in grow_edges("random", 400, model.edges.index, geo.pos,
+                                       rng=np.random.default_rng(seed)).t().tolist()
+                 if e[1] == 0]
+        found_random += bool(into0) and into0[0] == [24, 0]
+    assert found_gradient == 10
+    assert found_random <= 3
+
+
+def test_gradient_distance_prefers_short_among_helpful():
+    geo, model, tokens, loss_fn = _needle_task(0)
+    records = _recorded_loss(model, tokens, loss_fn)
+    rng = np.random.default_rng(0)
+    far = grow_edges("gradient", 5, model.edges.index, geo.pos, rng=rng, records=records,
+                     pool=24)
+    near = grow_edges("gradient_distance", 5, model.edges.index, geo.pos, rng=rng,
+                      records=records, pool=24, lam=0.5, length_fn=geo.measure)
+    assert far[:, 0].tolist() == [24, 0]  # the needle, far away
+    assert geo.measure(*near).mean() < geo.measure(*far).mean()
+    assert (near[1] == 0).all()  # still only edges that help
+
+
+def test_grow_errors_are_clear():
+    geo = grid(4, wiring=knn(3))
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="Unknown grow rule 'magic'. Choices"):
+        grow_edges("magic", 3, geo.edge_index, geo.pos, rng=rng)
+    with pytest.raises(ValueError, match="needs attention records"):
+        grow_edges("gradient", 3, geo.edge_index, geo.pos, rng=rng)
+    with pytest.raises(ValueError, match="no gradient"):
+        gradient_scores([{"v": torch.zeros(16, 2), "out": torch.zeros(16, 2), "grad": None}],
+                        torch.tensor([[1], [0]]), 16)
+    with pytest.raises(ValueError, match="No attention records"):
+        gradient_scores([], torch.tensor([[1], [0]]), 16)
+    assert grow_edges("random", 0, geo.edge_index, geo.pos, rng=rng).shape == (2, 0)
+
+
+def test_small_isolated_sheets_do_not_loop_forever():
+    geo = from_coords(torch.rand(5, 2), knn(4))  # complete: no absent edge exists
+    add = grow_edges("random", 3, geo.edge_index, geo.pos, rng=np.random.default_rng(0))
+    assert add.size(1) == 0

@@ -1,0 +1,172 @@
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from colgraph import Columnformer
+from colgraph.config import to_container
+from colgraph.geometry import grid, hops_from, knn, stack
+from colgraph.plasticity import Plasticity, PlasticityConfig
+from colgraph.training import load_checkpoint, load_model, train
+
+from conftest import CONFIG_DIR, TINY, compose
+
+GEO = stack([6, 4, 2], spacing=2.0, wiring=knn(k=6))
+
+
+def _setup(**cfg):
+    torch.manual_seed(0)
+    model = Columnformer(GEO, channels=8, steps=3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    config = PlasticityConfig(**{"name": "custom", "every": 1, **cfg})
+    return model, opt, Plasticity(model, config, total_steps=20, optimizer=opt)
+
+
+def _train_step(model, opt, plasticity, step):
+    recording = plasticity.wants_record(step + 1)
+    if recording:
+        plasticity.start_recording()
+    out = model(torch.randn(4, 36, 8))
+    loss = out.output.pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    records = plasticity.stop_recording() if recording else None
+    plasticity.observe(out.attention)
+    return plasticity.maybe_update(step + 1, records)
+
+
+@pytest.mark.parametrize("prune", ["attention", "bias", "wiring", "random"])
+@pytest.mark.parametrize("grow", ["random", "geometric", "gradient", "gradient_distance"])
+def test_constant_budget_keeps_edges_degrees_and_paths(prune, grow):
+    model, opt, plasticity = _setup(prune=prune, grow=grow, drop_fraction=0.5)
+    E0, n = model.edges.num_edges, model.num_columns
+    hops0 = hops_from(model.edge_index, n, model.input_index)[model.output_index]
+    changed = 0
+    for step in range(6):
+        stats = _train_step(model, opt, plasticity, step)
+        assert stats is not None and stats["edges"] == model.edges.num_edges == E0
+        changed += stats["removed"]
+        model.edges.check()
+        assert (model.edges.in_degree() >= 1).all()
+        hops = hops_from(model.edge_index, n, model.input_index)[model.output_index]
+        assert (hops >= 0).all() and hops.max() <= hops0.max()
+        assert plasticity.attention.shape == (model.edges.num_edges,)
+    assert changed > 0
+
+
+def test_anneal_budget_reaches_target_density_and_drop_fraction_decays():
+    model, opt, plasticity = _setup(budget="anneal", target_density=0.5, grow="random",
+                                    stop=10, drop_fraction=0.2)
+    E0 = model.edges.num_edges
+    fractions = [plasticity.drop_fraction(s) for s in range(0, 11)]
+    assert fractions[0] == pytest.approx(0.2) and fractions[-1] == pytest.approx(0.0)
+    assert all(a >= b for a, b in zip(fractions, fractions[1:]))  # cosine decay
+    for step in range(12):
+        _train_step(model, opt, plasticity, step)
+    assert model.edges.num_edges == round(0.5 * E0)
+    assert (model.edges.in_degree() >= 1).all()
+
+
+def test_schedule_window():
+    _, _, plasticity = _setup(start=4, stop=10, every=3)
+    steps = [s for s in range(20) if plasticity.is_update_step(s)]
+    assert steps == [4, 7, 10]
+    _, _, off = _setup(name="none")
+    assert not any(off.is_update_step(s) for s in range(20))
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(drop_fraction=1.5), "drop_fraction must be a fraction in"),
+    (dict(drop_fraction=-0.1), "drop_fraction must be a fraction in"),
+    (dict(ema=float("nan")), "ema must be a fraction in"),
+    (dict(target_density=0.0), "target_density must be > 0"),
+    (dict(every=0), "every must be >= 1"),
+    (dict(start=5, stop=2), "must be >= 0 and <="),
+    (dict(min_in_degree=0), "min_in_degree must be >= 1"),
+    (dict(prune="magnitude"), "Unknown plasticity.prune 'magnitude'. Choices"),
+    (dict(grow="gradiant"), "Unknown plasticity.grow 'gradiant'. Choices"),
+    (dict(name="rigl2"), "Unknown plasticity.name"),
+    (dict(lam=-1.0), "lam must be > 0"),
+    (dict(pool=0), "pool must be >= 1"),
+])
+def test_bad_config_is_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        PlasticityConfig(**bad)
+
+
+def test_budget_that_would_empty_a_column_is_refused():
+    model, opt, _ = _setup()
+    keep = model.edges.index[1] != 5
+    with pytest.raises(ValueError, match="fewer than 1 incoming"):
+        model.edges.edit(keep, optimizer=opt)
+
+
+def test_hand_edited_model_is_refused():
+    model = Columnformer(GEO, channels=8, steps=3)
+    model.sheets[0].attn.edge_bias.data = model.sheets[0].attn.edge_bias.data[:-2]
+    with pytest.raises(RuntimeError, match="out of step"):
+        Plasticity(model, PlasticityConfig(name="set"), total_steps=10)
+
+
+def test_gradient_rule_without_records_is_refused():
+    model, opt, plasticity = _setup(grow="gradient")
+    with pytest.raises(ValueError, match="needs attention records"):
+        plasticity.update(step=1)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONFIG_DIR / "plasticity").glob("*.yaml")))
+def test_every_preset_runs_one_update(preset):
+    cfg = PlasticityConfig(**to_container(compose([f"plasticity={preset}"]).plasticity))
+    assert cfg.name == preset
+    if not cfg.enabled:
+        return
+    torch.manual_seed(0)
+    model = Columnformer(GEO, channels=8, steps=3)
+    opt = torch.optim.AdamW(model.parameters())
+    plasticity = Plasticity(model, cfg, total_steps=1000, optimizer=opt)
+    stats = None
+    for step in range(cfg.every):
+        stats = _train_step(model, opt, plasticity, step) or stats
+    assert stats is not None and stats["removed"] > 0 and stats["added"] == stats["removed"]
+
+
+# ---------------------------------------------------------------------- training
+PLASTIC = TINY + ["plasticity=rigl", "plasticity.every=2", "plasticity.drop_fraction=0.5",
+                  "plasticity.budget=anneal", "plasticity.target_density=0.8"]
+
+
+def test_training_with_plasticity_logs_and_checkpoints_the_current_wiring(tmp_path):
+    metrics = train(compose(PLASTIC + ["train.connectome_every=2"]), tmp_path)
+    rows = list(csv.DictReader((tmp_path / "plasticity.csv").open()))
+    assert len(rows) >= 3 and int(rows[0]["removed"]) > 0
+    assert {"removed", "added", "edges", "mean_edge_length",
+            "attention_weighted_length"} <= rows[0].keys()
+    state = load_checkpoint(tmp_path)
+    model, geometry0, _, _ = load_model(tmp_path, with_data=False)
+    cf = model.columnformer
+    assert torch.equal(cf.edge_index, state["model"]["columnformer.edges.index"])
+    assert cf.edges.num_edges == int(rows[-1]["edges"]) < geometry0.num_edges
+    assert cf.edges.num_edges == int(list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]["edges"])
+    import networkx as nx
+
+    snap = nx.read_graphml(tmp_path / "connectome" / "epoch0002.graphml")
+    assert snap.number_of_edges() == cf.edges.num_edges  # snapshots see the current wiring
+    assert metrics["test_acc"] > 0.1
+
+
+def test_resume_continues_on_the_edited_wiring_exactly(tmp_path):
+    """2 epochs straight == 1 epoch, stop, resume for the second: same wiring, same weights."""
+    train(compose(PLASTIC), tmp_path / "straight")
+    train(compose(PLASTIC + ["train.max_steps=12"]), tmp_path / "split")  # same schedule
+    train(compose(PLASTIC + [f"train.resume={tmp_path / 'split'}"]), tmp_path / "split")
+    a = load_checkpoint(tmp_path / "straight")
+    b = load_checkpoint(tmp_path / "split")
+    assert a["step"] == b["step"]
+    for k, v in a["model"].items():  # the edges exactly; weights to float round-off
+        if v.dtype.is_floating_point and k != "columnformer.edges.length":
+            assert torch.allclose(v, b["model"][k], atol=1e-5), k
+        else:
+            assert torch.equal(v, b["model"][k]), k
+    assert torch.equal(a["plasticity"]["attention"], b["plasticity"]["attention"])
