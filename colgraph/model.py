@@ -125,20 +125,35 @@ class Columnformer(nn.Module):
         self.config = config
         N, C = geometry.num_columns, config.channels
         geometry.check_reachable(config.input_area, config.output_area, config.steps)
-        self.edges = SheetEdges(geometry)  # the one owner of the current edges
-        self.register_buffer("input_index", geometry.area(config.input_area).clone())
-        self.register_buffer("output_index", geometry.area(config.output_area).clone())
+        self.edges = SheetEdges(geometry)  # the one owner of the current edges and columns
+        geometry.area(config.input_area), geometry.area(config.output_area)  # clear errors
         self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
         self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
         num_sheets = 1 if config.tied_depth else config.steps
         self.sheets = nn.ModuleList(Sheet(self.edges, config) for _ in range(num_sheets))
+        for module in self.modules():  # untied layers: every [N, ...] tensor grows with N
+            for name in getattr(module, "per_column", ()):
+                if getattr(module, name, None) is not None:
+                    self.edges.register_columns(module, name)
         # a checkpoint may hold edited wiring: resize per-edge tensors before loading it
         self._register_load_state_dict_pre_hook(self._resize_edges)
         self.reset_parameters()
 
+    per_column = ("column_embed",)  # per-column tensors of this module (see SheetEdges)
+
     @property
     def num_columns(self) -> int:
         return self.column_embed.size(0)
+
+    @property
+    def input_index(self) -> Tensor:
+        """Columns of the input area, in token order."""
+        return self.edges.area(self.config.input_area)
+
+    @property
+    def output_index(self) -> Tensor:
+        """Columns of the output area (columns added to the sheet may have joined it)."""
+        return self.edges.area(self.config.output_area)
 
     @property
     def geometry(self) -> Geometry:

@@ -235,6 +235,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    plasticity_cfg = PlasticityConfig(**to_container(cfg.plasticity))  # validated up front
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     seed_everything(cfg.train.seed)
 
@@ -260,7 +261,6 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         epoch, step = resume["epoch"], resume["step"]
-    plasticity_cfg = PlasticityConfig(**to_container(cfg.plasticity))
     plasticity = (Plasticity(model, plasticity_cfg, total_steps, optimizer)
                   if plasticity_cfg.enabled else None)
     if resume is not None:

@@ -21,14 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {
     "static knn (default)": [],
-    "knn + plasticity=wiring": ["plasticity=wiring"],
     "knn + plasticity=rigl": ["plasticity=rigl"],
-    "knn + plasticity=set": ["plasticity=set"],
+    "knn + plasticity=wiring": ["plasticity=wiring"],
     "uniform random k=16, static": ["geometry.wiring.rule=uniform"],
+    "uniform random k=16 + plasticity=set": ["geometry.wiring.rule=uniform", "plasticity=set"],
     "uniform random k=16 + plasticity=rigl": ["geometry.wiring.rule=uniform", "plasticity=rigl"],
     "uniform random k=16 + plasticity=wiring": ["geometry.wiring.rule=uniform",
                                                 "plasticity=wiring"],
 }
+FIGURE_RUN = "uniform random k=16 + plasticity=wiring"
 
 
 def compose(overrides: list[str]):
@@ -51,7 +52,8 @@ def figure(before, after, path: Path) -> None:
     import numpy as np
     from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-    fig = plt.figure(figsize=(13, 6))
+    fig = plt.figure(figsize=(14, 6))
+    vmax = max(float(before[1][0].edge_length.max()), float(after[1][0].edge_length.max()))
     for i, (title, (geo, weight)) in enumerate([before, after]):
         ax = fig.add_subplot(1, 2, i + 1, projection="3d")
         src, dst = geo.edge_index.numpy()
@@ -64,7 +66,7 @@ def figure(before, after, path: Path) -> None:
         ln = geo.edge_length.numpy()[top]
         lc = Line3DCollection(seg, cmap="viridis", linewidths=1.0)
         lc.set_array(ln)
-        lc.set_clim(0, float(geo.edge_length.max()))
+        lc.set_clim(0, vmax)  # one colour scale for both panels
         ax.add_collection3d(lc)
         ax.scatter(*pos.T, s=4, c="0.3")
         ax.set_title(f"{title}\n{geo.num_edges} edges, strongest input per column "
@@ -72,7 +74,7 @@ def figure(before, after, path: Path) -> None:
         ax.set_xlabel("x")
         ax.set_ylabel("y")
         ax.set_zlabel("area (z)")
-        fig.colorbar(lc, ax=ax, shrink=0.6, label="edge length (geometry units)")
+        fig.colorbar(lc, ax=ax, shrink=0.6, pad=0.12, label="edge length (geometry units)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -106,15 +108,15 @@ def main() -> None:
             rows.append((name, m["test_acc"], m["wiring_length"], cf.edges.num_edges,
                          float(cf.edge_length.mean()), elapsed))
             print(f"{name}: {rows[-1]}", flush=True)
-            if args.figure and name == "knn + plasticity=wiring":
+            if args.figure and name == FIGURE_RUN:
                 x = [b for b, _ in iterate_batches(data.x_test, data.y_test, 256)]
                 after = edge_data(model, x)
                 # before: the geometry's wiring with its prior weights softmax(initial bias)
                 fresh = type(model)(geo0, cf.config, (1, 8, 8), 1, 10)
                 before = edge_data(fresh, x)
-                figure(("before: k-NN geometry, attention of an untrained sheet",
+                figure(("before: uniform random wiring, untrained sheet",
                         (geo0, before.attention.mean(0))),
-                       ("after: plasticity=wiring + wiring cost, trained",
+                       ("after: plasticity=wiring + wiring cost 0.1, trained",
                         (cf.geometry, after.attention.mean(0))), args.figure)
     base = {r[0]: r for r in rows}
     lines = ["| run | test acc | attention-weighted length | edges | mean edge length | time |",
@@ -126,10 +128,21 @@ def main() -> None:
             f"Main job (digits, stack 8-6-4, k = 16, wiring cost 0.1, 20 epochs), seed "
             f"{args.seed}, {torch.get_num_threads()} threads; attention-weighted length is "
             f"measured on each run's final wiring.\n\n" + "\n".join(lines))
-    if "static knn (default)" in base and "knn + plasticity=wiring" in base:
-        s, w = base["static knn (default)"], base["knn + plasticity=wiring"]
-        text += (f"\n\nplasticity=wiring vs static: accuracy {100 * (w[1] - s[1]):+.1f} points, "
-                 f"attention-weighted length {100 * (w[2] / s[2] - 1):+.0f}%.")
+    from colgraph.geometry import build_geometry
+    from torch_geometric.utils import scatter
+
+    g = build_geometry(compose([]).geometry)
+    floor = float(scatter(g.edge_length, g.edge_index[1], 0, dim_size=g.num_columns,
+                          reduce="min").mean())
+    text += (f"\n\nShortest possible attention-weighted length on the k-NN sheet (every column "
+             f"attending only to its nearest input): {floor:.3f}.")
+    for static, plastic in (("static knn (default)", "knn + plasticity=wiring"),
+                            ("uniform random k=16, static", FIGURE_RUN),
+                            ("static knn (default)", "uniform random k=16 + plasticity=rigl")):
+        if static in base and plastic in base:
+            s_, w = base[static], base[plastic]
+            text += (f"\n\n{plastic} vs {static}: accuracy {100 * (w[1] - s_[1]):+.1f} points, "
+                     f"attention-weighted length {100 * (w[2] / s_[2] - 1):+.0f}%.")
     print(text)
     if args.out:
         sys.path.insert(0, str(Path(__file__).parent))

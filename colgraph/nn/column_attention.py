@@ -87,7 +87,7 @@ class ColumnAttention(MessagePassing):
                              f"{', '.join(BACKENDS)}.")
         object.__setattr__(self, "edges", edges)  # a reference, not a submodule
         columns = edges.num_columns
-        self.columns, self.channels, self.heads = columns, channels, heads
+        self.channels, self.heads = channels, heads
         self.qk_dim = qk_dim or channels // heads
         self.dropout, self.backend = dropout, backend
         self.bias_sigma, self.bias_clamp = bias_sigma, bias_clamp
@@ -102,6 +102,10 @@ class ColumnAttention(MessagePassing):
         edges.register(self, "edge_bias", init=self.bias_prior)
         self.record: list[dict[str, Tensor]] | None = None  # see start_recording()
         self.reset_parameters()
+
+    @property
+    def columns(self) -> int:
+        return self.edges.num_columns
 
     @property
     def num_edges(self) -> int:

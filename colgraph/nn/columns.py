@@ -68,6 +68,8 @@ class ColumnLinear(nn.Module):
         torch.Size([10, 2, 3])
     """
 
+    per_column = ("weight", "bias")  # tensors with one row per column (see SheetEdges)
+
     def __init__(self, columns: int, in_features: int, out_features: int,
                  bias: bool = True) -> None:
         super().__init__()
@@ -93,6 +95,8 @@ class ColumnLinear(nn.Module):
 
 class ColumnLayerNorm(nn.Module):
     """LayerNorm over channels with a per-column scale and shift ``[N, C]``."""
+
+    per_column = ("weight", "bias")
 
     def __init__(self, columns: int, channels: int, eps: float = 1e-5) -> None:
         super().__init__()

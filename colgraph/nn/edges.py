@@ -12,11 +12,15 @@ cannot live in the construction-time :class:`~colgraph.geometry.Geometry`. This 
   geometry's metric (Euclidean, wrapped on a torus, or great-circle on a sphere);
 * the CSR cache the sparse attention kernels use;
 * a registry of every other per-edge tensor (each sheet's ``edge_bias``, plasticity
-  statistics, ...) with the rule that initialises it for new edges.
+  statistics, ...) with the rule that initialises it for new edges;
+* the columns' positions, the current areas, and a registry of per-column tensors (every
+  untied layer's ``[N, ...]`` parameters), so the sheet itself can grow
+  (:meth:`SheetEdges.add_columns`).
 
 :meth:`SheetEdges.edit` is the one function that changes edges: it applies a keep mask and
 a list of new edges to the index, the lengths, every registered tensor, their gradients and
-the optimizer state (Adam moments), atomically, and returns what it did.
+the optimizer state (Adam moments), atomically, and returns what it did;
+:meth:`SheetEdges.add_columns` does the same for new columns (rows cloned from a parent).
 """
 from __future__ import annotations
 
@@ -127,6 +131,8 @@ class SheetEdges(nn.Module):
         self.metric = geometry.metric
         self._template = geometry  # areas, labels, name, period of the construction geometry
         self._registry: list[_Entry] = []
+        self._columns: list[_Entry] = []  # per-column tensors (rows = columns)
+        self._areas = {k: v.clone() for k, v in geometry.areas.items()}  # current areas
         self._csr: EdgeCSR | None = None
         self._geometry: Geometry | None = geometry
 
@@ -152,13 +158,32 @@ class SheetEdges(nn.Module):
         """Length of edges ``source -> target`` in the geometry's metric (for new edges)."""
         return measure(self.pos, source, target, self.metric, self.period)
 
+    @property
+    def areas(self) -> dict[str, Tensor]:
+        """Current areas: name -> column indices."""
+        return dict(self._areas)
+
+    def area(self, name: str) -> Tensor:
+        """Current column indices of area ``name`` (new columns may have joined it)."""
+        if name not in self._areas:
+            raise KeyError(f"Unknown area '{name}'. This sheet has areas: "
+                           f"{', '.join(sorted(self._areas)) or '(none)'}.")
+        return self._areas[name]
+
     def geometry(self) -> Geometry:
-        """The CURRENT wiring as a :class:`Geometry` (construction-time areas, labels, name)."""
+        """The CURRENT sheet as a :class:`Geometry`: positions, edges, lengths and areas now
+        (the construction geometry's name, period and labels; added columns are labelled
+        ``added0``, ``added1``, ...)."""
         if self._geometry is None:
             t = self._template
+            labels = t.labels
+            if labels is not None and len(labels) < self.num_columns:
+                labels = list(labels) + [f"added{i}" for i in
+                                         range(self.num_columns - len(labels))]
             self._geometry = Geometry(self.pos.detach().cpu(), self.index.cpu(),
-                                      self.length.detach().cpu(), areas=dict(t.areas),
-                                      period=t.period, name=t.name, labels=t.labels,
+                                      self.length.detach().cpu(),
+                                      areas={k: v.cpu() for k, v in self._areas.items()},
+                                      period=t.period, name=t.name, labels=labels,
                                       metric=self.metric)
         return self._geometry
 
@@ -167,7 +192,17 @@ class SheetEdges(nn.Module):
 
     def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
         self._csr = None
-        return super()._apply(fn, recurse)
+        out = super()._apply(fn, recurse)
+        self._areas = {k: fn(v) for k, v in self._areas.items()}  # index tensors: device only
+        return out
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"areas": {k: v.detach().cpu() for k, v in self._areas.items()}}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        device = self.index.device
+        self._areas = {k: v.to(device) for k, v in state["areas"].items()}
+        self._invalidate()
 
     # ------------------------------------------------------------------ registry
     def register(self, owner: Any, name: str, init: EdgeInit | None = None) -> None:
@@ -181,6 +216,15 @@ class SheetEdges(nn.Module):
             raise ValueError(f"Per-edge tensor {type(owner).__name__}.{name} must have one row "
                              f"per edge ({self.num_edges}), got {shape}.")
         self._registry.append(_Entry(owner, name, init))
+
+    def register_columns(self, owner: Any, name: str) -> None:
+        """Register ``getattr(owner, name)`` (one row per column) to grow with the sheet."""
+        tensor = getattr(owner, name)
+        if not isinstance(tensor, Tensor) or tensor.dim() == 0 or tensor.size(0) != self.num_columns:
+            shape = list(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(f"Per-column tensor {type(owner).__name__}.{name} must have one "
+                             f"row per column ({self.num_columns}), got {shape}.")
+        self._columns.append(_Entry(owner, name, None))
 
     def unregister(self, owner: Any) -> None:
         """Forget every per-edge tensor of ``owner`` (e.g. a plasticity schedule that ended)."""
@@ -209,6 +253,11 @@ class SheetEdges(nn.Module):
                     f"{entry.label()} has {t.size(0)} rows but the sheet has {E} edges: it was "
                     f"changed outside SheetEdges.edit, so per-edge tensors are out of step. "
                     f"Rebuild the model, or edit edges only with model.edges.edit(...).")
+        for entry in self._columns:
+            if entry.get().size(0) != self.num_columns:
+                raise RuntimeError(f"{entry.label()} has {entry.get().size(0)} rows but the "
+                                   f"sheet has {self.num_columns} columns: it was changed "
+                                   f"outside SheetEdges.add_columns.")
         ei = self.index
         if E and (ei.min() < 0 or ei.max() >= self.num_columns):
             raise RuntimeError("edges.index holds column ids outside the sheet.")
@@ -327,14 +376,89 @@ class SheetEdges(nn.Module):
                                  f"edit).")
         return add
 
+    # ------------------------------------------------------------------ new columns
+    def add_columns(self, pos: Tensor, parent: Tensor, areas: dict[str, Tensor] | None = None,
+                    optimizer: torch.optim.Optimizer | None = None) -> Tensor:
+        """Append columns at ``pos [M, D]``, each a copy of its ``parent`` column.
+
+        Every registered per-column tensor gets the parent's rows (an untied column's
+        weights start as its parent's), and so does ``optimizer``'s state for them (Adam
+        moments); gradients of new rows are zero. ``areas`` maps an area name to the NEW
+        columns (indices into ``pos``) that join it. Existing columns keep their ids; the
+        new ones are ``N .. N + M - 1`` (returned). New columns have no edges yet: add them
+        with :meth:`edit` (e.g. :func:`colgraph.plasticity.add_columns` does both).
+        """
+        N, D = self.pos.shape
+        pos = torch.as_tensor(pos, dtype=self.pos.dtype, device=self.pos.device)
+        if pos.dim() != 2 or pos.size(1) != D or pos.size(0) == 0:
+            raise ValueError(f"Expected new column positions of shape [M, {D}] with M > 0 "
+                             f"(got {list(pos.shape)}).")
+        if not torch.isfinite(pos).all():
+            raise ValueError("New column positions contain NaN/inf.")
+        parent = torch.as_tensor(parent, dtype=torch.long, device=self.pos.device).flatten()
+        if parent.numel() != pos.size(0) or (parent.numel() and (parent.min() < 0 or
+                                                                 parent.max() >= N)):
+            raise ValueError(f"Expected one parent column in [0, {N - 1}] per new column "
+                             f"({pos.size(0)}), got {parent.tolist()[:5]}...")
+        all_pos = torch.cat([self.pos, pos])
+        if torch.unique(all_pos, dim=0).size(0) != all_pos.size(0):
+            raise ValueError("New columns must have positions of their own (a new position "
+                             "repeats an existing or another new one).")
+        new_ids = torch.arange(N, N + pos.size(0), device=self.pos.device)
+        joined = {}
+        for name, idx in (areas or {}).items():
+            idx = torch.as_tensor(idx, dtype=torch.long, device=self.pos.device).flatten()
+            if idx.numel() and (idx.min() < 0 or idx.max() >= pos.size(0)):
+                raise ValueError(f"Area '{name}': new-column indices must be in "
+                                 f"[0, {pos.size(0) - 1}].")
+            old = self._areas.get(name, idx.new_empty(0))
+            joined[name] = torch.cat([old, new_ids[idx]]).unique()
+        # compute, then commit
+        rows = [(e, torch.cat([e.get().detach(), e.get().detach()[parent]])) for e in self._columns]
+        grads, states = [], []
+        for e in self._columns:
+            t = e.get()
+            if isinstance(t, nn.Parameter) and t.grad is not None:
+                grads.append((t, torch.cat([t.grad, t.grad.new_zeros((pos.size(0),) + t.shape[1:])])))
+            if isinstance(t, nn.Parameter) and optimizer is not None and t in optimizer.state:
+                st = optimizer.state[t]
+                for k, v in st.items():
+                    if isinstance(v, Tensor) and v.dim() > 0 and v.size(0) == N:
+                        states.append((st, k, torch.cat([v, v[parent]])))
+        self.pos = all_pos
+        replaced = dict(r for e, value in rows if (r := e.set(value)) is not None)
+        for p, g in grads:
+            replaced.get(p, p).grad = g
+        for st, k, v in states:
+            st[k] = v
+        if optimizer is not None:
+            _swap_in_optimizer(optimizer, replaced)
+        for e in self._columns:
+            if isinstance(getattr(e.owner, "columns", None), int):
+                e.owner.columns = self.num_columns
+        self._areas.update(joined)
+        self._invalidate()
+        return new_ids
+
     # ------------------------------------------------------------------ checkpoints
     def resize_for(self, state_dict: dict[str, Tensor], prefix: str) -> None:
-        """Before loading ``state_dict``, resize every per-edge tensor to its edge count.
+        """Before loading ``state_dict``, resize every per-edge (and, if the sheet grew,
+        per-column) tensor to its size there.
 
         Called by the model's load hook, so a checkpoint whose wiring was edited during
         training loads into a freshly built model (whose edges are the geometry's). Per-edge
         parameters are replaced by new ones: build the optimizer AFTER loading the model.
         """
+        pos = state_dict.get(prefix + "pos")
+        if pos is not None and pos.shape != self.pos.shape:
+            n = pos.size(0)
+            self.pos = self.pos.new_empty(pos.shape)
+            for entry in self._columns:
+                t = entry.get()
+                entry.set(t.detach().new_empty((n,) + t.shape[1:]))
+                if isinstance(getattr(entry.owner, "columns", None), int):
+                    entry.owner.columns = n
+            self._invalidate()
         key = prefix + "index"
         if key not in state_dict:
             return

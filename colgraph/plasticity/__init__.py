@@ -1,23 +1,25 @@
-"""Learned wiring: prune and grow a sheet's edges during training.
+"""Learned wiring: prune and grow a sheet's edges during training, and grow the sheet.
 
-Pure operators on tensors (:mod:`.prune`, :mod:`.grow`) and a schedule that applies them
-with ONE edit of the model's :class:`~colgraph.nn.SheetEdges` (:mod:`.schedule`).
+Pure operators on tensors (:mod:`.prune`, :mod:`.grow`), a schedule that applies them with
+ONE edit of the model's :class:`~colgraph.nn.SheetEdges` (:mod:`.schedule`), and new
+columns cloned from their nearest neighbours (:mod:`.scale`).
 
 Example:
     >>> from colgraph import Columnformer
     >>> from colgraph.geometry import grid, uniform
     >>> from colgraph.plasticity import Plasticity, PlasticityConfig
     >>> model = Columnformer(grid(8, wiring=uniform(k=8)), channels=8, steps=8)
-    >>> plasticity = Plasticity(model, PlasticityConfig(name="set", prune="random",
-    ...                         grow="geometric", every=10), total_steps=100)
+    >>> plasticity = Plasticity(model, PlasticityConfig.preset("set", grow="geometric",
+    ...                         every=10), total_steps=100)
     >>> plasticity.maybe_update(step=10)["added"] > 0
     True
 """
 from .grow import GROW_RULES, gradient_scores, grow_edges, sample_candidates
 from .prune import (PRUNE_CRITERIA, prune_scores, rank_within_target, reachability_edges,
                     select_prune)
-from .schedule import PRESETS, Plasticity, PlasticityConfig
+from .scale import add_columns, refine_grid
+from .schedule import PRESET_FIELDS, PRESETS, Plasticity, PlasticityConfig
 
-__all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRUNE_CRITERIA", "GROW_RULES",
+__all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA", "GROW_RULES",
            "prune_scores", "select_prune", "reachability_edges", "rank_within_target",
-           "grow_edges", "sample_candidates", "gradient_scores"]
+           "grow_edges", "sample_candidates", "gradient_scores", "add_columns", "refine_grid"]

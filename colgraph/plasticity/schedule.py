@@ -18,6 +18,7 @@ The training loop calls, per step::
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,20 +30,28 @@ from ..geometry.wiring import position_tree
 from .grow import GROW_RULES, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
 
-__all__ = ["PlasticityConfig", "Plasticity", "PRESETS"]
+__all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]
 
 ANNEALS = ("cosine", "linear", "constant")
 BUDGETS = ("constant", "anneal")
 NEW_BIAS = ("prior", "mean")
 PRESETS = ("none", "set", "rigl", "wiring", "custom")
+# what each preset sets (configs/plasticity/<name>.yaml holds the same; a test checks it)
+PRESET_FIELDS: dict[str, dict[str, Any]] = {
+    "set": {"every": 25, "drop_fraction": 0.3, "prune": "bias", "grow": "random"},
+    "rigl": {"every": 25, "drop_fraction": 0.3, "prune": "attention", "grow": "gradient"},
+    "wiring": {"every": 25, "drop_fraction": 0.3, "prune": "wiring",
+               "grow": "gradient_distance"},
+}
 
 
 @dataclass
 class PlasticityConfig:
     """Prune / grow schedule (the ``plasticity`` config group).
 
-    ``name`` labels the preset (``none`` turns plasticity off; ``set``, ``rigl``, ``wiring``
-    and ``custom`` are YAML presets of the fields below).
+    ``name`` labels the preset (``none`` turns plasticity off); the other fields decide what
+    happens. In Python, :meth:`preset` fills them as the YAML presets do:
+    ``PlasticityConfig.preset("rigl", every=50)``.
     """
 
     name: str = "none"  # none | set | rigl | wiring | custom
@@ -57,7 +66,7 @@ class PlasticityConfig:
     target_density: float = 1.0  # budget=anneal: edges at stop / edges at start
     min_in_degree: int = 1  # never leave a column with fewer inputs
     keep_reachable: bool = True  # never cut the input -> output paths the model needs
-    lam: float | None = None  # EDR length scale (geometric, pools, discount); default mean length
+    lam: float | None = None  # EDR length scale (geometric, pools, discount); default 2x spacing
     p: float = 1.0  # prune=wiring: attention / length^p
     pool: int = 8  # gradient rules: candidate sources scored per column
     ema: float = 0.9  # decay of the running attention mass per step
@@ -97,6 +106,15 @@ class PlasticityConfig:
     def enabled(self) -> bool:
         return self.name != "none"
 
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "PlasticityConfig":
+        """The preset ``name`` (``none``, ``set``, ``rigl``, ``wiring``, ``custom``) with
+        ``overrides``; the same settings as ``plasticity=<name>`` in a config."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown plasticity preset '{name}'. Choices: "
+                             f"{', '.join(PRESETS)}.")
+        return cls(**{"name": name, **PRESET_FIELDS.get(name, {}), **overrides})
+
 
 class Plasticity:
     """Prunes and grows a Columnformer's edges on a schedule.
@@ -113,7 +131,7 @@ class Plasticity:
         >>> from colgraph.geometry import grid, knn
         >>> model = Columnformer(grid(6, wiring=knn(k=6)), channels=8, steps=6,
         ...                      input_area="input", output_area="output")
-        >>> cfg = PlasticityConfig(name="set", prune="random", grow="random", every=1)
+        >>> cfg = PlasticityConfig.preset("set", prune="random", every=1)
         >>> plasticity = Plasticity(model, cfg, total_steps=10)
         >>> stats = plasticity.maybe_update(step=1)
         >>> stats["removed"] == stats["added"], model.edges.num_edges
@@ -128,7 +146,8 @@ class Plasticity:
         self.edges.check()
         self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)
         length = self.edges.length
-        self.lam = config.lam or (float(length[length > 0].mean()) if (length > 0).any() else 1.0)
+        _warn_if_lengths_are_not_metric(self.edges)
+        self.lam = config.lam or _column_spacing(self.edges) * 2.0
         self.initial_edges = self.edges.num_edges
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -269,6 +288,34 @@ class Plasticity:
         self.lam = float(state["lam"])  # from the wiring when plasticity started, not now
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = _rng_from(state["rng"])
+
+
+def _warn_if_lengths_are_not_metric(edges) -> None:
+    """Grown edges are measured with the geometry's metric; say so when the sheet's own
+    lengths came from elsewhere (a mesh's surface paths, a file's 'length' attribute)."""
+    if edges.num_edges == 0:
+        return
+    measured = edges.measure(edges.index[0], edges.index[1])
+    off = (measured - edges.length).abs() > 1e-3 * edges.length.abs().clamp_min(1e-6)
+    if off.float().mean() > 0.01:
+        warnings.warn(f"{100 * off.float().mean():.0f}% of this sheet's edge lengths differ "
+                      f"from its '{edges.metric}' metric (lengths from a mesh's surface or a "
+                      f"file?). Edges grown by plasticity are measured with the metric, so "
+                      f"their lengths and length priors are on a different scale: give the "
+                      f"geometry matching lengths (e.g. from_mesh(..., geodesic=False)) or "
+                      f"grow with new_bias=mean.", stacklevel=3)
+
+
+def _column_spacing(edges) -> float:
+    """Mean distance from a column to its nearest other column (the sheet's local scale,
+    whatever its wiring): the default exponential-distance-rule scale is twice this."""
+    from ..geometry.wiring import position_tree
+
+    if edges.num_columns < 2:
+        return 1.0
+    tree, x = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
+    dist, _ = tree.query(x, k=2)
+    return float(np.mean(dist[:, 1])) or 1.0
 
 
 def _uniform_share(edges, index: Tensor, length: Tensor) -> Tensor:

@@ -88,6 +88,7 @@ def test_schedule_window():
     (dict(prune="magnitude"), "Unknown plasticity.prune 'magnitude'. Choices"),
     (dict(grow="gradiant"), "Unknown plasticity.grow 'gradiant'. Choices"),
     (dict(name="rigl2"), "Unknown plasticity.name"),
+    (dict(name="none", every=-1), "every must be >= 1"),
     (dict(lam=-1.0), "lam must be > 0"),
     (dict(pool=0), "pool must be >= 1"),
 ])
@@ -107,7 +108,7 @@ def test_hand_edited_model_is_refused():
     model = Columnformer(GEO, channels=8, steps=3)
     model.sheets[0].attn.edge_bias.data = model.sheets[0].attn.edge_bias.data[:-2]
     with pytest.raises(RuntimeError, match="out of step"):
-        Plasticity(model, PlasticityConfig(name="set"), total_steps=10)
+        Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
 
 
 def test_gradient_rule_without_records_is_refused():
@@ -120,6 +121,7 @@ def test_gradient_rule_without_records_is_refused():
 def test_every_preset_runs_one_update(preset):
     cfg = PlasticityConfig(**to_container(compose([f"plasticity={preset}"]).plasticity))
     assert cfg.name == preset
+    assert cfg == PlasticityConfig.preset(preset, **({"every": 25} if preset == "custom" else {}))
     if not cfg.enabled:
         return
     torch.manual_seed(0)
@@ -165,8 +167,31 @@ def test_resume_continues_on_the_edited_wiring_exactly(tmp_path):
     b = load_checkpoint(tmp_path / "split")
     assert a["step"] == b["step"]
     for k, v in a["model"].items():  # the edges exactly; weights to float round-off
-        if v.dtype.is_floating_point and k != "columnformer.edges.length":
+        if not isinstance(v, torch.Tensor):
+            assert k.endswith("_extra_state") and str(v) == str(b["model"][k])
+        elif v.dtype.is_floating_point and k != "columnformer.edges.length":
             assert torch.allclose(v, b["model"][k], atol=1e-5), k
         else:
             assert torch.equal(v, b["model"][k]), k
     assert torch.equal(a["plasticity"]["attention"], b["plasticity"]["attention"])
+
+
+def test_lengths_not_from_the_metric_are_flagged():
+    import networkx as nx
+
+    from colgraph.geometry import from_networkx
+
+    G = nx.grid_2d_graph(5, 5)
+    for v in G:
+        G.nodes[v]["pos"] = v
+        G.nodes[v]["area"] = "input,output"
+    for u, v in G.edges:
+        G.edges[u, v]["length"] = 3.0  # e.g. a path along a folded surface
+    model = Columnformer(from_networkx(G, length="length"), channels=8, steps=8)
+    with pytest.warns(UserWarning, match="differ from its 'euclidean' metric"):
+        Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="Unknown plasticity preset 'rig'. Choices"):
+        PlasticityConfig.preset("rig")

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from colgraph import Columnformer
+from colgraph.geometry import grid, knn, stack
+from colgraph.plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
+
+GEO = stack([4, 3, 2], spacing=2.0, wiring=knn(k=6))
+
+
+def _trained(tied=True):
+    torch.manual_seed(0)
+    model = Columnformer(GEO, channels=8, steps=3, tied_depth=tied)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = torch.randn(8, 16, 8), torch.randn(8, 4, 8)
+    for _ in range(3):
+        loss = (model(x).output - y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, opt, x
+
+
+def test_refine_grid_makes_a_denser_lattice():
+    model = Columnformer(grid(3, wiring=knn(4)), channels=8, steps=4)
+    new = refine_grid(model, "sheet")
+    assert new.shape == (16, 2)
+    assert torch.equal(torch.unique(new[:, 0]), torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0]))
+    area1 = refine_grid(Columnformer(GEO, channels=8, steps=3), "area1")
+    assert area1.shape == (25 - 9, 3) and (area1[:, 2] == 2.0).all()  # stays in its plane
+    with pytest.raises(ValueError, match="factor must be an integer >= 2"):
+        refine_grid(model, "sheet", factor=1)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_new_columns_clone_their_parents_and_training_continues(tied):
+    model, opt, x = _trained(tied)
+    N, E = model.num_columns, model.edges.num_edges
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    moments = {n: opt.state[p]["exp_avg"].clone() for n, p in model.named_parameters()}
+    out_old = model(x)  # keep a live graph across the growth, as a training loop does
+    pos = refine_grid(model, "area1")
+    stats = add_columns(model, pos, optimizer=opt)
+    M = pos.size(0)
+    assert stats["added_columns"] == M and model.num_columns == N + M
+    assert stats["added_edges"] > 0 and model.edges.num_edges == E + stats["added_edges"]
+    model.edges.check()
+    # every per-column tensor grew; old rows unchanged; new rows = the nearest column's
+    # the parent of each new column: the old column whose embedding it copied; it is one
+    # of the nearest (refined lattice points can be equidistant from several)
+    embed = model.column_embed.detach()
+    parent = torch.cdist(embed[N:], before["column_embed"]).argmin(1)
+    dist = torch.cdist(pos, GEO.pos)
+    assert torch.allclose(dist.gather(1, parent[:, None]).squeeze(1), dist.min(1).values)
+    for name, p in model.named_parameters():
+        if p.size(0) == N + M and name in before and before[name].size(0) == N:
+            assert torch.equal(p.detach()[:N], before[name]), name
+            assert torch.equal(p.detach()[N:], before[name][parent]), name
+            assert torch.equal(opt.state[p]["exp_avg"][N:], moments[name][parent]), name
+    for module in model.modules():
+        if hasattr(module, "columns"):
+            assert module.columns == N + M
+    # new columns joined area1 (their parents' area), not the input area
+    area1 = model.edges.area("area1")
+    assert set(range(N, N + M)) <= set(area1.tolist())
+    assert model.input_index.numel() == 16
+    # training goes on with the optimizer the function was given
+    y = torch.randn(8, 4, 8)
+    losses = []
+    for _ in range(5):
+        loss = (model(x).output - y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert out_old is not None
+    assert model.geometry.num_columns == N + M
+
+
+def test_grown_sheet_survives_a_checkpoint_round_trip(tmp_path):
+    model, opt, x = _trained()
+    add_columns(model, refine_grid(model, "area2"), optimizer=opt)
+    plasticity = Plasticity(model, PlasticityConfig.preset("set", every=1), 10, opt)
+    plasticity.update(step=1)  # and edit the edges of the grown sheet
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    fresh = Columnformer(GEO, channels=8, steps=3)
+    fresh.load_state_dict(state["model"])
+    fresh.edges.check()
+    torch.optim.AdamW(fresh.parameters()).load_state_dict(state["opt"])
+    assert fresh.num_columns == model.num_columns
+    assert torch.equal(fresh.output_index, model.output_index)
+    assert torch.equal(fresh(x).state, model(x).state)
+
+
+def test_output_area_can_grow_and_readout_follows():
+    model, opt, x = _trained()
+    n_out = model.output_index.numel()
+    add_columns(model, refine_grid(model, "output"), optimizer=opt)
+    assert model.output_index.numel() > n_out
+    assert model(x).output.shape == (8, model.output_index.numel(), 8)
+
+
+def test_bad_new_columns_are_refused_and_change_nothing():
+    model, opt, _ = _trained()
+    N, E = model.num_columns, model.edges.num_edges
+    cases = [(GEO.pos[:1], "positions of their own"),
+             (torch.tensor([[float("nan"), 0.0, 0.0]]), "NaN"),
+             (torch.zeros(2, 2), r"shape \[M, 3\]"),
+             (torch.zeros(0, 3), r"shape \[M, 3\]")]
+    for pos, message in cases:
+        with pytest.raises(ValueError, match=message):
+            add_columns(model, pos, optimizer=opt)
+        assert model.num_columns == N and model.edges.num_edges == E
+    with pytest.raises(ValueError, match="cannot join the input area"):
+        add_columns(model, torch.tensor([[0.5, 0.5, 0.0]]), areas={"input": [0]})
+    assert model.num_columns == N
