@@ -140,10 +140,12 @@ def load_model(path: str | os.PathLike, with_data: bool = True
                ) -> tuple[VisionClassifier, Geometry, Any, ImageData | None]:
     """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
 
-    Returns ``(model, geometry, config, data)``; the geometry comes from the checkpoint
-    itself, so custom geometries need not be rebuilt. ``with_data=False`` skips loading
-    the dataset (``data`` is then ``None``): the image shape and class count are stored in
-    the checkpoint.
+    Returns ``(model, geometry, config, data)``. ``geometry`` is the sheet as trained: its
+    CURRENT wiring (after any pruning / growth) and columns, from the checkpoint itself, so
+    custom geometries need not be rebuilt (the construction-time geometry is
+    ``load_checkpoint(path)["geometry"]``). ``with_data=False`` skips loading the dataset
+    (``data`` is then ``None``): the image shape and class count are stored in the
+    checkpoint.
     """
     from types import SimpleNamespace
 
@@ -159,7 +161,7 @@ def load_model(path: str | os.PathLike, with_data: bool = True
                                            num_classes=state["num_classes"])
     model = build_model(cfg, geometry, info)
     model.load_state_dict(state["model"])
-    return model.eval(), geometry, cfg, data
+    return model.eval(), model.columnformer.geometry, cfg, data
 
 
 def _rng_state() -> dict[str, Any]:
@@ -318,7 +320,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             tot_loss += task_loss.item() * len(xb)
             tot_correct += float((logits.argmax(1) == yb).sum())
             tot_n += len(xb)
-            bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}", acc=f"{tot_correct / tot_n:.3f}")
+            bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}", acc=f"{tot_correct / tot_n:.3f}",
+                            **({"edges": cf.edges.num_edges} if plasticity is not None else {}))
             if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
                 done = True
                 break

@@ -2,8 +2,8 @@
 
 Writes ``connectome.graphml`` (Gephi / Cytoscape), ``metrics.json`` and the figures
 (sheet, edge lengths with the exponential-distance-rule fit, area flow, degrees,
-receptive fields) into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline
-numbers. Attention is measured on the run's own test set.
+receptive fields; ``plasticity.png``, the wiring's history, when the run used plasticity)
+into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline numbers. Attention is measured on the run's own test set.
 """
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def main() -> None:
     print(f"modularity Q {mod['Q']:.3f} (null {mod['Q_null_mean']:.3f}, z {mod['Q_z']:.1f}), "
           f"small-world sigma {sw['sigma']:.2f}, omega {sw['omega']:.2f}, rich club max "
           f"{m['rich_club']['max_normalized']:.2f}")
+    if (run_dir / "plasticity.csv").is_file():  # the run learned its wiring: its history
+        from colgraph.plasticity import plot_history
+
+        plot_history(run_dir, out / "plasticity.png")
     print(f"wrote {out}")
 
 

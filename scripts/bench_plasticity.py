@@ -2,8 +2,9 @@
 
     python scripts/bench_plasticity.py --columns 100000 --k 16 --out BENCHMARKS.md
 
-A random sheet of ``--columns`` columns with ``--k`` nearest-neighbour inputs each, a
-Columnformer on it with AdamW state, and one plasticity update (30% of the edges dropped and
+A random sheet of ``--columns`` columns with ``--k`` inputs each (``k - 4`` nearest, 4
+long-range), a Columnformer on it (as many steps as the output area is hops from the input
+area) with AdamW state, and one plasticity update (30% of the edges dropped and
 regrown) per grow rule, timed (median of ``--repeats``). The update edits the edge index,
 every per-edge parameter, the Adam moments and the attention EMA. The gradient rules are
 timed with recorded attention from one real forward + backward pass (its cost reported
@@ -34,14 +35,17 @@ def main() -> None:
     import torch
 
     from colgraph import Columnformer
-    from colgraph.geometry import knn, random_sheet
+    from colgraph.geometry import exponential, knn, random_sheet, union
     from colgraph.plasticity import Plasticity, PlasticityConfig
 
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    geo = random_sheet(args.columns, wiring=knn(args.k), input_size=args.columns // 4,
-                       output_size=args.columns // 10)
-    model = Columnformer(geo, channels=args.channels, steps=2, mlp_ratio=1.0)
+    # k - 4 nearest + 4 long-range (exponential distance rule) inputs per column, so the
+    # output area is a few hops from the input area and keep_reachable has real work
+    geo = random_sheet(args.columns, wiring=union(knn(args.k - 4), exponential(m=4, lam=30.0)),
+                       input_size=args.columns // 4, output_size=args.columns // 10)
+    steps = int(geo.hops_from(geo.area("input"))[geo.area("output")].max())
+    model = Columnformer(geo, channels=args.channels, steps=steps, mlp_ratio=1.0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     build = time.perf_counter() - t0
     n_in = geo.area("input").numel()
@@ -77,9 +81,9 @@ def main() -> None:
             model.edges.unregister(plasticity)
 
     E = model.edges.num_edges
-    lines = [f"## Plasticity update (`scripts/bench_plasticity.py`)\n",
+    lines = ["## Plasticity update (`scripts/bench_plasticity.py`)\n",
              f"{args.columns:,} columns x {args.k} inputs = {E:,} edges, C = {args.channels}, "
-             f"B = {args.batch}, T = 2, {torch.get_num_threads()} threads; sheet + model built "
+             f"B = {args.batch}, T = {steps}, {torch.get_num_threads()} threads; sheet + model built "
              f"in {build:.1f} s. One update = score, prune 30%, grow as many, ONE edit of "
              f"edges + biases + Adam moments + attention EMA. Median of {args.repeats}.\n",
              "| prune | grow | update | removed | added | training step (for scale) |",

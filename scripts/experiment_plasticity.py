@@ -26,10 +26,11 @@ RUNS = {
     "uniform random k=16, static": ["geometry.wiring.rule=uniform"],
     "uniform random k=16 + plasticity=set": ["geometry.wiring.rule=uniform", "plasticity=set"],
     "uniform random k=16 + plasticity=rigl": ["geometry.wiring.rule=uniform", "plasticity=rigl"],
-    "uniform random k=16 + plasticity=wiring": ["geometry.wiring.rule=uniform",
-                                                "plasticity=wiring"],
+    "uniform random k=16, static, wiring cost 0.5": ["geometry.wiring.rule=uniform",
+                                                     "wiring.weight=0.5"],
+    "+experiment=learned_wiring": ["+experiment=learned_wiring"],
 }
-FIGURE_RUN = "uniform random k=16 + plasticity=wiring"
+FIGURE_RUN = "+experiment=learned_wiring"
 
 
 def compose(overrides: list[str]):
@@ -93,7 +94,8 @@ def main() -> None:
 
     from colgraph.connectome import edge_data
     from colgraph.data import iterate_batches
-    from colgraph.training import load_model, train
+    from colgraph.geometry import Geometry
+    from colgraph.training import load_checkpoint, load_model, train
 
     rows = []
     for name in args.runs:
@@ -103,7 +105,8 @@ def main() -> None:
             t0 = time.perf_counter()
             m = train(compose(overrides), run_dir)
             elapsed = time.perf_counter() - t0
-            model, geo0, _, data = load_model(run_dir)
+            model, _, _, data = load_model(run_dir)
+            geo0 = Geometry.from_state_dict(load_checkpoint(run_dir)["geometry"])  # as built
             cf = model.columnformer
             rows.append((name, m["test_acc"], m["wiring_length"], cf.edges.num_edges,
                          float(cf.edge_length.mean()), elapsed))
@@ -116,7 +119,7 @@ def main() -> None:
                 before = edge_data(fresh, x)
                 figure(("before: uniform random wiring, untrained sheet",
                         (geo0, before.attention.mean(0))),
-                       ("after: plasticity=wiring + wiring cost 0.1, trained",
+                       ("after: plasticity=wiring + wiring cost 0.5, trained",
                         (cf.geometry, after.attention.mean(0))), args.figure)
     base = {r[0]: r for r in rows}
     lines = ["| run | test acc | attention-weighted length | edges | mean edge length | time |",
@@ -125,7 +128,8 @@ def main() -> None:
         lines.append(f"| {r[0]} | {100 * r[1]:.1f}% | {r[2]:.3f} | {r[3]} | {r[4]:.2f} | "
                      f"{r[5]:.0f} s |")
     text = ("## Learned wiring on digits (`scripts/experiment_plasticity.py`)\n\n"
-            f"Main job (digits, stack 8-6-4, k = 16, wiring cost 0.1, 20 epochs), seed "
+            f"Main job (digits, stack 8-6-4, 16 inputs per column, wiring cost 0.1 unless "
+            f"stated, 20 epochs), seed "
             f"{args.seed}, {torch.get_num_threads()} threads; attention-weighted length is "
             f"measured on each run's final wiring.\n\n" + "\n".join(lines))
     from colgraph.geometry import build_geometry
@@ -136,8 +140,9 @@ def main() -> None:
                           reduce="min").mean())
     text += (f"\n\nShortest possible attention-weighted length on the k-NN sheet (every column "
              f"attending only to its nearest input): {floor:.3f}.")
-    for static, plastic in (("static knn (default)", "knn + plasticity=wiring"),
-                            ("uniform random k=16, static", FIGURE_RUN),
+    for static, plastic in (("uniform random k=16, static", FIGURE_RUN),
+                            ("uniform random k=16, static, wiring cost 0.5", FIGURE_RUN),
+                            ("static knn (default)", "knn + plasticity=wiring"),
                             ("static knn (default)", "uniform random k=16 + plasticity=rigl")):
         if static in base and plastic in base:
             s_, w = base[static], base[plastic]

@@ -65,15 +65,18 @@ def test_analyze_a_trained_run(tmp_path):
     from colgraph.connectome import FIGURES, read_connectome
 
     run([str(ROOT / "scripts" / "train.py"), *TINY, "train.epochs=2",
-         "train.connectome_every=1", f"hydra.run.dir={tmp_path}"], tmp_path)
+         "train.connectome_every=1", "plasticity=set", "plasticity.every=4",
+         "plasticity.budget=anneal", "plasticity.target_density=0.8", "plasticity.stop=20",
+         f"hydra.run.dir={tmp_path}"], tmp_path)
     snapshots = sorted((tmp_path / "connectome").glob("*.graphml"))
     assert [p.name for p in snapshots] == ["epoch0001.graphml", "epoch0002.graphml"]
-    assert read_connectome(snapshots[-1]).number_of_edges() > 0
+    first, last = (read_connectome(p).number_of_edges() for p in snapshots)
+    assert last < first  # the snapshots follow the wiring as plasticity prunes it
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2"],
               tmp_path)
     assert "feedforward index" in out and "modularity Q" in out
     analysis = tmp_path / "analysis"
-    for name in (*FIGURES, "metrics.json", "connectome.graphml"):
+    for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png"):
         assert (analysis / name).stat().st_size > 1000, name
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
@@ -81,6 +84,7 @@ def test_analyze_a_trained_run(tmp_path):
                 "weight_distance_rho", "receptive_field", "weighted_clustering"):
         assert key in m, key
     assert m["flow"]["areas"] == ["area0", "area1"] and m["flow"]["ff_index"] is not None
+    assert m["edges"] == last == round(0.8 * 480)  # the analysis sees the CURRENT wiring
 
 
 def test_analyze_reports_missing_run(tmp_path):

@@ -14,6 +14,7 @@ Example:
     >>> plasticity.maybe_update(step=10)["added"] > 0
     True
 """
+from .figures import plot_history, read_history
 from .grow import GROW_RULES, gradient_scores, grow_edges, sample_candidates
 from .prune import (PRUNE_CRITERIA, prune_scores, rank_within_target, reachability_edges,
                     select_prune)
@@ -22,4 +23,5 @@ from .schedule import PRESET_FIELDS, PRESETS, Plasticity, PlasticityConfig
 
 __all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA", "GROW_RULES",
            "prune_scores", "select_prune", "reachability_edges", "rank_within_target",
-           "grow_edges", "sample_candidates", "gradient_scores", "add_columns", "refine_grid"]
+           "grow_edges", "sample_candidates", "gradient_scores", "add_columns", "refine_grid",
+           "plot_history", "read_history"]

@@ -40,7 +40,7 @@ PRESETS = ("none", "set", "rigl", "wiring", "custom")
 PRESET_FIELDS: dict[str, dict[str, Any]] = {
     "set": {"every": 25, "drop_fraction": 0.3, "prune": "bias", "grow": "random"},
     "rigl": {"every": 25, "drop_fraction": 0.3, "prune": "attention", "grow": "gradient"},
-    "wiring": {"every": 25, "drop_fraction": 0.3, "prune": "wiring",
+    "wiring": {"every": 25, "drop_fraction": 0.5, "prune": "wiring",
                "grow": "gradient_distance"},
 }
 

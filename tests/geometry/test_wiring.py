@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colgraph.geometry import (exponential, from_coords, full, grid, knn, radius, torus,
-                               union)
+                               uniform, union)
 
 
 @st.composite
@@ -113,3 +113,21 @@ def test_exponential_errors():
         grid(5, wiring=exponential(m=2, lam=0.0))
     with pytest.raises(ValueError, match="more sources than"):
         grid(2, wiring=exponential(m=4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(coords(min_n=10), st.integers(1, 6), st.integers(0, 100))
+def test_uniform_properties(pos, k, seed):
+    k = min(k, pos.size(0) - 1)
+    geo = from_coords(pos, uniform(k=k, seed=seed))
+    assert canonical(geo) and (geo.in_degree() == k).all()
+    assert (geo.edge_index[0] != geo.edge_index[1]).all()
+    assert torch.equal(from_coords(pos, uniform(k=k, seed=seed)).edge_index, geo.edge_index)
+
+
+def test_uniform_has_no_spatial_prior():
+    geo = grid(30, wiring=uniform(k=4, seed=0))
+    local = grid(30, wiring=knn(4))
+    assert geo.edge_length.mean() > 5 * local.edge_length.mean()
+    with pytest.raises(ValueError, match=r"uniform\(k=0\) needs 1 <= k"):
+        grid(4, wiring=uniform(k=0))

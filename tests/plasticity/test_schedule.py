@@ -1,12 +1,11 @@
 import csv
-from pathlib import Path
 
 import pytest
 import torch
 
 from colgraph import Columnformer
 from colgraph.config import to_container
-from colgraph.geometry import grid, hops_from, knn, stack
+from colgraph.geometry import Geometry, hops_from, knn, stack
 from colgraph.plasticity import Plasticity, PlasticityConfig
 from colgraph.training import load_checkpoint, load_model, train
 
@@ -146,8 +145,10 @@ def test_training_with_plasticity_logs_and_checkpoints_the_current_wiring(tmp_pa
     assert {"removed", "added", "edges", "mean_edge_length",
             "attention_weighted_length"} <= rows[0].keys()
     state = load_checkpoint(tmp_path)
-    model, geometry0, _, _ = load_model(tmp_path, with_data=False)
+    model, geometry, _, _ = load_model(tmp_path, with_data=False)
     cf = model.columnformer
+    geometry0 = Geometry.from_state_dict(state["geometry"])  # as constructed
+    assert geometry.num_edges == cf.edges.num_edges  # load_model gives the sheet as trained
     assert torch.equal(cf.edge_index, state["model"]["columnformer.edges.index"])
     assert cf.edges.num_edges == int(rows[-1]["edges"]) < geometry0.num_edges
     assert cf.edges.num_edges == int(list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]["edges"])
