@@ -104,6 +104,50 @@ class _Entry:
         return f"{type(self.owner).__name__}.{self.name}"
 
 
+def _entry(owner: Any, name: str, rows: int, what: str, init: EdgeInit | None) -> _Entry:
+    tensor = getattr(owner, name)
+    if not isinstance(tensor, Tensor) or tensor.dim() == 0 or tensor.size(0) != rows:
+        shape = list(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise ValueError(f"Per-{what} tensor {type(owner).__name__}.{name} must have one row "
+                         f"per {what} ({rows}), got {shape}.")
+    return _Entry(owner, name, init)
+
+
+class _Rewrite:
+    """A planned change of every registered tensor, its gradient and optimizer state, computed
+    in full before :meth:`commit` touches anything (so a failure leaves the sheet as it was).
+
+    ``extend(old, new_rows)`` builds the new tensor from the old one; new rows come from
+    ``value_rows`` (values), zeros (gradients) and ``state_rows`` (optimizer state).
+    """
+
+    def __init__(self, entries: list[_Entry], rows: int, extend, value_rows, state_rows,
+                 optimizer: torch.optim.Optimizer | None) -> None:
+        self.optimizer = optimizer
+        self.values = [(e, extend(e.get().detach(), value_rows(e))) for e in entries]
+        self.grads, self.states = [], []
+        for e in entries:
+            t = e.get()
+            if not isinstance(t, nn.Parameter):
+                continue
+            if t.grad is not None:
+                self.grads.append((t, extend(t.grad, torch.zeros_like(state_rows(t.grad)))))
+            if optimizer is not None and t in optimizer.state:
+                st = optimizer.state[t]
+                for k, v in st.items():
+                    if isinstance(v, Tensor) and v.dim() > 0 and v.size(0) == rows:
+                        self.states.append((st, k, extend(v, state_rows(v))))
+
+    def commit(self) -> None:
+        replaced = dict(r for e, value in self.values if (r := e.set(value)) is not None)
+        for p, g in self.grads:
+            replaced.get(p, p).grad = g
+        for st, k, v in self.states:
+            st[k] = v
+        if self.optimizer is not None:
+            _swap_in_optimizer(self.optimizer, replaced)
+
+
 class SheetEdges(nn.Module):
     """The current edges of a sheet: index, lengths, CSR cache and per-edge registry.
 
@@ -210,21 +254,11 @@ class SheetEdges(nn.Module):
 
         ``init(edges, new_index, new_length)`` gives the rows of new edges (default: zeros).
         """
-        tensor = getattr(owner, name)
-        if not isinstance(tensor, Tensor) or tensor.dim() == 0 or tensor.size(0) != self.num_edges:
-            shape = list(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f"Per-edge tensor {type(owner).__name__}.{name} must have one row "
-                             f"per edge ({self.num_edges}), got {shape}.")
-        self._registry.append(_Entry(owner, name, init))
+        self._registry.append(_entry(owner, name, self.num_edges, "edge", init))
 
     def register_columns(self, owner: Any, name: str) -> None:
         """Register ``getattr(owner, name)`` (one row per column) to grow with the sheet."""
-        tensor = getattr(owner, name)
-        if not isinstance(tensor, Tensor) or tensor.dim() == 0 or tensor.size(0) != self.num_columns:
-            shape = list(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f"Per-column tensor {type(owner).__name__}.{name} must have one "
-                             f"row per column ({self.num_columns}), got {shape}.")
-        self._columns.append(_Entry(owner, name, None))
+        self._columns.append(_entry(owner, name, self.num_columns, "column", None))
 
     def unregister(self, owner: Any) -> None:
         """Forget every per-edge tensor of ``owner`` (e.g. a plasticity schedule that ended)."""
@@ -308,19 +342,10 @@ class SheetEdges(nn.Module):
             return torch.cat([old[keep], new_rows.to(old)], dim=0)[perm]
 
         # compute everything first: an error below leaves the sheet as it was
-        updates = [(entry, apply(entry.get().detach(), entry.new_rows(self, add, new_length)))
-                   for entry in self._registry]
-        grads, states = [], []
-        for entry in self._registry:
-            t = entry.get()
-            if isinstance(t, nn.Parameter):
-                if t.grad is not None:
-                    grads.append((t, apply(t.grad, t.grad.new_zeros((add.size(1),) + t.shape[1:]))))
-                if optimizer is not None and t in optimizer.state:
-                    st = optimizer.state[t]
-                    for k, v in st.items():
-                        if isinstance(v, Tensor) and v.dim() > 0 and v.size(0) == E:
-                            states.append((st, k, apply(v, v.new_zeros((add.size(1),) + v.shape[1:]))))
+        A = add.size(1)
+        rewrite = _Rewrite(self._registry, E, apply,
+                           lambda e: e.new_rows(self, add, new_length),
+                           lambda v: v.new_zeros((A,) + v.shape[1:]), optimizer)
         new_index = merged[:, perm].contiguous()
         length = apply(self.length, new_length)
         position = torch.empty_like(perm)
@@ -331,13 +356,7 @@ class SheetEdges(nn.Module):
                           added_position=position[kept_index.size(1):])
         # commit
         self.index, self.length = new_index, length
-        replaced = dict(r for entry, value in updates if (r := entry.set(value)) is not None)
-        for p, g in grads:
-            replaced.get(p, p).grad = g
-        for st, k, v in states:
-            st[k] = v
-        if optimizer is not None:
-            _swap_in_optimizer(optimizer, replaced)
+        rewrite.commit()
         self._invalidate()
         return record
 
@@ -414,25 +433,10 @@ class SheetEdges(nn.Module):
             old = self._areas.get(name, idx.new_empty(0))
             joined[name] = torch.cat([old, new_ids[idx]]).unique()
         # compute, then commit
-        rows = [(e, torch.cat([e.get().detach(), e.get().detach()[parent]])) for e in self._columns]
-        grads, states = [], []
-        for e in self._columns:
-            t = e.get()
-            if isinstance(t, nn.Parameter) and t.grad is not None:
-                grads.append((t, torch.cat([t.grad, t.grad.new_zeros((pos.size(0),) + t.shape[1:])])))
-            if isinstance(t, nn.Parameter) and optimizer is not None and t in optimizer.state:
-                st = optimizer.state[t]
-                for k, v in st.items():
-                    if isinstance(v, Tensor) and v.dim() > 0 and v.size(0) == N:
-                        states.append((st, k, torch.cat([v, v[parent]])))
+        rewrite = _Rewrite(self._columns, N, lambda old, rows: torch.cat([old, rows.to(old)]),
+                           lambda e: e.get().detach()[parent], lambda v: v[parent], optimizer)
         self.pos = all_pos
-        replaced = dict(r for e, value in rows if (r := e.set(value)) is not None)
-        for p, g in grads:
-            replaced.get(p, p).grad = g
-        for st, k, v in states:
-            st[k] = v
-        if optimizer is not None:
-            _swap_in_optimizer(optimizer, replaced)
+        rewrite.commit()
         for e in self._columns:
             if isinstance(getattr(e.owner, "columns", None), int):
                 e.owner.columns = self.num_columns
