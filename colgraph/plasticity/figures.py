@@ -36,6 +36,7 @@ def plot_history(run: str | os.PathLike, path: str | os.PathLike) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     axes[0].plot(step, h["edges"], marker=".")
     axes[0].set(title="edges E", xlabel="optimizer step", ylabel="edges")
+    axes[0].set_ylim(bottom=0)
     axes[1].bar(step, h["removed"], width=max(1.0, 0.4 * (step[-1] - step[0]) / len(step)),
                 color="tab:red", label="removed")
     axes[1].plot(step, h["added"], "k.", label="added")
