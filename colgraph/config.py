@@ -14,7 +14,7 @@ from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 
 __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "TrainConfig",
-           "WiringCostConfig", "PlasticityConfig", "Config", "register_configs"]
+           "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs"]
 
 
 @dataclass
@@ -99,6 +99,20 @@ class WiringCostConfig:
 
 
 @dataclass
+class ScaleConfig:
+    """Grow the sheet during training: make ``area`` ``factor`` times denser at ``at_step``."""
+
+    area: str | None = None  # the lattice area to refine (None: never grow)
+    at_step: int = 0  # optimizer step after which the new columns are added
+    factor: int = 2  # lattice points per old spacing along each axis
+
+    def __post_init__(self) -> None:
+        if self.area is not None and (self.at_step < 1 or self.factor < 2):
+            raise ValueError(f"scale.at_step must be >= 1 and scale.factor >= 2 (got "
+                             f"{self.at_step}, {self.factor}).")
+
+
+@dataclass
 class Config:
     geometry: GeometryConfig = MISSING
     model: ColumnformerConfig = MISSING
@@ -107,6 +121,7 @@ class Config:
     train: TrainConfig = MISSING
     wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | ...
 
 

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .config import to_container
+from .config import ScaleConfig, to_container
 from .data import ImageData, iterate_batches, load_data
-from .geometry import Geometry, build_geometry
+from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import wiring_cost, wiring_length
-from .plasticity import Plasticity, PlasticityConfig
+from .plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
 from .tasks import VisionClassifier
 
 __all__ = ["train", "build_model", "resolve_device", "param_groups", "load_checkpoint",
@@ -238,6 +238,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     plasticity_cfg = PlasticityConfig(**to_container(cfg.plasticity))  # validated up front
+    scale_cfg = ScaleConfig(**to_container(cfg.scale))
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     seed_everything(cfg.train.seed)
 
@@ -247,6 +248,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         raise ValueError(f"Cannot resume from {resume['path']}: it was trained on {old}, but "
                          f"the current config builds {geometry}. Resume with the run's own "
                          f"geometry settings (see its .hydra/config.yaml).")
+    if scale_cfg.area is not None:
+        geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
     data = load_data(cfg.task)
     model = build_model(cfg, geometry, data).to(device)
     if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
@@ -317,6 +320,13 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                 update = plasticity.maybe_update(step, records)
                 if update is not None:
                     logger.log({"epoch": epoch, **update}, step, name="plasticity")
+            if scale_cfg.area is not None and step == scale_cfg.at_step:
+                grown = add_columns(model, refine_grid(model, scale_cfg.area, scale_cfg.factor),
+                                    wiring=build_wiring(cfg.geometry.wiring),
+                                    optimizer=optimizer)
+                tqdm.write(f"step {step}: sheet grew to {grown['columns']} columns "
+                           f"(+{grown['added_columns']} in {scale_cfg.area}, "
+                           f"+{grown['added_edges']} edges)")
             tot_loss += task_loss.item() * len(xb)
             tot_correct += float((logits.argmax(1) == yb).sum())
             tot_n += len(xb)

@@ -29,6 +29,7 @@ RUNS = {
     "uniform random k=16, static, wiring cost 0.5": ["geometry.wiring.rule=uniform",
                                                      "wiring.weight=0.5"],
     "+experiment=learned_wiring": ["+experiment=learned_wiring"],
+    "knn, area1 grown 6x6 -> 11x11 at step 230": ["scale.area=area1", "scale.at_step=230"],
 }
 FIGURE_RUN = "+experiment=learned_wiring"
 
@@ -109,7 +110,7 @@ def main() -> None:
             geo0 = Geometry.from_state_dict(load_checkpoint(run_dir)["geometry"])  # as built
             cf = model.columnformer
             rows.append((name, m["test_acc"], m["wiring_length"], cf.edges.num_edges,
-                         float(cf.edge_length.mean()), elapsed))
+                         float(cf.edge_length.mean()), elapsed, cf.num_columns))
             print(f"{name}: {rows[-1]}", flush=True)
             if args.figure and name == FIGURE_RUN:
                 x = [b for b, _ in iterate_batches(data.x_test, data.y_test, 256)]
@@ -122,11 +123,11 @@ def main() -> None:
                        ("after: plasticity=wiring + wiring cost 0.5, trained",
                         (cf.geometry, after.attention.mean(0))), args.figure)
     base = {r[0]: r for r in rows}
-    lines = ["| run | test acc | attention-weighted length | edges | mean edge length | time |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| run | test acc | attention-weighted length | columns | edges | mean edge length "
+             "| time |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r[0]} | {100 * r[1]:.1f}% | {r[2]:.3f} | {r[3]} | {r[4]:.2f} | "
-                     f"{r[5]:.0f} s |")
+        lines.append(f"| {r[0]} | {100 * r[1]:.1f}% | {r[2]:.3f} | {r[6]} | {r[3]} | "
+                     f"{r[4]:.2f} | {r[5]:.0f} s |")
     text = ("## Learned wiring on digits (`scripts/experiment_plasticity.py`)\n\n"
             f"Main job (digits, stack 8-6-4, 16 inputs per column, wiring cost 0.1 unless "
             f"stated, 20 epochs), seed "

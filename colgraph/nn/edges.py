@@ -312,7 +312,8 @@ class SheetEdges(nn.Module):
             add: ``[2, A]`` new edges ``source -> target`` (not already kept, no repeats).
             optimizer: its per-parameter state (e.g. Adam's ``exp_avg`` / ``exp_avg_sq``) of
                 registered parameters is edited too: kept rows unchanged, new rows zero.
-            min_in_degree: refuse an edit that leaves a column with fewer inputs.
+            min_in_degree: refuse an edit that leaves a column with fewer inputs (than this,
+                or than it had if it had fewer).
 
         Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
         bit; new edges get lengths from the metric and rows from each tensor's ``init``;
@@ -328,8 +329,9 @@ class SheetEdges(nn.Module):
         kept_index = self.index[:, keep]
         merged = torch.cat([kept_index, add], dim=1)  # (2, K + A)
         deg = torch.bincount(merged[1], minlength=N)
-        if (deg < min_in_degree).any():
-            cols = (deg < min_in_degree).nonzero().flatten()
+        floor = self.in_degree().clamp(max=min_in_degree)  # columns never had more: fine
+        if (deg < floor).any():
+            cols = (deg < floor).nonzero().flatten()
             raise ValueError(f"This edit leaves {cols.numel()} column(s) (e.g. "
                              f"{cols[:5].tolist()}) with fewer than {min_in_degree} incoming "
                              f"edge(s). Prune fewer edges (plasticity.drop_fraction) or keep "

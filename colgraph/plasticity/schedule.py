@@ -229,8 +229,8 @@ class Plasticity:
         keep = select_prune(score, index, N, n_drop, c.min_in_degree, protect)
         dropped = int((~keep).sum())
         n_grow = max(0, target - (E - dropped))
-        if self._tree is None and c.grow != "random":
-            self._tree = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
+        if c.grow != "random" and (self._tree is None or self._tree[1].shape[0] != N):
+            self._tree = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))  # cached
         add = index.new_empty(2, 0)
         for _ in range(3):  # samplers may fall short on crowded columns: draw the rest again
             more = grow_edges(c.grow, n_grow - add.size(1), torch.cat([index, add], 1),

@@ -4,6 +4,9 @@ import torch
 from colgraph import Columnformer
 from colgraph.geometry import grid, knn, stack
 from colgraph.plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
+from colgraph.training import load_checkpoint, load_model, train
+
+from conftest import TINY, compose
 
 GEO = stack([4, 3, 2], spacing=2.0, wiring=knn(k=6))
 
@@ -116,3 +119,27 @@ def test_bad_new_columns_are_refused_and_change_nothing():
     with pytest.raises(ValueError, match="cannot join the input area"):
         add_columns(model, torch.tensor([[0.5, 0.5, 0.0]]), areas={"input": [0]})
     assert model.num_columns == N
+
+
+def test_training_grows_the_sheet_from_the_config_and_resumes(tmp_path):
+    grow = TINY + ["scale.area=area1", "scale.at_step=6", "plasticity=rigl",
+                   "plasticity.every=4"]
+    train(compose(grow), tmp_path / "straight")
+    model, geometry, _, _ = load_model(tmp_path / "straight", with_data=False)
+    assert model.columnformer.num_columns == 80 + 33  # area1: 4x4 -> 7x7 lattice
+    assert geometry.area("area1").numel() == 49 and geometry.area("input").numel() == 64
+    # stop after the growth, resume into a fresh model built from the config: same result
+    train(compose(grow + ["train.max_steps=12"]), tmp_path / "split")
+    train(compose(grow + [f"train.resume={tmp_path / 'split'}"]), tmp_path / "split")
+    a, b = (load_checkpoint(tmp_path / r)["model"] for r in ("straight", "split"))
+    assert torch.equal(a["columnformer.edges.index"], b["columnformer.edges.index"])
+    assert torch.allclose(a["columnformer.column_embed"], b["columnformer.column_embed"],
+                          atol=1e-5)
+
+
+def test_bad_scale_config_fails_before_training(tmp_path):
+    with pytest.raises(KeyError, match="Unknown area 'V9'"):
+        train(compose(TINY + ["scale.area=V9", "scale.at_step=3"]), tmp_path)
+    with pytest.raises(ValueError, match="scale.at_step must be >= 1"):
+        train(compose(TINY + ["scale.area=area1", "scale.at_step=0"]), tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists()

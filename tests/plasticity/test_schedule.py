@@ -196,3 +196,16 @@ def test_lengths_not_from_the_metric_are_flagged():
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="Unknown plasticity preset 'rig'. Choices"):
         PlasticityConfig.preset("rig")
+
+
+def test_min_in_degree_above_a_columns_degree_still_updates():
+    """A column with 2 inputs under min_in_degree=3 keeps both; updates still run."""
+    model, opt, plasticity = _setup(min_in_degree=3, grow="random", drop_fraction=0.9,
+                                    keep_reachable=False)
+    low = model.edges.index[:, model.edges.index[1] == 0][:, 2:]  # column 0: cut to 2 inputs
+    keep = ~((model.edges.index[1] == 0) & torch.isin(model.edges.index[0], low[0]))
+    model.edges.edit(keep, optimizer=opt)
+    for step in range(3):
+        stats = _train_step(model, opt, plasticity, step)
+    assert stats["removed"] > 0 and model.edges.in_degree()[0] >= 2
+    assert (model.edges.in_degree() >= 2).all()
