@@ -14,9 +14,9 @@ from conftest import CONFIG_DIR, TINY, compose
 GEO = stack([6, 4, 2], spacing=2.0, wiring=knn(k=6))
 
 
-def _setup(**cfg):
+def _setup(model_options=None, **cfg):
     torch.manual_seed(0)
-    model = Columnformer(GEO, channels=8, steps=3)
+    model = Columnformer(GEO, channels=8, steps=3, **(model_options or {}))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     config = PlasticityConfig(**{"name": "custom", "every": 1, **cfg})
     return model, opt, Plasticity(model, config, total_steps=20, optimizer=opt)
@@ -209,3 +209,15 @@ def test_min_in_degree_above_a_columns_degree_still_updates():
         stats = _train_step(model, opt, plasticity, step)
     assert stats["removed"] > 0 and model.edges.in_degree()[0] >= 2
     assert (model.edges.in_degree() >= 2).all()
+
+
+@pytest.mark.parametrize("options", [{"backend": "pyg"}, {"backend": "dense"},
+                                     {"tied_depth": False}, {"heads": 2, "value_proj": True}],
+                         ids=["pyg", "dense", "untied", "heads_value_proj"])
+def test_gradient_plasticity_on_every_model_variant(options):
+    model, opt, plasticity = _setup(options, grow="gradient_distance", prune="bias")
+    for step in range(3):
+        stats = _train_step(model, opt, plasticity, step)
+        assert stats["removed"] == stats["added"] > 0
+        model.edges.check()
+    assert all(s.attn.edge_bias.shape[0] == model.edges.num_edges for s in model.sheets)
