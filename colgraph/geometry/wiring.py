@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "WIRINGS",
-           "get_wiring", "edr_sources", "sample_sources", "position_tree"]
+           "get_wiring", "edr_sources", "sample_sources", "position_tree", "edge_keys"]
 
 FULL_MAX_COLUMNS = 4096
 
@@ -73,7 +73,7 @@ def edr_sources(tree, x: np.ndarray, targets: np.ndarray, lam: float, rng: np.ra
     return np.asarray(sources, dtype=np.int64)
 
 
-def _keys(edge_index: Tensor | None, n: int) -> np.ndarray:
+def edge_keys(edge_index: Tensor | None, n: int) -> np.ndarray:
     """Sorted keys ``target * n + source`` of an edge list (empty for ``None``)."""
     if edge_index is None:
         return np.empty(0, np.int64)
@@ -207,7 +207,7 @@ class Exponential(Wiring):
         tree, x = position_tree(pos, period)
         keys = sample_sources(n, np.full(n, self.m),
                               lambda t: edr_sources(tree, x, t, self.lam, rng, period),
-                              _keys(exclude, n), self.max_rounds)
+                              edge_keys(exclude, n), self.max_rounds)
         return _self_loops(_from_keys(keys, n), n, self.self_loops)
 
 
@@ -231,7 +231,7 @@ class Uniform(Wiring):
                              f"of {n} columns. Lower geometry.wiring.k.")
         rng = np.random.default_rng(self.seed)
         keys = sample_sources(n, np.full(n, self.k), lambda t: rng.integers(0, n, t.size),
-                              _keys(exclude, n), self.max_rounds)
+                              edge_keys(exclude, n), self.max_rounds)
         return _self_loops(_from_keys(keys, n), n, self.self_loops)
 
 

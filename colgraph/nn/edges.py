@@ -398,6 +398,17 @@ class SheetEdges(nn.Module):
         return add
 
     # ------------------------------------------------------------------ new columns
+    def check_new_positions(self, pos) -> Tensor:
+        """``pos`` as a float ``[M, D]`` tensor on this sheet's device, or a clear error."""
+        D = self.pos.size(1)
+        pos = torch.as_tensor(pos, dtype=self.pos.dtype, device=self.pos.device)
+        if pos.dim() != 2 or pos.size(1) != D or pos.size(0) == 0:
+            raise ValueError(f"Expected new column positions of shape [M, {D}] with M > 0 "
+                             f"(got {list(pos.shape)}).")
+        if not torch.isfinite(pos).all():
+            raise ValueError("New column positions contain NaN/inf.")
+        return pos
+
     def add_columns(self, pos: Tensor, parent: Tensor, areas: dict[str, Tensor] | None = None,
                     optimizer: torch.optim.Optimizer | None = None) -> Tensor:
         """Append columns at ``pos [M, D]``, each a copy of its ``parent`` column.
@@ -409,13 +420,8 @@ class SheetEdges(nn.Module):
         new ones are ``N .. N + M - 1`` (returned). New columns have no edges yet: add them
         with :meth:`edit` (e.g. :func:`colgraph.plasticity.add_columns` does both).
         """
-        N, D = self.pos.shape
-        pos = torch.as_tensor(pos, dtype=self.pos.dtype, device=self.pos.device)
-        if pos.dim() != 2 or pos.size(1) != D or pos.size(0) == 0:
-            raise ValueError(f"Expected new column positions of shape [M, {D}] with M > 0 "
-                             f"(got {list(pos.shape)}).")
-        if not torch.isfinite(pos).all():
-            raise ValueError("New column positions contain NaN/inf.")
+        N = self.num_columns
+        pos = self.check_new_positions(pos)
         parent = torch.as_tensor(parent, dtype=torch.long, device=self.pos.device).flatten()
         if parent.numel() != pos.size(0) or (parent.numel() and (parent.min() < 0 or
                                                                  parent.max() >= N)):

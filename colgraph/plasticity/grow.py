@@ -27,17 +27,12 @@ import torch
 from torch import Tensor
 
 from ..geometry import canonical_order
-from ..geometry.wiring import edr_sources, position_tree, sample_sources
+from ..geometry.wiring import edge_keys, edr_sources, position_tree, sample_sources
 from ..nn import EdgeCSR, sddmm
 
 __all__ = ["GROW_RULES", "sample_candidates", "gradient_scores", "grow_edges"]
 
 GROW_RULES = ("random", "geometric", "gradient", "gradient_distance")
-
-
-def _keys(edge_index: Tensor, n: int) -> np.ndarray:
-    ei = edge_index.detach().cpu().numpy().astype(np.int64)
-    return np.sort(ei[1] * n + ei[0])
 
 
 def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources: str,
@@ -54,7 +49,7 @@ def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources
         tree: an optional cached ``cKDTree`` over the positions (for ``"edr"``).
     """
     n = pos.size(0)
-    taken = _keys(edge_index, n)
+    taken = edge_keys(edge_index, n)
     if sources == "uniform":
         def draw(t: np.ndarray) -> np.ndarray:
             return rng.integers(0, n, t.size)

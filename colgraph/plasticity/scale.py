@@ -45,14 +45,9 @@ def add_columns(model, pos: Tensor, wiring: Wiring | None = None,
     edges = cf.edges
     edges.check()
     N = edges.num_columns
-    pos = torch.as_tensor(pos, dtype=edges.pos.dtype)
-    if pos.dim() != 2 or pos.size(1) != edges.pos.size(1) or pos.size(0) == 0:
-        raise ValueError(f"Expected new column positions of shape [M, {edges.pos.size(1)}] "
-                         f"with M > 0 (got {list(pos.shape)}).")
-    if not torch.isfinite(pos).all():
-        raise ValueError("New column positions contain NaN/inf.")
-    tree, _ = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
-    query = pos.double().numpy()
+    pos = edges.check_new_positions(pos)
+    tree, _ = position_tree(edges.pos, edges.period)
+    query = pos.detach().cpu().double().numpy()
     if edges.period is not None:
         query = np.mod(query, edges.period.double().cpu().numpy())
     dist, parent = tree.query(query)
@@ -64,12 +59,11 @@ def add_columns(model, pos: Tensor, wiring: Wiring | None = None,
     elif cf.config.input_area in areas:
         raise ValueError(f"New columns cannot join the input area '{cf.config.input_area}': "
                          f"the task feeds it one token per column. Add them to other areas.")
-    new_ids = edges.add_columns(pos.to(edges.pos.device), parent.to(edges.pos.device), areas,
-                                optimizer)
+    new_ids = edges.add_columns(pos, parent.to(edges.pos.device), areas, optimizer)
     if wiring is None:
         k = int(edges.in_degree()[:N].float().median())
         wiring = knn(k=max(1, min(k, edges.num_columns - 1)))
-    all_edges = wiring(edges.pos.detach().cpu(), _cpu(edges.period)).to(edges.index.device)
+    all_edges = wiring(edges.pos.detach().cpu(), edges.period).to(edges.index.device)
     touches = (all_edges[0] >= N) | (all_edges[1] >= N)
     add = all_edges[:, touches]
     n_all = edges.num_columns
@@ -123,6 +117,3 @@ def refine_grid(model, area: str, factor: int = 2) -> Tensor:
     taken = torch.from_numpy(dist < 1e-6 * spacing)
     return lattice[~taken].float()
 
-
-def _cpu(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.detach().cpu()

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..geometry.wiring import position_tree
+from ..objectives import wiring_length
 from .grow import GROW_RULES, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
 
@@ -230,7 +231,7 @@ class Plasticity:
         dropped = int((~keep).sum())
         n_grow = max(0, target - (E - dropped))
         if c.grow != "random" and (self._tree is None or self._tree[1].shape[0] != N):
-            self._tree = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))  # cached
+            self._tree = position_tree(edges.pos, edges.period)  # cached
         add = index.new_empty(2, 0)
         for _ in range(3):  # samplers may fall short on crowded columns: draw the rest again
             more = grow_edges(c.grow, n_grow - add.size(1), torch.cat([index, add], 1),
@@ -246,8 +247,7 @@ class Plasticity:
             for sheet, mb in zip(self.model.sheets, mean_bias):
                 sheet.attn.edge_bias.data[edit.added_position] = mb
         self.last_update = step
-        used = self.attention.clamp_min(0)
-        wl = float((used * edges.length).sum() / max(1, torch.unique(edges.index[1]).numel()))
+        wl = float(wiring_length([self.attention.unsqueeze(1)], edges.index, edges.length))
         return {"step": step, "removed": edit.num_removed, "added": edit.num_added,
                 "edges": edges.num_edges, "drop_fraction": self.drop_fraction(step),
                 "mean_edge_length": float(edges.length.mean()),
@@ -313,7 +313,7 @@ def _column_spacing(edges) -> float:
 
     if edges.num_columns < 2:
         return 1.0
-    tree, x = position_tree(edges.pos.detach().cpu(), _cpu(edges.period))
+    tree, x = position_tree(edges.pos, edges.period)
     dist, _ = tree.query(x, k=2)
     return float(np.mean(dist[:, 1])) or 1.0
 
@@ -323,9 +323,6 @@ def _uniform_share(edges, index: Tensor, length: Tensor) -> Tensor:
     deg = edges.in_degree().clamp_min(1).float()
     return 1.0 / (deg[index[1]] + 1.0)
 
-
-def _cpu(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.detach().cpu()
 
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
