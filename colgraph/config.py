@@ -14,7 +14,8 @@ from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 
 __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "TrainConfig",
-           "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs"]
+           "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs",
+           "from_node", "to_container"]
 
 
 @dataclass
@@ -135,6 +136,21 @@ def register_configs() -> None:
                         ("task", TaskConfig), ("optim", OptimConfig), ("train", TrainConfig),
                         ("plasticity", PlasticityConfig)):
         cs.store(group=group, name=f"base_{group}", node=node)
+
+
+def from_node(cls: type, node: Any, group: str) -> Any:
+    """The dataclass ``cls`` from the config node of ``group``, refusing unknown keys (which
+    hydra lets through with ``+group.key=...``) with the valid choices; ``cls``'s own
+    ``__post_init__`` checks the values."""
+    from dataclasses import fields
+
+    data = to_container(node)
+    names = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"Unknown key(s) {', '.join(f'{group}.{k}' for k in unknown)}. "
+                         f"Choices: {', '.join(names)}.")
+    return cls(**data)
 
 
 def to_container(cfg: Any) -> dict:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .config import ScaleConfig, to_container
+from .config import ScaleConfig, from_node, to_container
 from .data import ImageData, iterate_batches, load_data
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
@@ -237,8 +237,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
-    plasticity_cfg = PlasticityConfig(**to_container(cfg.plasticity))  # validated up front
-    scale_cfg = ScaleConfig(**to_container(cfg.scale))
+    plasticity_cfg = from_node(PlasticityConfig, cfg.plasticity, "plasticity")  # up front
+    scale_cfg = from_node(ScaleConfig, cfg.scale, "scale")
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     seed_everything(cfg.train.seed)
 

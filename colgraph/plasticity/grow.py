@@ -30,9 +30,22 @@ from ..geometry import canonical_order
 from ..geometry.wiring import edge_keys, edr_sources, position_tree, sample_sources
 from ..nn import EdgeCSR, sddmm
 
-__all__ = ["GROW_RULES", "sample_candidates", "gradient_scores", "grow_edges"]
+__all__ = ["GROW_RULES", "MAX_CANDIDATES", "check_pool", "sample_candidates", "gradient_scores",
+           "grow_edges"]
 
 GROW_RULES = ("random", "geometric", "gradient", "gradient_distance")
+MAX_CANDIDATES = 50_000_000  # gradient pools larger than this per update are refused
+
+
+def check_pool(pool: int, num_columns: int) -> None:
+    """Refuse a gradient candidate pool that is empty or too large to score (O(N^2))."""
+    if pool < 1:
+        raise ValueError(f"The candidate pool must be >= 1 per column (got {pool}).")
+    count = min(pool, num_columns - 1) * num_columns
+    if count > MAX_CANDIDATES:
+        raise ValueError(f"plasticity.pool={pool} would score {count:,} candidate edges per "
+                         f"update on {num_columns:,} columns (limit {MAX_CANDIDATES:,}). Lower "
+                         f"plasticity.pool (e.g. 8).")
 
 
 def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources: str,
@@ -133,8 +146,7 @@ def grow_edges(rule: str, n: int, edge_index: Tensor, pos: Tensor, *, rng: np.ra
     if records is None:
         raise ValueError(f"Grow rule '{rule}' needs attention records (a recorded forward "
                          f"and backward pass).")
-    if pool < 1:
-        raise ValueError(f"The candidate pool must be >= 1 per column (got {pool}).")
+    check_pool(pool, N)
     if pool >= N - 1:
         cand = _all_non_edges(edge_index, N)
     else:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
-from .grow import GROW_RULES, grow_edges
+from .grow import GROW_RULES, check_pool, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
 
 __all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]
@@ -145,6 +145,8 @@ class Plasticity:
         self.config, self.optimizer = config, optimizer
         self.edges = self.model.edges
         self.edges.check()
+        if config.grow.startswith("gradient"):
+            check_pool(config.pool, self.edges.num_columns)  # before any training step
         self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)
         length = self.edges.length
         _warn_if_lengths_are_not_metric(self.edges)

@@ -143,3 +143,9 @@ def test_bad_scale_config_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="scale.at_step must be >= 1"):
         train(compose(TINY + ["scale.area=area1", "scale.at_step=0"]), tmp_path)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_refine_grid_names_the_areas_it_knows():
+    model = Columnformer(GEO, channels=8, steps=3)
+    with pytest.raises(KeyError, match="Unknown area 'V2'. This sheet has areas"):
+        refine_grid(model, "V2")

@@ -221,3 +221,50 @@ def test_gradient_plasticity_on_every_model_variant(options):
         assert stats["removed"] == stats["added"] > 0
         model.edges.check()
     assert all(s.attn.edge_bias.shape[0] == model.edges.num_edges for s in model.sheets)
+
+
+def test_a_pool_too_large_to_score_is_refused_before_training(monkeypatch):
+    import colgraph.plasticity.grow as grow
+
+    monkeypatch.setattr(grow, "MAX_CANDIDATES", 100)
+    model = Columnformer(GEO, channels=8, steps=3)
+    with pytest.raises(ValueError, match=r"plasticity.pool=8 would score 448 candidate"):
+        Plasticity(model, PlasticityConfig.preset("rigl"), total_steps=10)
+    Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)  # no pool to score
+
+
+@pytest.mark.parametrize("override", ["plasticity.every=often", "plasticity.grow=[1,2]",
+                                      "scale.factor=two"])
+def test_mistyped_config_values_are_refused_at_compose(override):
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    with pytest.raises((HydraException, OmegaConfBaseException)):
+        compose([override])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("plasticity.drop_fraction=nan", "drop_fraction must be a fraction"),
+    ("plasticity.target_density=nan", "target_density must be > 0"),
+    ("plasticity.lam=nan", "lam must be > 0"),
+    ("plasticity.stop=-3", "must be >= 0 and <="),
+    ("scale.factor=1", "scale.factor >= 2"),
+    ("+plasticity.dropfraction=0.2", r"Unknown key\(s\) plasticity.dropfraction. Choices: "
+                                     r"anneal, budget, drop_fraction"),
+    ("+scale.areas=V1", r"Unknown key\(s\) scale.areas. Choices: area, at_step, factor"),
+])
+def test_bad_values_from_the_command_line_fail_before_data_loads(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        train(compose(TINY + ["plasticity=set", "scale.area=area1", "scale.at_step=2",
+                              override]), tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_history_of_a_run_without_plasticity_is_a_clear_error(tmp_path):
+    from colgraph.plasticity import plot_history, read_history
+
+    with pytest.raises(FileNotFoundError, match="plasticity=none"):
+        plot_history(tmp_path, tmp_path / "p.png")
+    (tmp_path / "plasticity.csv").write_text("step,edges\n")
+    with pytest.raises(ValueError, match="no updates yet"):
+        read_history(tmp_path)
