@@ -13,7 +13,7 @@ from omegaconf import MISSING
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 
-__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "OptimConfig", "TrainConfig",
+__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "DataConfig", "OptimConfig", "TrainConfig",
            "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs",
            "from_node", "to_container"]
 
@@ -52,9 +52,14 @@ class GeometryConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = MISSING  # digits | file | mnist | cifar10
-    patch_size: int = 1
-    path: str | None = None  # file: .pt / .npz with x, y
+    name: str = MISSING  # classify_image (see colgraph.tasks.TASKS)
+    patch_size: int | None = None  # images: patch side; None = one patch per input column
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # digits | file | mnist | cifar10 (see colgraph.data.DATASETS)
+    path: str | None = None  # file: .pt / .npz with x, y (optionally x_test, y_test)
     root: str = "data"  # mnist / cifar10: download folder
     download: bool = True
     test_fraction: float = 0.2  # digits / file without x_test: held-out fraction
@@ -62,7 +67,7 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"task.test_fraction must be in (0, 1) (got {self.test_fraction}).")
+            raise ValueError(f"data.test_fraction must be in (0, 1) (got {self.test_fraction}).")
 
 
 @dataclass
@@ -118,6 +123,7 @@ class Config:
     geometry: GeometryConfig = MISSING
     model: ColumnformerConfig = MISSING
     task: TaskConfig = MISSING
+    data: DataConfig = MISSING
     optim: OptimConfig = MISSING
     train: TrainConfig = MISSING
     wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
@@ -133,7 +139,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in (("geometry", GeometryConfig), ("model", ColumnformerConfig),
-                        ("task", TaskConfig), ("optim", OptimConfig), ("train", TrainConfig),
+                        ("task", TaskConfig), ("data", DataConfig), ("optim", OptimConfig), ("train", TrainConfig),
                         ("plasticity", PlasticityConfig)):
         cs.store(group=group, name=f"base_{group}", node=node)
 

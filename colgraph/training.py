@@ -1,6 +1,7 @@
 """Training entry point: a plain function of the config (``scripts/train.py`` is a shell).
 
-Builds geometry -> data -> model, trains with AdamW (weight-decay groups by parameter name),
+Builds geometry -> data -> task (encoder + Columnformer + readout, see
+:mod:`colgraph.tasks`), trains with AdamW (weight-decay groups by parameter name),
 warmup + cosine schedule, gradient clipping, optional plasticity (prune / grow edges on a
 schedule), per-epoch evaluation, CSV (+ TensorBoard) metrics and an atomically written
 checkpoint holding everything needed to resume or analyse the run: config, geometry, the
@@ -19,23 +20,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
 from .config import ScaleConfig, from_node, to_container
-from .data import ImageData, iterate_batches, load_data
+from .data import Data, iterate_batches, load_data
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import wiring_cost, wiring_length
 from .plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
-from .tasks import VisionClassifier
+from .tasks import Task, build_task, task_class
 
-__all__ = ["train", "build_model", "resolve_device", "param_groups", "load_checkpoint",
+__all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 2  # bump when the checkpoint layout changes incompatibly
+CHECKPOINT_FORMAT = 3  # bump when the checkpoint layout changes incompatibly
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
 
 
@@ -83,27 +83,52 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
     return f
 
 
-def build_model(cfg: Any, geometry: Geometry, data: ImageData) -> VisionClassifier:
+def load_task_data(cfg: Any) -> Data:
+    """The data set ``cfg.data`` as the samples task ``cfg.task`` reads."""
+    return load_data(cfg.data, task_class(cfg.task.name).modality)
+
+
+def build_model(cfg: Any, geometry: Geometry, sample_shape: tuple[int, ...],
+                num_classes: int) -> Task:
+    """The task ``cfg.task`` (encoder + Columnformer ``cfg.model`` + readout) on ``geometry``."""
     model_cfg = ColumnformerConfig(**to_container(cfg.model))
-    return VisionClassifier(geometry, model_cfg, data.image_shape, cfg.task.patch_size,
-                            data.num_classes)
+    return build_task(cfg.task, model_cfg, geometry, sample_shape, num_classes)
+
+
+class _Totals:
+    """Sample-weighted sums of a task's loss and statistics over batches."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], n: int,
+            **extra: float) -> None:
+        for k, v in {"loss": float(loss) * n, **{k: float(v) for k, v in stats.items()},
+                     **{k: v * n for k, v in extra.items()}}.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += n
+
+    def means(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}{k}": v / max(self.n, 1) for k, v in self.sums.items()}
 
 
 @torch.no_grad()
-def evaluate(model: VisionClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              device: torch.device) -> dict[str, float]:
-    """Accuracy, loss and attention-weighted wiring length on a held-out set."""
+    """The task's statistics (``test_<stat>``), loss and attention-weighted wiring length on a
+    held-out set."""
     model.eval()
     cf = model.columnformer
-    correct, loss, length, n = 0, 0.0, 0.0, 0
+    totals = _Totals()
     for xb, yb in iterate_batches(x, y, batch_size):
         xb, yb = xb.to(device), yb.to(device)
-        logits, out = model(xb)
-        correct += int((logits.argmax(1) == yb).sum())
-        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        length += float(wiring_length(out.attention, cf.edge_index, cf.edge_length)) * len(xb)
-        n += len(xb)
-    return {"test_acc": correct / n, "test_loss": loss / n, "wiring_length": length / n}
+        res = model(xb, yb)
+        totals.add(res.loss, res.stats, len(xb), wiring_length=float(
+            wiring_length(res.out.attention, cf.edge_index, cf.edge_length)))
+    m = totals.means("test_")
+    return {**{k: v for k, v in m.items() if k not in ("test_loss", "test_wiring_length")},
+            "test_loss": m["test_loss"], "wiring_length": m["test_wiring_length"]}
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -137,29 +162,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike, with_data: bool = True
-               ) -> tuple[VisionClassifier, Geometry, Any, ImageData | None]:
+               ) -> tuple[Task, Geometry, Any, Data | None]:
     """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
 
     Returns ``(model, geometry, config, data)``. ``geometry`` is the sheet as trained: its
     CURRENT wiring (after any pruning / growth) and columns, from the checkpoint itself, so
     custom geometries need not be rebuilt (the construction-time geometry is
     ``load_checkpoint(path)["geometry"]``). ``with_data=False`` skips loading the dataset
-    (``data`` is then ``None``): the image shape and class count are stored in the
-    checkpoint.
+    (``data`` is then ``None``): the task's sample shape and class count are stored in the
+    checkpoint (``state["task"]``).
     """
-    from types import SimpleNamespace
-
     from omegaconf import OmegaConf
 
     state = load_checkpoint(path)
     cfg = OmegaConf.create(state["config"])
     geometry = Geometry.from_state_dict(state["geometry"])
-    if with_data or "image_shape" not in state:
-        data = info = load_data(cfg.task)
-    else:
-        data, info = None, SimpleNamespace(image_shape=tuple(state["image_shape"]),
-                                           num_classes=state["num_classes"])
-    model = build_model(cfg, geometry, info)
+    data = load_task_data(cfg) if with_data else None
+    spec = state["task"]
+    model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
 
@@ -215,8 +235,8 @@ class _Logger:
             self.writer.close()
 
 
-def _snapshot(model: VisionClassifier, data: ImageData, path: Path) -> None:
-    """Write the connectome (attention on up to 512 test images) as GraphML."""
+def _snapshot(model: Task, data: Data, path: Path) -> None:
+    """Write the connectome (attention on up to 512 test samples) as GraphML."""
     from .connectome import to_networkx, write_connectome
 
     loader = iterate_batches(data.x_test[:512], data.y_test[:512], 256)
@@ -250,8 +270,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                          f"geometry settings (see its .hydra/config.yaml).")
     if scale_cfg.area is not None:
         geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
-    data = load_data(cfg.task)
-    model = build_model(cfg, geometry, data).to(device)
+    data = load_task_data(cfg)
+    model = build_model(cfg, geometry, data.sample_shape, data.num_classes).to(device)
     if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
         model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
@@ -290,15 +310,14 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                                   shuffle=True, generator=gen)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                    disable=not cfg.train.progress, leave=False)
-        tot_loss = tot_correct = tot_n = 0.0
+        totals = _Totals()
         for xb, yb in bar:
             xb, yb = xb.to(device), yb.to(device)
             recording = plasticity is not None and plasticity.wants_record(step + 1)
             if recording:
                 plasticity.start_recording()
-            logits, out = model(xb)
-            task_loss = F.cross_entropy(logits, yb)
-            loss = task_loss
+            res = model(xb, yb)
+            out, loss = res.out, res.loss
             if cfg.wiring.weight:
                 cost = wiring_cost(out.attention, cf.edge_index, cf.edge_length, cfg.wiring.p)
                 loss = loss + cfg.wiring.weight * cost
@@ -327,26 +346,26 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                 tqdm.write(f"step {step}: sheet grew to {grown['columns']} columns "
                            f"(+{grown['added_columns']} in {scale_cfg.area}, "
                            f"+{grown['added_edges']} edges)")
-            tot_loss += task_loss.item() * len(xb)
-            tot_correct += float((logits.argmax(1) == yb).sum())
-            tot_n += len(xb)
-            bar.set_postfix(loss=f"{tot_loss / tot_n:.3f}", acc=f"{tot_correct / tot_n:.3f}",
+            totals.add(res.loss.detach(), {k: v.detach() for k, v in res.stats.items()},
+                       len(xb))
+            bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in totals.means("train_").items()},
                             **({"edges": cf.edges.num_edges} if plasticity is not None else {}))
             if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
                 done = True
                 break
         bar.close()
         epoch += 1
-        metrics = {"epoch": epoch, "step": step, "train_loss": tot_loss / max(tot_n, 1),
-                   "train_acc": tot_correct / max(tot_n, 1),
+        metrics = {"epoch": epoch, "step": step, **totals.means("train_"),
                    "lr": scheduler.get_last_lr()[0], "edges": cf.edges.num_edges,
                    "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
             metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
             if cfg.train.progress:
-                print(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train acc "
-                      f"{metrics['train_acc']:.3f} | test acc {metrics['test_acc']:.3f} | "
-                      f"wiring length {metrics['wiring_length']:.3f}")
+                key = model.metric
+                print(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train {key} "
+                      f"{metrics['train_' + key]:.3f} | test {key} "
+                      f"{metrics['test_' + key]:.3f} | wiring length "
+                      f"{metrics['wiring_length']:.3f}")
         logger.log(metrics, step)
         if cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
             _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")
@@ -357,12 +376,11 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
             "plasticity": plasticity.state_dict() if plasticity is not None else None,
-            "rng": _rng_state(), "metrics": metrics, "image_shape": list(data.image_shape),
-            "num_classes": data.num_classes})
+            "rng": _rng_state(), "metrics": metrics, "task": model.spec()})
     logger.close()
     if "test_acc" not in metrics:
         metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
     metrics["checkpoint"] = str(ckpt_path)
-    print(f"test accuracy {metrics['test_acc']:.4f} | mean attention-weighted wiring length "
+    print(f"test {model.metric_label} {metrics['test_' + model.metric]:.4f} | mean attention-weighted wiring length "
           f"{metrics['wiring_length']:.3f} | checkpoint {ckpt_path}")
     return metrics

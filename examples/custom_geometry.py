@@ -45,7 +45,7 @@ def two_areas(k: int = 8, bridge: int = 4) -> nx.Graph:
 def attention_flow(model, geometry, data, n: int = 256):
     """Mean attention per edge over ``n`` test images and all steps."""
     with torch.no_grad():
-        _, out = model(data.x_test[:n])
+        out = model.sheet(data.x_test[:n])
     return torch.stack(out.attention).mean((0, 2))  # (E,)
 
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from colgraph import ColumnformerConfig
+from colgraph.config import DataConfig, TaskConfig
 from colgraph.data import iterate_batches, load_data
 from colgraph.geometry import knn, stack
 from colgraph.objectives import wiring_cost
-from colgraph.tasks import VisionClassifier
+from colgraph.tasks import ImageClassification
 from colgraph.training import evaluate
 
 
@@ -67,18 +66,18 @@ def main() -> None:
 
     geo = stack([8, 6, 4], spacing=2.0, wiring=knn(k=16))
     print(geo)
-    data = load_data(OmegaConf.create({"name": "digits", "test_fraction": 0.2, "split_seed": 0}))
-    model = VisionClassifier(geo, ColumnformerConfig(channels=32, steps=3), data.image_shape,
-                             patch_size=1, num_classes=data.num_classes)
+    data = load_data(DataConfig(name="digits"))
+    model = ImageClassification(geo, ColumnformerConfig(channels=32, steps=3),
+                                TaskConfig(name="classify_image"), data.sample_shape,
+                                data.num_classes)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     cf = model.columnformer
     for epoch in range(args.epochs):
         model.train()
         for xb, yb in iterate_batches(data.x_train, data.y_train, 64, shuffle=True):
-            logits, out = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss = loss + args.wiring_weight * wiring_cost(out.attention, cf.edge_index,
-                                                           cf.edge_length)
+            res = model(xb, yb)  # a TaskOutput: loss, stats, prediction, sheet output
+            loss = res.loss + args.wiring_weight * wiring_cost(res.out.attention, cf.edge_index,
+                                                               cf.edge_length)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -87,7 +86,7 @@ def main() -> None:
               f"wiring length {m['wiring_length']:.3f}")
     model.eval()
     with torch.no_grad():
-        _, out = model(data.x_test[:256])
+        out = model.sheet(data.x_test[:256])
     plot_attention(geo, out.attention, args.out)
 
 

@@ -96,7 +96,7 @@ def main() -> None:
     from colgraph.connectome import edge_data
     from colgraph.data import iterate_batches
     from colgraph.geometry import Geometry
-    from colgraph.training import load_checkpoint, load_model, train
+    from colgraph.training import build_model, load_checkpoint, load_model, train
 
     rows = []
     for name in args.runs:
@@ -116,7 +116,8 @@ def main() -> None:
                 x = [b for b, _ in iterate_batches(data.x_test, data.y_test, 256)]
                 after = edge_data(model, x)
                 # before: the geometry's wiring with its prior weights softmax(initial bias)
-                fresh = type(model)(geo0, cf.config, (1, 8, 8), 1, 10)
+                fresh = build_model(compose(overrides), geo0, data.sample_shape,
+                                    data.num_classes)
                 before = edge_data(fresh, x)
                 figure(("before: uniform random wiring, untrained sheet",
                         (geo0, before.attention.mean(0))),

@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from colgraph.config import register_configs
+from colgraph.tasks import task_class
 from colgraph.training import train
 
 register_configs()
@@ -25,7 +26,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float:
     metrics = train(cfg, HydraConfig.get().runtime.output_dir)
-    return metrics["test_acc"]
+    return metrics["test_" + task_class(cfg.task.name).metric]  # for sweepers
 
 
 if __name__ == "__main__":

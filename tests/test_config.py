@@ -6,18 +6,11 @@ import torch
 
 from colgraph.geometry import build_geometry
 from colgraph.training import build_model
-from colgraph.data import ImageData
 
 from conftest import CONFIG_DIR, compose
 
-IMAGE_SHAPES = {"digits": (1, 8, 8), "file": (1, 8, 8), "mnist": (1, 28, 28),
-                "cifar10": (3, 32, 32)}
-
-
-def fake_data(shape, classes=10):
-    x = torch.zeros(2, *shape)
-    y = torch.arange(2) % classes
-    return ImageData(x, y, x, y, classes)
+SAMPLE_SHAPES = {"digits": (1, 8, 8), "file": (1, 8, 8), "mnist": (1, 28, 28),
+                 "cifar10": (3, 32, 32)}
 
 
 def group_options():
@@ -28,7 +21,7 @@ def group_options():
 
 ROOT = CONFIG_DIR.parent
 # options that only make sense together with another group's option
-PARTNERS = {("task", "mnist"): ["+experiment=mnist_stack"],
+PARTNERS = {("data", "mnist"): ["+experiment=mnist_stack"],
             ("geometry", "graph"): [f"geometry.path={ROOT / 'examples' / 'two_areas.graphml'}"]}
 
 
@@ -37,15 +30,16 @@ def test_config_composes_and_builds(group, option):
     key = f"+{group}={option}" if group == "experiment" else f"{group}={option}"
     cfg = compose([key, *PARTNERS.get((group, option), [])])
     geometry = build_geometry(cfg.geometry)
-    model = build_model(cfg, geometry, fake_data(IMAGE_SHAPES[cfg.task.name]))
-    logits, out = model(torch.zeros(2, *IMAGE_SHAPES[cfg.task.name]))
-    assert logits.shape == (2, 10)
-    assert len(out.attention) == cfg.model.steps
+    shape = SAMPLE_SHAPES[cfg.data.name]
+    model = build_model(cfg, geometry, shape, 10)
+    res = model(torch.zeros(2, *shape), torch.zeros(2, dtype=torch.long))
+    assert res.prediction.shape == (2, 10)
+    assert len(res.out.attention) == cfg.model.steps
 
 
 def test_all_config_groups_have_options():
     groups = {g for g, _ in group_options()}
-    assert {"geometry", "model", "task", "optim", "train", "experiment"} <= groups
+    assert {"geometry", "model", "task", "data", "optim", "train", "experiment"} <= groups
 
 
 def test_typo_in_override_fails_at_compose_time():

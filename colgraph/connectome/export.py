@@ -40,7 +40,7 @@ class ConnectomeData:
 
 
 def _unwrap(model_or_path: Any, with_data: bool):
-    """Accept a VisionClassifier, a Columnformer, a checkpoint file or a run directory."""
+    """Accept a task, a Columnformer, a checkpoint file or a run directory."""
     from ..model import Columnformer
 
     if isinstance(model_or_path, (str, os.PathLike)):
@@ -61,15 +61,14 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
     """Learned bias and (with data) mean attention per edge and step.
 
     Args:
-        model_or_path: a model (``VisionClassifier`` or ``Columnformer``) or a checkpoint /
-            run directory.
-        loader: an iterable of input batches (images for a classifier, tokens for a bare
-            Columnformer; ``(x, y)`` pairs are accepted), or ``"test"`` to use the
-            checkpoint's own test set. ``None``: no attention, bias only.
+        model_or_path: a model (a :class:`~colgraph.tasks.Task` or a ``Columnformer``) or a
+            checkpoint / run directory.
+        loader: an iterable of input batches (the task's samples, which its encoder turns
+            into what the sheet receives; tokens for a bare Columnformer; ``(x, y)`` pairs
+            are accepted), or ``"test"`` to use the checkpoint's own test set. ``None``: no
+            attention, bias only.
         max_batches: stop after this many batches.
     """
-    from ..model import ColumnformerOutput
-
     model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
     bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.sheets]).mean(0)
     if loader is None:
@@ -89,8 +88,7 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
             break
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         x = x.to(device)
-        out = model(x)
-        out = out if isinstance(out, ColumnformerOutput) else out[1]  # classifier: (logits, out)
+        out = model(x) if model is cf else model.sheet(x)  # what the task feeds the sheet
         att = torch.stack(out.attention).mean(-1).double()  # (T, E): mean over heads
         total = att * len(x) if total is None else total + att * len(x)
         count += len(x)

@@ -1,0 +1,105 @@
+"""The task interface: what enters the sheet, what is read out of it, and how it is scored.
+
+A :class:`Task` is an ``nn.Module`` holding
+
+* an **encoder** (``encode``: a batch of samples -> tokens ``[B, N_in, C]`` in input-area
+  order: whatever the task feeds the sheet),
+* the :class:`~colgraph.Columnformer` (``.columnformer``),
+* a **readout** (``ColumnformerOutput`` -> prediction),
+* its **loss** and per-batch **statistics** (``forward(x, y)`` returns a :class:`TaskOutput`),
+* the **metadata** a checkpoint needs to rebuild it (``spec()``; with the config, that is all
+  ``load_model`` needs, without the data).
+
+Tasks register by name in :data:`TASKS` (the ``task`` config group picks one, as the
+``geometry`` group picks a geometry); data sets are a separate group (``data``) and a task
+declares the kind of sample it reads (``modality``).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+from torch import Tensor, nn
+
+from ..geometry import Geometry
+from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
+
+__all__ = ["Task", "TaskOutput", "TASKS", "register_task", "task_class", "build_task"]
+
+
+class TaskOutput(NamedTuple):
+    loss: Tensor  # scalar: the task's loss, mean over the batch
+    stats: dict[str, Tensor]  # per-batch SUMS over samples (e.g. correct predictions)
+    prediction: Tensor  # what the readout produced (logits, pixels, values)
+    out: ColumnformerOutput  # the sheet's states and attention
+
+
+class Task(nn.Module):
+    """Base class: subclasses set the class attributes and define ``encode``, ``readout``
+    and ``forward``.
+
+    Args:
+        geometry: the sheet's geometry.
+        model: the Columnformer's config.
+        cfg: the ``task`` config node (:class:`colgraph.config.TaskConfig`).
+        sample_shape: shape of one sample, ``(C, H, W)`` or ``(C, L)``.
+        num_classes: classes in the labels (tasks that ignore labels ignore it).
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "image" | "sequence": the samples it reads (colgraph.data)
+    metric: ClassVar[str]  # the headline statistic, reported as test_<metric>
+    metric_label: ClassVar[str]  # how it is printed
+    columnformer: Columnformer
+
+    def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
+                 sample_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        self.sample_shape, self.num_classes = tuple(sample_shape), int(num_classes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Samples -> tokens ``[B, N_in, C]`` in input-area order."""
+        raise NotImplementedError
+
+    def readout(self, out: ColumnformerOutput) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, y: Tensor) -> TaskOutput:
+        raise NotImplementedError
+
+    def sheet(self, x: Tensor) -> ColumnformerOutput:
+        """Run the sheet on what the task feeds it (connectome export, analysis)."""
+        return self.columnformer(self.encode(x))
+
+    def spec(self) -> dict[str, Any]:
+        """Plain metadata stored in checkpoints: with the config, it rebuilds the task."""
+        return {"name": self.name, "sample_shape": list(self.sample_shape),
+                "num_classes": self.num_classes}
+
+    def check_sample(self, x: Tensor) -> None:
+        if tuple(x.shape[1:]) != self.sample_shape:
+            raise ValueError(f"Task '{self.name}' expects samples of shape "
+                             f"[B, {', '.join(map(str, self.sample_shape))}], got "
+                             f"{list(x.shape)}.")
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available as ``task=<cls.name>``."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def task_class(name: str) -> type[Task]:
+    """The registered task ``name``, or a clear error listing the choices."""
+    if name not in TASKS:
+        raise ValueError(f"Unknown task '{name}'. Choices: {', '.join(TASKS)}. Pick one with "
+                         f"task=<name>.")
+    return TASKS[name]
+
+
+def build_task(cfg: Any, model: ColumnformerConfig, geometry: Geometry,
+               sample_shape: tuple[int, ...], num_classes: int) -> Task:
+    """The task ``cfg.name`` (see :data:`TASKS`) on ``geometry``."""
+    return task_class(cfg.name)(geometry, model, cfg, sample_shape, num_classes)

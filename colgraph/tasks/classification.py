@@ -1,0 +1,54 @@
+"""Classification: samples -> tokens -> Columnformer -> output-area states, mean-pooled ->
+LayerNorm -> linear -> logits ``[B, classes]``; cross-entropy loss, accuracy."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..geometry import Geometry
+from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
+from .base import Task, TaskOutput, register_task
+from .encoders import PatchEmbedding
+
+__all__ = ["ImageClassification"]
+
+
+class Classification(Task):
+    """Pooled readout of the output area; the subclass makes ``self.encoder``."""
+
+    metric, metric_label = "acc", "accuracy"
+
+    def _build(self, geometry: Geometry, model: ColumnformerConfig, encoder: nn.Module) -> None:
+        self.encoder = encoder  # built first: parameter initialisation order is part of a seed
+        self.columnformer = Columnformer(geometry, model)
+        self.norm = nn.LayerNorm(model.channels)
+        self.head = nn.Linear(model.channels, self.num_classes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        self.check_sample(x)
+        return self.encoder(x)
+
+    def readout(self, out: ColumnformerOutput) -> Tensor:
+        return self.head(self.norm(out.output.mean(1)))  # (B, classes)
+
+    def forward(self, x: Tensor, y: Tensor) -> TaskOutput:
+        out = self.sheet(x)
+        logits = self.readout(out)
+        loss = F.cross_entropy(logits, y)
+        return TaskOutput(loss, {"acc": (logits.argmax(1) == y).sum()}, logits, out)
+
+
+@register_task
+class ImageClassification(Classification):
+    """Images, one patch per input column, placed retinotopically (``task=classify_image``)."""
+
+    name = "classify_image"
+    modality = "image"
+
+    def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
+                 sample_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+        self._build(geometry, model, PatchEmbedding(geometry, model.input_area, sample_shape,
+                                                    model.channels, cfg.patch_size))

@@ -1,0 +1,79 @@
+"""Encoders: samples -> one token per input-area column, placed by position.
+
+Images are cut into non-overlapping square patches (a linear embedding per patch, i.e. a
+convolution with stride = kernel) and patch ``p`` (row-major) goes to the ``p``-th input
+column in position order (second coordinate, then first: row-major for grids and stacks):
+retinotopy. Sequences are cut into non-overlapping windows along their length and window
+``i`` goes to the ``i``-th input column along the line / ring.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..geometry import Geometry
+
+__all__ = ["retinotopic_order", "PatchEmbedding", "patch_size_for"]
+
+
+def retinotopic_order(geometry: Geometry, area: str) -> Tensor:
+    """Slot of each input-area column for row-major patches: ``tokens[:, order]``."""
+    pos = geometry.pos[geometry.area(area)]
+    x = pos[:, 0].numpy()
+    y = pos[:, 1].numpy() if pos.size(1) > 1 else 0 * x
+    row_major = torch.from_numpy(np.lexsort((x.round(6), y.round(6))))  # patch p -> column slot
+    return torch.argsort(row_major)  # column slot j -> patch index
+
+
+def patch_size_for(h: int, w: int, n_in: int, patch_size: int | None, area: str) -> int:
+    """The patch side: ``patch_size`` if given, else the one that gives the input area one
+    patch per column; a clear error when none does."""
+    if patch_size is None:
+        fits = [p for p in range(1, min(h, w) + 1)
+                if h % p == 0 and w % p == 0 and (h // p) * (w // p) == n_in]
+        if not fits:
+            raise ValueError(
+                f"No square patch size cuts {h}x{w} images into {n_in} patches, one per "
+                f"column of input area '{area}'. Give the input area (h/p)x(w/p) columns for "
+                f"some p dividing {h} and {w} (e.g. {h}x{w} for p=1), or set task.patch_size.")
+        return fits[0]
+    gh, gw = (h // patch_size, w // patch_size) if patch_size >= 1 else (0, 0)
+    if patch_size < 1 or h % patch_size or w % patch_size:
+        raise ValueError(f"task.patch_size={patch_size} must divide the image size {h}x{w}.")
+    if gh * gw != n_in:
+        raise ValueError(
+            f"The task makes {gh}x{gw} = {gh * gw} patches ({h}x{w} images, "
+            f"patch_size={patch_size}) but input area '{area}' has {n_in} "
+            f"columns. Give the input area one column per patch (e.g. a stack whose "
+            f"first width is {gh}: geometry.widths=[{gh},...]) or change task.patch_size "
+            f"(null fits it to the input area).")
+    return patch_size
+
+
+class PatchEmbedding(nn.Module):
+    """Images ``[B, C_img, H, W]`` -> tokens ``[B, N_in, C]``, one patch per input column.
+
+    ``patches(images)`` gives the raw pixels ``[B, N_in, C_img * p * p]`` in the same order
+    (targets for masked image modelling).
+    """
+
+    def __init__(self, geometry: Geometry, area: str, image_shape: tuple[int, int, int],
+                 channels: int, patch_size: int | None = None) -> None:
+        super().__init__()
+        c_img, h, w = image_shape
+        n_in = geometry.area(area).numel()
+        p = patch_size_for(h, w, n_in, patch_size, area)
+        self.patch_size, self.grid_shape = p, (h // p, w // p)
+        self.proj = nn.Conv2d(c_img, channels, p, stride=p)  # a linear map per patch
+        self.register_buffer("patch_of_slot", retinotopic_order(geometry, area))
+
+    def forward(self, images: Tensor) -> Tensor:
+        tokens = self.proj(images).flatten(2).transpose(1, 2)  # (B, P, C) row-major
+        return tokens[:, self.patch_of_slot]  # (B, N_in, C) in input-area order
+
+    def patches(self, images: Tensor) -> Tensor:
+        p = self.patch_size
+        B, c, h, w = images.shape
+        x = images.reshape(B, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(B, (h // p) * (w // p), c * p * p)[:, self.patch_of_slot]

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from colgraph import ColumnformerConfig
+from colgraph.geometry import Geometry, knn, stack
+from colgraph.geometry import from_coords
+from colgraph.config import TaskConfig
+from colgraph.tasks import ImageClassification, retinotopic_order
+
+TASK = TaskConfig(name="classify_image")
+
+
+def test_patches_land_retinotopically():
+    # a 2x2 input area listed in scrambled order: slots must follow positions, not indices
+    pos = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    geo = from_coords(pos, knn(2), areas={"input": torch.arange(4)})
+    order = retinotopic_order(geo, "input")
+    # column 1 sits at (0,0) -> patch 0; column 2 at (1,0) -> patch 1; 3 -> 2; 0 -> 3
+    assert order.tolist() == [3, 0, 1, 2]
+
+
+def test_classifier_forward():
+    geo = stack([4, 2], wiring=knn(5))
+    model = ImageClassification(geo, ColumnformerConfig(channels=8, steps=2), TASK, (1, 8, 8), 10)
+    res = model(torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 9]))
+    assert res.prediction.shape == (3, 10) and res.out.output.shape == (3, 4, 8)
+    assert model.encoder.patch_size == 2  # fitted: 8x8 images onto a 4x4 input area
+    assert res.loss.ndim == 0 and 0 <= int(res.stats["acc"]) <= 3
+
+
+def test_patch_count_must_match_input_area():
+    geo = stack([8, 4], wiring=knn(5))
+    with pytest.raises(ValueError, match=r"4x4 = 16 patches.*'input' has 64 columns"):
+        ImageClassification(geo, ColumnformerConfig(channels=8, steps=2),
+                            TaskConfig(name="classify_image", patch_size=2), (1, 8, 8), 10)
+
+
+def test_no_patch_size_fits_the_input_area():
+    geo = stack([5, 2], wiring=knn(5))
+    with pytest.raises(ValueError, match=r"No square patch size cuts 8x8 images into 25 patches"):
+        ImageClassification(geo, ColumnformerConfig(channels=8, steps=2), TASK, (1, 8, 8), 10)
+
+
+def test_wrong_sample_shape_is_refused():
+    geo = stack([4, 2], wiring=knn(5))
+    model = ImageClassification(geo, ColumnformerConfig(channels=8, steps=2), TASK, (1, 8, 8), 10)
+    with pytest.raises(ValueError, match=r"expects samples of shape \[B, 1, 8, 8\], got \[3, 1, 8, 9\]"):
+        model(torch.randn(3, 1, 8, 9), torch.zeros(3, dtype=torch.long))
