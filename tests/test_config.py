@@ -1,5 +1,4 @@
 """Every YAML shipped in configs/ composes and builds what it describes."""
-from pathlib import Path
 
 import pytest
 import torch

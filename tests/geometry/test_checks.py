@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from colgraph import Columnformer
 from colgraph.geometry import grid, knn, stack

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colgraph.geometry import (Geometry, from_mesh, from_networkx, read_geometry, sphere,
+from colgraph.geometry import (from_mesh, from_networkx, read_geometry, sphere,
                                to_networkx, knn)
 
 

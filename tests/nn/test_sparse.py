@@ -12,7 +12,7 @@ def block():
 
 
 def replicated(geo, r):
-    n, e = geo.num_columns, geo.num_edges
+    n = geo.num_columns
     src = torch.cat([geo.edge_index[0] + i * n for i in range(r)])
     dst = torch.cat([geo.edge_index[1] + i * n for i in range(r)])
     return src, dst

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from colgraph import ColumnformerConfig
-from colgraph.geometry import Geometry, knn, stack
+from colgraph.geometry import knn, stack
 from colgraph.geometry import from_coords
 from colgraph.config import TaskConfig
 from colgraph.tasks import ImageClassification, retinotopic_order
