@@ -13,7 +13,7 @@ from omegaconf import MISSING
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 
-__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "DataConfig", "OptimConfig", "TrainConfig",
+__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig", "OptimConfig", "TrainConfig",
            "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs",
            "from_node", "to_container"]
 
@@ -52,18 +52,39 @@ class GeometryConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = MISSING  # classify_image (see colgraph.tasks.TASKS)
+    name: str = MISSING  # classify_image | classify_sequence | masked_image | predict_sequence (see colgraph.tasks.TASKS)
     patch_size: int | None = None  # images: patch side; None = one patch per input column
+    window: int | None = None  # sequences: window length; None = one window per input column
+    pool: str = "mean"  # classification: mean | max over the output area's columns
+    mask_ratio: float = 0.5  # masked_image: fraction of patches replaced by the mask token
+    norm_pix: bool = False  # masked_image: predict per-patch normalised pixels
+    decoder_area: str | None = None  # masked_image: area read out (default: the input area)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (see :class:`colgraph.data.Augment`); off in evaluation."""
+
+    shift: int = 0  # max translation in pixels / samples (zero fill): random crops
+    flip: bool = False  # mirror left-right with probability 1/2
+    scale: float = 0.0  # multiply by a factor in [1 - scale, 1 + scale]
 
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # digits | file | mnist | cifar10 (see colgraph.data.DATASETS)
+    name: str = MISSING  # digits | file | mnist | cifar10 | waves (see colgraph.data.DATASETS)
     path: str | None = None  # file: .pt / .npz with x, y (optionally x_test, y_test)
     root: str = "data"  # mnist / cifar10: download folder
     download: bool = True
-    test_fraction: float = 0.2  # digits / file without x_test: held-out fraction
+    test_fraction: float = 0.2  # digits / waves / file without x_test: held-out fraction
     split_seed: int = 0
+    samples: int = 3000  # waves: number of sequences
+    length: int = 64  # waves: samples per sequence
+    classes: int = 8  # waves: number of templates
+    width: int = 16  # waves: template length
+    noise: float = 0.2  # waves: noise standard deviation
+    seed: int = 0  # waves: generator seed
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
@@ -86,6 +107,8 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     resume: str | None = None  # checkpoint file or run directory to continue
+    init_from: str | None = None  # start from another run's encoder + sheet (fine-tune, probe)
+    freeze: str = "none"  # none | sheet: train only the readout (a linear probe)
     eval_every: int = 1  # epochs
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke tests)
     progress: bool = True
@@ -96,6 +119,8 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"train.epochs and train.batch_size must be >= 1 (got "
                              f"{self.epochs}, {self.batch_size}).")
+        if self.freeze not in ("none", "sheet"):
+            raise ValueError(f"train.freeze must be 'none' or 'sheet' (got {self.freeze!r}).")
 
 
 @dataclass

@@ -14,9 +14,24 @@ import torch
 from torch import Tensor, nn
 
 from .geometry import Geometry
-from .nn import ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges
+from .nn import SHARING, ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges, Sharing
 
-__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer"]
+__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer",
+           "column_groups"]
+
+
+def column_groups(geometry: Geometry) -> Tensor:
+    """``[N]`` group id of each column for ``sharing=groups``: the first of the geometry's
+    areas (in its order) that holds the column; columns in no area form one more group.
+    For a stack this is its areas (``input`` / ``output`` only alias them); a sheet with
+    one area that holds every column shares fully."""
+    group = torch.full((geometry.num_columns,), -1, dtype=torch.long)
+    for i, name in enumerate(geometry.areas):
+        idx = geometry.area(name)
+        free = idx[group[idx] < 0]
+        group[free] = i
+    group[group < 0] = len(geometry.areas)
+    return group
 
 
 class Sheet(nn.Module):
@@ -25,17 +40,20 @@ class Sheet(nn.Module):
     Works on the columns-first state ``x [N, B, C]``.
     """
 
-    def __init__(self, edges: SheetEdges, cfg: "ColumnformerConfig") -> None:
+    def __init__(self, edges: SheetEdges, cfg: "ColumnformerConfig",
+                 sharing: Sharing | None = None) -> None:
         super().__init__()
         C, columns = cfg.channels, edges.num_columns
         self.skip = cfg.skip
-        self.norm1 = ColumnLayerNorm(columns, C)
+        self.norm1 = ColumnLayerNorm(columns, C, sharing=sharing)
         self.attn = ColumnAttention(edges, C, heads=cfg.heads,
                                     qk_dim=cfg.qk_dim, value_proj=cfg.value_proj,
                                     dropout=cfg.attn_dropout, bias_sigma=cfg.bias_sigma,
-                                    bias_clamp=cfg.bias_clamp, backend=cfg.backend)
-        self.norm2 = ColumnLayerNorm(columns, C)
-        self.mlp = ColumnMLP(columns, C, int(cfg.mlp_ratio * C), dropout=cfg.dropout)
+                                    bias_clamp=cfg.bias_clamp, backend=cfg.backend,
+                                    sharing=sharing)
+        self.norm2 = ColumnLayerNorm(columns, C, sharing=sharing)
+        self.mlp = ColumnMLP(columns, C, int(cfg.mlp_ratio * C), dropout=cfg.dropout,
+                             sharing=sharing)
 
     def reset_parameters(self) -> None:
         for m in (self.norm1, self.attn, self.norm2, self.mlp):
@@ -67,6 +85,8 @@ class ColumnformerConfig:
     bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
+    sharing: str = "none"  # none (untied) | full | lowrank | groups (per area): see nn.Sharing
+    sharing_rank: int = 4  # lowrank: rank of each column's correction to the shared weights
     input_area: str = "input"
     output_area: str = "output"
 
@@ -78,6 +98,11 @@ class ColumnformerConfig:
             raise ValueError(f"'heads' must divide 'channels' (got channels={self.channels}, "
                              f"heads={self.heads}). Set model.heads to a divisor of "
                              f"model.channels.")
+        if self.sharing not in SHARING:
+            raise ValueError(f"Unknown model.sharing '{self.sharing}'. Choices: "
+                             f"{', '.join(SHARING)}.")
+        if self.sharing_rank < 1:
+            raise ValueError(f"model.sharing_rank must be >= 1 (got {self.sharing_rank}).")
         if self.inject not in ("first", "every"):
             raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
 
@@ -86,6 +111,7 @@ class ColumnformerOutput(NamedTuple):
     output: Tensor  # (B, N_out, C) final states of the output area
     state: Tensor  # (B, N, C) final states of all columns
     attention: list[Tensor]  # T tensors (E, H): per-step edge attention, batch mean
+    outputs: Tensor | None = None  # (B, T, N_out, C) output area after each step (frames in)
 
 
 class Columnformer(nn.Module):
@@ -100,7 +126,9 @@ class Columnformer(nn.Module):
     ``Geometry``, ``model.edge_index`` / ``model.edge_length`` read the owner.
 
     ``forward(tokens)`` takes ``tokens [B, N_in, C]`` (one token per input-area column, in
-    the input area's order) and returns a :class:`ColumnformerOutput`.
+    the input area's order) and returns a :class:`ColumnformerOutput`. ``tokens
+    [B, T, N_in, C]`` are frames: frame ``t`` enters at step ``t`` (a recurrent model of a
+    signal) and ``outputs`` holds the output area's states after every step.
 
     Example:
         >>> from colgraph.geometry import stack, knn
@@ -130,7 +158,10 @@ class Columnformer(nn.Module):
         self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
         self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
         num_sheets = 1 if config.tied_depth else config.steps
-        self.sheets = nn.ModuleList(Sheet(self.edges, config) for _ in range(num_sheets))
+        sharing = Sharing(config.sharing, config.sharing_rank,
+                          column_groups(geometry) if config.sharing == "groups" else None)
+        self.sheets = nn.ModuleList(Sheet(self.edges, config, sharing)
+                                    for _ in range(num_sheets))
         for module in self.modules():  # untied layers: every [N, ...] tensor grows with N
             for name in getattr(module, "per_column", ()):
                 if getattr(module, name, None) is not None:
@@ -181,26 +212,35 @@ class Columnformer(nn.Module):
         self.edges.resize_for(state_dict, prefix + "edges.")
 
     def forward(self, tokens: Tensor) -> ColumnformerOutput:
-        n_in, C = self.input_index.numel(), self.config.channels
-        if tokens.dim() != 3 or tokens.size(1) != n_in or tokens.size(2) != C:
+        n_in, C, T = self.input_index.numel(), self.config.channels, self.config.steps
+        frames = tokens.dim() == 4
+        if (tokens.dim() not in (3, 4) or tokens.shape[-2:] != (n_in, C)
+                or (frames and tokens.size(1) != T)):
             raise ValueError(f"Expected tokens of shape [B, {n_in}, {C}] (one {C}-channel token "
-                             f"per column of input area '{self.config.input_area}'), got "
-                             f"{list(tokens.shape)}. Match the number of input patches to the "
-                             f"input area or change model.channels.")
+                             f"per column of input area '{self.config.input_area}'), or frames "
+                             f"[B, {T}, {n_in}, {C}] (one per step), got {list(tokens.shape)}. "
+                             f"Match the number of input patches to the input area or change "
+                             f"model.channels / model.steps.")
         B = tokens.size(0)
-        tokens = tokens.transpose(0, 1)  # (N_in, B, C): columns first inside the sheet
+        # columns first inside the sheet: (N_in, B, C), or (T, N_in, B, C) for frames
+        tokens = tokens.permute(1, 2, 0, 3) if frames else tokens.transpose(0, 1)
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
-        attention = []
-        for t in range(self.config.steps):
-            if t == 0 or self.config.inject == "every":
+        attention, outputs = [], []
+        for t in range(T):
+            if frames:
+                x = x.index_add(0, self.input_index, tokens[t])  # (N, B, C)
+            elif t == 0 or self.config.inject == "every":
                 x = x.index_add(0, self.input_index, tokens)  # (N, B, C)
             if self.step_embed is not None:
                 x = x + self.step_embed[t]
             sheet = self.sheets[0 if self.config.tied_depth else t]
             x, attn = sheet(x)
             attention.append(attn)
+            if frames:
+                outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
         state = x.transpose(0, 1)  # (B, N, C)
-        return ColumnformerOutput(state[:, self.output_index], state, attention)
+        return ColumnformerOutput(state[:, self.output_index], state, attention,
+                                  torch.stack(outputs, 1) if frames else None)
 
     def extra_repr(self) -> str:
         c = self.config

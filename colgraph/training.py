@@ -23,13 +23,13 @@ import torch
 from torch import nn
 
 from . import __version__
-from .config import ScaleConfig, from_node, to_container
-from .data import Data, iterate_batches, load_data
+from .config import ScaleConfig, TrainConfig, from_node, to_container
+from .data import Augment, Data, iterate_batches, load_data
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import wiring_cost, wiring_length
 from .plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
-from .tasks import Task, build_task, task_class
+from .tasks import TASKS, Task, build_task, task_class
 
 __all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
@@ -132,6 +132,55 @@ def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
 
 
 # ---------------------------------------------------------------------- checkpoints
+PRETRAINED = ("encoder.", "columnformer.")  # what train.init_from carries over / freeze fixes
+
+
+def check_init_source(source: dict[str, Any], cfg: Any) -> None:
+    """Refuse a ``train.init_from`` checkpoint whose samples or sheet do not fit ``cfg``."""
+    spec = source["task"]
+    path = source["path"]
+    want = task_class(cfg.task.name)
+    have = task_class(spec["name"]) if spec["name"] in TASKS else None
+    if have is None or have.modality != want.modality:
+        raise ValueError(f"train.init_from={path} holds a '{spec['name']}' model, whose "
+                         f"encoder reads {have.modality if have else 'unknown'} samples, but "
+                         f"task={cfg.task.name} reads {want.modality}s. Start from a run of a "
+                         f"{want.modality} task.")
+    theirs, ours = source["config"]["model"], to_container(cfg.model)
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(f"train.init_from={path} was built with other model settings: "
+                         + ", ".join(f"model.{k}={theirs.get(k)} (here {ours.get(k)})"
+                                     for k in differ)
+                         + ". Use the pre-training run's model settings.")
+    geometry = build_geometry(cfg.geometry)
+    if source["geometry_fingerprint"] != geometry.fingerprint():
+        old = Geometry.from_state_dict(source["geometry"])
+        raise ValueError(f"train.init_from={path} was trained on {old}, but this config "
+                         f"builds {geometry}. Use the pre-training run's geometry settings.")
+
+
+def init_from(model: Task, source: dict[str, Any]) -> None:
+    """Copy the encoder and the sheet (its current wiring included) of a checkpoint into
+    ``model``; the readout stays freshly initialised."""
+    shape = tuple(source["task"]["sample_shape"])
+    if shape != model.sample_shape:
+        raise ValueError(f"train.init_from={source['path']} was trained on samples of shape "
+                         f"{list(shape)}, this data set has {list(model.sample_shape)}: its "
+                         f"encoder does not fit. Pre-train on the same kind of data.")
+    state = {k: v for k, v in source["model"].items() if k.startswith(PRETRAINED)}
+    wanted = {k for k in model.state_dict() if k.startswith(PRETRAINED)}
+    missing = sorted(wanted - set(state))
+    if missing:
+        raise ValueError(f"train.init_from={source['path']} lacks {missing[:3]}"
+                         f"{' ...' if len(missing) > 3 else ''}: its model has another "
+                         f"architecture. Use the pre-training run's model settings.")
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise ValueError(f"train.init_from={source['path']} does not fit this model (other "
+                         f"model.* or sample shape?): {e}") from None
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write never corrupts the last good checkpoint."""
     path = Path(path)
@@ -259,7 +308,15 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     device = resolve_device(cfg.device)
     plasticity_cfg = from_node(PlasticityConfig, cfg.plasticity, "plasticity")  # up front
     scale_cfg = from_node(ScaleConfig, cfg.scale, "scale")
+    train_cfg = from_node(TrainConfig, cfg.train, "train")
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
+    source = (load_checkpoint(cfg.train.init_from)
+              if cfg.train.init_from and resume is None else None)
+    if source is not None:
+        check_init_source(source, cfg)
+    if train_cfg.freeze != "none" and plasticity_cfg.enabled:
+        raise ValueError("train.freeze=sheet freezes the edge biases that plasticity=... "
+                         "edits: use plasticity=none for a probe.")
     seed_everything(cfg.train.seed)
 
     geometry = build_geometry(cfg.geometry)
@@ -271,9 +328,15 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     if scale_cfg.area is not None:
         geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
     data = load_task_data(cfg)
+    augment = Augment(**to_container(cfg.data.augment))
     model = build_model(cfg, geometry, data.sample_shape, data.num_classes).to(device)
     if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
         model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
+    elif source is not None:
+        init_from(model, source)
+    if train_cfg.freeze == "sheet":  # a probe: only the readout learns
+        for name, p in model.named_parameters():
+            p.requires_grad_(not name.startswith(PRETRAINED))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas))
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
@@ -313,6 +376,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         totals = _Totals()
         for xb, yb in bar:
             xb, yb = xb.to(device), yb.to(device)
+            if augment.enabled:
+                xb = augment(xb)
             recording = plasticity is not None and plasticity.wants_record(step + 1)
             if recording:
                 plasticity.start_recording()

@@ -9,7 +9,7 @@ from colgraph.training import build_model
 from conftest import CONFIG_DIR, compose
 
 SAMPLE_SHAPES = {"digits": (1, 8, 8), "file": (1, 8, 8), "mnist": (1, 28, 28),
-                 "cifar10": (3, 32, 32)}
+                 "cifar10": (3, 32, 32), "waves": (1, 64)}
 
 
 def group_options():
@@ -20,7 +20,11 @@ def group_options():
 
 ROOT = CONFIG_DIR.parent
 # options that only make sense together with another group's option
+SEQUENCE = ["data=waves", "geometry=line"]
 PARTNERS = {("data", "mnist"): ["+experiment=mnist_stack"],
+            ("data", "waves"): ["task=classify_sequence", "geometry=line"],
+            ("task", "classify_sequence"): SEQUENCE,
+            ("task", "predict_sequence"): SEQUENCE + ["model.steps=3", "geometry.n=16"],
             ("geometry", "graph"): [f"geometry.path={ROOT / 'examples' / 'two_areas.graphml'}"]}
 
 
@@ -31,8 +35,8 @@ def test_config_composes_and_builds(group, option):
     geometry = build_geometry(cfg.geometry)
     shape = SAMPLE_SHAPES[cfg.data.name]
     model = build_model(cfg, geometry, shape, 10)
-    res = model(torch.zeros(2, *shape), torch.zeros(2, dtype=torch.long))
-    assert res.prediction.shape == (2, 10)
+    res = model(torch.randn(2, *shape), torch.zeros(2, dtype=torch.long))
+    assert torch.isfinite(res.loss) and res.prediction.size(0) == 2
     assert len(res.out.attention) == cfg.model.steps
 
 

@@ -34,7 +34,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.typing import WITH_TORCH_SCATTER
 from torch_geometric.utils import softmax
 
-from .columns import ColumnLinear
+from .columns import ColumnLinear, Sharing
 from .edges import SheetEdges
 from .sparse import sddmm, spmm
 
@@ -58,6 +58,8 @@ class ColumnAttention(MessagePassing):
             construction).
         bias_clamp: the initial bias is at least ``-bias_clamp``.
         backend: ``"sparse"``, ``"pyg"`` or ``"dense"`` (see module docstring).
+        sharing: how columns share the projections (:class:`~colgraph.nn.Sharing`; default
+            untied). The per-edge bias is always per edge.
 
     ``forward(x)`` takes ``x [N, B, C]`` (columns first) and returns ``(out [N, B, C],
     attention [E, H])`` where ``attention`` is the per-edge attention averaged over the batch
@@ -76,7 +78,7 @@ class ColumnAttention(MessagePassing):
     def __init__(self, edges: SheetEdges, channels: int, heads: int = 1,
                  qk_dim: int | None = None, value_proj: bool = False, dropout: float = 0.0,
                  bias_sigma: float | None = None, bias_clamp: float = 4.0,
-                 backend: str = "sparse") -> None:
+                 backend: str = "sparse", sharing: Sharing | None = None) -> None:
         super().__init__(aggr="add", node_dim=0)
         if channels % heads != 0:
             raise ValueError(f"'heads' must divide 'channels' (got channels={channels}, "
@@ -91,10 +93,11 @@ class ColumnAttention(MessagePassing):
         self.qk_dim = qk_dim or channels // heads
         self.dropout, self.backend = dropout, backend
         self.bias_sigma, self.bias_clamp = bias_sigma, bias_clamp
-        self.query = ColumnLinear(columns, channels, heads * self.qk_dim, bias=False)
-        self.key = ColumnLinear(columns, channels, heads * self.qk_dim, bias=False)
-        self.value = ColumnLinear(columns, channels, channels) if value_proj else None
-        self.out = ColumnLinear(columns, channels, channels) if value_proj else None
+        qk = heads * self.qk_dim
+        self.query = ColumnLinear(columns, channels, qk, bias=False, sharing=sharing)
+        self.key = ColumnLinear(columns, channels, qk, bias=False, sharing=sharing)
+        self.value = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
+        self.out = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
         length = edges.length
         sigma = bias_sigma or (float(length.mean()) if length.numel() else 1.0)
         self.sigma = max(sigma, 1e-6)  # fixed at construction: grown edges get the same prior

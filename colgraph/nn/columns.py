@@ -7,6 +7,17 @@ matmuls cost ~25% of a training step at N = 4096 in the batch-first layout).
 
 A per-column parameter is ONE tensor with a leading ``N`` dimension, applied with a batched
 matmul over columns (``torch.baddbmm``): never a Python loop over columns.
+
+Weight sharing is a knob (:class:`Sharing`), so what untying costs and buys is measurable in
+one library. Every layer keeps a leading "owner" dimension on its parameters:
+
+* ``none`` (default): ``[N, ...]``, every column its own parameters.
+* ``full``: ``[1, ...]``, one set for all columns (a graph-attention network with a
+  per-edge bias).
+* ``lowrank``: a shared ``[1, out, in]`` weight plus a per-column rank-``r`` correction
+  ``U[n] @ V[n]^T`` (``U [N, out, r]`` starts at zero) and per-column biases / norms.
+* ``groups``: ``[G, ...]``, one set per group of columns (e.g. per area); the group of each
+  column is a per-column buffer.
 """
 from __future__ import annotations
 
@@ -16,7 +27,62 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ColumnLinear", "ColumnLayerNorm", "ColumnMLP"]
+__all__ = ["ColumnLinear", "ColumnLayerNorm", "ColumnMLP", "Sharing", "SHARING"]
+
+SHARING = ("none", "full", "lowrank", "groups")
+
+
+class Sharing:
+    """How columns share parameters (see the module docstring).
+
+    Args:
+        mode: ``none`` | ``full`` | ``lowrank`` | ``groups``.
+        rank: rank of the per-column correction (``lowrank``).
+        groups: ``[N]`` group id of each column, ids ``0 .. G-1`` (``groups``).
+    """
+
+    def __init__(self, mode: str = "none", rank: int = 4, groups: Tensor | None = None) -> None:
+        if mode not in SHARING:
+            raise ValueError(f"Unknown weight sharing '{mode}'. Choices: {', '.join(SHARING)} "
+                             f"(model.sharing).")
+        if mode == "lowrank" and rank < 1:
+            raise ValueError(f"model.sharing_rank must be >= 1 for lowrank sharing (got {rank}).")
+        if mode == "groups":
+            if groups is None or groups.dim() != 1 or groups.numel() == 0 or groups.min() < 0:
+                raise ValueError("groups sharing needs a [N] tensor of group ids >= 0.")
+            groups = torch.unique(groups.long(), return_inverse=True)[1]  # ids 0 .. G-1
+        self.mode, self.rank, self.groups = mode, rank, groups
+
+    def owners(self, columns: int) -> int:
+        """Leading size of shared tensors: ``N``, ``1`` or ``G``."""
+        return {"none": columns, "full": 1, "lowrank": 1,
+                "groups": int(self.groups.max()) + 1 if self.groups is not None else 1}[self.mode]
+
+    def __repr__(self) -> str:
+        extra = {"lowrank": f", rank={self.rank}",
+                 "groups": f", groups={self.owners(0)}"}.get(self.mode, "")
+        return f"Sharing({self.mode!r}{extra})"
+
+
+NO_SHARING = Sharing()
+
+
+class _Shared(nn.Module):
+    """Mixin: parameters with a leading owner dimension and, for groups, a per-column
+    ``group`` buffer; ``rows(t)`` gives a group-shared tensor one row per column."""
+
+    def _init_sharing(self, columns: int, sharing: Sharing | None) -> int:
+        self.sharing = sharing or NO_SHARING
+        if self.sharing.mode == "groups":
+            if self.sharing.groups.numel() != columns:
+                raise ValueError(f"groups sharing has {self.sharing.groups.numel()} group ids "
+                                 f"for {columns} columns.")
+            self.register_buffer("group", self.sharing.groups.clone())
+        return self.sharing.owners(columns)
+
+    def rows(self, t: Tensor | None) -> Tensor | None:
+        """One row per column: the tensor itself unless shared by groups (then a gather)."""
+        return t[self.group] if t is not None and self.sharing.mode == "groups" else t
 
 
 class _ColumnMatmul(torch.autograd.Function):
@@ -51,16 +117,17 @@ class _ColumnMatmul(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-class ColumnLinear(nn.Module):
+class ColumnLinear(_Shared):
     """``y[b, n] = W[n] @ x[b, n] + bias[n]`` with a separate weight per column.
 
     Args:
         columns: number of columns ``N``.
         in_features / out_features: sizes of the input and output features.
         bias: learn a per-column bias ``[N, out]``.
+        sharing: how columns share the weight (:class:`Sharing`; default: not at all).
 
-    Shapes: weight ``[N, out, in]`` (as ``nn.Linear`` per column), input ``[N, B, in]`` ->
-    output ``[N, B, out]``.
+    Shapes: weight ``[N, out, in]`` (as ``nn.Linear`` per column; ``[1, ...]`` / ``[G, ...]``
+    when shared), input ``[N, B, in]`` -> output ``[N, B, out]``.
 
     Example:
         >>> lin = ColumnLinear(columns=10, in_features=4, out_features=3)
@@ -68,41 +135,67 @@ class ColumnLinear(nn.Module):
         torch.Size([10, 2, 3])
     """
 
-    per_column = ("weight", "bias")  # tensors with one row per column (see SheetEdges)
-
     def __init__(self, columns: int, in_features: int, out_features: int,
-                 bias: bool = True) -> None:
+                 bias: bool = True, sharing: Sharing | None = None) -> None:
         super().__init__()
         self.columns, self.in_features, self.out_features = columns, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(columns, out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(columns, out_features)) if bias else None
+        owners = self._init_sharing(columns, sharing)
+        mode = self.sharing.mode
+        self.weight = nn.Parameter(torch.empty(owners, out_features, in_features))
+        bias_rows = columns if mode == "lowrank" else owners
+        self.bias = nn.Parameter(torch.empty(bias_rows, out_features)) if bias else None
+        self.u = self.v = None
+        if mode == "lowrank":  # W[n] = W + U[n] @ V[n]^T
+            self.u = nn.Parameter(torch.empty(columns, out_features, self.sharing.rank))
+            self.v = nn.Parameter(torch.empty(columns, in_features, self.sharing.rank))
+        # tensors with one row per column grow with the sheet (see SheetEdges)
+        self.per_column = {"none": ("weight", "bias"), "full": (), "lowrank": ("bias", "u", "v"),
+                           "groups": ("group",)}[mode]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # nn.Linear's default init, independently for every column
+        # nn.Linear's default init, independently for every column (or owner)
         bound = 1.0 / math.sqrt(self.in_features)
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
+        if self.u is not None:
+            nn.init.zeros_(self.u)  # every column starts at the shared weight
+            nn.init.normal_(self.v, std=1.0 / math.sqrt(self.in_features))
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ColumnMatmul.apply(x, self.weight, self.bias)  # (N, B, out)
+        mode = self.sharing.mode
+        if mode in ("full", "lowrank"):  # one matmul for all columns
+            bias = self.bias if mode == "full" or self.bias is None else None
+            y = F.linear(x, self.weight[0], None if bias is None else bias[0])  # (N, B, out)
+            if mode == "lowrank":
+                y = torch.baddbmm(y, torch.bmm(x, self.v), self.u.transpose(1, 2))
+                if self.bias is not None:
+                    y = y + self.bias.unsqueeze(1)
+            return y
+        return _ColumnMatmul.apply(x, self.rows(self.weight), self.rows(self.bias))
 
     def __repr__(self) -> str:
+        share = "" if self.sharing.mode == "none" else f", sharing={self.sharing}"
         return (f"{self.__class__.__name__}(columns={self.columns}, in={self.in_features}, "
-                f"out={self.out_features}, bias={self.bias is not None})")
+                f"out={self.out_features}, bias={self.bias is not None}{share})")
 
 
-class ColumnLayerNorm(nn.Module):
-    """LayerNorm over channels with a per-column scale and shift ``[N, C]``."""
+class ColumnLayerNorm(_Shared):
+    """LayerNorm over channels with a per-column scale and shift ``[N, C]`` (shared as
+    :class:`Sharing` says; ``lowrank`` keeps them per column)."""
 
-    per_column = ("weight", "bias")
-
-    def __init__(self, columns: int, channels: int, eps: float = 1e-5) -> None:
+    def __init__(self, columns: int, channels: int, eps: float = 1e-5,
+                 sharing: Sharing | None = None) -> None:
         super().__init__()
         self.columns, self.channels, self.eps = columns, channels, eps
-        self.weight = nn.Parameter(torch.empty(columns, channels))
-        self.bias = nn.Parameter(torch.empty(columns, channels))
+        owners = self._init_sharing(columns, sharing)
+        if self.sharing.mode == "lowrank":
+            owners = columns
+        self.weight = nn.Parameter(torch.empty(owners, channels))
+        self.bias = nn.Parameter(torch.empty(owners, channels))
+        self.per_column = {"none": ("weight", "bias"), "full": (), "lowrank": ("weight", "bias"),
+                           "groups": ("group",)}[self.sharing.mode]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -111,7 +204,10 @@ class ColumnLayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.layer_norm(x, (self.channels,), eps=self.eps)  # (N, B, C)
-        return torch.addcmul(self.bias.unsqueeze(1), x, self.weight.unsqueeze(1))
+        if self.sharing.mode == "full":
+            return torch.addcmul(self.bias[0], x, self.weight[0])
+        return torch.addcmul(self.rows(self.bias).unsqueeze(1), x,
+                             self.rows(self.weight).unsqueeze(1))
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(columns={self.columns}, channels={self.channels})"
@@ -120,10 +216,11 @@ class ColumnLayerNorm(nn.Module):
 class ColumnMLP(nn.Module):
     """Per-column two-layer MLP: ``C -> hidden -> C`` with GELU and dropout."""
 
-    def __init__(self, columns: int, channels: int, hidden: int, dropout: float = 0.0) -> None:
+    def __init__(self, columns: int, channels: int, hidden: int, dropout: float = 0.0,
+                 sharing: Sharing | None = None) -> None:
         super().__init__()
-        self.fc1 = ColumnLinear(columns, channels, hidden)
-        self.fc2 = ColumnLinear(columns, hidden, channels)
+        self.fc1 = ColumnLinear(columns, channels, hidden, sharing=sharing)
+        self.fc2 = ColumnLinear(columns, hidden, channels, sharing=sharing)
         self.drop = nn.Dropout(dropout)
 
     def reset_parameters(self) -> None:

@@ -1,8 +1,13 @@
 """Tasks: what goes into the input area, what is read out, and how it is scored."""
 from .base import TASKS, Task, TaskOutput, build_task, register_task, task_class
-from .classification import ImageClassification
-from .encoders import PatchEmbedding, patch_size_for, retinotopic_order
+from .classification import ImageClassification, SequenceClassification
+from .forecast import NextFramePrediction
+from .masked import MaskedImageModelling, random_mask
+from .encoders import (PatchEmbedding, WindowEmbedding, patch_size_for, retinotopic_order,
+                       window_for)
 
 __all__ = ["Task", "TaskOutput", "TASKS", "register_task", "task_class", "build_task",
             "ImageClassification",
-           "PatchEmbedding", "patch_size_for", "retinotopic_order"]
+           "SequenceClassification", "PatchEmbedding", "WindowEmbedding", "patch_size_for",
+           "window_for", "retinotopic_order", "MaskedImageModelling", "random_mask",
+           "NextFramePrediction"]

@@ -1,5 +1,6 @@
-"""Classification: samples -> tokens -> Columnformer -> output-area states, mean-pooled ->
-LayerNorm -> linear -> logits ``[B, classes]``; cross-entropy loss, accuracy."""
+"""Classification: samples -> tokens -> Columnformer -> output-area states, pooled over the
+output columns (mean, or max: "is the pattern anywhere") -> LayerNorm -> linear -> logits
+``[B, classes]``; cross-entropy loss, accuracy."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,9 +11,11 @@ from torch import Tensor, nn
 from ..geometry import Geometry
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
-from .encoders import PatchEmbedding
+from .encoders import PatchEmbedding, WindowEmbedding
 
-__all__ = ["ImageClassification"]
+__all__ = ["ImageClassification", "SequenceClassification", "POOLS"]
+
+POOLS = ("mean", "max")
 
 
 class Classification(Task):
@@ -20,7 +23,11 @@ class Classification(Task):
 
     metric, metric_label = "acc", "accuracy"
 
-    def _build(self, geometry: Geometry, model: ColumnformerConfig, encoder: nn.Module) -> None:
+    def _build(self, geometry: Geometry, model: ColumnformerConfig, encoder: nn.Module,
+               pool: str) -> None:
+        if pool not in POOLS:
+            raise ValueError(f"Unknown task.pool '{pool}'. Choices: {', '.join(POOLS)}.")
+        self.pool = pool
         self.encoder = encoder  # built first: parameter initialisation order is part of a seed
         self.columnformer = Columnformer(geometry, model)
         self.norm = nn.LayerNorm(model.channels)
@@ -31,7 +38,8 @@ class Classification(Task):
         return self.encoder(x)
 
     def readout(self, out: ColumnformerOutput) -> Tensor:
-        return self.head(self.norm(out.output.mean(1)))  # (B, classes)
+        pooled = out.output.mean(1) if self.pool == "mean" else out.output.amax(1)
+        return self.head(self.norm(pooled))  # (B, classes)
 
     def forward(self, x: Tensor, y: Tensor) -> TaskOutput:
         out = self.sheet(x)
@@ -51,4 +59,19 @@ class ImageClassification(Classification):
                  sample_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__(geometry, model, cfg, sample_shape, num_classes)
         self._build(geometry, model, PatchEmbedding(geometry, model.input_area, sample_shape,
-                                                    model.channels, cfg.patch_size))
+                                                    model.channels, cfg.patch_size), cfg.pool)
+
+
+@register_task
+class SequenceClassification(Classification):
+    """Sequences ``[B, C, L]``, one window per input column along the line / ring
+    (``task=classify_sequence``)."""
+
+    name = "classify_sequence"
+    modality = "sequence"
+
+    def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
+                 sample_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+        self._build(geometry, model, WindowEmbedding(geometry, model.input_area, sample_shape,
+                                                     model.channels, cfg.window), cfg.pool)

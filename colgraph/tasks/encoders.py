@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from ..geometry import Geometry
 
-__all__ = ["retinotopic_order", "PatchEmbedding", "patch_size_for"]
+__all__ = ["retinotopic_order", "PatchEmbedding", "WindowEmbedding", "patch_size_for",
+           "window_for"]
 
 
 def retinotopic_order(geometry: Geometry, area: str) -> Tensor:
@@ -77,3 +78,41 @@ class PatchEmbedding(nn.Module):
         B, c, h, w = images.shape
         x = images.reshape(B, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
         return x.reshape(B, (h // p) * (w // p), c * p * p)[:, self.patch_of_slot]
+
+
+def window_for(length: int, n_in: int, window: int | None, area: str) -> int:
+    """The window length: ``window`` if given, else ``length / n_in``; a clear error when
+    the windows do not give the input area one window per column."""
+    w = window if window is not None else (length // n_in if length % n_in == 0 else 0)
+    if w < 1 or length % w or length // w != n_in:
+        given = f"task.window={window} makes {length // window if window and window > 0 else 0}" \
+            if window is not None else "no window length cuts them into"
+        raise ValueError(
+            f"Sequences of length {length}: {given} windows, but input area '{area}' has "
+            f"{n_in} columns. Use a geometry with {length} / window input columns (e.g. "
+            f"geometry=line geometry.n={length}) or set task.window to a divisor of {length} "
+            f"that gives {n_in} windows.")
+    return w
+
+
+class WindowEmbedding(nn.Module):
+    """Sequences ``[B, C_in, L]`` -> tokens ``[B, N_in, C]``: non-overlapping windows, one per
+    input column in position order along the line / ring (a linear map per window)."""
+
+    def __init__(self, geometry: Geometry, area: str, sample_shape: tuple[int, int],
+                 channels: int, window: int | None = None) -> None:
+        super().__init__()
+        c_in, length = sample_shape
+        self.window = window_for(length, geometry.area(area).numel(), window, area)
+        self.proj = nn.Conv1d(c_in, channels, self.window, stride=self.window)
+        self.register_buffer("window_of_slot", retinotopic_order(geometry, area))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).transpose(1, 2)[:, self.window_of_slot]  # (B, N_in, C)
+
+    def windows(self, x: Tensor) -> Tensor:
+        """Raw values ``[B, N_in, C_in * window]`` in the tokens' order."""
+        B, c, length = x.shape
+        w = self.window
+        x = x.reshape(B, c, length // w, w).permute(0, 2, 1, 3).reshape(B, length // w, c * w)
+        return x[:, self.window_of_slot]

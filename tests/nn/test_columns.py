@@ -1,7 +1,8 @@
+import pytest
 import torch
 from torch import nn
 
-from colgraph.nn import ColumnLayerNorm, ColumnLinear, ColumnMLP
+from colgraph.nn import ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing
 
 
 def test_column_linear_equals_per_column_loop():
@@ -67,3 +68,66 @@ def test_column_linear_gradcheck():
 
         assert torch.autograd.gradcheck(
             lambda x, w, *b: _ColumnMatmul.apply(x, w, b[0] if b else None), params)
+
+
+# ---------------------------------------------------------------- weight sharing
+
+
+
+def test_full_sharing_is_one_linear_for_every_column():
+    lin = ColumnLinear(5, 4, 3, sharing=Sharing("full"))
+    x = torch.randn(1, 2, 4).expand(5, 2, 4)  # the same input at every column
+    y = lin(x)
+    assert lin.weight.shape == (1, 3, 4) and torch.allclose(y, y[:1].expand_as(y))
+    assert torch.allclose(y[0], torch.nn.functional.linear(x[0], lin.weight[0], lin.bias[0]))
+
+
+def test_lowrank_starts_shared_and_learns_per_column_corrections():
+    lin = ColumnLinear(5, 4, 3, sharing=Sharing("lowrank", rank=2))
+    x = torch.randn(1, 2, 4).expand(5, 2, 4)
+    with torch.no_grad():
+        lin.bias.copy_(lin.bias[:1].expand_as(lin.bias))
+    assert torch.allclose(lin(x), lin(x)[:1].expand(5, 2, 3), atol=1e-6)  # U = 0 at init
+    with torch.no_grad():
+        lin.u.normal_()
+    y = lin(x)
+    w = lin.weight[0] + lin.u[3] @ lin.v[3].T  # column 3's effective weight
+    assert torch.allclose(y[3], x[3] @ w.T + lin.bias[3], atol=1e-5)
+    assert not torch.allclose(y[3], y[0])
+
+
+def test_group_sharing_ties_columns_of_a_group():
+    groups = torch.tensor([2, 2, 7, 7, 7])  # any ids: renumbered 0, 1
+    lin = ColumnLinear(5, 4, 3, sharing=Sharing("groups", groups=groups))
+    norm = ColumnLayerNorm(5, 4, sharing=Sharing("groups", groups=groups))
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(1, 2, 4).expand(5, 2, 4)
+    y = lin(norm(x))
+    assert lin.weight.shape == (2, 3, 4) and lin.group.tolist() == [0, 0, 1, 1, 1]
+    assert torch.allclose(y[0], y[1]) and torch.allclose(y[2], y[4])
+    assert not torch.allclose(y[0], y[2])
+
+
+def test_sharing_errors():
+    with pytest.raises(ValueError, match="Unknown weight sharing 'tied'. Choices: none, full"):
+        Sharing("tied")
+    with pytest.raises(ValueError, match="sharing_rank must be >= 1"):
+        Sharing("lowrank", rank=0)
+    with pytest.raises(ValueError, match="2 group ids for 3 columns"):
+        ColumnLinear(3, 2, 2, sharing=Sharing("groups", groups=torch.tensor([0, 1])))
+
+
+def test_columnformer_parameter_counts_by_sharing():
+    from colgraph import Columnformer
+    from colgraph.geometry import knn, stack
+
+    geo = stack([4, 3, 2], wiring=knn(6))
+    counts = {}
+    for mode in ("none", "full", "lowrank", "groups"):
+        model = Columnformer(geo, channels=8, steps=2, sharing=mode)
+        counts[mode] = sum(p.numel() for p in model.parameters())
+        out = model(torch.randn(2, 16, 8))
+        out.output.sum().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert counts["full"] < counts["groups"] < counts["lowrank"] < counts["none"]
