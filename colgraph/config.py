@@ -13,9 +13,10 @@ from omegaconf import MISSING
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 
-__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig", "OptimConfig", "TrainConfig",
-           "WiringCostConfig", "PlasticityConfig", "ScaleConfig", "Config", "register_configs",
-           "from_node", "to_container"]
+__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig",
+           "OptimConfig", "TrainConfig", "WiringCostConfig", "PlasticityConfig", "ScaleConfig",
+           "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
+           "to_container"]
 
 
 @dataclass
@@ -130,6 +131,35 @@ class WiringCostConfig:
 
 
 @dataclass
+class SmoothnessConfig:
+    """Local contrastive feature-smoothness loss (see colgraph.objectives.smoothness_loss)."""
+
+    weight: float = 0.0  # weight in the loss (0 = off; the smoothness measure is always logged)
+    radius: float | None = None  # neighbours: edges no longer than this (None: median edge)
+    temperature: float = 0.1
+    negatives: int = 8  # random distant partners per column
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.temperature <= 0 or self.negatives < 1 or (
+                self.radius is not None and self.radius <= 0):
+            raise ValueError(f"smoothness needs weight >= 0, temperature > 0, negatives >= 1 "
+                             f"and radius > 0 (got weight={self.weight}, temperature="
+                             f"{self.temperature}, negatives={self.negatives}, radius="
+                             f"{self.radius}).")
+
+
+@dataclass
+class SparsityConfig:
+    """Scale-free L1 penalty on column states (see colgraph.model.Activity)."""
+
+    weight: float = 0.0  # weight of mean|x| / RMS(x) in the loss (0 = off; always logged)
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"sparsity.weight must be >= 0 (got {self.weight}).")
+
+
+@dataclass
 class ScaleConfig:
     """Grow the sheet during training: make ``area`` ``factor`` times denser at ``at_step``."""
 
@@ -154,6 +184,8 @@ class Config:
     wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    smoothness: SmoothnessConfig = field(default_factory=SmoothnessConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | ...
 
 

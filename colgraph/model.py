@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from .geometry import Geometry
 from .nn import SHARING, ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges, Sharing
 
-__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Columnformer",
+__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
            "column_groups"]
 
 
@@ -89,6 +89,7 @@ class ColumnformerConfig:
     sharing_rank: int = 4  # lowrank: rank of each column's correction to the shared weights
     input_area: str = "input"
     output_area: str = "output"
+    activity_threshold: float = 0.1  # a unit / column is silent below this x its step's RMS
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.steps < 1 or self.heads < 1:
@@ -107,11 +108,21 @@ class ColumnformerConfig:
             raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
 
 
+class Activity(NamedTuple):
+    """How much of the sheet is active, per step (relative to each step's RMS state, so the
+    numbers do not depend on the states' scale)."""
+
+    l1: Tensor  # scalar, differentiable: mean over steps of mean|x_t| / RMS(x_t)
+    silent: Tensor  # (T,) fraction of state units with |x| < threshold * RMS(x_t)
+    active: Tensor  # (T,) mean number of columns per sample whose RMS > threshold * RMS(x_t)
+
+
 class ColumnformerOutput(NamedTuple):
     output: Tensor  # (B, N_out, C) final states of the output area
     state: Tensor  # (B, N, C) final states of all columns
     attention: list[Tensor]  # T tensors (E, H): per-step edge attention, batch mean
     outputs: Tensor | None = None  # (B, T, N_out, C) output area after each step (frames in)
+    activity: Activity | None = None  # sparsity statistics of the states after each step
 
 
 class Columnformer(nn.Module):
@@ -225,7 +236,7 @@ class Columnformer(nn.Module):
         # columns first inside the sheet: (N_in, B, C), or (T, N_in, B, C) for frames
         tokens = tokens.permute(1, 2, 0, 3) if frames else tokens.transpose(0, 1)
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
-        attention, outputs = [], []
+        attention, outputs, l1, silent, active = [], [], [], [], []
         for t in range(T):
             if frames:
                 x = x.index_add(0, self.input_index, tokens[t])  # (N, B, C)
@@ -238,9 +249,16 @@ class Columnformer(nn.Module):
             attention.append(attn)
             if frames:
                 outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
+            rms = x.pow(2).mean().sqrt().clamp_min(1e-12)
+            l1.append(x.abs().mean() / rms)
+            with torch.no_grad():
+                cut = self.config.activity_threshold * rms
+                silent.append((x.abs() < cut).float().mean())
+                active.append((x.pow(2).mean(-1).sqrt() > cut).float().sum(0).mean())
         state = x.transpose(0, 1)  # (B, N, C)
+        activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
         return ColumnformerOutput(state[:, self.output_index], state, attention,
-                                  torch.stack(outputs, 1) if frames else None)
+                                  torch.stack(outputs, 1) if frames else None, activity)
 
     def extra_repr(self) -> str:
         c = self.config

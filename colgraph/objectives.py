@@ -1,13 +1,29 @@
-"""Training objectives beyond the task loss: the wiring cost."""
+"""Training objectives beyond the task loss, and the measures they move.
+
+* **Wiring cost**: attention x edge length (relative to uniform attention).
+* **Feature smoothness**: a local contrastive loss over the sheet's geometry: a column's
+  response across a batch should resemble its neighbours' (edges no longer than ``radius``)
+  more than those of random distant columns (InfoNCE with temperature ``temperature``).
+  :func:`topographic_smoothness` measures the result: response correlation of neighbours
+  minus that of random pairs, and correlation against distance for figures.
+* **Activation sparsity**: :class:`colgraph.model.Activity` (computed in every forward):
+  the scale-free L1 penalty ``mean|x| / RMS(x)`` of the states after each step, the
+  fraction of silent units and the mean number of active columns per step.
+
+All of them cost O(E) or O(N) per step, never O(N^2): pairs come from the edges or from a
+fixed number of random partners per column.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["wiring_length", "wiring_cost"]
+__all__ = ["wiring_length", "wiring_cost", "column_responses", "smoothness_loss",
+           "topographic_smoothness", "distant_pairs", "measure_topography"]
 
 
 def wiring_length(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Tensor,
@@ -55,3 +71,132 @@ def wiring_cost(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Te
     has_input = torch.bincount(dst, minlength=uniform.numel()) > 0
     scale = uniform[has_input].mean().clamp_min(1e-12)
     return wiring_length(attention, edge_index, edge_length, p) / scale
+
+
+def column_responses(state: Tensor) -> Tensor:
+    """``[N, B * C]``: each column's response over a batch (states ``[B, N, C]``), centred
+    over the batch and scaled to unit norm, so a dot product is a correlation."""
+    z = state.transpose(0, 1)  # (N, B, C)
+    z = (z - z.mean(1, keepdim=True)).flatten(1)  # (N, B*C)
+    return z / z.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def distant_pairs(pos: Tensor, num: int, radius: float, generator: torch.Generator | None,
+                  period: Tensor | None = None, metric: str = "euclidean") -> Tensor:
+    """``[2, P]`` pairs (anchor, partner): ``num`` random partners per column, kept only if
+    farther than ``radius`` (so fewer than ``N * num`` pairs near a small sheet's edge)."""
+    from .geometry import measure
+
+    n = pos.size(0)
+    anchor = torch.arange(n, device=pos.device).repeat_interleave(num)
+    partner = torch.randint(0, n, (n * num,), generator=generator).to(pos.device)
+    length = measure(pos, partner, anchor, metric, period)
+    keep = length > radius
+    return torch.stack([anchor[keep], partner[keep]])
+
+
+def smoothness_loss(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos: Tensor,
+                    radius: float, temperature: float = 0.1, negatives: int = 8,
+                    generator: torch.Generator | None = None, period: Tensor | None = None,
+                    metric: str = "euclidean") -> Tensor:
+    """Local contrastive loss on column responses (InfoNCE over the sheet).
+
+    For every column ``a`` with neighbours (its incoming edges no longer than ``radius``)::
+
+        loss_a = -log( sum_pos exp(r_a . r_p / tau) /
+                       (sum_pos exp(r_a . r_p / tau) + sum_neg exp(r_a . r_n / tau)) )
+
+    with responses ``r`` from :func:`column_responses` and ``negatives`` random partners per
+    column farther than ``radius``. Neighbours that respond identically while distant
+    columns respond oppositely give a loss near 0; a sheet whose responses ignore position
+    gives about ``log(1 + negatives / neighbours)`` or more. Mean over columns with
+    neighbours.
+
+    Example:
+        >>> from colgraph.geometry import line, knn
+        >>> geo = line(2, wiring=knn(k=1))  # two neighbouring columns, nothing distant
+        >>> same = torch.randn(32, 1, 4).expand(32, 2, 4)  # identical responses
+        >>> float(smoothness_loss(same, geo.edge_index, geo.edge_length, geo.pos, radius=1.0))
+        0.0
+    """
+    from torch_geometric.utils import scatter
+
+    z = column_responses(state)  # (N, D)
+    near = edge_length <= radius
+    src, dst = edge_index[0, near], edge_index[1, near]
+    if src.numel() == 0:
+        raise ValueError(f"smoothness.radius={radius} is shorter than every edge of the sheet, "
+                         f"so no column has neighbours. Raise smoothness.radius (the shortest "
+                         f"edge is {float(edge_length.min()):.3g}).")
+    neg = distant_pairs(pos, negatives, radius, generator, period, metric)
+    anchor = torch.cat([dst, neg[0]])
+    partner = torch.cat([src, neg[1]])
+    logit = (z[anchor] * z[partner]).sum(1) / temperature  # (P,)
+    n = z.size(0)
+    is_pos = torch.cat([torch.ones_like(src, dtype=torch.bool),
+                        torch.zeros_like(neg[0], dtype=torch.bool)])
+    top = scatter(logit.detach(), anchor, 0, dim_size=n, reduce="max")  # stable logsumexp
+    e = (logit - top[anchor]).exp()
+    all_sum = scatter(e, anchor, 0, dim_size=n, reduce="sum")
+    pos_sum = scatter(e * is_pos, anchor, 0, dim_size=n, reduce="sum")
+    has = pos_sum > 0
+    return (all_sum[has].log() - pos_sum[has].log()).mean()
+
+
+@torch.no_grad()
+def topographic_smoothness(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos: Tensor,
+                           radius: float | None = None, pairs: int = 8,
+                           generator: torch.Generator | None = None,
+                           period: Tensor | None = None, metric: str = "euclidean"
+                           ) -> dict[str, Tensor | float]:
+    """How topographic the sheet's responses are.
+
+    Returns ``smoothness`` = mean response correlation of neighbours (edges no longer than
+    ``radius``, default: all edges) minus that of ``pairs`` random partners per column
+    (0: no topography; up to 2), and the raw ``distance`` / ``correlation`` of every pair
+    used (edges and random pairs) for a correlation-vs-distance figure.
+    """
+    from .geometry import measure
+
+    z = column_responses(state)
+    near = edge_length <= (radius if radius is not None else float("inf"))
+    src, dst = edge_index[0, near], edge_index[1, near]
+    n = z.size(0)
+    anchor = torch.arange(n, device=z.device).repeat_interleave(pairs)
+    partner = torch.randint(0, n, (n * pairs,), generator=generator).to(z.device)
+    keep = partner != anchor
+    anchor, partner = anchor[keep], partner[keep]
+    c_near = (z[dst] * z[src]).sum(1)
+    c_rand = (z[anchor] * z[partner]).sum(1)
+    d_rand = measure(pos, partner, anchor, metric, period)
+    return {"smoothness": float(c_near.mean() - c_rand.mean()) if c_near.numel() else 0.0,
+            "distance": torch.cat([edge_length[near], d_rand]),
+            "correlation": torch.cat([c_near, c_rand])}
+
+
+@torch.no_grad()
+def measure_topography(model: Any, x: Tensor, batch_size: int = 256, radius: float | None = None,
+                       pairs: int = 8, seed: int = 0) -> dict[str, Any]:
+    """:func:`topographic_smoothness` of a task model (``model.sheet(x)``) over a data set:
+    the sample-weighted mean ``smoothness`` and every pair's ``distance`` / ``correlation``
+    (numpy arrays, pairs of all batches) for :func:`colgraph.connectome.figures.plot_topography`.
+    """
+    import numpy as np
+
+    was = model.training
+    model.eval()
+    edges = model.columnformer.edges
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    total, n, dist, corr = 0.0, 0, [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device)
+        m = topographic_smoothness(model.sheet(xb).state, edges.index, edges.length, edges.pos,
+                                   radius, pairs, gen, edges.period, edges.metric)
+        total += m["smoothness"] * len(xb)
+        n += len(xb)
+        dist.append(m["distance"].cpu().numpy())
+        corr.append(m["correlation"].cpu().numpy())
+    model.train(was)
+    return {"smoothness": total / max(n, 1), "distance": np.concatenate(dist),
+            "correlation": np.concatenate(corr)}

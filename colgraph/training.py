@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from . import __version__
-from .config import ScaleConfig, TrainConfig, from_node, to_container
+from .config import (Config, ScaleConfig, SmoothnessConfig, SparsityConfig, TrainConfig, from_node,
+                     to_container)
 from .data import Augment, Data, iterate_batches, load_data
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
-from .objectives import wiring_cost, wiring_length
+from .objectives import smoothness_loss, topographic_smoothness, wiring_cost, wiring_length
 from .plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
 from .tasks import TASKS, Task, build_task, task_class
 
@@ -113,22 +114,41 @@ class _Totals:
         return {f"{prefix}{k}": v / max(self.n, 1) for k, v in self.sums.items()}
 
 
+def smoothness_radius(cfg: Any, edge_length: torch.Tensor) -> float:
+    """``smoothness.radius``, or by default the median edge length of the sheet."""
+    r = cfg.smoothness.radius
+    return float(r) if r is not None else float(edge_length.median())
+
+
 @torch.no_grad()
 def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             device: torch.device) -> dict[str, float]:
-    """The task's statistics (``test_<stat>``), loss and attention-weighted wiring length on a
-    held-out set."""
+             device: torch.device, radius: float | None = None) -> dict[str, float]:
+    """On a held-out set: the task's statistics (``test_<stat>``) and loss, the
+    attention-weighted wiring length, topographic smoothness (neighbours within ``radius``,
+    default every edge; see :func:`colgraph.objectives.topographic_smoothness`), the fraction
+    of silent state units and the mean number of active columns per step."""
     model.eval()
     cf = model.columnformer
+    edges = cf.edges
     totals = _Totals()
+    gen = torch.Generator().manual_seed(0)  # the same random pairs every evaluation
     for xb, yb in iterate_batches(x, y, batch_size):
         xb, yb = xb.to(device), yb.to(device)
         res = model(xb, yb)
+        act = res.out.activity
+        topo = topographic_smoothness(res.out.state, edges.index, edges.length, edges.pos,
+                                      radius, generator=gen, period=edges.period,
+                                      metric=edges.metric)
         totals.add(res.loss, res.stats, len(xb), wiring_length=float(
-            wiring_length(res.out.attention, cf.edge_index, cf.edge_length)))
+            wiring_length(res.out.attention, cf.edge_index, cf.edge_length)),
+            smoothness=topo["smoothness"], silent=float(act.silent.mean()),
+            active_columns=float(act.active.mean()))
     m = totals.means("test_")
-    return {**{k: v for k, v in m.items() if k not in ("test_loss", "test_wiring_length")},
-            "test_loss": m["test_loss"], "wiring_length": m["test_wiring_length"]}
+    extra = ("test_loss", "test_wiring_length", "test_smoothness", "test_silent",
+             "test_active_columns")
+    return {**{k: v for k, v in m.items() if k not in extra}, "test_loss": m["test_loss"],
+            "wiring_length": m["test_wiring_length"], "smoothness": m["test_smoothness"],
+            "silent": m["test_silent"], "active_columns": m["test_active_columns"]}
 
 
 # ---------------------------------------------------------------------- checkpoints
@@ -224,7 +244,8 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     from omegaconf import OmegaConf
 
     state = load_checkpoint(path)
-    cfg = OmegaConf.create(state["config"])
+    # on the schema: settings added since the run was trained take their defaults
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     geometry = Geometry.from_state_dict(state["geometry"])
     data = load_task_data(cfg) if with_data else None
     spec = state["task"]
@@ -308,6 +329,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     device = resolve_device(cfg.device)
     plasticity_cfg = from_node(PlasticityConfig, cfg.plasticity, "plasticity")  # up front
     scale_cfg = from_node(ScaleConfig, cfg.scale, "scale")
+    smooth_cfg = from_node(SmoothnessConfig, cfg.smoothness, "smoothness")
+    from_node(SparsityConfig, cfg.sparsity, "sparsity")
     train_cfg = from_node(TrainConfig, cfg.train, "train")
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     source = (load_checkpoint(cfg.train.init_from)
@@ -359,6 +382,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
               f"({model.columnformer.edges.num_edges} edges).")
 
     cf = model.columnformer
+    radius = smoothness_radius(cfg, cf.edge_length)
     logger = _Logger(run_dir, cfg.train.tensorboard)
     ckpt_path = run_dir / CHECKPOINT_NAME
     metrics: dict[str, Any] = {}
@@ -386,6 +410,14 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             if cfg.wiring.weight:
                 cost = wiring_cost(out.attention, cf.edge_index, cf.edge_length, cfg.wiring.p)
                 loss = loss + cfg.wiring.weight * cost
+            if smooth_cfg.weight:
+                edges = cf.edges
+                loss = loss + smooth_cfg.weight * smoothness_loss(
+                    out.state, edges.index, edges.length, edges.pos, radius,
+                    smooth_cfg.temperature, smooth_cfg.negatives, period=edges.period,
+                    metric=edges.metric)
+            if cfg.sparsity.weight:
+                loss = loss + cfg.sparsity.weight * out.activity.l1
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"Loss became {float(loss)} at step {step}; the last good checkpoint is "
@@ -424,7 +456,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                    "lr": scheduler.get_last_lr()[0], "edges": cf.edges.num_edges,
                    "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
-            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
+            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
             if cfg.train.progress:
                 key = model.metric
                 print(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train {key} "
@@ -443,8 +475,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             "plasticity": plasticity.state_dict() if plasticity is not None else None,
             "rng": _rng_state(), "metrics": metrics, "task": model.spec()})
     logger.close()
-    if "test_acc" not in metrics:
-        metrics.update(evaluate(model, data.x_test, data.y_test, 256, device))
+    if "wiring_length" not in metrics:
+        metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
     metrics["checkpoint"] = str(ckpt_path)
     print(f"test {model.metric_label} {metrics['test_' + model.metric]:.4f} | mean attention-weighted wiring length "
           f"{metrics['wiring_length']:.3f} | checkpoint {ckpt_path}")

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import compose, write_section  # noqa: E402
 
 RUNS = {
     "static knn (default)": [],
@@ -32,17 +33,6 @@ RUNS = {
     "knn, area1 grown 6x6 -> 11x11 at step 230": ["scale.area=area1", "scale.at_step=230"],
 }
 FIGURE_RUN = "+experiment=learned_wiring"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from colgraph.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 def figure(before, after, path: Path) -> None:
@@ -152,9 +142,6 @@ def main() -> None:
                      f"attention-weighted length {100 * (w[2] / s_[2] - 1):+.0f}%.")
     print(text)
     if args.out:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from _report import write_section
-
         write_section(args.out, "plasticity-digits", text)
 
 

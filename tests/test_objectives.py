@@ -1,7 +1,11 @@
+import math
+
+import pytest
 import torch
 
-from colgraph.geometry import grid, radius
-from colgraph.objectives import wiring_cost, wiring_length
+from colgraph.geometry import grid, knn, line, radius
+from colgraph.objectives import (smoothness_loss, topographic_smoothness, wiring_cost,
+                                 wiring_length)
 
 
 def local_and_uniform(geo):
@@ -31,3 +35,67 @@ def test_cost_is_independent_of_sheet_size_and_units():
         scaled = wiring_cost([local], geo.edge_index, 10 * geo.edge_length)
         assert torch.isclose(costs[-1], scaled)
     assert abs(float(costs[0] - costs[1])) < 0.05
+
+
+def _topographic_states(n=32, batch=64, channels=4):
+    """Responses that vary smoothly along a line: column n sees a wave at phase 2 pi n / n."""
+    phase = torch.linspace(0, 2 * math.pi, n + 1)[:-1]  # (N,)
+    stim = torch.rand(batch, 1, 1) * 2 * math.pi  # a random stimulus position per sample
+    return torch.cos(stim - phase.view(1, n, 1)).expand(batch, n, channels).contiguous()
+
+
+def test_smoothness_loss_known_answers():
+    geo = line(2, wiring=knn(k=1))
+    same = torch.randn(16, 1, 3).expand(16, 2, 3)
+    assert float(smoothness_loss(same, geo.edge_index, geo.edge_length, geo.pos, 1.0)) == 0.0
+    geo = line(32, wiring=knn(k=2))
+    state = _topographic_states()
+    shuffled = state[:, torch.randperm(32, generator=torch.Generator().manual_seed(0))]
+    args = (geo.edge_index, geo.edge_length, geo.pos, 1.0)
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    smooth = float(smoothness_loss(state, *args, generator=gen()))
+    rough = float(smoothness_loss(shuffled, *args, generator=gen()))
+    assert smooth < 0.3 and rough > 2.0 and rough > 5 * smooth
+    m_smooth = topographic_smoothness(state, geo.edge_index, geo.edge_length, geo.pos,
+                                      generator=gen())
+    m_rough = topographic_smoothness(shuffled, geo.edge_index, geo.edge_length, geo.pos,
+                                     generator=gen())
+    assert m_smooth["smoothness"] > 0.8 and abs(m_rough["smoothness"]) < 0.3
+    assert m_smooth["distance"].shape == m_smooth["correlation"].shape
+
+
+def test_smoothness_loss_is_differentiable_and_checks_radius():
+    geo = line(8, wiring=knn(k=2))
+    state = torch.randn(4, 8, 3, requires_grad=True)
+    smoothness_loss(state, geo.edge_index, geo.edge_length, geo.pos, 1.0).backward()
+    assert state.grad is not None and torch.isfinite(state.grad).all()
+    with pytest.raises(ValueError, match="shorter than every edge.*shortest edge is 1"):
+        smoothness_loss(state, geo.edge_index, geo.edge_length, geo.pos, 0.5)
+
+
+def test_activity_statistics():
+    from colgraph import Columnformer
+
+    geo = grid(4, wiring=knn(k=4))
+    model = Columnformer(geo, channels=8, steps=3, activity_threshold=0.5)
+    out = model(torch.randn(5, 16, 8))
+    act = out.activity
+    assert act.silent.shape == (3,) and act.active.shape == (3,)
+    assert ((0 <= act.silent) & (act.silent <= 1)).all()
+    assert ((0 <= act.active) & (act.active <= 16)).all()
+    assert 0 < float(act.l1.detach()) <= 1.0 + 1e-6  # mean|x| / RMS(x) <= 1
+    act.l1.backward()
+    assert model.column_embed.grad is not None
+
+
+def test_smoothness_and_sparsity_train_and_are_logged(tmp_path):
+    from colgraph.training import train
+
+    from conftest import TINY, compose
+
+    metrics = train(compose(TINY + ["train.max_steps=2", "smoothness.weight=0.5",
+                                    "sparsity.weight=0.1"]), tmp_path)
+    for key in ("smoothness", "silent", "active_columns"):
+        assert math.isfinite(metrics[key]), key
+    with pytest.raises(ValueError, match="smoothness needs weight >= 0, temperature > 0"):
+        train(compose(TINY + ["smoothness.temperature=0"]), tmp_path / "b")

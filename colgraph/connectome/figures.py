@@ -8,7 +8,7 @@ import numpy as np
 
 from .analysis import EdgeArrays, arrays, plain_areas, receptive_fields
 
-__all__ = ["plot_all", "FIGURES"]
+__all__ = ["plot_all", "FIGURES", "plot_topography"]
 
 FIGURES = ("sheet.png", "lengths.png", "flow.png", "degrees.png", "receptive_fields.png")
 
@@ -161,3 +161,32 @@ def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:
     plot_degrees(a, paths[3])
     plot_receptive_fields(a, paths[4])
     return paths
+
+
+def plot_topography(distance: np.ndarray, correlation: np.ndarray, path: str | Path,
+                    smoothness: float | None = None, bins: int = 12) -> Path:
+    """Response correlation against distance on the sheet (binned mean and spread): a
+    topographic sheet's curve falls with distance."""
+    plt = _plt()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ok = np.isfinite(distance) & np.isfinite(correlation)
+    d, c = distance[ok], correlation[ok]
+    edges = np.unique(np.quantile(d, np.linspace(0, 1, bins + 1))) if d.size else np.array([])
+    if edges.size >= 2:
+        idx = np.clip(np.digitize(d, edges[1:-1]), 0, edges.size - 2)
+        centre = np.array([d[idx == i].mean() for i in range(edges.size - 1) if (idx == i).any()])
+        mean = np.array([c[idx == i].mean() for i in range(edges.size - 1) if (idx == i).any()])
+        sd = np.array([c[idx == i].std() for i in range(edges.size - 1) if (idx == i).any()])
+        ax.fill_between(centre, mean - sd, mean + sd, alpha=0.25, label="± 1 s.d.")
+        ax.plot(centre, mean, "o-", label="mean over column pairs")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("distance between columns (geometry units)")
+    ax.set_ylabel("response correlation across samples")
+    title = "Topography: response correlation vs distance"
+    if smoothness is not None:
+        title += f"\nsmoothness (neighbours - random pairs) = {smoothness:.3f}"
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    _save(fig, path)
+    return path
