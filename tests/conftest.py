@@ -22,6 +22,7 @@ def compose(overrides: list[str] | None = None):
 
 # a small, fast configuration of the main job for end-to-end tests
 TINY = ["geometry.widths=[8,4]", "geometry.wiring.k=6", "model.channels=16", "model.steps=2",
+        "model.heads=1", "model.value_proj=false", "model.dropout=0",
         "train.epochs=2", "train.batch_size=128", "train.progress=false",
         "train.tensorboard=false", "device=cpu"]
 

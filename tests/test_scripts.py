@@ -23,6 +23,17 @@ def test_train_script_with_overrides(tmp_path):
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
 
 
+def test_train_script_runs_sequence_and_masked_tasks(tmp_path):
+    out = run([str(ROOT / "scripts" / "train.py"), "+experiment=waves", "data.samples=100",
+               "model.channels=8", "train.max_steps=2", "train.progress=false",
+               "train.tensorboard=false", f"hydra.run.dir={tmp_path / 'seq'}"], tmp_path)
+    assert "test accuracy" in out and "line(16)" in out
+    out = run([str(ROOT / "scripts" / "train.py"), "+experiment=mim", "model.channels=8",
+               "train.max_steps=2", "train.progress=false", "train.tensorboard=false",
+               f"hydra.run.dir={tmp_path / 'mim'}"], tmp_path)
+    assert "test masked-patch MSE" in out
+
+
 def test_train_script_reports_bad_geometry(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "geometry.name=grd",
                            f"hydra.run.dir={tmp_path}"], cwd=tmp_path, capture_output=True,

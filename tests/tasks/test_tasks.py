@@ -35,6 +35,11 @@ def test_task_trains_and_round_trips_through_a_checkpoint(tmp_path, name):
     with torch.no_grad():
         a, b = model(x, y), again(x, y)
     assert torch.equal(a.prediction, b.prediction) and float(a.loss) == float(b.loss)
+    from colgraph.connectome import to_networkx
+
+    G = to_networkx(tmp_path, loader="test", max_batches=1)  # what the task feeds the sheet
+    assert G.number_of_edges() == model.columnformer.edges.num_edges
+    assert all(d["attention"] >= 0 for _, _, d in G.edges(data=True))
 
 
 def test_forecast_beats_persistence_after_training(tmp_path):
