@@ -57,6 +57,7 @@ class TaskConfig:
     patch_size: int | None = None  # images: patch side; None = one patch per input column
     window: int | None = None  # sequences: window length; None = one window per input column
     pool: str = "mean"  # classification: mean | max over the output area's columns
+    label_smoothing: float = 0.0  # classification: cross-entropy against smoothed targets
     mask_ratio: float = 0.5  # masked_image: fraction of patches replaced by the mask token
     norm_pix: bool = False  # masked_image: predict per-patch normalised pixels
     decoder_area: str | None = None  # masked_image: area read out (default: the input area)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
 from .nn import SHARING, ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges, Sharing
@@ -85,11 +86,15 @@ class ColumnformerConfig:
     bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
+    recompute: bool = False  # activation checkpointing: keep only each step's input state
     sharing: str = "none"  # none (untied) | full | lowrank | groups (per area): see nn.Sharing
     sharing_rank: int = 4  # lowrank: rank of each column's correction to the shared weights
     input_area: str = "input"
     output_area: str = "output"
     activity_threshold: float = 0.1  # a unit / column is silent below this x its step's RMS
+
+    # settings that change how the sheet runs, not what it is (train.init_from may differ)
+    RUNTIME = ("dropout", "attn_dropout", "backend", "recompute", "activity_threshold")
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.steps < 1 or self.heads < 1:
@@ -245,7 +250,12 @@ class Columnformer(nn.Module):
             if self.step_embed is not None:
                 x = x + self.step_embed[t]
             sheet = self.sheets[0 if self.config.tied_depth else t]
-            x, attn = sheet(x)
+            if self.config.recompute and torch.is_grad_enabled() and not self._recording(sheet):
+                # activation checkpointing: backward re-runs the step (same dropout masks:
+                # the RNG state is restored), so only x is kept per step
+                x, attn = checkpoint(sheet, x, use_reentrant=False)
+            else:
+                x, attn = sheet(x)
             attention.append(attn)
             if frames:
                 outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
@@ -259,6 +269,12 @@ class Columnformer(nn.Module):
         activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
         return ColumnformerOutput(state[:, self.output_index], state, attention,
                                   torch.stack(outputs, 1) if frames else None, activity)
+
+    @staticmethod
+    def _recording(sheet: Sheet) -> bool:
+        """Plasticity records a step's tensors (and hooks its gradient) as it runs: a
+        recomputed step would record twice, so recording steps are not recomputed."""
+        return sheet.attn.record is not None
 
     def extra_repr(self) -> str:
         c = self.config

@@ -167,7 +167,8 @@ def check_init_source(source: dict[str, Any], cfg: Any) -> None:
                          f"task={cfg.task.name} reads {want.modality}s. Start from a run of a "
                          f"{want.modality} task.")
     theirs, ours = source["config"]["model"], to_container(cfg.model)
-    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    differ = sorted(k for k in set(theirs) | set(ours)
+                    if theirs.get(k) != ours.get(k) and k not in ColumnformerConfig.RUNTIME)
     if differ:
         raise ValueError(f"train.init_from={path} was built with other model settings: "
                          + ", ".join(f"model.{k}={theirs.get(k)} (here {ours.get(k)})"

@@ -3,8 +3,10 @@ sections that the README quotes.
 
     python scripts/experiment_tasks.py waves     # 1-D set: sheet vs a small 1-D CNN and an MLP
     python scripts/experiment_tasks.py mim       # digits: MIM pre-training + probe vs random probe
-    python scripts/experiment_tasks.py knobs     # sharing x augmentation x smoothness / sparsity
+    python scripts/experiment_tasks.py knobs-digits   # sharing x augmentation, smoothness, sparsity
+    python scripts/experiment_tasks.py knobs-waves    # the same on the 1-D set
     python scripts/experiment_tasks.py seeds     # the main job over seeds 0, 1, 2
+    python scripts/experiment_tasks.py mim seeds --out BENCHMARKS.md   # several sections
     python scripts/experiment_tasks.py all --out BENCHMARKS.md
 
 Runs one after the other (never in parallel: 2 cores). The baselines train on exactly the
@@ -139,40 +141,38 @@ def mim(args) -> str:
             + "\n".join(lines))
 
 
-KNOB_RUNS = {  # name -> overrides, on top of each data set's base
+SHARING_RUNS = {  # row label -> overrides, on top of each data set's base
     "untied (none)": ["model.sharing=none"], "lowrank (r=4)": ["model.sharing=lowrank"],
     "full sharing": ["model.sharing=full"],
 }
+KNOB_SETS = {  # data set -> (title, base overrides, the other augmentation, labels: base, other)
+    "digits": ("digits (main job)", [], ["data.augment.shift=1"], ("off", "on (shift 1)")),
+    "waves": ("waves (`+experiment=waves train.epochs=60`)", WAVES60, ["data.augment.shift=0"],
+              ("on", "off")),
+}
 
 
-def knobs(args) -> str:
-    text = ("## Weight sharing, augmentation, smoothness and sparsity "
-            "(`scripts/experiment_tasks.py knobs`)\n\nSeed 0; smoothness = response "
+def knobs(which: str) -> str:
+    """Every sharing mode with and without augmentation and smoothness; sparsity untied."""
+    title, base, other_aug, (aug, other) = KNOB_SETS[which]
+    runs = []
+    for name, ov in SHARING_RUNS.items():
+        runs += [(name, aug, "-", base + ov), (name, other, "-", base + ov + other_aug),
+                 (name, aug, "smoothness 0.1", base + ov + ["smoothness.weight=0.1"])]
+    runs.append(("untied (none)", aug, "sparsity 0.1",
+                 base + SHARING_RUNS["untied (none)"] + ["sparsity.weight=0.1"]))
+    lines = ["| sharing | augmentation | extra loss | test acc | parameters | wiring length "
+             "| smoothness | silent | active columns |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, augment, extra, ov in runs:
+        m = run(ov)
+        lines.append(f"| {name} | {augment} | {extra} | {100 * m['test_acc']:.1f}% | "
+                     f"{m['parameters']:,} | {m['wiring_length']:.3f} | {m['smoothness']:.3f} "
+                     f"| {m['silent']:.3f} | {m['active_columns']:.1f} |")
+    return (f"## Weight sharing, augmentation, smoothness and sparsity: {title} "
+            f"(`scripts/experiment_tasks.py knobs-{which}`)\n\nSeed 0; smoothness = response "
             "correlation of wired neighbours minus random pairs on the test set; silent = "
             "fraction of state units below 0.1 x the step's RMS; active = columns above it "
-            "(mean over steps and samples).")
-    sets = {"digits (main job)": ([], ["data.augment.shift=1"]),
-            "waves (`+experiment=waves train.epochs=60`)": (WAVES60, WAVES60 + [
-                "data.augment.shift=0", "model.sharing=none"])}
-    for title, (base, other_aug) in sets.items():
-        aug_default = "on" if base else "off"
-        lines = ["| sharing | augmentation | extra loss | test acc | parameters | wiring length "
-                 "| smoothness | silent | active columns |", "|---|---|---|---|---|---|---|---|---|"]
-        runs = [(n, aug_default, "-", base + ov) for n, ov in KNOB_RUNS.items()]
-        untied = ["model.sharing=none"]
-        runs += [("untied (none)", "off" if base else "on (shift 1)", "-", other_aug),
-                 ("untied (none)", aug_default, "smoothness 0.1",
-                  base + untied + ["smoothness.weight=0.1"]),
-                 ("untied (none)", aug_default, "sparsity 0.1",
-                  base + untied + ["sparsity.weight=0.1"])]
-        for name, aug, extra, ov in runs:
-            m = run(ov)
-            lines.append(f"| {name} | {aug} | {extra} | {100 * m['test_acc']:.1f}% | "
-                         f"{m['parameters']:,} | {m['wiring_length']:.3f} | "
-                         f"{m['smoothness']:.3f} | {m['silent']:.3f} | "
-                         f"{m['active_columns']:.1f} |")
-        text += f"\n\n### {title}\n\n" + "\n".join(lines)
-    return text
+            "(mean over steps and samples).\n\n" + "\n".join(lines))
 
 
 def seeds(args) -> str:
@@ -184,15 +184,16 @@ def seeds(args) -> str:
             + f" for seeds 0, 1, 2; mean {100 * mean:.2f}%, s.d. {100 * sd:.2f} points.")
 
 
-SECTIONS = {"waves": waves, "mim": mim, "knobs": knobs, "seeds": seeds}
+SECTIONS = {"waves": waves, "mim": mim, "knobs-digits": lambda args: knobs("digits"),
+            "knobs-waves": lambda args: knobs("waves"), "seeds": seeds}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=[*SECTIONS, "all"])
+    p.add_argument("what", nargs="+", choices=[*SECTIONS, "all"])
     p.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md to update")
     args = p.parse_args()
-    for name in (SECTIONS if args.what == "all" else [args.what]):
+    for name in (SECTIONS if "all" in args.what else args.what):
         text = SECTIONS[name](args)
         print(text)
         if args.out:

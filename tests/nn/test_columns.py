@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from colgraph.nn import ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing
+from colgraph.nn import ColumnDropout, ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing, keep_mask
 
 
 def test_column_linear_equals_per_column_loop():
@@ -57,6 +57,39 @@ def test_mlp_shape_and_repr():
     assert mlp(torch.randn(3, 2, 8)).shape == (3, 2, 8)
     assert repr(mlp) == "ColumnMLP(columns=3, channels=8, hidden=16)"
     assert repr(mlp.fc1) == "ColumnLinear(columns=3, in=8, out=16, bias=True)"
+
+
+def test_keep_mask_is_bernoulli_and_seeded():
+    for p in (0.0, 0.2, 0.5, 0.9):
+        mask = keep_mask((1000, 1000), p)
+        assert mask.dtype == torch.bool and mask.shape == (1000, 1000)
+        assert abs(float(mask.float().mean()) - (1 - p)) < 3e-3
+    mask = keep_mask((400_000,), 0.5).float()
+    assert abs(float((mask[1:] * mask[:-1]).mean()) - 0.25) < 3e-3  # neighbours independent
+    assert abs(float((mask[4:] * mask[:-4]).mean()) - 0.25) < 3e-3  # lanes of one draw too
+    assert keep_mask((7,), 0.5).shape == (7,)  # sizes that are not a multiple of four
+    torch.manual_seed(3)
+    a = keep_mask((5, 6), 0.3)
+    torch.manual_seed(3)
+    assert torch.equal(a, keep_mask((5, 6), 0.3))
+
+
+def test_column_dropout_matches_nn_dropout_in_law():
+    drop = ColumnDropout(0.5)
+    x = torch.ones(4, 8, 16)
+    a, b = drop(x), drop(x)
+    assert not torch.equal(a, b)  # a fresh mask per call, as nn.Dropout
+    assert set(a.unique().tolist()) <= {0.0, 2.0}  # kept units are scaled by 1 / (1 - p)
+    assert abs(float(drop(torch.ones(1000, 100)).mean()) - 1.0) < 0.02  # unbiased
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    y = drop(x)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * 2.0)  # gradient flows through kept units
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    assert repr(drop) == "ColumnDropout(p=0.5)"
+    with pytest.raises(ValueError, match=r"Dropout probability must be in \[0, 1\) \(got 1.0\)"):
+        ColumnDropout(1.0)
 
 
 def test_column_linear_gradcheck():

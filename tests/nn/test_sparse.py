@@ -41,3 +41,16 @@ def test_edge_csr_requires_canonical_order():
     geo = grid(3, wiring=knn(2))
     with pytest.raises(ValueError, match="sorted by target"):
         EdgeCSR(geo.edge_index.flip(1), geo.num_columns)
+
+
+def test_block_cache_is_bounded_and_reuses_recent_blocks():
+    geo = grid(4, wiring=knn(4))
+    csr = EdgeCSR(geo.edge_index, geo.num_columns)
+    first = csr.block(2)
+    assert csr.block(2) is first  # cached
+    for r in range(3, 10):
+        b = csr.block(r)
+        assert b.col.numel() == r * geo.num_edges and b.size == r * geo.num_columns
+        csr.block(2)  # kept in use: never evicted
+    assert len(csr._blocks) == EdgeCSR.cached_blocks
+    assert csr.block(2) is first and csr.block(9) is b

@@ -46,3 +46,19 @@ def test_wrong_sample_shape_is_refused():
     model = ImageClassification(geo, ColumnformerConfig(channels=8, steps=2), TASK, (1, 8, 8), 10)
     with pytest.raises(ValueError, match=r"expects samples of shape \[B, 1, 8, 8\], got \[3, 1, 8, 9\]"):
         model(torch.randn(3, 1, 8, 9), torch.zeros(3, dtype=torch.long))
+
+
+def test_label_smoothing_known_answer_and_bad_values():
+    geo = stack([4, 2], wiring=knn(5))
+    cfg = ColumnformerConfig(channels=8, steps=2)
+    smooth = ImageClassification(geo, cfg, TaskConfig(name="classify_image", label_smoothing=0.1),
+                                 (1, 8, 8), 10).eval()
+    x, y = torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 9])
+    res = smooth(x, y)
+    logp = res.prediction.log_softmax(1)
+    # targets 0.9 on the label + 0.1 spread evenly over all 10 classes
+    expected = -(0.9 * logp[torch.arange(3), y] + 0.1 * logp.mean(1)).mean()
+    assert torch.allclose(res.loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"task.label_smoothing must be in \[0, 1\) \(got 1.0\)"):
+        ImageClassification(geo, cfg, TaskConfig(name="classify_image", label_smoothing=1.0),
+                            (1, 8, 8), 10)
