@@ -1,14 +1,26 @@
-"""Benchmark one training step (forward + backward) of the sparse Columnformer against the
-SAME model with dense masked attention.
+"""Performance and scale of one training step, measured: writes the ``bench-model`` section
+of BENCHMARKS.md.
 
-    python scripts/bench.py                       # N in {256, 1024, 4096, 16384}
-    python scripts/bench.py --sizes 256 1024 --out BENCHMARKS.md
+    python scripts/bench.py --out BENCHMARKS.md          # every part below (~25 minutes)
+    python scripts/bench.py dense edges --quick          # some parts, small sizes (a smoke run)
 
-Every measurement runs in its own subprocess (so peak memory is per run and an
-out-of-memory kill cannot take the whole benchmark down). Dense runs whose attention
-matrices alone would not fit in the available memory are reported as OOM without running.
-Times are medians over ``--repeats`` steps after one warm-up step. Sparse and dense for one
-size run back to back, so their ratio is measured under the same machine load.
+Parts (the seed-style config unless said: C = 64, query/key 16, MLP hidden 16, T = 4 steps,
+no attention skip, B = 16, a square grid with k = 32 nearest-neighbour wiring, AdamW):
+
+* ``machine``: this machine's plain matmul FLOP/s and copy GB/s (the limits a step is
+  compared with).
+* ``dense``: the sparse step against the SAME model with the ``dense`` backend (masked
+  ``N x N`` attention: the original, dense Columnformer).
+* ``edges``: time per edge x sample x step from N = 1024 to 10^5.
+* ``memory``: peak memory split into parameters, gradients, optimizer state and the rest
+  (activations + workspace) for N = 10^5 (k = 16, B = 8, C = 32, MLP x 4) and a full
+  training step at N = 10^6 (k = 16, B = 4, C = 16, query/key 8, MLP hidden 16).
+* ``gat``: ``ColumnAttention`` (untied query / key projections, per-edge bias) against
+  PyG's ``GATConv`` (shared weights) at equal N, E, B, C and one head, forward + backward.
+
+Every measurement runs in its own subprocess, so peak memory is per measurement and an
+out-of-memory kill cannot take the benchmark down; measurements run one after another
+(never two at once: 2 cores). Times are medians over ``--repeats`` steps after a warm-up.
 """
 from __future__ import annotations
 
@@ -31,143 +43,336 @@ import time
 from datetime import date
 from pathlib import Path
 
+SEED = dict(k=32, batch=16, channels=64, qk=16, hidden=16, steps=4, skip=False)
+BIG = dict(k=16, batch=8, channels=32, qk=None, hidden=128, steps=4, skip=True)  # MLP x 4
+HUGE = dict(k=16, batch=4, channels=16, qk=8, hidden=16, steps=4, skip=True)
 
-def measure(n: int, k: int, batch: int, channels: int, steps: int, backend: str,
-            repeats: int) -> dict:
-    """Run inside the child process: time fwd + bwd of one model on an n-column grid."""
+
+# ------------------------------------------------------------------ child measurements
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: allocations, caches, CSR blocks
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def step_flops(n: int, e: int, spec: dict) -> float:
+    """Multiply-adds x 2 of one training step (forward + backward = 3x forward) of the
+    per-column layers and the attention's per-edge products; elementwise work not counted."""
+    c, qk, hidden, b, t = spec["channels"], spec["qk"] or spec["channels"], spec["hidden"], \
+        spec["batch"], spec["steps"]
+    per_column = 2 * c * qk + 2 * c * hidden  # query + key, fc1 + fc2 (multiply-adds)
+    per_edge = qk + c  # q . k and alpha * v
+    return 3 * 2 * b * t * (n * per_column + e * per_edge)
+
+
+def step_bytes(n: int, e: int, spec: dict, param_count: int) -> float:
+    """A lower bound on memory traffic of one step (fp32): every step reads the weights in
+    forward and backward and accumulates their gradients (read + write), AdamW reads and
+    writes weights, gradients and two moments once; states [N, B, C] are written in forward
+    and read in backward per layer."""
+    c, hidden, b, t = spec["channels"], spec["hidden"], spec["batch"], spec["steps"]
+    weights = 4 * param_count * (4 * t + 7)
+    states = 4 * 2 * n * b * t * (4 * c + hidden) + 4 * 2 * e * b * t * 2
+    return weights + states
+
+
+def measure_step(spec: dict) -> dict:
+    """One training step (forward, backward, optimizer) of a Columnformer on a grid."""
     import torch
 
     from colgraph import Columnformer
     from colgraph.geometry import grid, knn
+    from colgraph.training import param_groups
 
+    base = _rss_mb()
     torch.manual_seed(0)
-    side = math.isqrt(n)
-    geo = grid(side, wiring=knn(k=k))
-    model = Columnformer(geo, channels=channels, steps=steps, heads=1, backend=backend)
-    tokens = torch.randn(batch, geo.area("input").numel(), channels)
+    side = math.isqrt(spec["n"])
+    geo = grid(side, wiring=knn(k=spec["k"]))
+    model = Columnformer(geo, channels=spec["channels"], steps=spec["steps"], heads=1,
+                         qk_dim=spec["qk"], mlp_ratio=spec["hidden"] / spec["channels"],
+                         skip=spec["skip"], backend=spec["backend"],
+                         recompute=spec.get("recompute", False))
+    opt = (torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3)
+           if spec.get("optimizer", True) else None)
+    tokens = torch.randn(spec["batch"], geo.area("input").numel(), spec["channels"])
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
         out = model(tokens)
-        loss = out.output.pow(2).mean() + sum(a.sum() for a in out.attention) * 0.0
+        loss = out.output.pow(2).mean() + sum(a.pow(2).mean() for a in out.attention)
         loss.backward()
+        if opt is not None:
+            opt.step()
 
-    step()  # warm-up (allocations, caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"n": geo.num_columns, "edges": geo.num_edges, "backend": backend,
-            "time_s": statistics.median(times), "peak_mb": peak_kb / 1024}
+    t = _median_time(step, spec["repeats"])
+    params = sum(p.numel() for p in model.parameters())
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters()
+                if p.grad is not None)
+    state = sum(v.numel() * v.element_size() for s in (opt.state.values() if opt else ())
+                for v in s.values() if torch.is_tensor(v) and v.dim() > 0)
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    e = geo.num_edges
+    return {"n": geo.num_columns, "edges": e, "time_s": t, "params": params,
+            "param_mb": params * 4 / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
+            "buffer_mb": buffers / 2**20, "peak_mb": _rss_mb() - base,
+            "flops": step_flops(geo.num_columns, e, spec),
+            "bytes": step_bytes(geo.num_columns, e, spec, params)}
 
 
-def dense_bytes(n: int, batch: int, steps: int) -> float:
-    # logits, biased logits, softmax, masked copy per step are kept for backward, + temps
-    return 6 * steps * batch * n * n * 4
+def measure_attention(spec: dict) -> dict:
+    """Forward + backward of one attention layer: colgraph's or PyG's GATConv."""
+    import torch
+
+    from colgraph.geometry import grid, knn
+    from colgraph.nn import ColumnAttention, SheetEdges
+
+    torch.manual_seed(0)
+    geo = grid(math.isqrt(spec["n"]), wiring=knn(k=spec["k"]))
+    n, b, c = geo.num_columns, spec["batch"], spec["channels"]
+    if spec["layer"] == "gat":
+        from torch_geometric.nn import GATConv
+
+        layer = GATConv(c, c, heads=1, add_self_loops=False)
+        r = torch.arange(b).repeat_interleave(geo.num_edges) * n  # B disjoint copies
+        edge_index = geo.edge_index.repeat(1, b) + r
+        x = torch.randn(b * n, c, requires_grad=True)
+        run = lambda: layer(x, edge_index)  # noqa: E731
+    else:
+        layer = ColumnAttention(SheetEdges(geo), c, heads=1,
+                                value_proj=spec["layer"] == "colgraph+value")
+        x = torch.randn(n, b, c, requires_grad=True)
+        run = lambda: layer(x)[0]  # noqa: E731
+
+    def step() -> None:
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        run().pow(2).mean().backward()
+
+    return {"n": n, "edges": geo.num_edges, "time_s": _median_time(step, spec["repeats"]),
+            "params": sum(p.numel() for p in layer.parameters())}
 
 
+def measure_machine(spec: dict) -> dict:
+    """Plain fp32 matmul FLOP/s and memory copy GB/s (read + write) of this machine."""
+    import torch
+
+    m = 512 if spec["quick"] else 2048
+    a, b = torch.randn(m, m), torch.randn(m, m)
+    t_mm = _median_time(lambda: a @ b, spec["repeats"])
+    src = torch.randn(2**22 if spec["quick"] else 2**27)  # 512 MB: far beyond any cache
+    dst = torch.empty_like(src)
+    t_copy = _median_time(lambda: dst.copy_(src), spec["repeats"])
+    return {"flops": 2 * m**3 / t_mm, "copy_bytes": 2 * src.numel() * 4 / t_copy,
+            "threads": torch.get_num_threads(), "size": m, "copy_mb": src.numel() * 4 / 2**20}
+
+
+CHILDREN = {"step": measure_step, "attention": measure_attention, "machine": measure_machine}
+
+
+# ------------------------------------------------------------------ parent
 def available_memory() -> int:
     """Bytes of memory available to a new process (MemAvailable on Linux)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def run_child(args: argparse.Namespace, n: int, backend: str) -> dict:
-    cmd = [sys.executable, __file__, "--child", backend, "--sizes", str(n), "--k", str(args.k),
-           "--batch", str(args.batch), "--channels", str(args.channels), "--steps",
-           str(args.steps), "--repeats", str(args.repeats)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        reason = "OOM (killed)" if proc.returncode in (-9, 137) else f"failed: {proc.stderr[-300:]}"
-        return {"n": n, "backend": backend, "error": reason}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+INLINE = False  # --inline: measure in this process (a smoke test: peak memory accumulates)
+
+
+def child(kind: str, repeats: int, **spec) -> dict:
+    spec = {"kind": kind, "repeats": repeats, **spec}
+    if INLINE:
+        out = json.loads(json.dumps(CHILDREN[kind](spec)))
+    else:
+        proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            reason = ("out of memory (killed)" if proc.returncode in (-9, 137)
+                      else f"failed: {proc.stderr.strip()[-300:]}")
+            return {**spec, "error": reason}
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {kind} {spec}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else
+                                           f"{k} {v}" for k, v in out.items()), flush=True)
+    return {**spec, **out}
+
+
+def dense_fits(n: int, batch: int, steps: int, avail: int) -> bool:
+    # masked logits, softmax and its copy per step are kept for backward, ~4 [B, N, N] tensors
+    return 4 * steps * batch * n * n * 4 < 0.7 * avail
+
+
+def part_machine(args, report: dict) -> list[str]:
+    m = child("machine", args.repeats, quick=args.quick)
+    report["machine"] = m
+    return [f"Machine: {m['flops'] / 1e9:.0f} GFLOP/s fp32 matmul ({m['size']}^2), "
+            f"{m['copy_bytes'] / 1e9:.1f} GB/s copy (read + write, {m['copy_mb']:.0f} MB), "
+            f"threads: {m['threads']}."]
+
+
+def part_dense(args, report: dict) -> list[str]:
+    sizes = [64, 144] if args.quick else [4096, 16384]
+    avail = args.memory_gb * 2**30 if args.memory_gb else available_memory()
+    lines = ["| N | E | sparse s/step | dense s/step | dense / sparse |", "|---|---|---|---|---|"]
+    for n in sizes:
+        s = child("step", args.repeats, n=n, backend="sparse", **SEED)
+        if dense_fits(n, SEED["batch"], SEED["steps"], avail):
+            d = child("step", args.repeats, n=n, backend="dense", **SEED)
+            note = ""
+        else:
+            # too large to run: dense at N / 2 with B = 1, scaled by B and by N^2 (its
+            # attention is O(N^2); the per-column layers it shares with sparse are O(N))
+            half = child("step", args.repeats, n=n // 2, backend="dense",
+                         **{**SEED, "batch": 1})
+            if "error" in half:
+                d = half
+            else:
+                grow = (s.get("n", n) / half["n"]) ** 2
+                d = {**half, "time_s": half["time_s"] * SEED["batch"] * grow}
+                note = (f" (estimated: N = {half['n']}, B = 1, x {SEED['batch']} x "
+                        f"{grow:.2f})")
+        if "error" in s or "error" in d:
+            lines.append(f"| {n} | - | {s.get('error', '')} | {d.get('error', '')} | - |")
+            continue
+        lines.append(f"| {s['n']} | {s['edges']} | {s['time_s']:.3f} | {d['time_s']:.3f}{note} "
+                     f"| **{d['time_s'] / s['time_s']:.1f}x** |")
+    return ["### Against the dense Columnformer (target: 30x at N = 4096, 100x at 16384)", "",
+            *lines]
+
+
+def part_edges(args, report: dict) -> list[str]:
+    sizes = [64, 256] if args.quick else [1024, 4096, 16384, 65536, 100_000]
+    machine = report.get("machine")
+    lines = ["| N | E | s/step | ns per edge x sample x step | GFLOP/s | GB/s (lower bound) "
+             "| fraction of the machine | peak MB |", "|---|---|---|---|---|---|---|---|"]
+    per_edge = {}
+    for n in sizes:
+        s = child("step", args.repeats, n=n, backend="sparse", **SEED)
+        if "error" in s:
+            lines.append(f"| {n} | - | {s['error']} | - | - | - | - | - |")
+            continue
+        ns = s["time_s"] / (s["edges"] * SEED["batch"] * SEED["steps"]) * 1e9
+        per_edge[s["n"]] = ns
+        flops, bw = s["flops"] / s["time_s"], s["bytes"] / s["time_s"]
+        frac = (max(flops / machine["flops"], bw / machine["copy_bytes"])
+                if machine else float("nan"))
+        lines.append(f"| {s['n']} | {s['edges']} | {s['time_s']:.3f} | {ns:.1f} | "
+                     f"{flops / 1e9:.1f} | {bw / 1e9:.2f} | {100 * frac:.0f}% | "
+                     f"{s['peak_mb']:.0f} |")
+    text = ["### Cost per edge (target: within 1.3x from N = 1024 to 10^5)", "", *lines]
+    if len(per_edge) > 1:
+        ratio = max(per_edge.values()) / min(per_edge.values())
+        text += ["", f"Largest / smallest time per edge: **{ratio:.2f}x**. Fraction of the "
+                 f"machine: the step's lower-bound time (its FLOPs at the matmul rate or its "
+                 f"minimal memory traffic at the copy rate, whichever is longer) over its "
+                 f"measured time (target: 30%)."]
+    return text
+
+
+def part_memory(args, report: dict) -> list[str]:
+    cases = ([("N = 256 (k = 16, B = 8, C = 32, MLP x 4)", 256, BIG)] if args.quick else
+             [("N = 10^5 (k = 16, B = 8, C = 32, MLP x 4)", 100_000, BIG),
+              ("N = 10^6 (k = 16, B = 4, C = 16, qk 8, MLP hidden 16)", 1_000_000, HUGE)])
+    lines = ["| case | options | s/step | parameters | gradients | AdamW state | other state "
+             "| activations + workspace | peak | rest / state |", "|---|---|---|---|---|---|---|"
+             "---|---|---|"]
+    for label, n, cfg in cases:
+        for options in ({}, {"recompute": True}):
+            s = child("step", max(1, args.repeats // 2), n=n, backend="sparse", **cfg, **options)
+            opt = ", ".join(f"{k}" for k in options) or "-"
+            if "error" in s:
+                lines.append(f"| {label} | {opt} | {s['error']} | | | | | | | |")
+                continue
+            state = s["param_mb"] + s["grad_mb"] + s["optim_mb"]
+            rest = s["peak_mb"] - state - s["buffer_mb"]
+            gb = lambda mb: f"{mb / 1024:.2f} GB"  # noqa: E731
+            lines.append(f"| {label} | {opt} | {s['time_s']:.1f} | {gb(s['param_mb'])} | "
+                         f"{gb(s['grad_mb'])} | {gb(s['optim_mb'])} | {gb(s['buffer_mb'])} | "
+                         f"{gb(rest)} | {gb(s['peak_mb'])} | **{100 * rest / state:.0f}%** |")
+    return ["### Memory (target: activations + workspace <= 25% of parameters + gradients + "
+            "optimizer state at N = 10^5; N = 10^6 within 20 GB)", "",
+            "Peak is the process's peak RSS above what it held before building the sheet; "
+            "other state = the sheet's buffers (edges, lengths, positions).", "", *lines]
+
+
+def part_gat(args, report: dict) -> list[str]:
+    n = 64 if args.quick else 4096
+    lines = ["| layer | parameters | s (forward + backward) | / GATConv |", "|---|---|---|---|"]
+    rows = [(label, child("attention", args.repeats, n=n, k=32, batch=16, channels=64,
+                          layer=layer))
+            for label, layer in (("PyG GATConv (shared W)", "gat"),
+                                 ("ColumnAttention (untied q, k)", "colgraph"),
+                                 ("ColumnAttention + untied value / output", "colgraph+value"))]
+    gat = rows[0][1].get("time_s")
+    for label, r in rows:
+        if "error" in r:
+            lines.append(f"| {label} | - | {r['error']} | - |")
+            continue
+        ratio = f"{r['time_s'] / gat:.2f}x" if gat else "-"
+        lines.append(f"| {label} | {r['params']:,} | {r['time_s']:.3f} | {ratio} |")
+    return [f"### Against PyG's GATConv (N = {rows[0][1].get('n', n)}, k = 32, B = 16, C = 64, "
+            f"one head; target: no slower)", "", *lines]
+
+
+PARTS = {"machine": part_machine, "dense": part_dense, "edges": part_edges,
+         "memory": part_memory, "gat": part_gat}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384])
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("parts", nargs="*", default=[],
+                   help=f"what to measure: any of {', '.join(PARTS)} (default: all)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", type=Path, default=None, help="write a markdown report here")
+    p.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
+    p.add_argument("--memory-gb", type=float, default=None,
+                   help="memory dense runs may use (default: what is available)")
+    p.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md to update")
+    p.add_argument("--inline", action="store_true",
+                   help="measure in this process, not one process each (peak memory then "
+                        "accumulates: for smoke tests)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-
+    global INLINE
+    INLINE = args.inline
     if args.child:
-        print(json.dumps(measure(args.sizes[0], args.k, args.batch, args.channels, args.steps,
-                                 args.child, args.repeats)))
+        spec = json.loads(args.child)
+        print(json.dumps(CHILDREN[spec["kind"]](spec)))
         return
-
     import torch
 
-    avail = available_memory()
-    rows = []
-    header = ("| N | E | sparse s/step | dense s/step | dense / sparse | sparse ns/edge | "
-              "sparse peak MB | dense peak MB |")
-    print(header)
-    print("|---|---|---|---|---|---|---|---|")
-    for n in args.sizes:
-        sparse = run_child(args, n, "sparse")
-        need = dense_bytes(n, args.batch, args.steps)
-        if need > 0.8 * avail:
-            dense = {"error": f"OOM (needs ~{need / 2**30:.0f} GB, {avail / 2**30:.0f} GB free)"}
-        else:
-            dense = run_child(args, n, "dense")
-        rows.append((sparse, dense))
-        e = sparse.get("edges", n * args.k)
-        s_t, d_t = sparse.get("time_s"), dense.get("time_s")
-        per_edge = s_t / (e * args.steps) * 1e9 if s_t else float("nan")
-        line = (f"| {n} | {e} | {s_t:.3f} | " if s_t else f"| {n} | {e} | {sparse['error']} | ")
-        line += f"{d_t:.3f} | {d_t / s_t:.1f}x | " if d_t and s_t else f"{dense['error']} | - | "
-        line += f"{per_edge:.1f} | {sparse.get('peak_mb', float('nan')):.0f} | "
-        line += f"{dense['peak_mb']:.0f} |" if "peak_mb" in dense else "- |"
-        print(line, flush=True)
-        rows[-1] = (sparse, dense, line)
-
-    per_edge = {s["n"]: s["time_s"] / (s["edges"] * args.steps)
-                for s, _, _ in rows if "time_s" in s}
-    flat = ""
-    if 1024 in per_edge and max(per_edge) > 1024:
-        ratio = per_edge[max(per_edge)] / per_edge[1024]
-        flat = (f"Time per edge, N = {max(per_edge)} vs N = 1024: {ratio:.2f}x "
-                f"(target: within 2x).")
-        print(flat)
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        p.error(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
+    parts = args.parts or list(PARTS)
+    if "edges" in parts and "machine" not in parts:
+        parts.insert(0, "machine")  # the edges table compares with the machine's limits
+    report: dict = {}
+    text = ["## Performance and scale: one training step (`scripts/bench.py`)", "",
+            f"`python scripts/bench.py {' '.join(parts)}{' --quick' if args.quick else ''}` on "
+            f"{date.today()}: {platform.machine()}, threads: {torch.get_num_threads()}, torch "
+            f"{torch.__version__}, {available_memory() / 2**30:.0f} GB available. A step = "
+            f"forward + backward + AdamW update of the seed-style config (C = 64, query/key "
+            f"16, MLP hidden 16, T = 4, no attention skip, B = 16, grid, k = 32) unless a table "
+            f"says otherwise; medians of {args.repeats} steps after a warm-up, each "
+            f"measurement in its own process, one at a time."]
+    for name in parts:
+        print(f"[{name}]", flush=True)
+        text += ["", *PARTS[name](args, report)]
+    print("\n".join(text))
     if args.out:
-        lines = [
-            "## Sparse vs dense attention: one training step", "",
-            f"`python scripts/bench.py {' '.join(sys.argv[1:]).replace(' --out ' + str(args.out), '')}`"
-            f" on {date.today()}: {platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"{avail / 2**30:.0f} GB free RAM.", "",
-            f"One training step (forward + backward) of a Columnformer on a square grid with "
-            f"k = {args.k} nearest-neighbour wiring, B = {args.batch}, C = {args.channels}, "
-            f"H = 1, T = {args.steps} steps. `sparse` is the default backend (CSR SDDMM / "
-            f"SpMM kernels); `dense` is the SAME model with masked N x N attention. Times "
-            f"are medians of {args.repeats} steps after a warm-up; peak memory is the "
-            f"process's peak RSS. `THP_MEM_ALLOC_ENABLE=1` (set by the scripts) lets torch use "
-            f"huge pages: per-column weight gradients are `[N, out, in]` tensors and page "
-            f"faults on them otherwise cost as much as the matmuls. The per-column MLP, not "
-            f"attention, dominates the sparse step; it costs the same in both columns.", "",
-            "This machine is shared and noisy (single steps vary by up to 2x between runs); "
-            "sparse and dense for one N run back to back, so compare ratios within a row.",
-            "", header, "|---|---|---|---|---|---|---|---|",
-            *[r[2] for r in rows], ""]
-        if flat:
-            lines += [flat, ""]
+        sys.path.insert(0, str(Path(__file__).parent))
         from _report import write_section
 
-        write_section(args.out, "bench-model", "\n".join(lines))
+        write_section(args.out, "bench-model", "\n".join(text))
         print(f"wrote {args.out}")
 
 

@@ -49,9 +49,19 @@ def test_quickstart_example(tmp_path):
 
 
 def test_bench_script_small(tmp_path):
-    out = run([str(ROOT / "scripts" / "bench.py"), "--sizes", "64", "--k", "8", "--batch", "2",
-               "--channels", "8", "--repeats", "1", "--out", str(tmp_path / "b.md")], tmp_path)
-    assert "| 64 |" in out and "dense / sparse" in (tmp_path / "b.md").read_text()
+    out = run([str(ROOT / "scripts" / "bench.py"), "--quick", "--inline", "--repeats", "1",
+               "--memory-gb", "0.02", "--out", str(tmp_path / "b.md")], tmp_path)
+    text = (tmp_path / "b.md").read_text()
+    for table in ("GFLOP/s fp32 matmul", "dense / sparse", "ns per edge", "AdamW state",
+                  "GATConv"):
+        assert table in text, table
+    assert "| 64 | 2048 |" in text  # a measured row
+    assert "estimated: N = 64, B = 1" in text  # N = 144 does not fit: estimated from N = 64
+    assert "error" not in text and "failed" not in text, out
+    # one measurement the normal way, in its own process
+    out = run([str(ROOT / "scripts" / "bench.py"), "machine", "--quick", "--repeats", "1"],
+              tmp_path)
+    assert "GFLOP/s fp32 matmul (512^2)" in out and "failed" not in out
 
 
 def test_custom_geometry_example(tmp_path):
