@@ -104,6 +104,10 @@ class ColumnformerConfig:
             raise ValueError(f"'heads' must divide 'channels' (got channels={self.channels}, "
                              f"heads={self.heads}). Set model.heads to a divisor of "
                              f"model.channels.")
+        for key in ("dropout", "attn_dropout"):
+            p = getattr(self, key)
+            if not 0.0 <= p < 1.0:  # also refuses NaN
+                raise ValueError(f"model.{key} must be in [0, 1) (got {p}); 0 turns it off.")
         if self.sharing not in SHARING:
             raise ValueError(f"Unknown model.sharing '{self.sharing}'. Choices: "
                              f"{', '.join(SHARING)}.")

@@ -133,3 +133,10 @@ def test_recompute_is_off_in_eval_and_for_recording_steps():
     model(torch.randn(2, 16, 8)).output.sum().backward()
     records = model.sheets[0].attn.stop_recording()
     assert len(records) == 2 and all(r["grad"] is not None for r in records)  # once per step
+
+
+@pytest.mark.parametrize("key,value", [("dropout", 1.0), ("dropout", -0.1),
+                                       ("attn_dropout", float("nan"))])
+def test_bad_dropout_is_refused_in_the_config(key, value):
+    with pytest.raises(ValueError, match=rf"model.{key} must be in \[0, 1\)"):
+        ColumnformerConfig(**{key: value})

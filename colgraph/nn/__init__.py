@@ -7,4 +7,5 @@ from .edges import EdgeEdit, SheetEdges
 from .sparse import EdgeCSR, sddmm, spmm
 
 __all__ = ["SheetEdges", "EdgeEdit", "ColumnAttention", "BACKENDS", "ColumnLinear",
-           "ColumnLayerNorm", "ColumnMLP", "ColumnDropout", "keep_mask", "Sharing", "SHARING", "EdgeCSR", "sddmm", "spmm"]
+           "ColumnLayerNorm", "ColumnMLP", "ColumnDropout", "keep_mask", "Sharing", "SHARING",
+           "EdgeCSR", "sddmm", "spmm"]
