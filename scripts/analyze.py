@@ -9,10 +9,7 @@ into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline numbers. Atte
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # see scripts/train.py
 
 
 def main() -> None:

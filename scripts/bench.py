@@ -24,16 +24,10 @@ out-of-memory kill cannot take the benchmark down; measurements run one after an
 """
 from __future__ import annotations
 
-import os
-
-# Huge pages for large CPU tensors: per-column weight gradients are [N, out, in] and page
-# faults on fresh allocations otherwise cost more than the matmuls (measured 3-4x; see
-# BENCHMARKS.md). Must be set before torch allocates; an explicit user setting wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 import argparse
 import json
 import math
+import os
 import platform
 import resource
 import statistics
@@ -163,6 +157,8 @@ def measure_attention(spec: dict) -> dict:
 def measure_machine(spec: dict) -> dict:
     """Plain fp32 matmul FLOP/s and memory copy GB/s (read + write) of this machine."""
     import torch
+
+    import colgraph  # noqa: F401  (its allocator setting: huge pages, as a step has)
 
     m = 512 if spec["quick"] else 2048
     a, b = torch.randn(m, m), torch.randn(m, m)

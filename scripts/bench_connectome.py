@@ -9,13 +9,10 @@ Columnformer (attention measured on random tokens), then ``to_networkx`` -> ``an
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import tempfile
 import time
 from pathlib import Path
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
 def main() -> None:

@@ -13,13 +13,10 @@ separately: it is part of a training step anyway). Target: under 2 s at 10^5 x 1
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
 def main() -> None:

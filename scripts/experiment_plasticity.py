@@ -10,13 +10,11 @@ wiring before and after plasticity (each column's strongest inputs, coloured by 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
 

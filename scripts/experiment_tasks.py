@@ -16,14 +16,12 @@ augmentation) with the same epochs, batch size and optimizer.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
 COMMON = ["train.progress=false", "train.tensorboard=false"]

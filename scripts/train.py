@@ -5,13 +5,6 @@ metrics, the composed config in ``.hydra/``) is hydra's output directory.
 """
 from __future__ import annotations
 
-import os
-
-# Huge pages for large CPU tensors: per-column weight gradients are [N, out, in] and page
-# faults on fresh allocations otherwise cost more than the matmuls (measured 3-4x; see
-# BENCHMARKS.md). Must be set before torch allocates; an explicit user setting wins.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig

@@ -4,8 +4,8 @@ from .column_attention import BACKENDS, ColumnAttention
 from .columns import (SHARING, ColumnDropout, ColumnLayerNorm, ColumnLinear, ColumnMLP, Sharing,
                       keep_mask)
 from .edges import EdgeEdit, SheetEdges
-from .sparse import EdgeCSR, sddmm, spmm
+from .sparse import EdgeBlock, EdgeCSR, edge_softmax, sddmm, spmm
 
 __all__ = ["SheetEdges", "EdgeEdit", "ColumnAttention", "BACKENDS", "ColumnLinear",
            "ColumnLayerNorm", "ColumnMLP", "ColumnDropout", "keep_mask", "Sharing", "SHARING",
-           "EdgeCSR", "sddmm", "spmm"]
+           "EdgeCSR", "EdgeBlock", "edge_softmax", "sddmm", "spmm"]

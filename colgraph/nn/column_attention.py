@@ -28,15 +28,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
-from torch_geometric.typing import WITH_TORCH_SCATTER
 from torch_geometric.utils import softmax
 
-from .columns import ColumnLinear, Sharing
+from .columns import ColumnDropout, ColumnLinear, Sharing
 from .edges import SheetEdges
-from .sparse import sddmm, spmm
+from .sparse import edge_softmax, sddmm, spmm
 
 __all__ = ["ColumnAttention", "BACKENDS"]
 
@@ -92,6 +90,7 @@ class ColumnAttention(MessagePassing):
         self.channels, self.heads = channels, heads
         self.qk_dim = qk_dim or channels // heads
         self.dropout, self.backend = dropout, backend
+        self.attn_drop = ColumnDropout(dropout)  # on the per-edge weights
         self.bias_sigma, self.bias_clamp = bias_sigma, bias_clamp
         qk = heads * self.qk_dim
         self.query = ColumnLinear(columns, channels, qk, bias=False, sharing=sharing)
@@ -178,23 +177,15 @@ class ColumnAttention(MessagePassing):
 
     def _sparse(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         N, B, H, D = q.shape
-        csr = self.edges.csr()
-        block = csr.block(B * H)  # replica r = b * H + h holds nodes r * N ... r * N + N - 1
-        q = q.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)
-        k = k.permute(1, 2, 0, 3).reshape(B * H * N, D)  # (B*H*N, D)
-        logit = sddmm(block, q, k).view(B, H, -1)  # (B, H, E)
-        logit = logit / math.sqrt(D) + self.edge_bias.t()
-        ptr = csr.ptr if WITH_TORCH_SCATTER else None  # segment softmax needs torch-scatter
-        alpha = softmax(logit, index=csr.dst, ptr=ptr, num_nodes=N, dim=-1)  # (B, H, E)
-        dropped = F.dropout(alpha, self.dropout, self.training)
-        v = v.permute(1, 2, 0, 3).reshape(B * H * N, -1)  # (B*H*N, Ch)
-        out = spmm(block, dropped.reshape(-1), v).view(B, H, N, -1)  # (B, H, N, Ch)
-        return out.permute(2, 0, 1, 3), alpha.mean(0).t()  # (N, B, H, Ch), (E, H)
+        block = self.edges.csr().block(B, H)  # copy r = b * H + h; node n of it: row n * R + r
+        logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(N * B * H, D))  # (R * E,)
+        alpha = edge_softmax(block, block.add_per_edge(logit / math.sqrt(D), self.edge_bias))
+        out = spmm(block, self.attn_drop(alpha), v.reshape(N * B * H, -1))  # (R * N, Ch)
+        return out.view(N, B, H, -1), block.batch_mean(alpha)  # (N, B, H, Ch), (E, H)
 
     def _pyg(self, q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
         alpha = self.edge_updater(edge_index, q=q, k=k)  # (E, B, H)
-        dropped = F.dropout(alpha, self.dropout, self.training)
-        out = self.propagate(edge_index, x=v, alpha=dropped)  # (N, B, H, Ch)
+        out = self.propagate(edge_index, x=v, alpha=self.attn_drop(alpha))  # (N, B, H, Ch)
         return out, alpha.mean(1)
 
     def edge_update(self, q_i: Tensor, k_j: Tensor, index: Tensor, ptr: Tensor | None,
@@ -213,8 +204,7 @@ class ColumnAttention(MessagePassing):
         bias[:, dst, src] = self.edge_bias.t()  # (H, N, N): row = target, column = source
         logit = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, N, N)
         alpha = torch.softmax(logit + bias, dim=-1).nan_to_num(0.0)  # (B, H, N, N)
-        dropped = F.dropout(alpha, self.dropout, self.training)
-        out = dropped @ v  # (B, H, N, Ch)
+        out = self.attn_drop(alpha) @ v  # (B, H, N, Ch)
         return out.permute(2, 0, 1, 3), alpha[:, :, dst, src].mean(0).t()
 
     def __repr__(self) -> str:
