@@ -263,12 +263,14 @@ class Columnformer(nn.Module):
             attention.append(attn)
             if frames:
                 outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
-            rms = x.pow(2).mean().sqrt().clamp_min(1e-12)
-            l1.append(x.abs().mean() / rms)
+            # one pass each (vector_norm reduces without an [N, B, C] temporary)
+            norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample
+            rms = (norm.pow(2).mean() / C).sqrt().clamp_min(1e-12)
+            l1.append(torch.linalg.vector_norm(x, ord=1) / x.numel() / rms)
             with torch.no_grad():
                 cut = self.config.activity_threshold * rms
-                silent.append((x.abs() < cut).float().mean())
-                active.append((x.pow(2).mean(-1).sqrt() > cut).float().sum(0).mean())
+                silent.append(torch.count_nonzero(x.abs() < cut) / x.numel())
+                active.append((norm > cut * C**0.5).sum(0).float().mean())
         state = x.transpose(0, 1)  # (B, N, C)
         activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
         return ColumnformerOutput(state[:, self.output_index], state, attention,

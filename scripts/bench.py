@@ -83,18 +83,19 @@ def measure_step(spec: dict) -> dict:
     import torch
 
     from colgraph import Columnformer
-    from colgraph.geometry import grid, knn
+    from colgraph.geometry import full, grid, knn
     from colgraph.training import param_groups
 
     base = _rss_mb()
     torch.manual_seed(0)
     side = math.isqrt(spec["n"])
-    geo = grid(side, wiring=knn(k=spec["k"]))
+    geo = grid(side, wiring=full() if spec.get("wiring") == "full" else knn(k=spec["k"]))
     model = Columnformer(geo, channels=spec["channels"], steps=spec["steps"], heads=1,
                          qk_dim=spec["qk"], mlp_ratio=spec["hidden"] / spec["channels"],
                          skip=spec["skip"], backend=spec["backend"],
                          recompute=spec.get("recompute", False))
-    opt = (torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3)
+    adamw = spec.get("adamw", "foreach")  # foreach (torch's default) | fused: no temporaries
+    opt = (torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3, fused=adamw == "fused")
            if spec.get("optimizer", True) else None)
     tokens = torch.randn(spec["batch"], geo.area("input").numel(), spec["channels"])
 
@@ -203,8 +204,9 @@ def child(kind: str, repeats: int, **spec) -> dict:
 
 
 def dense_fits(n: int, batch: int, steps: int, avail: int) -> bool:
-    # masked logits, softmax and its copy per step are kept for backward, ~4 [B, N, N] tensors
-    return 4 * steps * batch * n * n * 4 < 0.7 * avail
+    # ~3 [B, N, N] tensors are kept per step (measured: 12.7 GB at N = 4096, B = 16, T = 4,
+    # all-to-all wiring)
+    return 3 * steps * batch * n * n * 4 < 0.7 * avail
 
 
 def part_machine(args, report: dict) -> list[str]:
@@ -222,12 +224,12 @@ def part_dense(args, report: dict) -> list[str]:
     for n in sizes:
         s = child("step", args.repeats, n=n, backend="sparse", **SEED)
         if dense_fits(n, SEED["batch"], SEED["steps"], avail):
-            d = child("step", args.repeats, n=n, backend="dense", **SEED)
+            d = child("step", args.repeats, n=n, backend="dense", wiring="full", **SEED)
             note = ""
         else:
             # too large to run: dense at N / 2 with B = 1, scaled by B and by N^2 (its
             # attention is O(N^2); the per-column layers it shares with sparse are O(N))
-            half = child("step", args.repeats, n=n // 2, backend="dense",
+            half = child("step", args.repeats, n=n // 2, backend="dense", wiring="full",
                          **{**SEED, "batch": 1})
             if "error" in half:
                 d = half
