@@ -101,6 +101,7 @@ class OptimConfig:
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm; 0 disables
+    fused: bool = False  # fused AdamW: no temporaries (a parameter copy less), ~10% slower
 
 
 @dataclass

@@ -247,34 +247,45 @@ class Columnformer(nn.Module):
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention, outputs, l1, silent, active = [], [], [], [], []
         for t in range(T):
-            if frames:
-                x = x.index_add(0, self.input_index, tokens[t])  # (N, B, C)
-            elif t == 0 or self.config.inject == "every":
-                x = x.index_add(0, self.input_index, tokens)  # (N, B, C)
-            if self.step_embed is not None:
-                x = x + self.step_embed[t]
             sheet = self.sheets[0 if self.config.tied_depth else t]
+            enter = tokens[t] if frames else (
+                tokens if t == 0 or self.config.inject == "every" else None)
             if self.config.recompute and torch.is_grad_enabled() and not self._recording(sheet):
                 # activation checkpointing: backward re-runs the step (same dropout masks:
-                # the RNG state is restored), so only x is kept per step
-                x, attn = checkpoint(sheet, x, use_reentrant=False)
+                # the RNG state is restored), so only its input state is kept per step
+                x, attn, stats = checkpoint(self._step, sheet, t, x, enter, use_reentrant=False)
             else:
-                x, attn = sheet(x)
+                x, attn, stats = self._step(sheet, t, x, enter)
             attention.append(attn)
+            for record, value in zip((l1, silent, active), stats):
+                record.append(value)
             if frames:
                 outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
-            # one pass each (vector_norm reduces without an [N, B, C] temporary)
-            norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample
-            rms = (norm.pow(2).mean() / C).sqrt().clamp_min(1e-12)
-            l1.append(torch.linalg.vector_norm(x, ord=1) / x.numel() / rms)
-            with torch.no_grad():
-                cut = self.config.activity_threshold * rms
-                silent.append(torch.count_nonzero(x.abs() < cut) / x.numel())
-                active.append((norm > cut * C**0.5).sum(0).float().mean())
         state = x.transpose(0, 1)  # (B, N, C)
         activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
         return ColumnformerOutput(state[:, self.output_index], state, attention,
                                   torch.stack(outputs, 1) if frames else None, activity)
+
+    def _step(self, sheet: Sheet, t: int, x: Tensor, enter: Tensor | None
+              ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """Step ``t``: tokens ``enter`` the input area, the step embedding is added, the sheet
+        runs, and the activity of its output is measured (inside the step, so that with
+        ``recompute`` the statistics keep nothing of their own for backward)."""
+        if enter is not None:
+            x = x.index_add(0, self.input_index, enter)  # (N, B, C)
+        if self.step_embed is not None:
+            x = x + self.step_embed[t]
+        x, attn = sheet(x)
+        C = x.size(-1)
+        # one pass each (vector_norm reduces without an [N, B, C] temporary)
+        norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample
+        rms = (norm.pow(2).mean() / C).sqrt().clamp_min(1e-12)
+        l1 = torch.linalg.vector_norm(x, ord=1) / x.numel() / rms
+        with torch.no_grad():
+            cut = self.config.activity_threshold * rms
+            silent = torch.count_nonzero(x.abs() < cut) / x.numel()
+            active = (norm > cut * C**0.5).sum(0).float().mean()
+        return x, attn, (l1, silent, active)
 
     @staticmethod
     def _recording(sheet: Sheet) -> bool:

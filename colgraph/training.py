@@ -362,7 +362,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(PRETRAINED))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=tuple(cfg.optim.betas))
+                                  betas=tuple(cfg.optim.betas), fused=cfg.optim.fused)
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
     warmup = max(1, int(cfg.optim.warmup_epochs * steps_per_epoch))

@@ -135,3 +135,14 @@ def test_recompute_trains_to_the_same_weights(tmp_path):
     assert len(tensors) > 10
     for k in tensors:
         assert torch.allclose(states[0][k], states[1][k], atol=1e-5), k
+
+
+def test_fused_adamw_matches_foreach(tmp_path):
+    """optim.fused=true (no optimizer temporaries) trains to the same weights."""
+    base = TINY + ["train.max_steps=3"]
+    train(compose(base), tmp_path / "foreach")
+    train(compose(base + ["optim.fused=true"]), tmp_path / "fused")
+    a, b = (load_checkpoint(tmp_path / r)["model"] for r in ("foreach", "fused"))
+    tensors = [k for k in a if torch.is_tensor(a[k])]
+    assert a.keys() == b.keys() and tensors
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in tensors)

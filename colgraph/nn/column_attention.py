@@ -178,8 +178,9 @@ class ColumnAttention(MessagePassing):
     def _sparse(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         N, B, H, D = q.shape
         block = self.edges.csr().block(B, H)  # copy r = b * H + h; node n of it: row n * R + r
-        logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(N * B * H, D))  # (R * E,)
-        alpha = edge_softmax(block, block.add_per_edge(logit / math.sqrt(D), self.edge_bias))
+        logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(N * B * H, D),
+                      1 / math.sqrt(D))  # (R * E,)
+        alpha = edge_softmax(block, block.add_per_edge(logit, self.edge_bias))
         out = spmm(block, self.attn_drop(alpha), v.reshape(N * B * H, -1))  # (R * N, Ch)
         return out.view(N, B, H, -1), block.batch_mean(alpha)  # (N, B, H, Ch), (E, H)
 

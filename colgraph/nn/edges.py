@@ -173,12 +173,14 @@ class SheetEdges(nn.Module):
         period = None if geometry.period is None else geometry.period.clone().float()
         self.register_buffer("period", period, persistent=False)
         self.metric = geometry.metric
-        self._template = geometry  # areas, labels, name, period of the construction geometry
+        # the construction geometry's name and labels (not the geometry: its edge list would
+        # be a second copy of index / length, 320 MB at 10^6 columns x 16 inputs)
+        self._name, self._labels = geometry.name, geometry.labels
         self._registry: list[_Entry] = []
         self._columns: list[_Entry] = []  # per-column tensors (rows = columns)
         self._areas = {k: v.clone() for k, v in geometry.areas.items()}  # current areas
         self._csr: EdgeCSR | None = None
-        self._geometry: Geometry | None = geometry
+        self._geometry: Geometry | None = None  # built from the buffers when asked for
 
     # ------------------------------------------------------------------ views
     @property
@@ -219,15 +221,15 @@ class SheetEdges(nn.Module):
         (the construction geometry's name, period and labels; added columns are labelled
         ``added0``, ``added1``, ...)."""
         if self._geometry is None:
-            t = self._template
-            labels = t.labels
+            labels = self._labels
             if labels is not None and len(labels) < self.num_columns:
                 labels = list(labels) + [f"added{i}" for i in
                                          range(self.num_columns - len(labels))]
             self._geometry = Geometry(self.pos.detach().cpu(), self.index.cpu(),
                                       self.length.detach().cpu(),
                                       areas={k: v.cpu() for k, v in self._areas.items()},
-                                      period=t.period, name=t.name, labels=labels,
+                                      period=None if self.period is None else self.period.cpu(),
+                                      name=self._name, labels=labels,
                                       metric=self.metric)
         return self._geometry
 

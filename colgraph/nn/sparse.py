@@ -163,30 +163,31 @@ class EdgeCSR:
         return self._blocks[key]
 
 
-def _sampled(block: EdgeBlock, a: Tensor, b: Tensor) -> Tensor:
-    """``(a @ b.T)`` at the block's edges: ``out[e] = a[target_e] . b[source_e]``."""
+def _sampled(block: EdgeBlock, a: Tensor, b: Tensor, scale: float = 1.0) -> Tensor:
+    """``scale * (a @ b.T)`` at the block's edges: ``out[e] = scale a[target_e] . b[source_e]``."""
     mask = block.matrix(a.new_zeros(block.nnz))
-    return torch.sparse.sampled_addmm(mask, a, b.t(), beta=0.0).values()
+    return torch.sparse.sampled_addmm(mask, a, b.t(), beta=0.0, alpha=scale).values()
 
 
 class _SDDMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, block: EdgeBlock, q: Tensor, k: Tensor) -> Tensor:
-        ctx.block = block
+    def forward(ctx, block: EdgeBlock, q: Tensor, k: Tensor, scale: float) -> Tensor:
+        ctx.block, ctx.scale = block, scale
         ctx.save_for_backward(q, k)
-        return _sampled(block, q.contiguous(), k.contiguous())
+        return _sampled(block, q.contiguous(), k.contiguous(), scale)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         q, k = ctx.saved_tensors
         block = ctx.block
+        grad = grad * ctx.scale if ctx.scale != 1.0 else grad
         grad_q = grad_k = None
         if ctx.needs_input_grad[1]:
             grad_q = torch.sparse.mm(block.matrix(grad), k)
         if ctx.needs_input_grad[2]:
             grad_k = torch.sparse.mm(block.matrix(grad, transpose=True), q)
-        return None, grad_q, grad_k
+        return None, grad_q, grad_k, None
 
 
 class _SpMM(torch.autograd.Function):
@@ -235,9 +236,10 @@ class _SegmentSoftmax(torch.autograd.Function):
         return None, weighted.sub_(out * total.index_select(0, block.row))
 
 
-def sddmm(block: EdgeBlock, q: Tensor, k: Tensor) -> Tensor:
-    """Per-edge dot products ``q[target] . k[source]``: ``[R*N, D] x [R*N, D] -> [R*E]``."""
-    return _SDDMM.apply(block, q, k)
+def sddmm(block: EdgeBlock, q: Tensor, k: Tensor, scale: float = 1.0) -> Tensor:
+    """Per-edge dot products ``scale * q[target] . k[source]``:
+    ``[R*N, D] x [R*N, D] -> [R*E]``."""
+    return _SDDMM.apply(block, q, k, scale)
 
 
 def spmm(block: EdgeBlock, values: Tensor, x: Tensor) -> Tensor:

@@ -212,3 +212,24 @@ def test_weight_gradients_accumulate_in_place_and_equal_autograd(monkeypatch):
     _sheet_loss(model, x).backward(inputs=[w])  # only w's gradient is wanted
     assert torch.allclose(w.grad, ref[i])
     assert all(p.grad is None for p in params if p is not w)
+
+
+@pytest.mark.parametrize("mode", ["none", "full", "lowrank", "groups"])
+def test_column_layer_norm_equals_layer_norm_per_column(mode):
+    """The hand-written norm (saves x, not the normalised x) == F.layer_norm + affine per
+    column: values and gradients, for every sharing mode."""
+    sharing = Sharing(mode, groups=torch.tensor([0, 1, 0, 1, 1]) if mode == "groups" else None)
+    norm = ColumnLayerNorm(5, 4, sharing=sharing).double()
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(5, 3, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(norm, (x,))
+    rows = {"full": [0] * 5, "groups": [0, 1, 0, 1, 1]}.get(mode, list(range(5)))
+    w, b = norm.weight[rows], norm.bias[rows]
+    ref = torch.stack([torch.nn.functional.layer_norm(x[n], (4,), w[n], b[n]) for n in range(5)])
+    assert torch.allclose(norm(x), ref)
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(norm(x), [x, norm.weight, norm.bias], g)
+    want = torch.autograd.grad(ref, [x, norm.weight, norm.bias], g)
+    assert all(torch.allclose(a, b) for a, b in zip(got, want))

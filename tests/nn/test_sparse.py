@@ -48,6 +48,8 @@ def test_sddmm_matches_gather_and_gradcheck(sheet):
     k = torch.randn(75, 4, dtype=torch.double, requires_grad=True)
     assert torch.allclose(sddmm(b, q, k), (q[dst] * k[src]).sum(-1))
     assert torch.autograd.gradcheck(lambda q, k: sddmm(b, q, k), (q, k))
+    assert torch.allclose(sddmm(b, q, k, 0.25), 0.25 * sddmm(b, q, k))
+    assert torch.autograd.gradcheck(lambda q, k: sddmm(b, q, k, 0.25), (q, k))
 
 
 def test_spmm_matches_scatter_and_gradcheck(sheet):
