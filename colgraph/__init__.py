@@ -3,7 +3,9 @@
 A sheet of untied, spatially embedded columns applied recurrently, communicating by sparse
 graph attention over the edges of a geometry.
 """
+import ctypes
 import os
+import sys
 
 # Huge pages for large CPU tensors. Untied layers make every weight gradient a fresh
 # [N, out, in] tensor each step, and page faults on such allocations cost more than the
@@ -12,8 +14,34 @@ import os
 # `import torch; import colgraph`); an explicit setting (THP_MEM_ALLOC_ENABLE=0) wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-from .geometry import Geometry
-from .model import Columnformer, ColumnformerConfig, ColumnformerOutput, Sheet
+
+def _tune_malloc() -> bool:
+    """Keep freed CPU memory in the process instead of returning it to the kernel.
+
+    Why: torch's CPU allocator does not cache, so every step's fresh activations and
+    gradients fault in new, kernel-zeroed pages; glibc's defaults hand tensors above a
+    moving threshold to mmap and trim freed heap memory eagerly. Serving allocations up to
+    32 MB (glibc's largest default threshold) from the heap and keeping up to 1 GB of freed
+    heap measured 1.38x faster training steps at N = 1024 and 1.16x at N = 16384 (seed-style
+    config). A 512 MB threshold was faster still at 16384 (1.4x) but fragmented the heap
+    until a 10^5-column step ran out of memory. glibc on Linux only (``mallopt``);
+    ``COLGRAPH_MALLOC_TUNING=0`` leaves the allocator alone. Returns whether it applied.
+    """
+    if os.environ.get("COLGRAPH_MALLOC_TUNING", "1") == "0" or sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 2**30))
+
+
+MALLOC_TUNED = _tune_malloc()
+
+from .geometry import Geometry  # noqa: E402  (after the allocator settings above)
+from .model import Columnformer, ColumnformerConfig, ColumnformerOutput, Sheet  # noqa: E402
 
 __version__ = "0.1.0"
 
