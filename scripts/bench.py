@@ -37,6 +37,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from colgraph.geometry.wiring import FULL_MAX_COLUMNS
+
 SEED = dict(k=32, batch=16, channels=64, qk=16, hidden=16, steps=4, skip=False)
 BIG = dict(k=16, batch=8, channels=32, qk=None, hidden=128, steps=4, skip=True)  # MLP x 4
 HUGE = dict(k=16, batch=4, channels=16, qk=8, hidden=16, steps=4, skip=True)
@@ -221,30 +223,33 @@ def part_dense(args, report: dict) -> list[str]:
     sizes = [64, 144] if args.quick else [4096, 16384]
     avail = args.memory_gb * 2**30 if args.memory_gb else available_memory()
     lines = ["| N | E | sparse s/step | dense s/step | dense / sparse |", "|---|---|---|---|---|"]
+    measured = []  # (N, dense s, sparse s) of sizes run with both
     for n in sizes:
         s = child("step", args.repeats, n=n, backend="sparse", **SEED)
-        if dense_fits(n, SEED["batch"], SEED["steps"], avail):
+        note = ""
+        if n <= FULL_MAX_COLUMNS and dense_fits(n, SEED["batch"], SEED["steps"], avail):
             d = child("step", args.repeats, n=n, backend="dense", wiring="full", **SEED)
-            note = ""
+            if "error" not in s and "error" not in d:
+                measured.append((s["n"], d["time_s"], s["time_s"]))
+        elif measured:
+            # too large to run (or all-to-all wiring refused past FULL_MAX_COLUMNS): scale the
+            # largest measured size, its attention (dense - sparse step) by N^2 and the rest
+            # (at most the sparse step: the per-column layers both share) by N
+            (m, dm, sm), grow = measured[-1], s.get("n", n) / measured[-1][0]
+            d = {"time_s": (dm - sm) * grow**2 + sm * grow}
+            note = (f" (estimated from N = {m}: (dense - sparse) x {grow:.2f}^2 + sparse x "
+                    f"{grow:.2f})")
         else:
-            # too large to run: dense at N / 2 with B = 1, scaled by B and by N^2 (its
-            # attention is O(N^2); the per-column layers it shares with sparse are O(N))
-            half = child("step", args.repeats, n=n // 2, backend="dense", wiring="full",
-                         **{**SEED, "batch": 1})
-            if "error" in half:
-                d = half
-            else:
-                grow = (s.get("n", n) / half["n"]) ** 2
-                d = {**half, "time_s": half["time_s"] * SEED["batch"] * grow}
-                note = (f" (estimated: N = {half['n']}, B = 1, x {SEED['batch']} x "
-                        f"{grow:.2f})")
+            d = {"error": "does not fit in memory"}
         if "error" in s or "error" in d:
             lines.append(f"| {n} | - | {s.get('error', '')} | {d.get('error', '')} | - |")
             continue
         lines.append(f"| {s['n']} | {s['edges']} | {s['time_s']:.3f} | {d['time_s']:.3f}{note} "
                      f"| **{d['time_s'] / s['time_s']:.1f}x** |")
     return ["### Against the dense Columnformer (target: 30x at N = 4096, 100x at 16384)", "",
-            *lines]
+            "Dense = the same model with all-to-all wiring and the `dense` backend (masked "
+            "N x N attention: the original Columnformer); sparse = k = 32 nearest "
+            "neighbours.", "", *lines]
 
 
 def part_edges(args, report: dict) -> list[str]:
@@ -362,24 +367,50 @@ def main() -> None:
     if "edges" in parts and "machine" not in parts:
         parts.insert(0, "machine")  # the edges table compares with the machine's limits
     report: dict = {}
-    text = ["## Performance and scale: one training step (`scripts/bench.py`)", "",
-            f"`python scripts/bench.py {' '.join(parts)}{' --quick' if args.quick else ''}` on "
-            f"{date.today()}: {platform.machine()}, threads: {torch.get_num_threads()}, torch "
-            f"{torch.__version__}, {available_memory() / 2**30:.0f} GB available. A step = "
-            f"forward + backward + AdamW update of the seed-style config (C = 64, query/key "
-            f"16, MLP hidden 16, T = 4, no attention skip, B = 16, grid, k = 32) unless a table "
-            f"says otherwise; medians of {args.repeats} steps after a warm-up, each "
-            f"measurement in its own process, one at a time."]
+    intro = ["## Performance and scale: one training step (`scripts/bench.py`)", "",
+             "A step = forward + backward + AdamW update of the seed-style config (C = 64, "
+             "query/key 16, MLP hidden 16, T = 4, no attention skip, B = 16, grid, k = 32) "
+             "unless a table says otherwise; medians of the repeats after a warm-up, each "
+             "measurement in its own process, one at a time. Each part says when and how it "
+             "was last measured (`python scripts/bench.py PART --out BENCHMARKS.md` re-measures "
+             "one and keeps the others)."]
+    ran = {}
     for name in parts:
         print(f"[{name}]", flush=True)
-        text += ["", *PARTS[name](args, report)]
-    print("\n".join(text))
+        ran[name] = [f"_`python scripts/bench.py {name}{' --quick' if args.quick else ''}` on "
+                     f"{date.today()}: {platform.machine()}, threads: "
+                     f"{torch.get_num_threads()}, torch {torch.__version__}, "
+                     f"{available_memory() / 2**30:.0f} GB available, repeats: "
+                     f"{args.repeats}._", "", *PARTS[name](args, report)]
+    text = merge_parts(args.out, intro, ran)
+    print(text)
     if args.out:
         sys.path.insert(0, str(Path(__file__).parent))
         from _report import write_section
 
-        write_section(args.out, "bench-model", "\n".join(text))
+        write_section(args.out, SECTION, text)
         print(f"wrote {args.out}")
+
+
+SECTION = "bench-model"
+
+
+def merge_parts(path: Path | None, intro: list[str], ran: dict[str, list[str]]) -> str:
+    """The section's text: the intro, then every part in PARTS order, freshly measured or,
+    if this run skipped it, as the file last had it (between ``<!-- part NAME -->``
+    markers)."""
+    old = path.read_text() if path is not None and path.exists() else ""
+    blocks = []
+    for name in PARTS:
+        start, end = f"<!-- part {name} -->", f"<!-- /part {name} -->"
+        if name in ran:
+            body = "\n".join(ran[name])
+        elif start in old and end in old:
+            body = old.split(start, 1)[1].split(end, 1)[0].strip("\n")
+        else:
+            continue
+        blocks.append(f"{start}\n{body}\n{end}")
+    return "\n\n".join(["\n".join(intro), *blocks])
 
 
 if __name__ == "__main__":
