@@ -56,8 +56,14 @@ def test_bench_script_small(tmp_path):
                   "GATConv"):
         assert table in text, table
     assert "| 64 | 2048 |" in text  # a measured row
-    assert "estimated: N = 64, B = 1" in text  # N = 144 does not fit: estimated from N = 64
+    assert "estimated from N = 64" in text  # N = 144 does not fit: scaled from N = 64
     assert "error" not in text and "failed" not in text, out
+    # one part re-measured alone replaces only its own block
+    run([str(ROOT / "scripts" / "bench.py"), "gat", "--quick", "--inline", "--repeats", "1",
+         "--out", str(tmp_path / "b.md")], tmp_path)
+    again = (tmp_path / "b.md").read_text()
+    assert again.count("<!-- part ") == 5 and again.count("<!-- part gat -->") == 1
+    assert "estimated from N = 64" in again and "ns per edge" in again  # the others kept
     # one measurement the normal way, in its own process
     out = run([str(ROOT / "scripts" / "bench.py"), "machine", "--quick", "--repeats", "1"],
               tmp_path)
