@@ -3,7 +3,7 @@
 Why hand-written: PyG's gather / scatter path materialises ``[B, E, C]`` messages, and
 autograd through ``torch.sparse_csr_tensor`` values is ~10x slower still. Measured at
 N = 4096, k = 32, B = 16, C = 64 (fwd + bwd): PyG gather path 3.0 s, CSR autograd 30 s,
-these kernels ~0.1 s. Each ``torch.autograd.Function`` below calls torch's own CSR kernels
+the whole attention layer on these kernels 0.12-0.15 s (query / key size 16). Each ``torch.autograd.Function`` below calls torch's own CSR kernels
 (``torch.sparse.mm`` and ``torch.sparse.sampled_addmm``, on CPU and CUDA) and writes the
 backward pass by hand, so no per-edge feature tensor is ever built.
 
