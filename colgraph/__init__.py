@@ -38,7 +38,8 @@ def _tune_malloc() -> bool:
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
     # glibc's own dynamic rule keeps trim = 2 x mmap threshold; setting the threshold
     # explicitly freezes trim at 128 kB (eager returns, fresh faults) unless set with it
-    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 64 * 2**20))
+    return (bool(mallopt(m_mmap_threshold, 32 * 2**20))
+            and bool(mallopt(m_trim_threshold, 64 * 2**20)))
 
 
 MALLOC_TUNED = _tune_malloc()

@@ -296,7 +296,7 @@ def part_memory(args, report: dict) -> list[str]:
     for label, n, cfg, variants in cases:
         for options in variants:
             s = child("step", max(1, args.repeats // 2), n=n, backend="sparse", **cfg, **options)
-            opt = ", ".join(f"{k}" if v is True else f"AdamW {v}" for k, v in options.items()) or "-"
+            opt = ", ".join(k if v is True else f"AdamW {v}" for k, v in options.items()) or "-"
             if "error" in s:
                 lines.append(f"| {label} | {opt} | {s['error']} | | | | | | | |")
                 continue

@@ -146,3 +146,9 @@ def test_fused_adamw_matches_foreach(tmp_path):
     tensors = [k for k in a if torch.is_tensor(a[k])]
     assert a.keys() == b.keys() and tensors
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in tensors)
+
+
+def test_fused_must_be_a_bool():
+    """optim.fused is refused at composition, before any data loads."""
+    with pytest.raises(Exception, match="optim.fused=maybe"):
+        compose(TINY + ["optim.fused=maybe"])

@@ -89,7 +89,7 @@ class ColumnAttention(MessagePassing):
         columns = edges.num_columns
         self.channels, self.heads = channels, heads
         self.qk_dim = qk_dim or channels // heads
-        self.dropout, self.backend = dropout, backend
+        self.backend = backend
         self.attn_drop = ColumnDropout(dropout)  # on the per-edge weights
         self.bias_sigma, self.bias_clamp = bias_sigma, bias_clamp
         qk = heads * self.qk_dim

@@ -3,9 +3,10 @@
 Why hand-written: PyG's gather / scatter path materialises ``[B, E, C]`` messages, and
 autograd through ``torch.sparse_csr_tensor`` values is ~10x slower still. Measured at
 N = 4096, k = 32, B = 16, C = 64 (fwd + bwd): PyG gather path 3.0 s, CSR autograd 30 s,
-the whole attention layer on these kernels 0.12-0.15 s (query / key size 16). Each ``torch.autograd.Function`` below calls torch's own CSR kernels
-(``torch.sparse.mm`` and ``torch.sparse.sampled_addmm``, on CPU and CUDA) and writes the
-backward pass by hand, so no per-edge feature tensor is ever built.
+the whole attention layer on these kernels 0.12-0.15 s (query / key size 16). Each
+``torch.autograd.Function`` below calls torch's own CSR kernels (``torch.sparse.mm`` and
+``torch.sparse.sampled_addmm``, on CPU and CUDA) and writes the backward pass by hand, so
+no per-edge feature tensor is ever built.
 
 A batch of ``B`` samples and ``H`` heads is ``R = B * H`` independent copies of the sheet,
 INTERLEAVED: node ``n`` of copy ``r`` is row ``n * R + r``. A columns-first tensor
@@ -217,10 +218,9 @@ class _SegmentSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, block: EdgeBlock, logit: Tensor) -> Tensor:
-        offsets = block.crow.long()
-        peak = torch.segment_reduce(logit, "max", offsets=offsets)  # (R * N,)
+        peak = torch.segment_reduce(logit, "max", offsets=block.crow)  # (R * N,)
         out = (logit - peak.index_select(0, block.row)).exp_()
-        total = torch.segment_reduce(out, "sum", offsets=offsets)
+        total = torch.segment_reduce(out, "sum", offsets=block.crow)
         out.div_(total.index_select(0, block.row))
         ctx.block = block
         ctx.save_for_backward(out)
@@ -232,7 +232,7 @@ class _SegmentSoftmax(torch.autograd.Function):
         (out,) = ctx.saved_tensors
         block = ctx.block
         weighted = out * grad
-        total = torch.segment_reduce(weighted, "sum", offsets=block.crow.long())
+        total = torch.segment_reduce(weighted, "sum", offsets=block.crow)
         return None, weighted.sub_(out * total.index_select(0, block.row))
 
 
