@@ -15,7 +15,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
-from .nn import SHARING, ColumnAttention, ColumnLayerNorm, ColumnMLP, SheetEdges, Sharing
+from .nn import (SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
+                 Sharing)
 
 __all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
            "column_groups"]
@@ -87,6 +88,9 @@ class ColumnformerConfig:
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
     recompute: bool = False  # activation checkpointing: keep only each step's input state
+    # per-column matmul weights (~all parameters): "bfloat16" halves them, their gradients
+    # and AdamW state, and runs those matmuls in bf16; norms, attention and states stay fp32
+    weight_dtype: str = "float32"
     sharing: str = "none"  # none (untied) | full | lowrank | groups (per area): see nn.Sharing
     sharing_rank: int = 4  # lowrank: rank of each column's correction to the shared weights
     input_area: str = "input"
@@ -94,7 +98,9 @@ class ColumnformerConfig:
     activity_threshold: float = 0.1  # a unit / column is silent below this x its step's RMS
 
     # settings that change how the sheet runs, not what it is (train.init_from may differ)
-    RUNTIME = ("dropout", "attn_dropout", "backend", "recompute", "activity_threshold")
+    RUNTIME = ("dropout", "attn_dropout", "backend", "recompute", "activity_threshold",
+               "weight_dtype")
+    WEIGHT_DTYPES = ("float32", "bfloat16")
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.steps < 1 or self.heads < 1:
@@ -115,6 +121,9 @@ class ColumnformerConfig:
             raise ValueError(f"model.sharing_rank must be >= 1 (got {self.sharing_rank}).")
         if self.inject not in ("first", "every"):
             raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
+        if self.weight_dtype not in self.WEIGHT_DTYPES:
+            raise ValueError(f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
+                             f"(got {self.weight_dtype!r}).")
 
 
 class Activity(NamedTuple):
@@ -189,6 +198,10 @@ class Columnformer(nn.Module):
         # a checkpoint may hold edited wiring: resize per-edge tensors before loading it
         self._register_load_state_dict_pre_hook(self._resize_edges)
         self.reset_parameters()
+        weight_dtype = getattr(torch, config.weight_dtype)
+        for module in self.modules():
+            if isinstance(module, ColumnLinear):
+                module.to(weight_dtype)
 
     per_column = ("column_embed",)  # per-column tensors of this module (see SheetEdges)
 

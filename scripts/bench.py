@@ -95,7 +95,8 @@ def measure_step(spec: dict) -> dict:
     model = Columnformer(geo, channels=spec["channels"], steps=spec["steps"], heads=1,
                          qk_dim=spec["qk"], mlp_ratio=spec["hidden"] / spec["channels"],
                          skip=spec["skip"], backend=spec["backend"],
-                         recompute=spec.get("recompute", False))
+                         recompute=spec.get("recompute", False),
+                         weight_dtype=spec.get("weight_dtype", "float32"))
     adamw = spec.get("adamw", "foreach")  # foreach (torch's default) | fused: no temporaries
     opt = (torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3, fused=adamw == "fused")
            if spec.get("optimizer", True) else None)
@@ -113,13 +114,14 @@ def measure_step(spec: dict) -> dict:
 
     t = _median_time(step, spec["repeats"])
     params = sum(p.numel() for p in model.parameters())
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters()
                 if p.grad is not None)
     state = sum(v.numel() * v.element_size() for s in (opt.state.values() if opt else ())
                 for v in s.values() if torch.is_tensor(v) and v.dim() > 0)
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     return {"n": n, "edges": e, "time_s": t, "params": params,
-            "param_mb": params * 4 / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
+            "param_mb": param_bytes / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
             "buffer_mb": buffers / 2**20, "peak_mb": _rss_mb() - base,
             "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params)}
 
@@ -285,18 +287,21 @@ def part_memory(args, report: dict) -> list[str]:
     # options per case: without recompute the 10^5 sheet's activations exceed the machine
     # (the issue measured 21.4 GB for forward + backward alone), which the first row shows
     lean = {"recompute": True, "adamw": "fused"}
-    cases = ([("N = 256 (k = 16, B = 8, C = 32, MLP x 4)", 256, BIG, ({}, lean))] if args.quick
+    bf16 = {**lean, "weight_dtype": "bfloat16"}
+    cases = ([("N = 256 (k = 16, B = 8, C = 32, MLP x 4)", 256, BIG, ({}, lean, bf16))]
+             if args.quick
              else [("N = 10^5 (k = 16, B = 8, C = 32, MLP x 4)", 100_000, BIG,
-                    ({"adamw": "fused"}, lean)),
+                    ({"adamw": "fused"}, lean, bf16)),
                    ("N = 10^6 (k = 16, B = 4, C = 16, qk 8, MLP hidden 16)", 1_000_000, HUGE,
-                    (lean,))])
+                    (lean, bf16))])
+    names = {"recompute": "recompute", "adamw": "AdamW fused", "weight_dtype": "bf16 weights"}
     lines = ["| case | options | s/step | parameters | gradients | AdamW state | other state "
              "| activations + workspace | peak | rest / state |", "|---|---|---|---|---|---|---|"
              "---|---|---|"]
     for label, n, cfg, variants in cases:
         for options in variants:
             s = child("step", max(1, args.repeats // 2), n=n, backend="sparse", **cfg, **options)
-            opt = ", ".join(k if v is True else f"AdamW {v}" for k, v in options.items()) or "-"
+            opt = ", ".join(names[k] for k in options) or "-"
             if "error" in s:
                 lines.append(f"| {label} | {opt} | {s['error']} | | | | | | | |")
                 continue
@@ -312,7 +317,10 @@ def part_memory(args, report: dict) -> list[str]:
             "other state = the sheet's buffers (edges, lengths, positions). recompute = "
             "`model.recompute=true` (activation checkpointing per step); AdamW fused = "
             "`optim.fused=true` (no optimizer temporaries; torch's default foreach AdamW "
-            "allocates one more copy of the parameters).", "", *lines]
+            "allocates one more copy of the parameters); bf16 weights = "
+            "`model.weight_dtype=bfloat16` (the per-column matmul weights, their gradients "
+            "and AdamW state in bf16; those matmuls in bf16, everything else in fp32).", "",
+            *lines]
 
 
 def part_gat(args, report: dict) -> list[str]:

@@ -140,3 +140,35 @@ def test_recompute_is_off_in_eval_and_for_recording_steps():
 def test_bad_dropout_is_refused_in_the_config(key, value):
     with pytest.raises(ValueError, match=rf"model.{key} must be in \[0, 1\)"):
         ColumnformerConfig(**{key: value})
+
+
+def test_bf16_weights_halve_the_matmul_weights_and_track_fp32():
+    """model.weight_dtype=bfloat16: every per-column matmul weight (and so its gradient)
+    is bf16, everything else fp32; the model tracks the fp32 model holding the same
+    (rounded) weights, forward and backward, with the in-place gradient path on."""
+    torch.manual_seed(0)
+    half = Columnformer(GEO, channels=16, steps=3, value_proj=True, weight_dtype="bfloat16")
+    full = Columnformer(GEO, channels=16, steps=3, value_proj=True)
+    full.load_state_dict(half.state_dict())
+    dtypes = {n: p.dtype for n, p in half.named_parameters()}
+    matmul = {n for n in dtypes if any(f".{m}." in n for m in ("fc1", "fc2", "query", "key", "value", "out"))}
+    assert matmul and all(dtypes[n] == torch.bfloat16 for n in matmul)
+    assert all(d == torch.float32 for n, d in dtypes.items() if n not in matmul)
+    assert sum(p.numel() for n, p in half.named_parameters() if n in matmul) > 0.8 * sum(
+        p.numel() for p in half.parameters())
+    tokens = torch.randn(4, 16, 16)
+    outs = [m(tokens) for m in (half, full)]
+    assert outs[0].state.dtype == torch.float32
+    rel = (outs[0].state - outs[1].state).norm() / outs[1].state.norm()
+    assert rel < 2e-2, float(rel)
+    for m, out in zip((half, full), outs):
+        (out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)).backward()
+    for (name, p), q in zip(half.named_parameters(), full.parameters()):
+        assert p.grad.dtype == p.dtype, name
+        err = (p.grad.float() - q.grad).norm() / q.grad.norm().clamp_min(1e-6)
+        assert err < 5e-2, (name, float(err))
+
+
+def test_weight_dtype_is_checked():
+    with pytest.raises(ValueError, match="model.weight_dtype must be one of float32, bfloat16"):
+        ColumnformerConfig(weight_dtype="float16")

@@ -152,3 +152,24 @@ def test_fused_must_be_a_bool():
     """optim.fused is refused at composition, before any data loads."""
     with pytest.raises(Exception, match="optim.fused=maybe"):
         compose(TINY + ["optim.fused=maybe"])
+
+
+def test_bf16_weights_train_save_and_resume(tmp_path):
+    """model.weight_dtype=bfloat16 trains (finite, near the fp32 run), its checkpoint keeps
+    bf16 weights, it resumes, and an fp32 checkpoint starts a bf16 run (a runtime option)."""
+    base = TINY + ["train.max_steps=3"]
+    train(compose(base), tmp_path / "fp32")
+    train(compose(base + ["model.weight_dtype=bfloat16"]), tmp_path / "bf16")
+    a, b = (load_checkpoint(tmp_path / r)["model"] for r in ("fp32", "bf16"))
+    half = [k for k in b if torch.is_tensor(b[k]) and b[k].dtype == torch.bfloat16]
+    assert half and all(".fc1." in k or ".fc2." in k or ".query." in k or ".key." in k
+                        or ".value." in k or ".out." in k for k in half)
+    for k in half:
+        assert torch.isfinite(b[k].float()).all()
+        assert torch.allclose(a[k], b[k].float(), atol=3e-2), k
+    train(compose(base + ["model.weight_dtype=bfloat16", "train.max_steps=4",
+                          f"train.resume={tmp_path / 'bf16'}"]), tmp_path / "bf16")
+    assert load_checkpoint(tmp_path / "bf16")["step"] == 4
+    train(compose(base + ["model.weight_dtype=bfloat16",
+                          f"train.init_from={tmp_path / 'fp32'}"]), tmp_path / "from_fp32")
+    assert load_checkpoint(tmp_path / "from_fp32")["model"][half[0]].dtype == torch.bfloat16

@@ -119,35 +119,46 @@ class _ColumnMatmul(torch.autograd.Function):
     workspace (1.6 GB for one MLP weight at N = 10^5) and three extra passes over it. When
     a plain ``backward()`` is accumulating into ``weight.grad`` anyway, this adds
     ``g^T @ x`` into it in place instead (:func:`_accumulates_in_place` says when).
+
+    With bf16 weights (``model.weight_dtype=bfloat16``) the input and the incoming gradient
+    are rounded to bf16 and the three matmuls run in bf16 (fp32 accumulation inside the
+    kernel); the output and the input gradient return at the state's precision (fp32).
+    Saving the bf16 input halves what is kept for backward; on this CPU (x86_64, 2 cores) a
+    bf16 bmm measured 1.6x faster than fp32 at N = 65536, B = 4, C = 16.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.state_dtype = x.dtype
+        x = x.to(weight.dtype)  # bf16 weights: a bf16 matmul (fp32 accumulation), see below
         ctx.save_for_backward(x, weight)
         ctx.param = weight if weight.is_leaf else None  # the Parameter itself (not a gather)
         ctx.has_bias = bias is not None
         w_t = weight.transpose(1, 2)  # (N, in, out)
         if bias is None:
-            return torch.bmm(x, w_t)  # (N, B, out)
-        return torch.baddbmm(bias.unsqueeze(1), x, w_t)  # (N, B, out)
+            y = torch.bmm(x, w_t)  # (N, B, out)
+        else:
+            y = torch.baddbmm(bias.unsqueeze(1), x, w_t)  # (N, B, out)
+        return y.to(ctx.state_dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
+        g = grad.to(weight.dtype)
         if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(grad, weight)  # (N, B, in)
+            grad_x = torch.bmm(g, weight).to(ctx.state_dtype)  # (N, B, in)
         if ctx.needs_input_grad[1]:
             if _accumulates_in_place(ctx.param):  # (N, out, in) straight into .grad
                 if ctx.param.grad is None:
-                    ctx.param.grad = torch.bmm(grad.transpose(1, 2), x)
+                    ctx.param.grad = torch.bmm(g.transpose(1, 2), x)
                 else:
-                    ctx.param.grad.baddbmm_(grad.transpose(1, 2), x)
+                    ctx.param.grad.baddbmm_(g.transpose(1, 2), x)
             else:
-                grad_w = torch.bmm(grad.transpose(1, 2), x)  # (N, out, in)
+                grad_w = torch.bmm(g.transpose(1, 2), x)  # (N, out, in)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad.sum(1)  # (N, out)
+            grad_b = grad.sum(1)  # (N, out), summed at the state's precision
         return grad_x, grad_w, grad_b
 
 
@@ -200,13 +211,14 @@ class ColumnLinear(_Shared):
     def forward(self, x: Tensor) -> Tensor:
         mode = self.sharing.mode
         if mode in ("full", "lowrank"):  # one matmul for all columns
+            state, x = x.dtype, x.to(self.weight.dtype)
             bias = self.bias if mode == "full" or self.bias is None else None
             y = F.linear(x, self.weight[0], None if bias is None else bias[0])  # (N, B, out)
             if mode == "lowrank":
                 y = torch.baddbmm(y, torch.bmm(x, self.v), self.u.transpose(1, 2))
                 if self.bias is not None:
                     y = y + self.bias.unsqueeze(1)
-            return y
+            return y.to(state)
         return _ColumnMatmul.apply(x, self.rows(self.weight), self.rows(self.bias))
 
     def __repr__(self) -> str:

@@ -233,3 +233,29 @@ def test_column_layer_norm_equals_layer_norm_per_column(mode):
     got = torch.autograd.grad(norm(x), [x, norm.weight, norm.bias], g)
     want = torch.autograd.grad(ref, [x, norm.weight, norm.bias], g)
     assert all(torch.allclose(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("mode", ["none", "full", "lowrank", "groups"])
+def test_bf16_weights_equal_fp32_on_rounded_inputs(mode):
+    """bf16 weights: the layer equals the fp32 layer on bf16-rounded weights and inputs
+    (up to the bf16 rounding of the output), returns fp32, and its weight gradients are
+    bf16 and equal fp32's within bf16 precision."""
+    torch.manual_seed(0)
+    sharing = Sharing(mode, groups=torch.tensor([0, 1, 0, 1, 1]) if mode == "groups" else None)
+    lin = ColumnLinear(5, 6, 4, sharing=sharing).to(torch.bfloat16)
+    ref = ColumnLinear(5, 6, 4, sharing=sharing)
+    ref.load_state_dict(lin.state_dict())  # the same (rounded) values in fp32
+    x = torch.randn(5, 3, 6, requires_grad=True)
+    x_ref = x.detach().to(torch.bfloat16).float().requires_grad_()
+    y, y_ref = lin(x), ref(x_ref)
+    assert y.dtype == torch.float32 and y.shape == y_ref.shape
+    assert torch.allclose(y, y_ref, rtol=2e-2, atol=2e-2)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    assert x.grad.dtype == torch.float32
+    assert torch.allclose(x.grad, x_ref.grad, rtol=2e-2, atol=2e-2)
+    for (name, p), q in zip(lin.named_parameters(), ref.parameters()):
+        assert p.dtype == p.grad.dtype == torch.bfloat16, name
+        err = (p.grad.float() - q.grad).norm() / q.grad.norm().clamp_min(1e-6)
+        assert err < 2e-2, (name, float(err))
