@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from . import __version__
+from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, remove_stale_tmp,
+                         save_checkpoint)
 from .config import (Config, ScaleConfig, SmoothnessConfig, SparsityConfig, TrainConfig, from_node,
                      to_container)
 from .data import Augment, Data, iterate_batches, load_data
@@ -35,8 +37,6 @@ from .tasks import TASKS, Task, build_task, task_class
 __all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 3  # bump when the checkpoint layout changes incompatibly
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
 
 
@@ -202,35 +202,6 @@ def init_from(model: Task, source: dict[str, Any]) -> None:
         raise ValueError(f"train.init_from={source['path']} does not fit this model (other "
                          f"model.* or sample shape?): {e}") from None
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write never corrupts the last good checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file (or ``RUN_DIR/checkpoint.pt``) with clear errors."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {path}. Pass train.resume=<run dir> or "
-                                f"<run dir>/{CHECKPOINT_NAME} of an earlier run.")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "colgraph_version" not in state:
-        raise ValueError(f"{path} is not a colgraph checkpoint (no 'colgraph_version' key).")
-    fmt = state.get("checkpoint_format")
-    if fmt != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} was written by colgraph {state['colgraph_version']} in "
-                         f"checkpoint format {fmt}; this colgraph ({__version__}) reads format "
-                         f"{CHECKPOINT_FORMAT}. Load it with the colgraph version that wrote "
-                         f"it, or retrain.")
-    state["path"] = str(path)
-    return state
-
-
 def load_model(path: str | os.PathLike, with_data: bool = True
                ) -> tuple[Task, Geometry, Any, Data | None]:
     """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
@@ -256,8 +227,12 @@ def load_model(path: str | os.PathLike, with_data: bool = True
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    """Every generator's state as tensors and plain values (a checkpoint holds no objects)."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"bit_generator": name, "key": torch.from_numpy(key.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -265,7 +240,11 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npy = state["numpy"]
+    if isinstance(npy, dict):
+        npy = (npy["bit_generator"], npy["key"].numpy().astype(np.uint32), npy["pos"],
+               npy["has_gauss"], npy["cached_gaussian"])
+    np.random.set_state(npy)  # a tuple: checkpoint format 3
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -386,6 +365,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     radius = smoothness_radius(cfg, cf.edge_length)
     logger = _Logger(run_dir, cfg.train.tensorboard)
     ckpt_path = run_dir / CHECKPOINT_NAME
+    if remove_stale_tmp(ckpt_path):
+        print(f"Removed {ckpt_path}.tmp, a partial checkpoint left by a crash mid-write.")
     metrics: dict[str, Any] = {}
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}")

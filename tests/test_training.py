@@ -76,8 +76,7 @@ def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(path, {"colgraph_version": "x", "checkpoint_format": CHECKPOINT_FORMAT, "step": 1})
 
     def boom(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
+        f.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", boom)
