@@ -5,6 +5,7 @@ YAML variants live in ``configs/<group>/``; each starts from its group's schema
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +13,24 @@ from omegaconf import MISSING
 
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
+from .validation import check_types, fraction, non_negative, one_of, positive, require
 
 __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig",
            "OptimConfig", "TrainConfig", "WiringCostConfig", "PlasticityConfig", "ScaleConfig",
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
-           "to_container"]
+           "to_container", "validate_config", "GROUPS"]
+
+WIRING_RULES = ("knn", "radius", "full", "exponential", "uniform")
+# the wiring fields each rule reads (long_range, seed and self_loops apply to every rule)
+WIRING_FIELDS = {"knn": ("k",), "radius": ("r",), "full": (), "exponential": ("lam",),
+                 "uniform": ("k",)}
+# the geometry fields each builder reads (see colgraph.geometry.GEOMETRIES)
+GEOMETRY_FIELDS = {"grid": ("width", "height"), "torus": ("width", "height"),
+                   "stack": ("widths", "spacing", "inter", "inter_k"),
+                   "sphere": ("n", "size", "input_size", "output_size"),
+                   "ring": ("n",), "line": ("n",),
+                   "random": ("n", "shape", "dim", "size", "seed", "input_size", "output_size"),
+                   "graph": ("path", "coords")}
 
 
 @dataclass
@@ -28,6 +42,16 @@ class WiringConfig:
     lam: float = 4.0  # exponential: length scale of P(length) ~ exp(-length / lam)
     seed: int = 0  # exponential / uniform: random seed
     self_loops: bool = False
+
+    def __post_init__(self) -> None:
+        check_types(self, "geometry.wiring")
+        one_of("geometry.wiring.rule", self.rule, WIRING_RULES)
+        require(self.k >= 1, "geometry.wiring.k", self.k, ">= 1 (incoming edges per column)",
+                "Raise geometry.wiring.k.")
+        positive("geometry.wiring.r", self.r)
+        require(self.long_range >= 0, "geometry.wiring.long_range", self.long_range, ">= 0")
+        positive("geometry.wiring.lam", self.lam)
+        require(self.seed >= 0, "geometry.wiring.seed", self.seed, ">= 0")
 
 
 @dataclass
@@ -50,6 +74,28 @@ class GeometryConfig:
     coords: str | None = None  # graph: coordinates CSV (node,x,y[,z][,area]) for a .csv
     wiring: WiringConfig = field(default_factory=WiringConfig)
 
+    def __post_init__(self) -> None:
+        from .geometry import GEOMETRIES, STACK_INTER
+
+        check_types(self, "geometry")
+        require(self.name in GEOMETRIES, "geometry", self.name, "one of " + ", ".join(GEOMETRIES),
+                f"Pick one with geometry=<name>.")
+        require(self.width >= 1, "geometry.width", self.width, ">= 1")
+        require(self.height is None or self.height >= 1, "geometry.height", self.height,
+                ">= 1 or null (= width)")
+        require(len(self.widths) > 0 and all(isinstance(w, int) and w >= 1
+                                             for w in self.widths),
+                "geometry.widths", list(self.widths), "a non-empty list of integers >= 1")
+        positive("geometry.spacing", self.spacing)
+        one_of("geometry.inter", self.inter, STACK_INTER)
+        require(self.inter_k >= 1, "geometry.inter_k", self.inter_k, ">= 1")
+        require(self.n >= 1, "geometry.n", self.n, ">= 1 (number of columns)")
+        one_of("geometry.shape", self.shape, ("box", "disc"))
+        require(self.dim in (1, 2, 3), "geometry.dim", self.dim, "1, 2 or 3")
+        require(self.size is None or self.size > 0, "geometry.size", self.size, "> 0 or null")
+        require(self.input_size >= 1 and self.output_size >= 1, "geometry.input_size / "
+                "output_size", (self.input_size, self.output_size), ">= 1")
+
 
 @dataclass
 class TaskConfig:
@@ -62,6 +108,19 @@ class TaskConfig:
     norm_pix: bool = False  # masked_image: predict per-patch normalised pixels
     decoder_area: str | None = None  # masked_image: area read out (default: the input area)
 
+    def __post_init__(self) -> None:
+        from .tasks import TASKS
+
+        check_types(self, "task")
+        require(self.name in TASKS, "task", self.name, "one of " + ", ".join(TASKS),
+                f"Pick one with task=<name>.")
+        for key in ("patch_size", "window"):
+            v = getattr(self, key)
+            require(v is None or v >= 1, f"task.{key}", v, ">= 1 or null (automatic)")
+        one_of("task.pool", self.pool, ("mean", "max"))
+        fraction("task.label_smoothing", self.label_smoothing)
+        fraction("task.mask_ratio", self.mask_ratio, low_open=True)
+
 
 @dataclass
 class AugmentConfig:
@@ -70,6 +129,11 @@ class AugmentConfig:
     shift: int = 0  # max translation in pixels / samples (zero fill): random crops
     flip: bool = False  # mirror left-right with probability 1/2
     scale: float = 0.0  # multiply by a factor in [1 - scale, 1 + scale]
+
+    def __post_init__(self) -> None:
+        check_types(self, "data.augment")
+        require(self.shift >= 0, "data.augment.shift", self.shift, ">= 0 pixels / samples")
+        fraction("data.augment.scale", self.scale)
 
 
 @dataclass
@@ -89,8 +153,15 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction must be in (0, 1) (got {self.test_fraction}).")
+        from .data import DATASETS
+
+        check_types(self, "data")
+        require(self.name in DATASETS, "data", self.name, "one of " + ", ".join(DATASETS),
+                f"Pick one with data=<name>.")
+        fraction("data.test_fraction", self.test_fraction, low_open=True)
+        for key in ("samples", "length", "classes", "width"):
+            require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), ">= 1")
+        non_negative("data.noise", self.noise)
 
 
 @dataclass
@@ -102,6 +173,17 @@ class OptimConfig:
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     fused: bool = False  # fused AdamW: no temporaries (a parameter copy less), ~10% slower
+
+    def __post_init__(self) -> None:
+        check_types(self, "optim")
+        positive("optim.lr", self.lr, "A typical value is 1e-3.")
+        non_negative("optim.weight_decay", self.weight_decay, "0 turns it off.")
+        require(len(self.betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1
+                                             for b in self.betas),
+                "optim.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.95]")
+        non_negative("optim.warmup_epochs", self.warmup_epochs, "0 turns warmup off.")
+        fraction("optim.min_lr_ratio", self.min_lr_ratio, high_open=False)
+        non_negative("optim.grad_clip", self.grad_clip, "0 turns clipping off.")
 
 
 @dataclass
@@ -124,12 +206,24 @@ class TrainConfig:
                              f"{self.epochs}, {self.batch_size}).")
         if self.freeze not in ("none", "sheet"):
             raise ValueError(f"train.freeze must be 'none' or 'sheet' (got {self.freeze!r}).")
+        check_types(self, "train")
+        require(self.eval_every >= 1, "train.eval_every", self.eval_every, ">= 1 epoch")
+        require(self.max_steps is None or self.max_steps >= 1, "train.max_steps",
+                self.max_steps, ">= 1 or null (no limit)")
+        require(self.connectome_every >= 0, "train.connectome_every", self.connectome_every,
+                ">= 0 epochs (0: no snapshots)")
+        require(self.seed >= 0, "train.seed", self.seed, ">= 0")
 
 
 @dataclass
 class WiringCostConfig:
     weight: float = 0.0  # weight of the wiring cost in the loss (0 = off)
     p: float = 1.0  # cost per edge = attention * length^p
+
+    def __post_init__(self) -> None:
+        check_types(self, "wiring")
+        non_negative("wiring.weight", self.weight, "0 turns the wiring cost off.")
+        non_negative("wiring.p", self.p)
 
 
 @dataclass
@@ -209,13 +303,98 @@ def from_node(cls: type, node: Any, group: str) -> Any:
     ``__post_init__`` checks the values."""
     from dataclasses import fields
 
-    data = to_container(node)
+    data = node if isinstance(node, dict) else to_container(node)
     names = sorted(f.name for f in fields(cls))
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ValueError(f"Unknown key(s) {', '.join(f'{group}.{k}' for k in unknown)}. "
                          f"Choices: {', '.join(names)}.")
+    for f in fields(cls):  # nested groups (geometry.wiring, data.augment)
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(sub) and isinstance(data.get(f.name), dict):
+            data = {**data, f.name: from_node(type(sub), data[f.name], f"{group}.{f.name}")}
     return cls(**data)
+
+
+GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskConfig,
+          "data": DataConfig, "optim": OptimConfig, "train": TrainConfig,
+          "wiring": WiringCostConfig, "plasticity": PlasticityConfig, "scale": ScaleConfig,
+          "smoothness": SmoothnessConfig, "sparsity": SparsityConfig}
+
+
+def validate_config(cfg: Any) -> dict[str, Any]:
+    """Check a whole composed config before any work: every group through its dataclass
+    (types, ranges, unknown keys; hydra runs none of the ``__post_init__`` checks itself),
+    settings that the chosen geometry or wiring rule would silently ignore, and the
+    device. Every problem found is reported at once. Returns the dataclasses by group."""
+    data = cfg if isinstance(cfg, dict) else to_container(cfg)
+    problems, out = [], {}
+    unknown = sorted(set(data) - set(GROUPS) - {"device"})
+    if unknown:
+        problems.append(f"Unknown top-level key(s) {', '.join(unknown)}. Choices: "
+                        f"{', '.join([*GROUPS, 'device'])}.")
+    for group, cls in GROUPS.items():
+        if group not in data:
+            continue
+        try:
+            out[group] = from_node(cls, data[group], group)
+        except (TypeError, ValueError) as e:
+            problems.append(str(e))
+    if "geometry" in out:
+        problems += _ignored_geometry_settings(out["geometry"])
+    try:
+        _check_device(data.get("device", "auto"))
+    except ValueError as e:
+        problems.append(str(e))
+    if problems:
+        head = "The config has a problem" if len(problems) == 1 else \
+            f"The config has {len(problems)} problems"
+        raise ValueError(head + ":\n  - " + "\n  - ".join(problems))
+    return out
+
+
+def _ignored_geometry_settings(geo: GeometryConfig) -> list[str]:
+    """Fields set away from their defaults that the chosen builder / wiring rule never
+    reads (e.g. ``geometry=grid geometry.widths=[4,4]``)."""
+    defaults, problems = GeometryConfig(name=geo.name), []
+    used = GEOMETRY_FIELDS[geo.name]
+    for f in dataclasses.fields(GeometryConfig):
+        if f.name in ("name", "wiring") or f.name in used:
+            continue
+        if getattr(geo, f.name) != getattr(defaults, f.name):
+            problems.append(f"geometry.{f.name}={getattr(geo, f.name)!r} does not apply to "
+                            f"geometry={geo.name} (its settings: "
+                            f"{', '.join(used) or 'none'}{', wiring' if geo.name != 'graph' else ''}).")
+    w, w0 = geo.wiring, WiringConfig()
+    if geo.name == "graph":
+        changed = [f.name for f in dataclasses.fields(WiringConfig)
+                   if getattr(w, f.name) != getattr(w0, f.name)]
+        if changed:
+            problems.append(f"geometry.wiring.{changed[0]} does not apply to geometry=graph: "
+                            f"its edges come from the file (geometry.path).")
+        return problems
+    for name in ("k", "r", "lam"):
+        if name not in WIRING_FIELDS[w.rule] and getattr(w, name) != getattr(w0, name) and not (
+                name == "lam" and w.long_range):
+            problems.append(f"geometry.wiring.{name}={getattr(w, name)!r} does not apply to "
+                            f"geometry.wiring.rule={w.rule} (it reads: "
+                            f"{', '.join(WIRING_FIELDS[w.rule]) or 'nothing'}, plus long_range, "
+                            f"seed, self_loops).")
+    return problems
+
+
+def _check_device(name: Any) -> None:
+    import torch
+
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:<index> (got {name!r}).") \
+            from None
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:<index> (got {name!r}).")
 
 
 def to_container(cfg: Any) -> dict:

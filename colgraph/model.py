@@ -7,6 +7,7 @@ Read top to bottom: the Sheet (one step), the config, then the Columnformer.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -15,7 +16,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
-from .nn import (SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
+from .validation import check_types, non_negative, one_of, positive, require
+from .nn import (BACKENDS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
                  Sharing)
 
 __all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
@@ -103,6 +105,7 @@ class ColumnformerConfig:
     WEIGHT_DTYPES = ("float32", "bfloat16")
 
     def __post_init__(self) -> None:
+        check_types(self, "model")
         if self.channels < 1 or self.steps < 1 or self.heads < 1:
             raise ValueError(f"model.channels, model.steps and model.heads must be >= 1 (got "
                              f"{self.channels}, {self.steps}, {self.heads}).")
@@ -121,6 +124,18 @@ class ColumnformerConfig:
             raise ValueError(f"model.sharing_rank must be >= 1 (got {self.sharing_rank}).")
         if self.inject not in ("first", "every"):
             raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
+        positive("model.mlp_ratio", self.mlp_ratio)
+        require(int(self.mlp_ratio * self.channels) >= 1, "model.mlp_ratio", self.mlp_ratio,
+                f">= 1 / model.channels = {1 / self.channels:.3g} (MLP hidden size "
+                f"int(mlp_ratio x channels) >= 1)")
+        require(self.qk_dim is None or self.qk_dim >= 1, "model.qk_dim", self.qk_dim,
+                ">= 1 or null (= channels // heads)")
+        require(self.bias_sigma is None or (math.isfinite(self.bias_sigma)
+                                            and self.bias_sigma > 0),
+                "model.bias_sigma", self.bias_sigma, "> 0 or null (= the mean edge length)")
+        non_negative("model.bias_clamp", self.bias_clamp)
+        non_negative("model.activity_threshold", self.activity_threshold)
+        one_of("model.backend", self.backend, BACKENDS)
         if self.weight_dtype not in self.WEIGHT_DTYPES:
             raise ValueError(f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
                              f"(got {self.weight_dtype!r}).")
@@ -171,6 +186,10 @@ class Columnformer(nn.Module):
     def __init__(self, geometry: Geometry, config: ColumnformerConfig | None = None,
                  **overrides) -> None:
         super().__init__()
+        if not isinstance(geometry, Geometry):
+            raise TypeError(f"Columnformer needs a colgraph Geometry as its first argument "
+                            f"(got {type(geometry).__name__}). Build one with e.g. "
+                            f"colgraph.geometry.grid(8) or read_geometry(path).")
         config = config or ColumnformerConfig()
         if overrides:
             names = {f.name for f in fields(ColumnformerConfig)}
@@ -246,6 +265,18 @@ class Columnformer(nn.Module):
 
     def forward(self, tokens: Tensor) -> ColumnformerOutput:
         n_in, C, T = self.input_index.numel(), self.config.channels, self.config.steps
+        if not isinstance(tokens, Tensor) or not tokens.is_floating_point():
+            got = (f"a {tokens.dtype} tensor" if isinstance(tokens, Tensor)
+                   else type(tokens).__name__)
+            raise TypeError(f"Expected tokens as a floating-point torch.Tensor [B, {n_in}, {C}] "
+                            f"(got {got}). Convert with torch.as_tensor(x, dtype=torch.float32).")
+        if tokens.dtype != self.column_embed.dtype:
+            raise TypeError(f"tokens are {tokens.dtype} but the model is "
+                            f"{self.column_embed.dtype}: convert one to the other "
+                            f"(tokens.to({self.column_embed.dtype}) or model.to(tokens.dtype)).")
+        if tokens.numel() == 0:
+            raise ValueError(f"Empty batch: tokens of shape {list(tokens.shape)}. Pass at least "
+                             f"one sample.")
         frames = tokens.dim() == 4
         if (tokens.dim() not in (3, 4) or tokens.shape[-2:] != (n_in, C)
                 or (frames and tokens.size(1) != T)):

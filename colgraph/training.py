@@ -25,13 +25,12 @@ from torch import nn
 from . import __version__
 from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, remove_stale_tmp,
                          save_checkpoint)
-from .config import (Config, ScaleConfig, SmoothnessConfig, SparsityConfig, TrainConfig, from_node,
-                     to_container)
+from .config import Config, to_container, validate_config
 from .data import Augment, Data, iterate_batches, load_data
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import smoothness_loss, topographic_smoothness, wiring_cost, wiring_length
-from .plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
+from .plasticity import Plasticity, add_columns, refine_grid
 from .tasks import TASKS, Task, build_task, task_class
 
 __all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
@@ -304,14 +303,12 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
+    checked = validate_config(cfg)  # every setting, before any work
+    plasticity_cfg, scale_cfg = checked["plasticity"], checked["scale"]
+    smooth_cfg, train_cfg = checked["smoothness"], checked["train"]
+    device = resolve_device(cfg.device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    plasticity_cfg = from_node(PlasticityConfig, cfg.plasticity, "plasticity")  # up front
-    scale_cfg = from_node(ScaleConfig, cfg.scale, "scale")
-    smooth_cfg = from_node(SmoothnessConfig, cfg.smoothness, "smoothness")
-    from_node(SparsityConfig, cfg.sparsity, "sparsity")
-    train_cfg = from_node(TrainConfig, cfg.train, "train")
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     source = (load_checkpoint(cfg.train.init_from)
               if cfg.train.init_from and resume is None else None)

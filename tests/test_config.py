@@ -6,7 +6,7 @@ import torch
 from colgraph.geometry import build_geometry
 from colgraph.training import build_model
 
-from conftest import CONFIG_DIR, compose
+from conftest import CONFIG_DIR, TINY, compose
 
 SAMPLE_SHAPES = {"digits": (1, 8, 8), "file": (1, 8, 8), "mnist": (1, 28, 28),
                  "cifar10": (3, 32, 32), "waves": (1, 64)}
@@ -64,3 +64,112 @@ def test_every_geometry_config_trains(tmp_path, option):
                    "train.progress=false", "train.tensorboard=false", "device=cpu"])
     metrics = train(cfg, tmp_path)
     assert load_checkpoint(tmp_path)["step"] == 2 and metrics["wiring_length"] > 0
+
+
+# every bad setting is refused by validate_config (run first thing in train) with a
+# message naming the key, what it must be and what arrived
+BAD_SETTINGS = [
+    (["train.epochs=-1"], r"train.epochs and train.batch_size must be >= 1 \(got -1"),
+    (["train.epochs=0"], r"train.epochs and train.batch_size must be >= 1 \(got 0"),
+    (["train.batch_size=0"], r"train.batch_size must be >= 1 \(got 2, 0\)"),
+    (["train.eval_every=0"], r"train.eval_every must be >= 1 epoch \(got 0\)"),
+    (["train.max_steps=0"], r"train.max_steps must be >= 1 or null"),
+    (["data.test_fraction=1.5"], r"data.test_fraction must be in \(0, 1\) \(got 1.5\)"),
+    (["model.mlp_ratio=0"], r"model.mlp_ratio must be a finite number > 0 \(got 0.0\)"),
+    (["model.mlp_ratio=0.01"], r"model.mlp_ratio must be >= 1 / model.channels"),
+    (["model.qk_dim=0"], r"model.qk_dim must be >= 1 or null"),
+    (["model.bias_sigma=0"], r"model.bias_sigma must be > 0 or null"),
+    (["model.bias_clamp=-1"], r"model.bias_clamp must be a finite number >= 0"),
+    (["model.backend=fast"], r"model.backend must be one of sparse, pyg, dense"),
+    (["optim.grad_clip=-1"], r"optim.grad_clip must be a finite number >= 0 \(got -1.0\)"),
+    (["optim.weight_decay=-1"], r"optim.weight_decay must be a finite number >= 0"),
+    (["optim.warmup_epochs=-1"], r"optim.warmup_epochs must be a finite number >= 0"),
+    (["optim.lr=inf"], r"optim.lr must be a finite number > 0 \(got inf\)"),
+    (["optim.lr=0"], r"optim.lr must be a finite number > 0"),
+    (["optim.betas=[0.9,1.5]"], r"optim.betas must be two numbers in \[0, 1\)"),
+    (["optim.min_lr_ratio=2"], r"optim.min_lr_ratio must be in \[0, 1\]"),
+    (["wiring.weight=-5"], r"wiring.weight must be a finite number >= 0 \(got -5.0\)"),
+    (["wiring.weight=nan"], r"wiring.weight must be a finite number >= 0 \(got nan\)"),
+    (["task.label_smoothing=1"], r"task.label_smoothing must be in \[0, 1\)"),
+    (["task.mask_ratio=0"], r"task.mask_ratio must be in \(0, 1\)"),
+    (["task.patch_size=0"], r"task.patch_size must be >= 1 or null"),
+    (["data.augment.shift=-2"], r"data.augment.shift must be >= 0"),
+    (["+train.epochz=2"], r"Unknown key\(s\) train.epochz. Choices: batch_size, "),
+    (["+optim.learning_rate=0.1"], r"Unknown key\(s\) optim.learning_rate. Choices: betas"),
+    (["+geometry.wiring.m=3"], r"Unknown key\(s\) geometry.wiring.m. Choices: k, lam"),
+    (["+foo=1"], r"Unknown top-level key\(s\) foo"),
+    (["device=bogus"], r"device must be auto, cpu, cuda or cuda:<index> \(got 'bogus'\)"),
+    (["geometry=grid", "geometry.widths=[4,4]"],
+     r"geometry.widths=\[4, 4\] does not apply to geometry=grid \(its settings: width, height"),
+    (["geometry.width=5"], r"geometry.width=5 does not apply to geometry=stack"),
+    (["geometry.wiring.k=0"], r"geometry.wiring.k must be >= 1 .*Raise geometry.wiring.k"),
+    (["geometry.wiring.r=3"], r"geometry.wiring.r=3.0 does not apply to geometry.wiring.rule=knn"),
+    (["geometry.wiring.rule=ring"], r"geometry.wiring.rule must be one of knn, radius"),
+    (["geometry.widths=[8,0]"], r"geometry.widths must be a non-empty list of integers >= 1"),
+]
+
+
+@pytest.mark.parametrize("overrides,match", BAD_SETTINGS, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else "")
+def test_bad_settings_are_refused_before_any_work(overrides, match):
+    from colgraph.config import validate_config
+
+    base = [o for o in TINY if not o.startswith("geometry.widths")]  # the stack default
+    with pytest.raises(ValueError, match=match):
+        validate_config(compose(base + overrides))
+
+
+def test_train_validates_before_loading_data(tmp_path, monkeypatch):
+    """train() refuses a bad setting before the run directory, data or model exist."""
+    from colgraph import training
+
+    monkeypatch.setattr(training, "load_task_data", lambda cfg: pytest.fail("data loaded"))
+    with pytest.raises(ValueError, match="The config has 2 problems:\n  - optim.grad_clip"):
+        training.train(compose(TINY + ["optim.grad_clip=-1", "train.eval_every=0"]),
+                       tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_shipped_config_validates():
+    """Each YAML option of every group (and each experiment) passes validation."""
+    from colgraph.config import validate_config
+
+    for group, option in group_options():
+        overrides = ([f"+experiment={option}"] if group == "experiment"
+                     else [f"{group}={option}", *PARTNERS.get((group, option), [])])
+        validate_config(compose(overrides))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"channels": "32"}, TypeError, r"model.channels must be int \(got '32' of type str\)"),
+    ({"steps": 2.5}, TypeError, r"model.steps must be int \(got 2.5"),
+    ({"recompute": 1}, TypeError, r"model.recompute must be bool"),
+    ({"mlp_ratio": -1.0}, ValueError, r"model.mlp_ratio must be a finite number > 0"),
+    ({"qk_dim": 0}, ValueError, r"model.qk_dim must be >= 1"),
+    ({"bias_sigma": -1.0}, ValueError, r"model.bias_sigma must be > 0"),
+    ({"bias_clamp": -0.5}, ValueError, r"model.bias_clamp must be a finite number >= 0"),
+])
+def test_python_api_checks_types_and_ranges(kwargs, error, match):
+    from colgraph import ColumnformerConfig
+
+    with pytest.raises(error, match=match):
+        ColumnformerConfig(**kwargs)
+
+
+def test_columnformer_refuses_bad_geometry_and_tokens():
+    import numpy as np
+
+    from colgraph import Columnformer
+    from colgraph.geometry import grid, knn
+
+    with pytest.raises(TypeError, match="needs a colgraph Geometry .*got str"):
+        Columnformer("grid")
+    model = Columnformer(grid(4, wiring=knn(4)), channels=8, steps=2)
+    good = torch.randn(2, 16, 8)
+    for bad, match in ((good.numpy(), "floating-point torch.Tensor .*got ndarray"),
+                       (good.long(), "got a torch.int64 tensor"),
+                       (good.double(), "tokens are torch.float64 but the model is torch.float32"),
+                       (good[:0], "Empty batch")):
+        with pytest.raises((TypeError, ValueError), match=match):
+            model(bad)
+    assert np.isfinite(model(good).state.detach().numpy()).all()

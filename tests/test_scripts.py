@@ -39,7 +39,7 @@ def test_train_script_reports_bad_geometry(tmp_path):
                            f"hydra.run.dir={tmp_path}"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode != 0
-    assert "Unknown geometry 'grd'. Choices: grid, torus, stack" in proc.stderr
+    assert "geometry must be one of grid, torus, stack" in proc.stderr and "(got 'grd')" in proc.stderr
 
 
 def test_quickstart_example(tmp_path):

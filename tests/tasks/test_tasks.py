@@ -131,7 +131,7 @@ def test_bad_task_input(tmp_path):
         train(compose(FAST + ["task=classify_sequence", "geometry=line"]), tmp_path / "c")
     with pytest.raises(ValueError, match="not a multiple of 4"):
         train(compose(FAST + TASKS["predict_sequence"] + ["data.length=30"]), tmp_path / "d")
-    with pytest.raises(ValueError, match="Unknown task.pool 'sum'"):
+    with pytest.raises(ValueError, match="task.pool must be one of mean, max \(got 'sum'\)"):
         train(compose(FAST + ["task.pool=sum"]), tmp_path / "e")
     with pytest.raises(ValueError, match="norm_pix=true normalises each target patch"):
         train(compose(FAST + ["+experiment=mim", "task.norm_pix=true"]), tmp_path / "f")
