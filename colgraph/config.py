@@ -199,6 +199,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True  # log to TensorBoard when it is installed
     connectome_every: int = 0  # epochs between connectome snapshots (run_dir/connectome/)
+    checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at each epoch's end only)
+    skip_nonfinite: bool = False  # skip a batch whose loss / gradients are not finite (counted)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -213,6 +215,8 @@ class TrainConfig:
         require(self.connectome_every >= 0, "train.connectome_every", self.connectome_every,
                 ">= 0 epochs (0: no snapshots)")
         require(self.seed >= 0, "train.seed", self.seed, ">= 0")
+        require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
+                ">= 0 steps (0: at the end of each epoch only)")
 
 
 @dataclass

@@ -78,7 +78,11 @@ def _standardise(x_train: Tensor, x_test: Tensor) -> tuple[Tensor, Tensor]:
 
 def _shape(a: np.ndarray, modality: str, key: str, source: str) -> np.ndarray:
     """Add the channel dimension a modality's bare arrays lack; refuse other shapes."""
-    a = np.asarray(a, dtype=np.float32)
+    try:
+        a = np.asarray(a, dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"'{key}' in {source} is not a numeric array ({e}). Save samples as "
+                         f"a float array {MODALITIES[modality]}.") from None
     ndim = {"image": 4, "sequence": 3}[modality]
     if a.ndim == ndim - 1:
         a = a[:, None]
@@ -86,6 +90,44 @@ def _shape(a: np.ndarray, modality: str, key: str, source: str) -> np.ndarray:
         raise ValueError(f"Expected '{key}' of shape {MODALITIES[modality]} for a {modality} "
                          f"task, got {list(a.shape)} in {source}.")
     return a
+
+
+def _labels(y: Any, key: str, source: str) -> np.ndarray:
+    """Integer class labels ``[M]`` (integral floats accepted), or a clear error naming the
+    first bad entry."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"Expected '{key}' as one label per sample [M], got shape "
+                         f"{list(y.shape)} in {source}.")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"Labels must be integers: {key}[{i}] = {y[i]} in {source}. "
+                             f"Store class ids 0 .. K-1.")
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"Expected integer class labels in '{key}', got dtype {y.dtype} in "
+                         f"{source}.")
+    if len(y) and y.min() < 0:
+        i = int(np.argmax(y < 0))
+        raise ValueError(f"Labels must be >= 0: {key}[{i}] = {y[i]} in {source}. Store class "
+                         f"ids 0 .. K-1.")
+    return y.astype(np.int64)
+
+
+def _check_split(x: np.ndarray, y: np.ndarray, kx: str, ky: str, source: str) -> None:
+    """One split: samples present, as many labels as samples, every value finite."""
+    if len(x) == 0:
+        raise ValueError(f"'{kx}' in {source} holds no samples. A data set needs at least one "
+                         f"training and one test sample.")
+    if len(x) != len(y):
+        raise ValueError(f"'{kx}' has {len(x)} samples but '{ky}' has {len(y)} labels in "
+                         f"{source}: give one label per sample.")
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
+    if bad.any():
+        raise ValueError(f"'{kx}' in {source} holds non-finite values (NaN / inf) in "
+                         f"{int(bad.sum())} sample(s), the first at index {int(np.argmax(bad))}. "
+                         f"Remove or fill them before training.")
 
 
 def _digits(cfg: Any) -> Raw:
@@ -106,26 +148,44 @@ def _file(cfg: Any) -> Raw:
     if not path.is_file():
         raise FileNotFoundError(f"Data file not found: {path}. Set data.path to an existing "
                                 f".pt or .npz file with 'x' and 'y'.")
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            data = {k: f[k] for k in f.files}
-    elif path.suffix in (".pt", ".pth"):
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        data = {k: (v.numpy() if isinstance(v, Tensor) else np.asarray(v)) for k, v in data.items()}
-    else:
+    if path.suffix not in (".npz", ".pt", ".pth"):
         raise ValueError(f"Unsupported data file '{path.name}': expected a .pt or .npz file.")
+    try:
+        if path.suffix == ".npz":  # allow_pickle stays False: no object arrays, no code
+            with np.load(path) as f:
+                data = {k: f[k] for k in f.files}
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # numpy / zipfile / torch each raise their own kinds
+        raise ValueError(f"Cannot read data file {path} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else 'no details'}). "
+                         f"Expected {'an np.savez' if path.suffix == '.npz' else 'a torch.save'} "
+                         f"file of a dict with 'x' and 'y'.") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"Data file {path} holds a {type(data).__name__}, not a dict: save "
+                         f"{{'x': samples, 'y': labels}} (optionally 'x_test', 'y_test').")
+    data = {k: (v.numpy() if isinstance(v, Tensor) else np.asarray(v)) for k, v in data.items()}
     missing = [k for k in ("x", "y") if k not in data]
     if missing:
         raise ValueError(f"Data file {path} lacks {missing}; it has {sorted(data)}. Save "
                          f"samples as 'x' and integer labels as 'y'.")
-    x, y = data["x"], np.asarray(data["y"])
-    if len(x) != len(y):
-        raise ValueError(f"'x' has {len(x)} samples but 'y' has {len(y)} in {path}.")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(f"Expected non-negative integer class labels in 'y' (got dtype "
-                         f"{y.dtype}, min {y.min()}) in {path}.")
-    if "x_test" in data and "y_test" in data:
-        return Raw(x, y, data["x_test"], data["y_test"], None, str(path))
+    if ("x_test" in data) != ("y_test" in data):
+        have, lack = ("x_test", "y_test") if "x_test" in data else ("y_test", "x_test")
+        raise ValueError(f"Data file {path} has '{have}' but no '{lack}': give both for a "
+                         f"fixed test split, or neither (a data.test_fraction split is made).")
+    x, y = data["x"], _labels(data["y"], "y", str(path))
+    if len(x) != len(y) or len(x) == 0:  # before the split; load_data checks the rest
+        raise ValueError(f"'x' has {len(x)} samples and 'y' {len(y)} labels in {path}: give "
+                         f"one label per sample, and at least one sample.")
+    if "x_test" in data:
+        return Raw(x, y, data["x_test"], _labels(data["y_test"], "y_test", str(path)), None,
+                   str(path))
+    counts = np.bincount(y)
+    rare = np.flatnonzero((counts > 0) & (counts < 2))
+    if len(rare):
+        raise ValueError(f"Class {int(rare[0])} has a single sample in {path}: a stratified "
+                         f"train / test split needs >= 2 per class. Add samples, or give "
+                         f"'x_test' / 'y_test' yourself.")
     return Raw(*_split(x, y, cfg.test_fraction, cfg.split_seed), None, str(path))
 
 
@@ -207,18 +267,37 @@ def load_data(cfg: Any, modality: str = "image") -> Data:
                          f"{modality}s. Pick a {modality} task (task=...) or a {modality} "
                          f"data set.")
     x_tr, y_tr, x_te, y_te = raw.arrays
-    x_tr, x_te = (torch.from_numpy(_shape(a, modality, k, raw.source))
-                  for a, k in ((x_tr, "x"), (x_te, "x_test")))
-    y_tr, y_te = (torch.as_tensor(np.asarray(a)).long() for a in (y_tr, y_te))
-    x_tr, x_te = _standardise(x_tr, x_te)
-    return Data(x_tr, y_tr, x_te, y_te, int(max(y_tr.max(), y_te.max())) + 1, modality)
+    x_tr, x_te = (_shape(a, modality, k, raw.source) for a, k in ((x_tr, "x"), (x_te, "x_test")))
+    y_tr, y_te = _labels(y_tr, "y", raw.source), _labels(y_te, "y_test", raw.source)
+    _check_split(x_tr, y_tr, "x", "y", raw.source)
+    _check_split(x_te, y_te, "x_test", "y_test", raw.source)
+    if x_te.shape[1:] != x_tr.shape[1:]:
+        raise ValueError(f"Test samples have shape {list(x_te.shape[1:])} but training samples "
+                         f"{list(x_tr.shape[1:])} in {raw.source}: both splits must hold "
+                         f"samples of one shape.")
+    num_classes = int(y_tr.max()) + 1
+    absent = np.setdiff1d(np.arange(num_classes), y_tr)
+    if len(absent):
+        raise ValueError(f"Training labels skip {len(absent)} of the classes 0 .. "
+                         f"{num_classes - 1} (e.g. {absent[:5].tolist()}) in {raw.source}: "
+                         f"labels must be 0 .. K-1. Remap them, e.g. "
+                         f"y = np.unique(y, return_inverse=True)[1].")
+    unseen = y_te >= num_classes
+    if unseen.any():
+        i = int(np.argmax(unseen))
+        raise ValueError(f"y_test[{i}] = {y_te[i]} is a class the training labels never use "
+                         f"(they are 0 .. {num_classes - 1}) in {raw.source}.")
+    x_tr, x_te = _standardise(torch.from_numpy(x_tr), torch.from_numpy(x_te))
+    return Data(x_tr, torch.from_numpy(y_tr), x_te, torch.from_numpy(y_te), num_classes,
+                modality)
 
 
 def iterate_batches(x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False,
-                    generator: torch.Generator | None = None):
-    """Yield ``(x, y)`` mini-batches of in-memory tensors."""
+                    generator: torch.Generator | None = None, start: int = 0):
+    """Yield ``(x, y)`` mini-batches of in-memory tensors, from batch ``start`` on (the
+    same order as from 0: a run resumed mid-epoch sees the rest of that epoch)."""
     order = torch.randperm(len(x), generator=generator) if shuffle else torch.arange(len(x))
-    for i in range(0, len(x), batch_size):
+    for i in range(start * batch_size, len(x), batch_size):
         idx = order[i:i + batch_size]
         yield x[idx], y[idx]
 

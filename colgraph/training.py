@@ -165,19 +165,42 @@ def check_init_source(source: dict[str, Any], cfg: Any) -> None:
                          f"encoder reads {have.modality if have else 'unknown'} samples, but "
                          f"task={cfg.task.name} reads {want.modality}s. Start from a run of a "
                          f"{want.modality} task.")
-    theirs, ours = source["config"]["model"], to_container(cfg.model)
-    differ = sorted(k for k in set(theirs) | set(ours)
-                    if theirs.get(k) != ours.get(k) and k not in ColumnformerConfig.RUNTIME)
+    differ = architecture_differences(source["config"], cfg, task=False)
     if differ:
         raise ValueError(f"train.init_from={path} was built with other model settings: "
-                         + ", ".join(f"model.{k}={theirs.get(k)} (here {ours.get(k)})"
-                                     for k in differ)
-                         + ". Use the pre-training run's model settings.")
+                         f"{differ}. Use the pre-training run's model settings.")
     geometry = build_geometry(cfg.geometry)
     if source["geometry_fingerprint"] != geometry.fingerprint():
         old = Geometry.from_state_dict(source["geometry"])
         raise ValueError(f"train.init_from={path} was trained on {old}, but this config "
                          f"builds {geometry}. Use the pre-training run's geometry settings.")
+
+
+ARCHITECTURE_TASK_KEYS = ("name", "patch_size", "window", "decoder_area")
+
+
+def architecture_differences(theirs: dict[str, Any], cfg: Any, task: bool = True) -> str:
+    """The model (and, with ``task``, task) settings that shape the parameters and differ
+    between a checkpoint's config and ``cfg``, as ``key=theirs (here ours)``; '' if none."""
+    ours = to_container(cfg)
+    pairs = [("model", k) for k in set(theirs["model"]) | set(ours["model"])
+             if k not in ColumnformerConfig.RUNTIME]
+    if task:
+        pairs += [("task", k) for k in ARCHITECTURE_TASK_KEYS]
+    differ = sorted((g, k) for g, k in pairs
+                    if theirs.get(g, {}).get(k) != ours.get(g, {}).get(k))
+    return ", ".join(f"{g}.{k}={theirs.get(g, {}).get(k)} (here {ours.get(g, {}).get(k)})"
+                     for g, k in differ)
+
+
+def first_nonfinite(named: Any) -> str | None:
+    """Name of the first tensor with a NaN / inf among ``(name, tensor)`` pairs."""
+    for name, t in named:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(
+                torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            return f"{name} ({bad} of {t.numel()} values non-finite)"
+    return None
 
 
 def init_from(model: Task, source: dict[str, Any]) -> None:
@@ -215,6 +238,11 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     from omegaconf import OmegaConf
 
     state = load_checkpoint(path)
+    bad = first_nonfinite(state["model"].items())
+    if bad is not None:  # before any figure or file is made from it
+        raise ValueError(f"{state['path']} holds a diverged model: parameter {bad}. Use a "
+                         f"checkpoint from before the divergence, or retrain with a lower "
+                         f"optim.lr.")
     # on the schema: settings added since the run was trained take their defaults
     cfg = OmegaConf.merge(OmegaConf.structured(Config), state["config"])
     geometry = Geometry.from_state_dict(state["geometry"])
@@ -223,6 +251,31 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
+
+
+def _last_good(ckpt_path: Path) -> str:
+    return (f"The last good checkpoint is {ckpt_path}." if ckpt_path.exists()
+            else "No checkpoint was written yet.")
+
+
+def _apply_optim_settings(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                          cfg: Any, theirs: dict[str, Any], step: int) -> None:
+    """On resume, the current config's optimizer settings apply from the resume step on
+    (loading the optimizer's state would silently bring back the run's own); say which
+    changed."""
+    ours = to_container(cfg.optim)
+    changed = {k: (theirs.get(k), ours[k]) for k in ("lr", "weight_decay", "betas")
+               if theirs.get(k) != ours[k]}
+    scheduler.base_lrs = [cfg.optim.lr] * len(optimizer.param_groups)
+    factor = scheduler.lr_lambdas[0](step)
+    fresh = param_groups(model, cfg.optim.weight_decay)  # [decayed, not decayed]
+    for group, new in zip(optimizer.param_groups, fresh):
+        group["initial_lr"], group["lr"] = cfg.optim.lr, cfg.optim.lr * factor
+        group["betas"] = tuple(cfg.optim.betas)
+        group["weight_decay"] = new["weight_decay"]
+    if changed:
+        print("Resuming with changed optimizer settings (applied from step "
+              f"{step}): " + ", ".join(f"optim.{k}: {a} -> {b}" for k, (a, b) in changed.items()))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -314,6 +367,13 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
               if cfg.train.init_from and resume is None else None)
     if source is not None:
         check_init_source(source, cfg)
+    if resume is not None:
+        differ = architecture_differences(resume["config"], cfg)
+        if differ:
+            raise ValueError(f"Cannot resume from {resume['path']}: it was trained with other "
+                             f"model settings: {differ}. Resume with the run's own settings "
+                             f"(its .hydra/config.yaml), or start a new run with "
+                             f"train.init_from to reuse its weights.")
     if train_cfg.freeze != "none" and plasticity_cfg.enabled:
         raise ValueError("train.freeze=sheet freezes the edge biases that plasticity=... "
                          "edits: use plasticity=none for a probe.")
@@ -344,11 +404,17 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     warmup = max(1, int(cfg.optim.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, warmup, cfg.optim.min_lr_ratio))
-    epoch, step = 0, 0
+    epoch, step, batch0 = 0, 0, 0
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
-        epoch, step = resume["epoch"], resume["step"]
+        epoch, step, batch0 = resume["epoch"], resume["step"], resume.get("batch", 0)
+        _apply_optim_settings(model, optimizer, scheduler, cfg, resume["config"]["optim"], step)
+        if batch0 and resume["config"]["train"]["batch_size"] != cfg.train.batch_size:
+            raise ValueError(f"Cannot resume {resume['path']} mid-epoch (after batch {batch0} "
+                             f"of epoch {epoch + 1}) with another train.batch_size "
+                             f"({cfg.train.batch_size}; the run used "
+                             f"{resume['config']['train']['batch_size']}): keep its batch size.")
     plasticity = (Plasticity(model, plasticity_cfg, total_steps, optimizer)
                   if plasticity_cfg.enabled else None)
     if resume is not None:
@@ -369,15 +435,39 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
     print(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}")
     start = time.perf_counter()
     done = cfg.train.max_steps is not None and step >= cfg.train.max_steps
+    skipped = resume.get("skipped", 0) if resume is not None else 0
+
+    def save(epoch: int, batch: int) -> None:
+        """Checkpoint after ``batch`` batches of ``epoch`` (0: at an epoch's start); a
+        sheet with a non-finite tensor is never written."""
+        state = model.state_dict()
+        bad = first_nonfinite(state.items())
+        if bad is not None:
+            raise FloatingPointError(
+                f"Not writing a checkpoint at step {step}: parameter {bad}. "
+                f"{_last_good(ckpt_path)} Lower optim.lr or set optim.grad_clip.")
+        save_checkpoint(ckpt_path, {
+            "colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
+            "config": to_container(cfg),
+            "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
+            "model": state, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch, "batch": batch, "step": step,
+            "skipped": skipped,
+            "plasticity": plasticity.state_dict() if plasticity is not None else None,
+            "rng": _rng_state(), "metrics": metrics, "task": model.spec()})
+
     while epoch < cfg.train.epochs and not done:
         model.train()
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
         batches = iterate_batches(data.x_train, data.y_train, cfg.train.batch_size,
-                                  shuffle=True, generator=gen)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                                  shuffle=True, generator=gen, start=batch0)
+        bar = tqdm(batches, total=steps_per_epoch, initial=batch0,
+                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                    disable=not cfg.train.progress, leave=False)
         totals = _Totals()
+        batch = batch0
         for xb, yb in bar:
+            batch += 1
             xb, yb = xb.to(device), yb.to(device)
             if augment.enabled:
                 xb = augment(xb)
@@ -397,15 +487,35 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                     metric=edges.metric)
             if cfg.sparsity.weight:
                 loss = loss + cfg.sparsity.weight * out.activity.l1
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"Loss became {float(loss)} at step {step}; the last good checkpoint is "
-                    f"{ckpt_path if ckpt_path.exists() else '(none yet)'}. Lower optim.lr or "
-                    f"set optim.grad_clip.")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            bad = None if torch.isfinite(loss) else f"the loss is {loss.item()}"
+            if bad is None:
+                loss.backward()
+                # the total norm, checked BEFORE clipping (clip_grad_norm_ would spread one
+                # NaN over every gradient and hide which tensor it came from), then clipped
+                # as clip_grad_norm_ does
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                norm = torch.linalg.vector_norm(torch.stack(
+                    torch._foreach_norm(grads) or [loss.new_zeros(())]))
+                if not torch.isfinite(norm):
+                    bad = "gradient of " + str(first_nonfinite(
+                        (n, p.grad) for n, p in model.named_parameters()))
+                elif cfg.optim.grad_clip and grads:
+                    torch._foreach_mul_(grads, (cfg.optim.grad_clip / (norm + 1e-6)).clamp(max=1.0))
+            if bad is not None:
+                cause = ("the batch holds non-finite inputs (check the data)"
+                         if not bool(torch.isfinite(xb).all()) else
+                         "Lower optim.lr or set optim.grad_clip")
+                if not cfg.train.skip_nonfinite:
+                    raise FloatingPointError(
+                        f"At step {step} {bad}: {cause}. {_last_good(ckpt_path)} "
+                        f"train.skip_nonfinite=true skips such batches instead.")
+                skipped += 1
+                optimizer.zero_grad(set_to_none=True)
+                if recording:
+                    plasticity.stop_recording()
+                tqdm.write(f"step {step}: skipped a batch ({bad}); {skipped} skipped so far")
+                continue
             optimizer.step()
             scheduler.step()
             step += 1
@@ -429,11 +539,24 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
                 done = True
                 break
+            if (cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0
+                    and batch < steps_per_epoch):
+                save(epoch, batch)
         bar.close()
+        batch0 = 0
+        if batch < steps_per_epoch:  # stopped mid-epoch (train.max_steps): resume from here
+            metrics = {"epoch": epoch + batch / steps_per_epoch, "step": step,
+                       **totals.means("train_"), "lr": scheduler.get_last_lr()[0],
+                       "edges": cf.edges.num_edges, "skipped_batches": skipped,
+                       "time": time.perf_counter() - start}
+            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
+            logger.log(metrics, step)
+            save(epoch, batch)
+            break
         epoch += 1
         metrics = {"epoch": epoch, "step": step, **totals.means("train_"),
                    "lr": scheduler.get_last_lr()[0], "edges": cf.edges.num_edges,
-                   "time": time.perf_counter() - start}
+                   "skipped_batches": skipped, "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
             metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
             if cfg.train.progress:
@@ -445,14 +568,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         logger.log(metrics, step)
         if cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
             _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")
-        save_checkpoint(ckpt_path, {
-            "colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
-            "config": to_container(cfg),
-            "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step,
-            "plasticity": plasticity.state_dict() if plasticity is not None else None,
-            "rng": _rng_state(), "metrics": metrics, "task": model.spec()})
+        save(epoch, 0)
     logger.close()
     if "wiring_length" not in metrics:
         metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))

@@ -68,3 +68,71 @@ def test_file_samples_are_shaped_for_the_task(tmp_path):
 def test_image_data_refused_for_a_sequence_task():
     with pytest.raises(ValueError, match="data=digits holds images but the task reads sequences"):
         load_data(data_cfg(), "sequence")
+
+
+def _file(tmp_path, name="d.npz", **arrays):
+    path = tmp_path / name
+    if name.endswith(".npz"):
+        np.savez(path, **arrays)
+    else:
+        torch.save(arrays, path)
+    return data_cfg(name="file", path=str(path))
+
+
+X = np.random.default_rng(0).random((40, 8, 8)).astype(np.float32)
+Y = np.arange(40) % 4
+
+
+def _nan(a, i):
+    a = a.copy()
+    a[i, 0, 0] = np.nan
+    return a
+
+
+BAD_DATA = [
+    ({"x": X, "y": Y, "x_test": np.zeros((10, 16, 16), np.float32), "y_test": Y[:10]},
+     r"Test samples have shape \[1, 16, 16\] but training samples \[1, 8, 8\]"),
+    ({"x": X, "y": Y, "x_test": X[:10], "y_test": np.r_[Y[:9], 50]},
+     r"y_test\[9\] = 50 is a class the training labels never use \(they are 0 .. 3\)"),
+    ({"x": X, "y": Y, "x_test": X[:10], "y_test": np.r_[Y[:9], -1]},
+     r"Labels must be >= 0: y_test\[9\] = -1"),
+    ({"x": X, "y": Y + 0.5}, r"Labels must be integers: y\[0\] = 0.5"),
+    ({"x": X, "y": Y[:30]}, r"'x' has 40 samples and 'y' 30 labels"),
+    ({"x": X, "y": Y, "x_test": X[:10], "y_test": Y[:8]}, r"'x_test' has 10 samples but "
+                                                          r"'y_test' has 8 labels"),
+    ({"x": X, "y": Y, "x_test": X[:10]}, r"has 'x_test' but no 'y_test'"),
+    ({"x": X, "y": np.where(Y == 3, 1000, Y)}, r"Training labels skip 997 of the classes 0 .. "
+                                               r"1000 \(e.g. \[3, 4, 5, 6, 7\]\)"),
+    ({"x": _nan(X, 7), "y": Y, "x_test": X[:10], "y_test": Y[:10]},
+     r"'x' in .* holds non-finite values \(NaN / inf\) in 1 sample\(s\), the first at index 7"),
+    ({"x": X, "y": Y, "x_test": _nan(X[:10], 2), "y_test": Y[:10]},
+     r"'x_test' in .* non-finite values .* the first at index 2"),
+    ({"x": X[:0], "y": Y[:0]}, r"at least one sample"),
+    ({"x": X, "y": Y, "x_test": X[:0], "y_test": Y[:0]}, r"'x_test' in .* holds no samples"),
+    ({"x": X, "y": np.r_[Y[:-1], 9][:40] * 0 + np.r_[np.zeros(39, int), 1]},
+     r"Class 1 has a single sample"),
+    ({"x": np.array(["a"] * 40, dtype=object), "y": Y}, r"Cannot read data file"),
+]
+
+
+@pytest.mark.parametrize("arrays,match", BAD_DATA, ids=range(len(BAD_DATA)))
+def test_bad_data_is_refused_at_load_naming_key_and_index(tmp_path, arrays, match):
+    with pytest.raises(ValueError, match=match):
+        load_data(_file(tmp_path, **arrays))
+
+
+def test_unreadable_data_files(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="holds a Tensor, not a dict"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "bare.pt")))
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"Cannot read data file .*text.npz .*np.savez"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "text.npz")))
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"Cannot read data file .*empty.pt"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "empty.pt")))
+
+
+def test_integral_float_labels_are_accepted(tmp_path):
+    data = load_data(_file(tmp_path, "d.pt", x=torch.from_numpy(X), y=torch.from_numpy(Y).float()))
+    assert data.num_classes == 4 and data.y_train.dtype == torch.long

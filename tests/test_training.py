@@ -172,3 +172,105 @@ def test_bf16_weights_train_save_and_resume(tmp_path):
     train(compose(base + ["model.weight_dtype=bfloat16",
                           f"train.init_from={tmp_path / 'fp32'}"]), tmp_path / "from_fp32")
     assert load_checkpoint(tmp_path / "from_fp32")["model"][half[0]].dtype == torch.bfloat16
+
+
+def test_mid_epoch_stop_resumes_exactly(tmp_path):
+    """train.max_steps=5 stops inside epoch 1 (12 steps per epoch); resuming continues with
+    batch 6 of that epoch and ends with the weights of an uninterrupted run."""
+    base = TINY + ["model.dropout=0.1"]
+    train(compose(base), tmp_path / "straight")
+    train(compose(base + ["train.max_steps=5"]), tmp_path / "part")
+    ckpt = load_checkpoint(tmp_path / "part")
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 5, 5)
+    train(compose(base + [f"train.resume={tmp_path / 'part'}"]), tmp_path / "part")
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "part")
+    assert b["step"] == a["step"] == 24 and b["epoch"] == 2
+    tensors = [k for k in a["model"] if torch.is_tensor(a["model"][k])]
+    assert all(torch.allclose(a["model"][k], b["model"][k], atol=1e-5) for k in tensors)
+    rows = list(csv.DictReader((tmp_path / "part" / "metrics.csv").open()))
+    assert [float(r["epoch"]) for r in rows] == [5 / 12, 1.0, 2.0]
+
+
+def test_checkpoint_every_writes_mid_epoch(tmp_path, monkeypatch):
+    from colgraph import training
+
+    saved = []
+    real = training.save_checkpoint
+    monkeypatch.setattr(training, "save_checkpoint",
+                        lambda path, state: saved.append((state["step"], state["batch"]))
+                        or real(path, state))
+    train(compose(TINY + ["train.epochs=1", "train.checkpoint_every=5"]), tmp_path)
+    assert saved == [(5, 5), (10, 10), (12, 0)]
+
+
+def test_changed_optimizer_settings_apply_on_resume(tmp_path, capsys):
+    train(compose(TINY + ["train.epochs=1"]), tmp_path)
+    train(compose(TINY + ["optim.lr=1e-4", "optim.weight_decay=0.2", f"train.resume={tmp_path}"]),
+          tmp_path)
+    assert "optim.lr: 0.002 -> 0.0001" in capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path)
+    groups = ckpt["optimizer"]["param_groups"]
+    assert groups[0]["initial_lr"] == 1e-4 and groups[0]["weight_decay"] == 0.2
+    assert groups[1]["weight_decay"] == 0.0 and groups[0]["lr"] <= 1e-4
+    assert ckpt["config"]["optim"]["lr"] == 1e-4
+
+
+def test_changed_architecture_on_resume_names_the_setting(tmp_path):
+    train(compose(TINY + ["train.max_steps=1"]), tmp_path)
+    with pytest.raises(ValueError, match=r"other model settings: model.channels=16 \(here 24\)"):
+        train(compose(TINY + ["model.channels=24", f"train.resume={tmp_path}"]), tmp_path)
+
+
+def test_divergence_names_the_tensor_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    """A non-finite gradient stops training before the update, naming the first bad
+    tensor; the checkpoint on disk stays the last good one; skip_nonfinite counts and
+    skips such batches instead."""
+    from colgraph.tasks.classification import Classification as Classify
+
+    train(compose(TINY + ["train.epochs=1"]), tmp_path)
+    good = load_checkpoint(tmp_path)["model"]
+    real = Classify.forward
+
+    def poisoned(self, x, y):  # the readout's gradient becomes NaN, the loss stays finite
+        res = real(self, x, y)
+        self.head.weight.register_hook(lambda g: g * float("nan"))
+        return res
+
+    monkeypatch.setattr(Classify, "forward", poisoned)
+    with pytest.raises(FloatingPointError, match=r"gradient of head.weight \(\d+ of \d+ values "
+                                                 r"non-finite\).*last good checkpoint is"):
+        train(compose(TINY + [f"train.resume={tmp_path}"]), tmp_path)
+    after = load_checkpoint(tmp_path)["model"]
+    assert all(torch.equal(good[k], after[k]) for k in good if torch.is_tensor(good[k]))
+    metrics = train(compose(TINY + ["train.skip_nonfinite=true", f"train.resume={tmp_path}"]),
+                    tmp_path)
+    assert metrics["skipped_batches"] == 12 and load_checkpoint(tmp_path)["skipped"] == 12
+
+
+def test_non_finite_data_is_blamed(tmp_path, monkeypatch):
+    from colgraph import training
+
+    real = training.load_task_data
+
+    def nan_data(cfg):
+        data = real(cfg)
+        data.x_train[3, 0, 0, 0] = float("nan")
+        return data
+
+    monkeypatch.setattr(training, "load_task_data", nan_data)
+    with pytest.raises((FloatingPointError, ValueError), match="non-finite|NaN"):
+        train(compose(TINY), tmp_path)
+
+
+def test_diverged_checkpoint_is_refused_before_analysis(tmp_path):
+    from colgraph.checkpoint import save_checkpoint as save
+    from colgraph.training import load_model
+
+    train(compose(TINY + ["train.max_steps=1"]), tmp_path)
+    state = load_checkpoint(tmp_path)
+    state["model"]["columnformer.column_embed"][0, 0] = float("nan")
+    del state["path"]
+    save(tmp_path / CHECKPOINT_NAME, state)
+    with pytest.raises(ValueError, match=r"diverged model: parameter columnformer.column_embed "
+                                         r"\(1 of"):
+        load_model(tmp_path)
