@@ -83,6 +83,22 @@ def measure(pos: Tensor, source: Tensor, target: Tensor, metric: str = "euclidea
     raise ValueError(f"Unknown metric '{metric}'. Choices: {', '.join(METRICS)}.")
 
 
+def _indices(value: Any, what: str) -> Tensor:
+    """Integer indices as ``long``; refuses fractional values (``2.5`` would be truncated
+    silently) and booleans."""
+    t = torch.as_tensor(value)
+    if t.dtype == torch.bool:
+        raise TypeError(f"Expected integer column indices in {what}, got a boolean tensor "
+                        f"(use mask.nonzero().flatten() for the selected columns).")
+    if t.is_floating_point() or t.is_complex():
+        frac = ~torch.isfinite(t) | (t != t.round()) if t.is_floating_point() else t.imag != 0
+        if frac.any():
+            v = t.flatten()[frac.flatten().nonzero()[0, 0]].item()
+            raise ValueError(f"Expected integer column indices in {what}, got {v}: indices "
+                             f"name columns 0 .. N-1.")
+    return t.to(torch.long)
+
+
 @dataclass
 class Geometry:
     """Positions, directed edges, edge lengths and named areas of a sheet of columns.
@@ -124,10 +140,9 @@ class Geometry:
 
     def __post_init__(self) -> None:
         self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
-        self.edge_index = torch.as_tensor(self.edge_index, dtype=torch.long)
+        self.edge_index = _indices(self.edge_index, "edge_index")
         self.edge_length = torch.as_tensor(self.edge_length, dtype=torch.float32)
-        self.areas = {k: torch.as_tensor(v, dtype=torch.long).flatten()
-                      for k, v in self.areas.items()}
+        self.areas = {k: _indices(v, f"area '{k}'").flatten() for k, v in self.areas.items()}
         if self.period is not None:
             self.period = torch.as_tensor(self.period, dtype=torch.float32)
         if self.labels is not None:
@@ -233,6 +248,12 @@ class Geometry:
                 raise ValueError(f"Area '{name}' names columns outside [0, {n - 1}] (got "
                                  f"min {int(idx.min())}, max {int(idx.max())}) for a sheet "
                                  f"of {n} columns. Fix the area's column indices.")
+            uniq, counts = torch.unique(idx, return_counts=True)
+            if (counts > 1).any():
+                raise ValueError(f"Area '{name}' lists column {int(uniq[counts > 1][0])} "
+                                 f"{int(counts.max())} times: each column belongs to an area "
+                                 f"once (an input area listing a column twice would add its "
+                                 f"token twice).")
         return self
 
     def _check_unique_positions(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .base import Geometry, measure, pairwise_length
@@ -86,8 +87,8 @@ def grid(width: int, height: int | None = None, wiring: Wiring | None = None,
         1.4142135381698608
     """
     height = width if height is None else height
-    if width < 1 or height < 1:
-        raise ValueError(f"grid needs width, height >= 1 (got {width} x {height}).")
+    _check_count("grid", width, "width", 1)
+    _check_count("grid", height, "height", 1)
     pos = _grid_pos(width, height)
     everything = torch.arange(width * height)
     areas = {"sheet": everything, "input": everything, "output": everything}
@@ -131,9 +132,10 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
         (116, 16)
     """
     widths = list(widths)
-    if not widths or any(int(w) < 1 for w in widths):
-        raise ValueError(f"stack needs a non-empty list of positive widths (got {widths}), "
-                         f"e.g. geometry.widths=[8,6,4].")
+    if not widths:
+        raise ValueError("stack needs a non-empty list of widths, e.g. geometry.widths=[8,6,4].")
+    for w in widths:
+        _check_count("stack", w, "widths", 1)
     if inter_k < 1:
         raise ValueError(f"stack needs inter_k >= 1 (got {inter_k}); set geometry.inter_k.")
     if inter not in STACK_INTER:
@@ -180,9 +182,13 @@ def stack(widths: Sequence[int], spacing: float = 2.0, wiring: Wiring | None = N
     return Geometry(pos, edge_index, length, areas, name=name)
 
 
-def _check_count(builder: str, n: int) -> None:
-    if n < 2:
-        raise ValueError(f"{builder} needs n >= 2 columns (got {n}); set geometry.n.")
+def _check_count(builder: str, n: int, key: str = "n", minimum: int = 2) -> None:
+    """An integer count (not 2.5, not True) of at least ``minimum``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{builder} needs an integer {key} (got {n!r} of type "
+                        f"{type(n).__name__}); set geometry.{key}.")
+    if n < minimum:
+        raise ValueError(f"{builder} needs {key} >= {minimum} (got {n}); set geometry.{key}.")
 
 
 def sphere(n: int, radius: float = 1.0, wiring: Wiring | None = None,

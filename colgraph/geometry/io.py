@@ -32,6 +32,9 @@ def _area_names(value: Any) -> list[str]:
 
 
 def _position(value: Any, node: Hashable) -> list[float]:
+    if value is None:
+        raise ValueError(f"Node {node!r} has position None. Give every node its coordinates: "
+                         f"G.nodes[v]['pos'] = (x, y[, z]).")
     if isinstance(value, str):  # GraphML stores vectors as text: "0.5 1.0" or "0.5,1.0"
         value = value.replace(",", " ").split()
     try:
@@ -89,8 +92,10 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
                              f"coordinates: G.nodes[v]['{pos}'] = (x, y[, z]).")
     dims = {len(c) for c in coords}
     if len(dims) != 1:
-        raise ValueError(f"Node positions have different dimensions {sorted(dims)}; give every "
-                         f"node the same number of coordinates.")
+        first = {d: next(v for v, c in zip(labels, coords) if len(c) == d) for d in dims}
+        raise ValueError("Node positions have different dimensions "
+                         + ", ".join(f"{d} (e.g. node {first[d]!r})" for d in sorted(dims))
+                         + "; give every node the same number of coordinates.")
     pos_t = torch.tensor(coords, dtype=torch.float32)
     src, dst, lengths = [], [], []
     for u, v, data in G.edges(data=True):
@@ -239,22 +244,52 @@ def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
     axes = [c for c in ("x", "y", "z") if c in rows[0]]
     if not axes:
         raise ValueError(f"{cpath} has no coordinate columns: expected x, y[, z].")
-    for r in rows:
-        G.add_node(r["node"], pos=[float(r[c]) for c in axes], area=r.get("area", ""))
+    seen: dict[str, int] = {}
+    for line, r in enumerate(rows, start=2):  # line 1 is the header
+        if r["node"] in seen:
+            raise ValueError(f"{cpath}, line {line}: node {r['node']!r} is listed again (first "
+                             f"on line {seen[r['node']]}). Node ids must be unique.")
+        seen[r["node"]] = line
+        G.add_node(r["node"], pos=[_number(r.get(c), cpath, line, c) for c in axes],
+                   area=r.get("area") or "")
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"source", "target"} <= set(reader.fieldnames):
             raise ValueError(f"{path} must have a header with 'source' and 'target' (and "
                              f"optionally 'length').")
         has_length = "length" in reader.fieldnames
-        for r in reader:
+        for line, r in enumerate(reader, start=2):
             for end in ("source", "target"):
                 if r[end] not in G:
-                    raise ValueError(f"Edge {r['source']} -> {r['target']} in {path.name} "
-                                     f"names node {r[end]!r}, which {cpath.name} lacks.")
-            attrs = {"length": float(r["length"])} if has_length else {}
+                    raise ValueError(f"{path}, line {line}: edge {r['source']} -> "
+                                     f"{r['target']} names node {r[end]!r}, which "
+                                     f"{cpath.name} lacks.")
+            attrs = {"length": _number(r["length"], path, line, "length")} if has_length else {}
             G.add_edge(r["source"], r["target"], **attrs)
     return from_networkx(G, length="length" if has_length else None, name=path.stem)
+
+
+def _number(text: str | None, path: Path, line: int, column: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}, line {line}, column '{column}': expected a number, got "
+                         f"{text!r}.") from None
+
+
+def _duplicate_graphml_node(path: Path) -> str | None:
+    """The first node id a GraphML file declares twice (networkx would merge them)."""
+    import xml.etree.ElementTree as ET
+
+    seen = set()
+    for _, el in ET.iterparse(path, events=("end",)):
+        if el.tag.rsplit("}", 1)[-1] == "node":
+            nid = el.get("id")
+            if nid in seen:
+                return nid
+            seen.add(nid)
+        el.clear()
+    return None
 
 
 def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
@@ -272,12 +307,19 @@ def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv_geometry(path, coords)
-    if suffix == ".graphml":
-        G = nx.read_graphml(path)
-    elif suffix == ".gml":
-        G = nx.read_gml(path)
-    else:
+    if suffix not in (".graphml", ".gml"):
         raise ValueError(f"Unsupported geometry file '{path.name}'. Choices: "
                          f"{', '.join(GRAPH_FORMATS)}.")
+    try:
+        if suffix == ".graphml":
+            duplicate = _duplicate_graphml_node(path)
+            if duplicate is not None:
+                raise ValueError(f"node id {duplicate!r} is declared twice (networkx would "
+                                 f"merge the two nodes silently). Node ids must be unique.")
+            G = nx.read_graphml(path)
+        else:
+            G = nx.read_gml(path)  # refuses duplicate ids itself
+    except Exception as e:  # xml / networkx parse errors, with the file named
+        raise ValueError(f"Cannot read {path}: {e}") from None
     has_length = any("length" in d for _, _, d in G.edges(data=True))
     return from_networkx(G, length="length" if has_length else None, name=path.stem)

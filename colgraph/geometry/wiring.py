@@ -10,6 +10,7 @@ Rules are seeded and deterministic: the same arguments give the same edges.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,6 +121,22 @@ class Wiring:
         raise NotImplementedError
 
 
+def _check_degree(rule: str, name: str, value: Any, n: int, key: str) -> None:
+    """Incoming edges per column: an integer in [1, N - 1], with the config key to change
+    (``key``) in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{rule}({name}={value!r}) needs an integer {name} ({key}).")
+    if n < 2:
+        raise ValueError(f"A sheet of {n} column(s) cannot be wired with {rule}: a column's "
+                         f"inputs come from other columns. Give the sheet >= 2 columns.")
+    if value < 1:
+        raise ValueError(f"{rule}({name}={value}) needs {name} >= 1 incoming edge(s) per "
+                         f"column. Raise {key}.")
+    if value > n - 1:
+        raise ValueError(f"{rule}({name}={value}) needs {name} <= N - 1 = {n - 1} for a sheet "
+                         f"of {n} columns. Lower {key}.")
+
+
 @dataclass(frozen=True)
 class KNN(Wiring):
     """Each column receives edges from its ``k`` nearest other columns."""
@@ -129,9 +146,7 @@ class KNN(Wiring):
     def __call__(self, pos: Tensor, period: Tensor | None = None,
                  exclude: Tensor | None = None) -> Tensor:
         n = pos.size(0)
-        if not 1 <= self.k <= n - 1:
-            raise ValueError(f"knn(k={self.k}) needs 1 <= k <= N - 1 = {n - 1} for a sheet "
-                             f"of {n} columns. Lower geometry.wiring.k.")
+        _check_degree("knn", "k", self.k, n, "geometry.wiring.k")
         tree, x = position_tree(pos, period)
         _, nbr = tree.query(x, k=self.k + 1)  # (N, k + 1), usually self first
         nbr = torch.from_numpy(np.asarray(nbr, dtype=np.int64))
@@ -197,12 +212,10 @@ class Exponential(Wiring):
     def __call__(self, pos: Tensor, period: Tensor | None = None,
                  exclude: Tensor | None = None) -> Tensor:
         n, d = pos.shape
-        if self.m < 1 or self.lam <= 0:
-            raise ValueError(f"exponential(m={self.m}, lam={self.lam}) needs m >= 1 and "
-                             f"lam > 0. Set geometry.wiring.m / geometry.wiring.lam.")
-        if self.m > n - 1:
-            raise ValueError(f"exponential(m={self.m}) asks for more sources than the "
-                             f"{n - 1} other columns. Lower geometry.wiring.m.")
+        if not self.lam > 0:
+            raise ValueError(f"exponential(lam={self.lam}) needs lam > 0: set "
+                             f"geometry.wiring.lam.")
+        _check_degree("exponential", "m", self.m, n, "geometry.wiring.long_range")
         rng = np.random.default_rng(self.seed)
         tree, x = position_tree(pos, period)
         keys = sample_sources(n, np.full(n, self.m),
@@ -226,9 +239,7 @@ class Uniform(Wiring):
     def __call__(self, pos: Tensor, period: Tensor | None = None,
                  exclude: Tensor | None = None) -> Tensor:
         n = pos.size(0)
-        if not 1 <= self.k <= n - 1:
-            raise ValueError(f"uniform(k={self.k}) needs 1 <= k <= N - 1 = {n - 1} for a sheet "
-                             f"of {n} columns. Lower geometry.wiring.k.")
+        _check_degree("uniform", "k", self.k, n, "geometry.wiring.k")
         rng = np.random.default_rng(self.seed)
         keys = sample_sources(n, np.full(n, self.k), lambda t: rng.integers(0, n, t.size),
                               edge_keys(exclude, n), self.max_rounds)

@@ -52,6 +52,24 @@ def patch_size_for(h: int, w: int, n_in: int, patch_size: int | None, area: str)
     return patch_size
 
 
+def _check_lattice(geometry: Geometry, area: str, grid: tuple[int, int],
+                   image: tuple[int, int]) -> None:
+    """An input area laid out as a rows x columns lattice must have the patch grid's shape:
+    a 16 x 4 area for an 8 x 8 patch grid would take the right number of patches, in the
+    wrong places (neighbouring pixels on far-apart columns)."""
+    pos = geometry.pos[geometry.area(area)]
+    if pos.size(1) < 2:
+        return
+    cols = torch.unique(pos[:, 0].round(decimals=6)).numel()
+    rows = torch.unique(pos[:, 1].round(decimals=6)).numel()
+    if rows * cols == pos.size(0) and (rows, cols) != grid:
+        raise ValueError(f"Input area '{area}' is a {rows} x {cols} lattice (rows x columns) "
+                         f"but {image[0]}x{image[1]} images make a {grid[0]} x {grid[1]} grid "
+                         f"of patches: the patches would land scrambled. Give the input area "
+                         f"the patch grid's shape (e.g. geometry.width={grid[1]} "
+                         f"geometry.height={grid[0]}) or change task.patch_size.")
+
+
 class PatchEmbedding(nn.Module):
     """Images ``[B, C_img, H, W]`` -> tokens ``[B, N_in, C]``, one patch per input column.
 
@@ -66,6 +84,7 @@ class PatchEmbedding(nn.Module):
         n_in = geometry.area(area).numel()
         p = patch_size_for(h, w, n_in, patch_size, area)
         self.patch_size, self.grid_shape = p, (h // p, w // p)
+        _check_lattice(geometry, area, self.grid_shape, (h, w))
         self.proj = nn.Conv2d(c_img, channels, p, stride=p)  # a linear map per patch
         self.register_buffer("patch_of_slot", retinotopic_order(geometry, area))
 

@@ -109,9 +109,11 @@ def test_full_has_every_pair():
 
 
 def test_exponential_errors():
-    with pytest.raises(ValueError, match="needs m >= 1 and lam > 0"):
+    with pytest.raises(ValueError, match="needs lam > 0: set geometry.wiring.lam"):
         grid(5, wiring=exponential(m=2, lam=0.0))
-    with pytest.raises(ValueError, match="more sources than"):
+    with pytest.raises(ValueError, match="needs m >= 1 .*Raise geometry.wiring.long_range"):
+        grid(5, wiring=exponential(m=0))
+    with pytest.raises(ValueError, match=r"needs m <= N - 1 = 3 .*Lower geometry.wiring.long_range"):
         grid(2, wiring=exponential(m=4))
 
 
@@ -129,5 +131,5 @@ def test_uniform_has_no_spatial_prior():
     geo = grid(30, wiring=uniform(k=4, seed=0))
     local = grid(30, wiring=knn(4))
     assert geo.edge_length.mean() > 5 * local.edge_length.mean()
-    with pytest.raises(ValueError, match=r"uniform\(k=0\) needs 1 <= k"):
+    with pytest.raises(ValueError, match=r"uniform\(k=0\) needs k >= 1"):
         grid(4, wiring=uniform(k=0))
