@@ -274,3 +274,8 @@ def test_diverged_checkpoint_is_refused_before_analysis(tmp_path):
     with pytest.raises(ValueError, match=r"diverged model: parameter columnformer.column_embed "
                                          r"\(1 of"):
         load_model(tmp_path)
+    from colgraph.connectome import report  # what scripts/analyze.py runs first
+
+    with pytest.raises(ValueError, match="diverged model"):
+        report(tmp_path, tmp_path / "analysis", loader=None)
+    assert not (tmp_path / "analysis").exists()  # refused before any file is written

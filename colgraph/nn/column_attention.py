@@ -85,6 +85,12 @@ class ColumnAttention(MessagePassing):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown attention backend '{backend}'. Choices: "
                              f"{', '.join(BACKENDS)}.")
+        if bias_sigma is not None and not (math.isfinite(bias_sigma) and bias_sigma > 0):
+            raise ValueError(f"bias_sigma must be > 0 or None (= the mean edge length), got "
+                             f"{bias_sigma} (model.bias_sigma).")
+        if not (math.isfinite(bias_clamp) and bias_clamp >= 0):
+            raise ValueError(f"bias_clamp must be a finite number >= 0, got {bias_clamp} "
+                             f"(model.bias_clamp).")
         object.__setattr__(self, "edges", edges)  # a reference, not a submodule
         columns = edges.num_columns
         self.channels, self.heads = channels, heads
@@ -98,7 +104,8 @@ class ColumnAttention(MessagePassing):
         self.value = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
         self.out = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
         length = edges.length
-        sigma = bias_sigma or (float(length.mean()) if length.numel() else 1.0)
+        sigma = bias_sigma if bias_sigma is not None else (
+            float(length.mean()) if length.numel() else 1.0)
         self.sigma = max(sigma, 1e-6)  # fixed at construction: grown edges get the same prior
         self.edge_bias = nn.Parameter(torch.empty(edges.num_edges, heads))  # (E, H)
         edges.register(self, "edge_bias", init=self.bias_prior)

@@ -59,3 +59,11 @@ def test_repr_is_short():
     r = repr(ColumnAttention(SheetEdges(geo), 8, heads=2))
     assert r == ("ColumnAttention(columns=16, channels=8, heads=2, qk_dim=4, edges=48, "
                  "backend='sparse')")
+
+
+@pytest.mark.parametrize("kwargs,match", [({"bias_sigma": 0.0}, "bias_sigma must be > 0"),
+                                          ({"bias_sigma": -1.0}, "bias_sigma must be > 0"),
+                                          ({"bias_clamp": -1.0}, "bias_clamp must be a finite")])
+def test_bad_bias_prior_is_refused_not_replaced(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ColumnAttention(SheetEdges(grid(3, wiring=knn(2))), 4, **kwargs)
