@@ -27,6 +27,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, re
                          save_checkpoint)
 from .config import Config, to_container, validate_config
 from .data import Augment, Data, iterate_batches, load_data
+from .distributed import Distributed
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import smoothness_loss, topographic_smoothness, wiring_cost, wiring_length
@@ -109,8 +110,14 @@ class _Totals:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.n += n
 
-    def means(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}{k}": v / max(self.n, 1) for k, v in self.sums.items()}
+    def means(self, prefix: str, ranks: Distributed | None = None) -> dict[str, float]:
+        """Means over the batches seen (on every rank, with ``ranks``)."""
+        sums, n = self.sums, self.n
+        if ranks is not None and ranks.enabled:
+            total = ranks.sum({**sums, "__n": n})
+            n = total.pop("__n")
+            sums = total
+        return {f"{prefix}{k}": v / max(n, 1) for k, v in sums.items()}
 
 
 def smoothness_radius(cfg: Any, edge_length: torch.Tensor) -> float:
@@ -121,11 +128,15 @@ def smoothness_radius(cfg: Any, edge_length: torch.Tensor) -> float:
 
 @torch.no_grad()
 def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             device: torch.device, radius: float | None = None) -> dict[str, float]:
+             device: torch.device, radius: float | None = None,
+             ranks: Distributed | None = None) -> dict[str, float]:
     """On a held-out set: the task's statistics (``test_<stat>``) and loss, the
     attention-weighted wiring length, topographic smoothness (neighbours within ``radius``,
     default every edge; see :func:`colgraph.objectives.topographic_smoothness`), the fraction
-    of silent state units and the mean number of active columns per step."""
+    of silent state units and the mean number of active columns per step. With ``ranks``,
+    each process evaluates its share of the set and the means are over all of it."""
+    if ranks is not None:
+        x, y = ranks.shard(x, y)
     model.eval()
     cf = model.columnformer
     edges = cf.edges
@@ -142,7 +153,7 @@ def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
             wiring_length(res.out.attention, cf.edge_index, cf.edge_length)),
             smoothness=topo["smoothness"], silent=float(act.silent.mean()),
             active_columns=float(act.active.mean()))
-    m = totals.means("test_")
+    m = totals.means("test_", ranks)
     extra = ("test_loss", "test_wiring_length", "test_smoothness", "test_silent",
              "test_active_columns")
     return {**{k: v for k, v in m.items() if k not in extra}, "test_loss": m["test_loss"],
@@ -273,7 +284,7 @@ def _apply_optim_settings(model: nn.Module, optimizer: torch.optim.Optimizer, sc
         group["initial_lr"], group["lr"] = cfg.optim.lr, cfg.optim.lr * factor
         group["betas"] = tuple(cfg.optim.betas)
         group["weight_decay"] = new["weight_decay"]
-    if changed:
+    if changed and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
         print("Resuming with changed optimizer settings (applied from step "
               f"{step}): " + ", ".join(f"optim.{k}: {a} -> {b}" for k, (a, b) in changed.items()))
 
@@ -307,10 +318,10 @@ class _Logger:
     """Metrics to ``metrics.csv`` (per epoch), ``plasticity.csv`` (per wiring update) and,
     when installed, TensorBoard."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True) -> None:
+        self.run_dir, self.enabled = run_dir, enabled  # disabled: ranks other than 0
         self.writer = None
-        if tensorboard:
+        if tensorboard and enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -319,6 +330,8 @@ class _Logger:
                 self.writer = None
 
     def log(self, row: dict[str, float], step: int, name: str = "metrics") -> None:
+        if not self.enabled:
+            return
         path = self.run_dir / f"{name}.csv"
         new = not path.exists()
         with path.open("a", newline="") as f:
@@ -354,14 +367,35 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         cfg: a composed config (see ``configs/config.yaml`` and :mod:`colgraph.config`).
         run_dir: where ``checkpoint.pt``, ``metrics.csv`` and TensorBoard logs go.
     """
+    checked = validate_config(cfg)  # every setting, before any work
+    device = resolve_device(cfg.device)
+    ranks = Distributed.from_env(device)  # one process unless torchrun started several
+    try:
+        if ranks.enabled and device.type == "cuda":
+            device = torch.device("cuda", ranks.local_rank)
+            torch.cuda.set_device(device)
+        return _train(cfg, checked, Path(run_dir), device, ranks)
+    finally:
+        ranks.close()
+
+
+def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.device,
+           ranks: Distributed) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    checked = validate_config(cfg)  # every setting, before any work
     plasticity_cfg, scale_cfg = checked["plasticity"], checked["scale"]
     smooth_cfg, train_cfg = checked["smoothness"], checked["train"]
-    device = resolve_device(cfg.device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = ranks.is_main  # rank 0 logs, shows progress and writes every file
+    say = print if main else (lambda *a, **k: None)
+    if ranks.enabled and (plasticity_cfg.enabled or scale_cfg.area is not None):
+        raise ValueError("plasticity=... and scale.area are not supported with several "
+                         "processes yet (their prune / grow decisions would differ between "
+                         "ranks): train learned wiring or a growing sheet in one process.")
+    if ranks.enabled and cfg.train.batch_size < ranks.world:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
+                         f"over {ranks.world} processes: give at least one sample per process.")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     source = (load_checkpoint(cfg.train.init_from)
               if cfg.train.init_from and resume is None else None)
@@ -421,18 +455,24 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         if plasticity is not None and resume.get("plasticity") is not None:
             plasticity.load_state_dict(resume["plasticity"])
         _set_rng_state(resume["rng"])
-        print(f"Resumed from {resume['path']} at epoch {epoch}, step {step} "
-              f"({model.columnformer.edges.num_edges} edges).")
+        say(f"Resumed from {resume['path']} at epoch {epoch}, step {step} "
+            f"({model.columnformer.edges.num_edges} edges).")
+    net = ranks.wrap(model)  # the forward pass; everything else reaches into `model`
 
     cf = model.columnformer
     radius = smoothness_radius(cfg, cf.edge_length)
-    logger = _Logger(run_dir, cfg.train.tensorboard)
+    logger = _Logger(run_dir, cfg.train.tensorboard, enabled=main)
     ckpt_path = run_dir / CHECKPOINT_NAME
-    if remove_stale_tmp(ckpt_path):
-        print(f"Removed {ckpt_path}.tmp, a partial checkpoint left by a crash mid-write.")
+    if main and remove_stale_tmp(ckpt_path):
+        say(f"Removed {ckpt_path}.tmp, a partial checkpoint left by a crash mid-write.")
     metrics: dict[str, Any] = {}
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}")
+    say(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}"
+        + (f" | {ranks.world} processes" if ranks.enabled else ""))
+
+    def evaluate_main() -> dict[str, float]:
+        """The test metrics over the whole test set (each rank evaluates its share)."""
+        return evaluate(model, data.x_test, data.y_test, 256, device, radius, ranks)
     start = time.perf_counter()
     done = cfg.train.max_steps is not None and step >= cfg.train.max_steps
     skipped = resume.get("skipped", 0) if resume is not None else 0
@@ -442,10 +482,12 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         sheet with a non-finite tensor is never written."""
         state = model.state_dict()
         bad = first_nonfinite(state.items())
-        if bad is not None:
+        if bad is not None:  # on every rank: their parameters are the same
             raise FloatingPointError(
                 f"Not writing a checkpoint at step {step}: parameter {bad}. "
                 f"{_last_good(ckpt_path)} Lower optim.lr or set optim.grad_clip.")
+        if not main:
+            return
         save_checkpoint(ckpt_path, {
             "colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
             "config": to_container(cfg),
@@ -463,18 +505,21 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                                   shuffle=True, generator=gen, start=batch0)
         bar = tqdm(batches, total=steps_per_epoch, initial=batch0,
                    desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not cfg.train.progress, leave=False)
+                   disable=not (cfg.train.progress and main), leave=False)
         totals = _Totals()
         batch = batch0
         for xb, yb in bar:
             batch += 1
+            if len(xb) < ranks.world:  # a last global batch too small to split: dropped
+                continue
+            xb, yb = ranks.shard(xb, yb)  # this rank's share of the global batch
             xb, yb = xb.to(device), yb.to(device)
             if augment.enabled:
                 xb = augment(xb)
             recording = plasticity is not None and plasticity.wants_record(step + 1)
             if recording:
                 plasticity.start_recording()
-            res = model(xb, yb)
+            res = net(xb, yb)
             out, loss = res.out, res.loss
             if cfg.wiring.weight:
                 cost = wiring_cost(out.attention, cf.edge_index, cf.edge_length, cfg.wiring.p)
@@ -488,7 +533,10 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
             if cfg.sparsity.weight:
                 loss = loss + cfg.sparsity.weight * out.activity.l1
             optimizer.zero_grad(set_to_none=True)
-            bad = None if torch.isfinite(loss) else f"the loss is {loss.item()}"
+            finite = bool(torch.isfinite(loss))
+            if ranks.enabled:  # every rank skips (or stops) together, or backward would hang
+                finite = ranks.sum({"bad": float(not finite)})["bad"] == 0
+            bad = None if finite else f"the loss is {loss.item()} (on some rank)"
             if bad is None:
                 loss.backward()
                 # the total norm, checked BEFORE clipping (clip_grad_norm_ would spread one
@@ -514,7 +562,8 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
                 optimizer.zero_grad(set_to_none=True)
                 if recording:
                     plasticity.stop_recording()
-                tqdm.write(f"step {step}: skipped a batch ({bad}); {skipped} skipped so far")
+                if main:
+                    tqdm.write(f"step {step}: skipped a batch ({bad}); {skipped} skipped so far")
                 continue
             optimizer.step()
             scheduler.step()
@@ -546,33 +595,34 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         batch0 = 0
         if batch < steps_per_epoch:  # stopped mid-epoch (train.max_steps): resume from here
             metrics = {"epoch": epoch + batch / steps_per_epoch, "step": step,
-                       **totals.means("train_"), "lr": scheduler.get_last_lr()[0],
+                       **totals.means("train_", ranks), "lr": scheduler.get_last_lr()[0],
                        "edges": cf.edges.num_edges, "skipped_batches": skipped,
                        "time": time.perf_counter() - start}
-            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
+            metrics.update(evaluate_main())
             logger.log(metrics, step)
             save(epoch, batch)
             break
         epoch += 1
-        metrics = {"epoch": epoch, "step": step, **totals.means("train_"),
+        metrics = {"epoch": epoch, "step": step, **totals.means("train_", ranks),
                    "lr": scheduler.get_last_lr()[0], "edges": cf.edges.num_edges,
                    "skipped_batches": skipped, "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
-            metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
+            metrics.update(evaluate_main())
             if cfg.train.progress:
                 key = model.metric
-                print(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train {key} "
+                say(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train {key} "
                       f"{metrics['train_' + key]:.3f} | test {key} "
                       f"{metrics['test_' + key]:.3f} | wiring length "
                       f"{metrics['wiring_length']:.3f}")
         logger.log(metrics, step)
-        if cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
+        if main and cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
             _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")
         save(epoch, 0)
     logger.close()
     if "wiring_length" not in metrics:
-        metrics.update(evaluate(model, data.x_test, data.y_test, 256, device, radius))
+        metrics.update(evaluate_main())
     metrics["checkpoint"] = str(ckpt_path)
-    print(f"test {model.metric_label} {metrics['test_' + model.metric]:.4f} | mean attention-weighted wiring length "
+    ranks.barrier()  # rank 0's checkpoint is on disk when any rank returns
+    say(f"test {model.metric_label} {metrics['test_' + model.metric]:.4f} | mean attention-weighted wiring length "
           f"{metrics['wiring_length']:.3f} | checkpoint {ckpt_path}")
     return metrics

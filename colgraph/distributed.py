@@ -1,0 +1,101 @@
+"""Data-parallel training with PyTorch's own engine: ``torchrun`` sets the environment,
+``torch.distributed`` (gloo on CPU, NCCL on CUDA) moves the gradients, and
+``DistributedDataParallel`` averages them during backward.
+
+How colgraph shards the data: every rank draws the SAME permutation of the training set
+each epoch (seeded by ``train.seed`` and the epoch) and takes its contiguous share of each
+global batch of ``train.batch_size`` samples. Averaged gradients then equal the gradient of
+the global batch (exactly for equal shares, up to float order), so a run on K processes
+follows a one-process run with the same ``train.batch_size``, and a checkpoint (which stores
+the position in global batches) resumes at any world size. Only rank 0 evaluates, logs,
+shows progress and writes checkpoints / connectome snapshots; metrics are reduced across
+ranks.
+
+``Distributed.from_env()`` is a no-op without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``), so
+the same code runs in one process.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["Distributed"]
+
+
+class Distributed:
+    """This process's place in a data-parallel job (``world == 1``: a single process)."""
+
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0,
+                 owns_group: bool = False) -> None:
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+        self._owns_group = owns_group
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> "Distributed":
+        """Join the process group ``torchrun`` describes in the environment (``RANK``,
+        ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` / ``MASTER_PORT``); a single process
+        without them."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        owns = not dist.is_initialized()
+        if owns:
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        return cls(rank, world, local, owns)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """This rank's contiguous share of a global batch (shares differ by at most one)."""
+        if not self.enabled:
+            return tensors
+        return tuple(torch.tensor_split(t, self.world)[self.rank] for t in tensors)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """``model`` in DistributedDataParallel (gradients averaged in backward); the model
+        itself in one process. Rank 0's parameters are broadcast to every rank here."""
+        if not self.enabled:
+            return model
+        device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def sum(self, values: dict[str, float]) -> dict[str, float]:
+        """Sum of each value over the ranks (one all-reduce)."""
+        if not self.enabled or not values:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+        dist.all_reduce(t)
+        return dict(zip(keys, t.tolist()))
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a picklable value, e.g. a metrics dict)."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
