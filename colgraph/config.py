@@ -79,7 +79,7 @@ class GeometryConfig:
 
         check_types(self, "geometry")
         require(self.name in GEOMETRIES, "geometry", self.name, "one of " + ", ".join(GEOMETRIES),
-                f"Pick one with geometry=<name>.")
+                "Pick one with geometry=<name>.")
         require(self.width >= 1, "geometry.width", self.width, ">= 1")
         require(self.height is None or self.height >= 1, "geometry.height", self.height,
                 ">= 1 or null (= width)")
@@ -113,7 +113,7 @@ class TaskConfig:
 
         check_types(self, "task")
         require(self.name in TASKS, "task", self.name, "one of " + ", ".join(TASKS),
-                f"Pick one with task=<name>.")
+                "Pick one with task=<name>.")
         for key in ("patch_size", "window"):
             v = getattr(self, key)
             require(v is None or v >= 1, f"task.{key}", v, ">= 1 or null (automatic)")
@@ -157,7 +157,7 @@ class DataConfig:
 
         check_types(self, "data")
         require(self.name in DATASETS, "data", self.name, "one of " + ", ".join(DATASETS),
-                f"Pick one with data=<name>.")
+                "Pick one with data=<name>.")
         fraction("data.test_fraction", self.test_fraction, low_open=True)
         for key in ("samples", "length", "classes", "width"):
             require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), ">= 1")

@@ -65,11 +65,16 @@ class Distributed:
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel (gradients averaged in backward); the model
-        itself in one process. Rank 0's parameters are broadcast to every rank here."""
+        itself in one process. Rank 0's parameters and buffers are broadcast to every rank
+        here, so wrap again after the model's parameters change shape (edges pruned and
+        grown, columns added)."""
         if not self.enabled:
             return model
         device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        # buffers (edges, positions) are the same on every rank by construction: not
+        # broadcast again at every forward
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
+                                                   broadcast_buffers=False)
 
     def sum(self, values: dict[str, float]) -> dict[str, float]:
         """Sum of each value over the ranks (one all-reduce)."""
@@ -79,6 +84,14 @@ class Distributed:
         t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
         dist.all_reduce(t)
         return dict(zip(keys, t.tolist()))
+
+    def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of ``t`` over the ranks (a new tensor)."""
+        if not self.enabled:
+            return t
+        t = t.clone()
+        dist.all_reduce(t)
+        return t.div_(self.world)
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (a picklable value, e.g. a metrics dict)."""

@@ -387,10 +387,6 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
     smooth_cfg, train_cfg = checked["smoothness"], checked["train"]
     main = ranks.is_main  # rank 0 logs, shows progress and writes every file
     say = print if main else (lambda *a, **k: None)
-    if ranks.enabled and (plasticity_cfg.enabled or scale_cfg.area is not None):
-        raise ValueError("plasticity=... and scale.area are not supported with several "
-                         "processes yet (their prune / grow decisions would differ between "
-                         "ranks): train learned wiring or a growing sheet in one process.")
     if ranks.enabled and cfg.train.batch_size < ranks.world:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
                          f"over {ranks.world} processes: give at least one sample per process.")
@@ -449,7 +445,7 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                              f"of epoch {epoch + 1}) with another train.batch_size "
                              f"({cfg.train.batch_size}; the run used "
                              f"{resume['config']['train']['batch_size']}): keep its batch size.")
-    plasticity = (Plasticity(model, plasticity_cfg, total_steps, optimizer)
+    plasticity = (Plasticity(model, plasticity_cfg, total_steps, optimizer, ranks)
                   if plasticity_cfg.enabled else None)
     if resume is not None:
         if plasticity is not None and resume.get("plasticity") is not None:
@@ -574,13 +570,16 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                 update = plasticity.maybe_update(step, records)
                 if update is not None:
                     logger.log({"epoch": epoch, **update}, step, name="plasticity")
+                    net = ranks.wrap(model)  # the per-edge parameters changed shape
             if scale_cfg.area is not None and step == scale_cfg.at_step:
                 grown = add_columns(model, refine_grid(model, scale_cfg.area, scale_cfg.factor),
                                     wiring=build_wiring(cfg.geometry.wiring),
                                     optimizer=optimizer)
-                tqdm.write(f"step {step}: sheet grew to {grown['columns']} columns "
-                           f"(+{grown['added_columns']} in {scale_cfg.area}, "
-                           f"+{grown['added_edges']} edges)")
+                net = ranks.wrap(model)  # new per-column parameters (rank 0's everywhere)
+                if main:
+                    tqdm.write(f"step {step}: sheet grew to {grown['columns']} columns "
+                               f"(+{grown['added_columns']} in {scale_cfg.area}, "
+                               f"+{grown['added_edges']} edges)")
             totals.add(res.loss.detach(), {k: v.detach() for k, v in res.stats.items()},
                        len(xb))
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in totals.means("train_").items()},

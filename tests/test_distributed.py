@@ -53,9 +53,78 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     assert load_checkpoint(tmp_path / "rank0")["step"] == 8 and metrics["test_acc"] > 0
 
 
-def test_learned_wiring_is_refused_with_several_processes(tmp_path):
-    with pytest.raises(Exception, match="not supported with several processes yet"):
-        _spawn(BASE + ["plasticity=set"], [str(tmp_path / "a"), str(tmp_path / "b")])
+def _plastic_worker(rank: int, world: int, port: int, overrides: list, out: str) -> None:
+    """A rank that saves its wiring after every prune / grow update."""
+    from colgraph.plasticity import schedule
+
+    real = schedule.Plasticity._apply
+
+    def apply_and_dump(self, step, keep, add):
+        stats = real(self, step, keep, add)
+        torch.save({"index": self.edges.index.clone(), "attention": self.attention.clone(),
+                    "bias": self.model.sheets[0].attn.edge_bias.detach().clone()},
+                   f"{out}/rank{rank}_step{step}.pt")
+        return stats
+
+    schedule.Plasticity._apply = apply_and_dump
+    _worker(rank, world, port, overrides, [f"{out}/run0", f"{out}/run1"])
+
+
+@pytest.mark.parametrize("rule", ["set", "rigl"])
+def test_learned_wiring_is_identical_on_every_rank(tmp_path, rule):
+    """Prune / grow with 2 processes: after each of several updates both ranks hold the same
+    edges, edge biases and attention statistics (rank 0 decides, all apply)."""
+    overrides = BASE + [f"plasticity={rule}", "plasticity.every=2", "plasticity.stop=6"]
+    mp.spawn(_plastic_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+             join=True)
+    steps = sorted(int(f.stem.split("step")[1]) for f in tmp_path.glob("rank0_step*.pt"))
+    assert len(steps) >= 2, steps
+    changed = False
+    for step in steps:
+        a, b = (torch.load(tmp_path / f"rank{r}_step{step}.pt") for r in (0, 1))
+        assert torch.equal(a["index"], b["index"]), step
+        assert torch.equal(a["bias"], b["bias"]) and torch.allclose(a["attention"], b["attention"])
+        changed |= not torch.equal(a["index"], torch.load(tmp_path / f"rank0_step{steps[0]}.pt")
+                                   ["index"])
+    assert changed  # the updates really rewired the sheet
+    assert load_checkpoint(tmp_path / "run0")["step"] == 6
+
+
+def _state_worker(rank: int, world: int, port: int, overrides: list, out: str) -> None:
+    """A rank that saves its whole model state at every evaluation."""
+    from colgraph import training
+
+    real, calls = training.evaluate, []
+
+    def evaluate_and_dump(model, *args, **kwargs):
+        calls.append(1)
+        torch.save({k: v for k, v in model.state_dict().items() if torch.is_tensor(v)},
+                   f"{out}/rank{rank}_eval{len(calls)}.pt")
+        return real(model, *args, **kwargs)
+
+    training.evaluate = evaluate_and_dump
+    _worker(rank, world, port, overrides, [f"{out}/run0", f"{out}/run1"])
+
+
+def test_growing_sheet_with_learned_wiring_is_identical_on_every_rank(tmp_path):
+    """Columns added mid-training (fresh random parameters) and edges pruned / grown: every
+    parameter and buffer is the same on both ranks afterwards."""
+    # dropout and unequal shares (64 / 63): the ranks' random streams differ, so only the
+    # broadcast of rank 0's new parameters makes them agree
+    overrides = (TINY + ["train.epochs=2", "train.max_steps=14", "scale.area=area1",
+                         "model.dropout=0.1", "train.batch_size=127",
+                         "scale.at_step=3", "plasticity=set", "plasticity.every=4"])
+    mp.spawn(_state_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+             join=True)
+    files = sorted(tmp_path.glob("rank0_eval*.pt"))
+    assert len(files) == 2  # epoch 1 end and the stop at step 14
+    for f in files:
+        a, b = torch.load(f), torch.load(tmp_path / f.name.replace("rank0", "rank1"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f.name
+    before = torch.load(files[0])
+    assert load_checkpoint(tmp_path / "run0")["step"] == 14
+    assert before["columnformer.column_embed"].shape[0] > 8 * 8 + 4 * 4  # the sheet grew
 
 
 def test_torchrun_runs_the_training_script(tmp_path):

@@ -140,9 +140,12 @@ class Plasticity:
     """
 
     def __init__(self, model: Any, config: PlasticityConfig, total_steps: int,
-                 optimizer: torch.optim.Optimizer | None = None) -> None:
+                 optimizer: torch.optim.Optimizer | None = None, ranks: Any = None) -> None:
         self.model = getattr(model, "columnformer", model)
         self.config, self.optimizer = config, optimizer
+        # data-parallel ranks (colgraph.distributed.Distributed): attention statistics are
+        # averaged over them and rank 0's prune / grow decision is applied on every rank
+        self.ranks = ranks
         self.edges = self.model.edges
         self.edges.check()
         if config.grow.startswith("gradient"):
@@ -202,6 +205,8 @@ class Plasticity:
         if not self.config.enabled:
             return
         current = torch.stack([a.detach() for a in attention]).mean((0, 2))  # (E,)
+        if self.ranks is not None and self.ranks.enabled:
+            current = self.ranks.mean_tensor(current)  # the whole global batch's attention
         self.attention.mul_(self.config.ema).add_(current.float(), alpha=1 - self.config.ema)
 
     # ------------------------------------------------------------------ update
@@ -216,8 +221,20 @@ class Plasticity:
     def update(self, step: int, records: list[dict[str, Tensor]] | None = None
                ) -> dict[str, float]:
         """One prune + grow update (see the module docstring); returns statistics."""
-        c, edges = self.config, self.edges
+        edges = self.edges
         edges.check()
+        if self.ranks is not None and self.ranks.enabled:
+            # rank 0 decides (its random draws and, for gradient rules, its records); every
+            # rank applies the same edit, so the wiring is identical everywhere
+            keep, add = self.ranks.broadcast(self._decide(step, records)
+                                             if self.ranks.is_main else None)
+            return self._apply(step, keep.to(edges.index.device), add.to(edges.index.device))
+        return self._apply(step, *self._decide(step, records))
+
+    def _decide(self, step: int, records: list[dict[str, Tensor]] | None
+                ) -> tuple[Tensor, Tensor]:
+        """Which edges stay (``keep [E]``) and which are added (``add [2, A]``)."""
+        c, edges = self.config, self.edges
         E, N = edges.num_edges, edges.num_columns
         index = edges.index
         n_drop = round(self.drop_fraction(step) * E)
@@ -243,6 +260,10 @@ class Plasticity:
             add = torch.cat([add, more], 1)
             if add.size(1) >= n_grow or more.size(1) == 0:
                 break
+        return keep, add
+
+    def _apply(self, step: int, keep: Tensor, add: Tensor) -> dict[str, float]:
+        c, edges = self.config, self.edges
         mean_bias = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
         edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree)
         if mean_bias is not None:
