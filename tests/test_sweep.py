@@ -20,9 +20,15 @@ def _multirun(tmp_path, *overrides):
     return proc.stdout
 
 
-def test_multirun_writes_a_summary_and_summarize_plots_it(tmp_path):
-    out = _multirun(tmp_path, "wiring.weight=0,0.1", "model.steps=2,3")
-    sweep = tmp_path / "sweep"
+@pytest.fixture(scope="module")
+def sweep4(tmp_path_factory):
+    """One 4-job multirun shared by the tests below: (sweep dir, printed output)."""
+    tmp = tmp_path_factory.mktemp("sweep4")
+    return tmp / "sweep", _multirun(tmp, "wiring.weight=0,0.1", "model.steps=2,3")
+
+
+def test_multirun_writes_a_summary_and_summarize_plots_it(tmp_path, sweep4):
+    sweep, out = sweep4
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 4 and [r["run"].rsplit("/", 1)[-1] for r in rows] == ["0", "1", "2", "3"]
     assert {(r["wiring.weight"], r["model.steps"]) for r in rows} == {
@@ -39,15 +45,15 @@ def test_multirun_writes_a_summary_and_summarize_plots_it(tmp_path):
     assert len(two) == 2 and (tmp_path / "s.png").stat().st_size > 10_000
 
 
-def test_plot_summary_labels_its_panels(tmp_path):
+def test_plot_summary_labels_its_panels(tmp_path, sweep4):
     from colgraph.sweep import collect_runs, plot_summary
 
-    _multirun(tmp_path, "wiring.weight=0,0.1")
-    fig = plot_summary(collect_runs([tmp_path / "sweep"]), tmp_path / "p.png")
+    fig = plot_summary(collect_runs([sweep4[0]]), tmp_path / "p.png")
     bars, curves = fig.axes
     assert bars.get_xlabel() == "final test_acc" and "per run" in bars.get_title()
-    assert [t.get_text() for t in bars.get_yticklabels()] == ["wiring.weight=0",
-                                                              "wiring.weight=0.1"]
+    assert sorted(t.get_text() for t in bars.get_yticklabels()) == [
+        "model.steps=2 wiring.weight=0", "model.steps=2 wiring.weight=0.1",
+        "model.steps=3 wiring.weight=0", "model.steps=3 wiring.weight=0.1"]
     assert curves.get_xlabel() == "epoch" and curves.get_ylabel() == "test_acc"
     assert "common:" in fig._suptitle.get_text()
 
