@@ -33,7 +33,8 @@ def main() -> None:
                max_batches=args.max_batches, n_null=args.null_models,
                edge_fraction=args.edge_fraction, seed=args.seed)
     flow, sw, mod = m["flow"], m["small_world"], m["modularity"]
-    ff = f"{flow['ff_index']:+.3f}" if flow["ff_index"] is not None else "n/a (one area)"
+    ff = f"{flow['ff_index']:+.3f}" if flow["ff_index"] is not None else ""
+    ff += f" ({flow['note']})" if flow.get("note") else ""
     print(f"{m['columns']} columns, {m['edges']} edges, weight = {m['weight']}")
     print(f"feedforward index {ff} over areas {flow['areas']}")
     print(f"EDR lambda {m['edr']['lambda']:.3f} (KS {m['edr']['ks']:.3f}), wiring per column "

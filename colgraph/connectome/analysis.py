@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["EdgeArrays", "arrays", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "weighted_clustering",
-           "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
+           "area_flow", "disjoint_areas", "modularity", "small_world", "rich_club", "weight_distance",
            "receptive_fields", "analyze", "ALIASES"]
 
 ALIASES = ("input", "output", "sheet")
@@ -211,18 +211,37 @@ def _hops_from(a: EdgeArrays, sources: np.ndarray) -> np.ndarray:
     return shortest_path(adj, unweighted=True, indices=a.n)[: a.n] - 1
 
 
+def disjoint_areas(a: EdgeArrays, names: list[str]) -> tuple[list[str], list[str]]:
+    """A set of pairwise disjoint areas among ``names``, smallest first (a column counted in
+    two areas would be its own source and target): ``(kept, dropped)``. On a sheet whose
+    ``sheet`` area holds every column and ``input`` / ``output`` are parts of it, the parts
+    are kept and ``sheet`` is dropped."""
+    sets = {k: set(a.areas[k].tolist()) for k in names}
+    kept: list[str] = []
+    taken: set[int] = set()
+    for k in sorted(names, key=lambda k: (len(sets[k]), names.index(k))):
+        if not sets[k] & taken:
+            kept.append(k)
+            taken |= sets[k]
+    kept = [k for k in names if k in kept]  # the given order
+    return kept, [k for k in names if k not in kept]
+
+
 def area_flow(G, order: list[str] | None = None) -> dict[str, Any]:
-    """Area-to-area flow and the feedforward-vs-feedback index.
+    """Area-to-area flow and the feedforward-vs-feedback index, over DISJOINT areas.
 
     ``flow[i][j]``: the share of area ``j``'s incoming weight that comes from area ``i``
-    (columns sum to 1 when all of ``j``'s inputs lie in the listed areas). Areas are
-    ordered by their mean hop distance from the ``input`` area (``area0 < area1 < ...`` for
-    a stack) unless ``order`` is given. ``ff_index = (FF - FB) / (FF + FB)``, with ``FF``
-    the weight on edges from a lower to a higher area and ``FB`` the reverse: +1 is purely
-    feedforward, -1 purely feedback, ``None`` with fewer than two areas.
+    (columns sum to 1 when all of ``j``'s inputs lie in the listed areas). Overlapping
+    areas are reduced to a disjoint set (:func:`disjoint_areas`; ``dropped`` says which were
+    left out and ``coverage`` how many columns the kept ones hold). Areas are ordered by
+    their mean hop distance from the ``input`` area (``area0 < area1 < ...`` for a stack)
+    unless ``order`` is given. ``ff_index = (FF - FB) / (FF + FB)``, with ``FF`` the weight
+    on edges from a lower to a higher area and ``FB`` the reverse: +1 is purely
+    feedforward, -1 purely feedback; ``None`` (with ``note`` saying why) with fewer than
+    two disjoint areas or no weight between them.
     """
     a = _a(G)
-    names = order or plain_areas(a)
+    names, dropped = disjoint_areas(a, order or plain_areas(a))
     if order is None and "input" in a.areas and len(names) > 1:
         hops = _hops_from(a, a.areas["input"])
         depth = {k: float(np.nanmean(np.where(np.isfinite(hops[a.areas[k]]),
@@ -241,8 +260,19 @@ def area_flow(G, order: list[str] | None = None) -> dict[str, Any]:
     ff = float(a.weight[ok][s[ok] < t[ok]].sum())
     fb = float(a.weight[ok][s[ok] > t[ok]].sum())
     index = (ff - fb) / (ff + fb) if m > 1 and ff + fb > 0 else None
+    covered = int((label >= 0).sum())
+    note = None
+    if m < 2:
+        note = (f"n/a: fewer than two disjoint areas ({', '.join(names) or 'none'}"
+                + (f"; {', '.join(dropped)} overlap them" if dropped else "") + ")")
+    elif index is None:
+        note = "n/a: no attention weight between different areas"
+    elif dropped:
+        note = (f"over disjoint areas {', '.join(names)} ({covered} of {a.n} columns); "
+                f"{', '.join(dropped)} overlap them and are left out")
     return {"areas": names, "flow": share.tolist(), "flow_mass": flow.tolist(),
-            "feedforward": ff, "feedback": fb, "ff_index": index}
+            "feedforward": ff, "feedback": fb, "ff_index": index, "dropped": dropped,
+            "coverage": covered / a.n, "note": note}
 
 
 # ---------------------------------------------------------------------- nulls and graphs

@@ -106,9 +106,10 @@ def plot_flow(metrics: dict[str, Any], path: Path) -> None:
         for j in range(len(m)):
             ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center",
                     color="w" if m[i, j] < 0.6 * m.max() else "k", fontsize=8)
-    idx = flow["ff_index"]
-    ax.set_title("Area-to-area flow" + (f"\nfeedforward index {idx:+.2f}" if idx is not None
-                                        else ""))
+    idx, note = flow["ff_index"], flow.get("note")
+    title = "Area-to-area flow" + (f"\nfeedforward index {idx:+.2f}" if idx is not None
+                                   else "\nfeedforward index n/a")
+    ax.set_title(title + (f"\n{note}" if note else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label="share of target's input")
     _save(fig, path)
 

@@ -351,6 +351,17 @@ class Geometry:
         # colour by the most specific area: aliases (input/output/sheet) drawn last as rings
         aliases = {"input", "output", "sheet"}
         plain = [a for a in self.areas if a not in aliases] or [a for a in self.areas]
+        member = torch.zeros(self.num_columns, dtype=torch.bool)
+        for name in plain:
+            member[self.areas[name]] = True
+        if not member.all():  # columns in no (plain) area are columns too: grey dots
+            anywhere = member.clone()
+            for idx in self.areas.values():
+                anywhere[idx] = True
+            none = int((~anywhere).sum())
+            p = pos[~member]
+            ax.scatter(*p[:, :3 if three_d else 2].t().numpy(), s=10, c="0.45",
+                       label=f"no area ({none})" if none else "input / output only")
         for name in plain:
             p = pos[self.areas[name]]
             ax.scatter(*p[:, :3 if three_d else 2].t().numpy(), s=10, label=name)
@@ -360,7 +371,9 @@ class Geometry:
                 ax.scatter(*p[:, :3 if three_d else 2].t().numpy(), s=40, facecolors="none",
                            edgecolors="k", marker=marker, linewidths=0.6, label=name)
         ax.set_title(self.name)
-        if self.areas:
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        if self.areas or not member.all():
             ax.legend(loc="best", fontsize=8)
         if not three_d:
             ax.set_aspect("equal", adjustable="datalim")

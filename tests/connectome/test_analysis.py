@@ -116,3 +116,30 @@ def test_bad_arguments():
         small_world(G, edge_fraction=1.5)
     with pytest.raises(ValueError, match="n_null must be >= 0"):
         modularity(G, n_null=-1)
+
+
+def test_flow_uses_disjoint_areas_or_says_why_not():
+    """Overlapping areas (a 'sheet' holding every column, input / output parts of it) are
+    reduced to disjoint ones, and the result says which were left out; a sheet whose areas
+    are all the same set reports n/a with the reason."""
+    G = two_area_sheet(0.9, 0.1)
+    for v in G:  # every column also in an all-covering 'sheet' area
+        G.nodes[v]["area"] += ",sheet"
+    f = area_flow(G)
+    assert f["areas"] == ["A", "B"] and f["dropped"] == ["sheet"] and f["coverage"] == 1.0
+    assert f["ff_index"] == pytest.approx(0.8) and "sheet overlap" in f["note"]
+    for v in G:  # one area only: A = input = B = sheet
+        G.nodes[v]["area"] = "sheet,input,output"
+    f = area_flow(G)
+    assert f["ff_index"] is None and f["note"].startswith("n/a: fewer than two disjoint areas")
+    assert len(f["areas"]) == 1 and len(f["dropped"]) == 2
+
+
+def test_flow_figure_names_the_reason(tmp_path):
+    from colgraph.connectome.figures import plot_flow
+
+    G = two_area_sheet()
+    for v in G:
+        G.nodes[v]["area"] = "sheet,input,output"
+    plot_flow({"flow": area_flow(G)}, tmp_path / "flow.png")
+    assert (tmp_path / "flow.png").stat().st_size > 5_000

@@ -114,3 +114,14 @@ def test_lattice_of_the_wrong_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"is a 4 x 16 lattice .*8 x 8 grid of patches"):
         train(compose(base + ["geometry=grid", "geometry.width=16", "geometry.height=4"]),
               tmp_path)
+
+
+def test_plot_draws_columns_in_no_area(tmp_path):
+    """A sheet where most columns belong to no area still shows every column."""
+    geo = from_coords(torch.rand(300, 2) * 10, knn(4), areas={"input": range(40),
+                                                              "V1": range(40, 80)})
+    ax = geo.plot(path=tmp_path / "g.png")
+    grey = next(c for c in ax.collections if c.get_label() == "no area (220)")
+    assert len(grey.get_offsets()) == 260  # 220 in no area + 40 only in the input alias
+    v1 = next(c for c in ax.collections if c.get_label() == "V1")
+    assert len(v1.get_offsets()) == 40 and ax.get_xlabel() == "x"
