@@ -264,6 +264,29 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     return model.eval(), model.columnformer.geometry, cfg, data
 
 
+def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
+    """Keep a run directory's records one run's: resuming into a NEW directory starts its
+    ``metrics.csv`` / ``plasticity.csv`` with the earlier run's rows and notes where it came
+    from (``resumed_from.txt``); a directory that already holds another run's metrics is
+    appended to only with a warning."""
+    import shutil
+    import warnings
+
+    source = Path(resume["path"]).parent if resume is not None else None
+    same = source is not None and source.resolve() == run_dir.resolve()
+    if (run_dir / "metrics.csv").exists() and not same:
+        warnings.warn(f"{run_dir} already holds metrics.csv of another run: this run appends "
+                      f"its rows to it. Use a fresh run directory (hydra.run.dir=...) to keep "
+                      f"runs apart.", stacklevel=3)
+    if source is not None and not same:
+        for name in ("metrics.csv", "plasticity.csv"):
+            if (source / name).is_file() and not (run_dir / name).exists():
+                shutil.copyfile(source / name, run_dir / name)
+        (run_dir / "resumed_from.txt").write_text(
+            f"{resume['path']}\nstep {resume['step']}, epoch {resume['epoch']}\n")
+        say(f"Continuing {source} in {run_dir} (its metrics so far copied; resumed_from.txt).")
+
+
 def _last_good(ckpt_path: Path) -> str:
     return (f"The last good checkpoint is {ckpt_path}." if ckpt_path.exists()
             else "No checkpoint was written yet.")
@@ -457,6 +480,8 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
 
     cf = model.columnformer
     radius = smoothness_radius(cfg, cf.edge_length)
+    if main:
+        _link_runs(run_dir, resume, say)
     logger = _Logger(run_dir, cfg.train.tensorboard, enabled=main)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if main and remove_stale_tmp(ckpt_path):

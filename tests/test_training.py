@@ -279,3 +279,15 @@ def test_diverged_checkpoint_is_refused_before_analysis(tmp_path):
     with pytest.raises(ValueError, match="diverged model"):
         report(tmp_path, tmp_path / "analysis", loader=None)
     assert not (tmp_path / "analysis").exists()  # refused before any file is written
+
+
+def test_resume_into_a_new_directory_links_the_runs(tmp_path):
+    """hydra gives a resumed run a new directory: it starts with the earlier rows and says
+    where it came from; reusing a directory of another run warns before appending."""
+    train(compose(TINY + ["train.epochs=1"]), tmp_path / "a")
+    train(compose(TINY + [f"train.resume={tmp_path / 'a'}"]), tmp_path / "b")
+    rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert str(tmp_path / "a") in (tmp_path / "b" / "resumed_from.txt").read_text()
+    with pytest.warns(UserWarning, match="already holds metrics.csv of another run"):
+        train(compose(TINY + ["train.max_steps=1"]), tmp_path / "b")
