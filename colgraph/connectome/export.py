@@ -251,6 +251,11 @@ def read_connectome(path: str | os.PathLike):
             d["pos"] = tuple(float(d[c]) for c in ("x", "y", "z") if c in d)
     for _, _, d in G.edges(data=True):
         d.pop("id", None)
+    # GraphML / GEXF / CSV store node ids as text: columns written as 0, 1, ... come back
+    # as the integers they were (any other labels stay strings)
+    nodes = list(G.nodes)
+    if nodes and all(isinstance(v, str) and v.lstrip("-").isdigit() for v in nodes):
+        G = nx.relabel_nodes(G, {v: int(v) for v in nodes}, copy=True)
     return G
 
 

@@ -68,7 +68,8 @@ def test_writers_round_trip(model, tmp_path, suffix):
     back = read_connectome(path)
     assert back.number_of_nodes() == G.number_of_nodes()
     assert back.number_of_edges() == G.number_of_edges()
-    label = {str(v): v for v in G}  # file formats store node ids as strings
+    assert sorted(back.nodes) == sorted(G.nodes)  # integer column ids come back as integers
+    label = {v: v for v in G}
     for s, t, d in back.edges(data=True):
         ref = G.edges[label[s], label[t]]
         for key in ("weight", "length", "bias", "attention", "attention_t0"):
