@@ -90,8 +90,9 @@ class ColumnformerConfig:
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
     recompute: bool = False  # activation checkpointing: keep only each step's input state
-    # per-column matmul weights (~all parameters): "bfloat16" halves them, their gradients
-    # and AdamW state, and runs those matmuls in bf16; norms, attention and states stay fp32
+    # per-column matmul weights (89% of the parameters at 10^6 columns): "bfloat16" halves
+    # them, their gradients and AdamW state, and runs those matmuls in bf16; norms,
+    # attention and states stay fp32
     weight_dtype: str = "float32"
     sharing: str = "none"  # none (untied) | full | lowrank | groups (per area): see nn.Sharing
     sharing_rank: int = 4  # lowrank: rank of each column's correction to the shared weights
