@@ -264,6 +264,16 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     return model.eval(), model.columnformer.geometry, cfg, data
 
 
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with its file paths made absolute, so that a checkpoint finds its data
+    and geometry files from any working directory (``load_model``, ``analyze.py``)."""
+    for group, key in (("data", "path"), ("geometry", "path"), ("geometry", "coords")):
+        value = config.get(group, {}).get(key)
+        if value:
+            config[group][key] = str(Path(value).expanduser().resolve())
+    return config
+
+
 def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
     """Keep a run directory's records one run's: resuming into a NEW directory starts its
     ``metrics.csv`` / ``plasticity.csv`` with the earlier run's rows and notes where it came
@@ -511,7 +521,7 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
             return
         save_checkpoint(ckpt_path, {
             "colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
-            "config": to_container(cfg),
+            "config": _absolute_paths(to_container(cfg)),
             "geometry": geometry.state_dict(), "geometry_fingerprint": geometry.fingerprint(),
             "model": state, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "epoch": epoch, "batch": batch, "step": step,

@@ -291,3 +291,20 @@ def test_resume_into_a_new_directory_links_the_runs(tmp_path):
     assert str(tmp_path / "a") in (tmp_path / "b" / "resumed_from.txt").read_text()
     with pytest.warns(UserWarning, match="already holds metrics.csv of another run"):
         train(compose(TINY + ["train.max_steps=1"]), tmp_path / "b")
+
+
+def test_checkpoint_stores_data_and_geometry_paths_absolute(tmp_path, monkeypatch):
+    """A run started with relative paths can be analysed from anywhere."""
+    import numpy as np
+
+    from colgraph.training import load_model
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((60, 8, 8)).astype(np.float32),
+             y=np.arange(60) % 3)
+    monkeypatch.chdir(tmp_path)
+    train(compose(TINY + ["data=file", "data.path=d.npz", "train.max_steps=1"]), tmp_path / "r")
+    assert load_checkpoint(tmp_path / "r")["config"]["data"]["path"] == str(tmp_path / "d.npz")
+    monkeypatch.chdir("/")
+    _, _, _, data = load_model(tmp_path / "r")  # loads its data from another directory
+    assert data.num_classes == 3
