@@ -11,9 +11,11 @@ RNG state.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,43 @@ __all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_gr
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
+
+
+log = logging.getLogger("colgraph")  # hydra's job logging puts it in <run dir>/train.log
+
+
+class _Stdout(logging.StreamHandler):
+    """A handler on whatever ``sys.stdout`` is when a record arrives (pytest, notebooks and
+    redirections replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns one: ignored
+        pass
+
+
+def _console_logging() -> None:
+    """Under a hydra job, colgraph's messages go through hydra's handlers (console and
+    ``train.log``); called from Python, they are plain lines on stdout."""
+    from hydra.core.hydra_config import HydraConfig
+
+    ours = [h for h in log.handlers if isinstance(h, _Stdout)]
+    if HydraConfig.initialized():
+        for h in ours:
+            log.removeHandler(h)
+        log.propagate = True
+    elif not ours:
+        log.addHandler(_Stdout())
+        log.propagate = False
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -297,6 +336,14 @@ def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
         say(f"Continuing {source} in {run_dir} (its metrics so far copied; resumed_from.txt).")
 
 
+def epoch_line(head: str, metrics: dict[str, Any], key: str) -> str:
+    """``epoch  3 | loss 0.123 | train acc 0.950 | test acc 0.940 | wiring length 1.50``."""
+    nan = float("nan")  # every batch of the epoch skipped: no training statistics
+    return (f"{head} | loss {metrics.get('train_loss', nan):.3f} | train {key} "
+            f"{metrics.get('train_' + key, nan):.3f} | test {key} "
+            f"{metrics['test_' + key]:.3f} | wiring length {metrics['wiring_length']:.3f}")
+
+
 def _last_good(ckpt_path: Path) -> str:
     return (f"The last good checkpoint is {ckpt_path}." if ckpt_path.exists()
             else "No checkpoint was written yet.")
@@ -318,7 +365,7 @@ def _apply_optim_settings(model: nn.Module, optimizer: torch.optim.Optimizer, sc
         group["betas"] = tuple(cfg.optim.betas)
         group["weight_decay"] = new["weight_decay"]
     if changed and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
-        print("Resuming with changed optimizer settings (applied from step "
+        log.info("Resuming with changed optimizer settings (applied from step "
               f"{step}): " + ", ".join(f"optim.{k}: {a} -> {b}" for k, (a, b) in changed.items()))
 
 
@@ -378,6 +425,11 @@ class _Logger:
                     self.writer.add_scalar(k if name == "metrics" else f"{name}/{k}", v, step)
             self.writer.flush()
 
+    def scalar(self, name: str, value: Any, step: int) -> None:
+        """One value per optimizer step (TensorBoard only)."""
+        if self.writer is not None:
+            self.writer.add_scalar(name, float(value), step)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -400,14 +452,19 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         cfg: a composed config (see ``configs/config.yaml`` and :mod:`colgraph.config`).
         run_dir: where ``checkpoint.pt``, ``metrics.csv`` and TensorBoard logs go.
     """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     checked = validate_config(cfg)  # every setting, before any work
+    _console_logging()
     device = resolve_device(cfg.device)
     ranks = Distributed.from_env(device)  # one process unless torchrun started several
     try:
         if ranks.enabled and device.type == "cuda":
             device = torch.device("cuda", ranks.local_rank)
             torch.cuda.set_device(device)
-        return _train(cfg, checked, Path(run_dir), device, ranks)
+        # messages during an epoch are written above the progress bar, not through it
+        with logging_redirect_tqdm(loggers=[logging.getLogger(), log]):
+            return _train(cfg, checked, Path(run_dir), device, ranks)
     finally:
         ranks.close()
 
@@ -419,7 +476,7 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
     plasticity_cfg, scale_cfg = checked["plasticity"], checked["scale"]
     smooth_cfg, train_cfg = checked["smoothness"], checked["train"]
     main = ranks.is_main  # rank 0 logs, shows progress and writes every file
-    say = print if main else (lambda *a, **k: None)
+    say = log.info if main else (lambda *a, **k: None)
     if ranks.enabled and cfg.train.batch_size < ranks.world:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
                          f"over {ranks.world} processes: give at least one sample per process.")
@@ -593,10 +650,10 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                 optimizer.zero_grad(set_to_none=True)
                 if recording:
                     plasticity.stop_recording()
-                if main:
-                    tqdm.write(f"step {step}: skipped a batch ({bad}); {skipped} skipped so far")
+                say(f"step {step}: skipped a batch ({bad}); {skipped} skipped so far")
                 continue
             optimizer.step()
+            logger.scalar("train/loss_step", res.loss, step)
             scheduler.step()
             step += 1
             if plasticity is not None:
@@ -611,10 +668,9 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                                     wiring=build_wiring(cfg.geometry.wiring),
                                     optimizer=optimizer)
                 net = ranks.wrap(model)  # new per-column parameters (rank 0's everywhere)
-                if main:
-                    tqdm.write(f"step {step}: sheet grew to {grown['columns']} columns "
-                               f"(+{grown['added_columns']} in {scale_cfg.area}, "
-                               f"+{grown['added_edges']} edges)")
+                say(f"step {step}: sheet grew to {grown['columns']} columns "
+                    f"(+{grown['added_columns']} in {scale_cfg.area}, "
+                    f"+{grown['added_edges']} edges)")
             totals.add(res.loss.detach(), {k: v.detach() for k, v in res.stats.items()},
                        len(xb))
             bar.set_postfix({k[6:]: f"{v:.3f}" for k, v in totals.means("train_").items()},
@@ -633,6 +689,7 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                        "edges": cf.edges.num_edges, "skipped_batches": skipped,
                        "time": time.perf_counter() - start}
             metrics.update(evaluate_main())
+            say(epoch_line(f"epoch {metrics['epoch']:.2f}", metrics, model.metric))
             logger.log(metrics, step)
             save(epoch, batch)
             break
@@ -642,12 +699,8 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
                    "skipped_batches": skipped, "time": time.perf_counter() - start}
         if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or done:
             metrics.update(evaluate_main())
-            if cfg.train.progress:
-                key = model.metric
-                say(f"epoch {epoch:3d} | loss {metrics['train_loss']:.3f} | train {key} "
-                      f"{metrics['train_' + key]:.3f} | test {key} "
-                      f"{metrics['test_' + key]:.3f} | wiring length "
-                      f"{metrics['wiring_length']:.3f}")
+            # one line per evaluated epoch, with or without the progress bar
+            say(epoch_line(f"epoch {epoch:3d}", metrics, model.metric))
         logger.log(metrics, step)
         if main and cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
             _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")

@@ -21,6 +21,10 @@ def test_train_script_with_overrides(tmp_path):
     assert "test accuracy" in out
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "metrics.csv").is_file()
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    # messages go through logging: hydra's train.log holds them too, and the per-epoch
+    # line is there with the progress bar off (TINY sets train.progress=false)
+    log = (tmp_path / "train.log").read_text()
+    assert "[colgraph][INFO]" in log and "test accuracy" in log and "epoch 0.17 | loss" in log
 
 
 def test_train_script_runs_sequence_and_masked_tasks(tmp_path):
