@@ -13,6 +13,7 @@ from omegaconf import MISSING
 
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
+from .geometry import GEOMETRY_FIELDS, WIRING_FIELDS
 from .validation import check_types, fraction, non_negative, one_of, positive, require
 
 __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig",
@@ -20,17 +21,6 @@ __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "Dat
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
            "to_container", "validate_config", "GROUPS"]
 
-WIRING_RULES = ("knn", "radius", "full", "exponential", "uniform")
-# the wiring fields each rule reads (long_range, seed and self_loops apply to every rule)
-WIRING_FIELDS = {"knn": ("k",), "radius": ("r",), "full": (), "exponential": ("lam",),
-                 "uniform": ("k",)}
-# the geometry fields each builder reads (see colgraph.geometry.GEOMETRIES)
-GEOMETRY_FIELDS = {"grid": ("width", "height"), "torus": ("width", "height"),
-                   "stack": ("widths", "spacing", "inter", "inter_k"),
-                   "sphere": ("n", "size", "input_size", "output_size"),
-                   "ring": ("n",), "line": ("n",),
-                   "random": ("n", "shape", "dim", "size", "seed", "input_size", "output_size"),
-                   "graph": ("path", "coords")}
 
 
 @dataclass
@@ -45,7 +35,7 @@ class WiringConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "geometry.wiring")
-        one_of("geometry.wiring.rule", self.rule, WIRING_RULES)
+        one_of("geometry.wiring.rule", self.rule, WIRING_FIELDS)
         require(self.k >= 1, "geometry.wiring.k", self.k, ">= 1 (incoming edges per column)",
                 "Raise geometry.wiring.k.")
         positive("geometry.wiring.r", self.r)

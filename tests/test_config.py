@@ -173,3 +173,19 @@ def test_columnformer_refuses_bad_geometry_and_tokens():
         with pytest.raises((TypeError, ValueError), match=match):
             model(bad)
     assert np.isfinite(model(good).state.detach().numpy()).all()
+
+
+def test_field_tables_cover_every_builder_and_rule():
+    """The tables config validation reads name every geometry builder and wiring rule, and
+    only fields the config has."""
+    import dataclasses
+
+    from colgraph.config import GeometryConfig, WiringConfig
+    from colgraph.geometry import GEOMETRIES, GEOMETRY_FIELDS, WIRING_FIELDS
+    from colgraph.geometry.wiring import WIRINGS
+
+    assert set(GEOMETRY_FIELDS) == set(GEOMETRIES) and set(WIRING_FIELDS) == set(WIRINGS)
+    geo = {f.name for f in dataclasses.fields(GeometryConfig)}
+    wiring = {f.name for f in dataclasses.fields(WiringConfig)}
+    assert all(set(v) <= geo for v in GEOMETRY_FIELDS.values())
+    assert all(set(v) <= wiring for v in WIRING_FIELDS.values())

@@ -21,7 +21,7 @@ __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_lengt
            "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "to_networkx", "from_mesh", "read_geometry", "Wiring", "knn",
            "radius", "full", "exponential", "uniform", "union", "get_wiring", "GEOMETRIES",
-           "build_geometry", "build_wiring"]
+           "build_geometry", "build_wiring", "GEOMETRY_FIELDS", "WIRING_FIELDS"]
 
 
 def build_wiring(w: Any) -> Wiring:
@@ -38,6 +38,11 @@ def build_wiring(w: Any) -> Wiring:
     return base
 
 
+# the geometry.wiring fields each rule reads (long_range, seed and self_loops: every rule);
+# config validation refuses a field set for a rule that ignores it
+WIRING_FIELDS = {"knn": ("k",), "radius": ("r",), "full": (), "exponential": ("lam",),
+                 "uniform": ("k",)}
+
 GEOMETRIES: dict[str, Callable[[Any, Wiring], Geometry]] = {
     "grid": lambda c, w: grid(c.width, c.height, wiring=w),
     "torus": lambda c, w: torus(c.width, c.height, wiring=w),
@@ -52,6 +57,13 @@ GEOMETRIES: dict[str, Callable[[Any, Wiring], Geometry]] = {
                                         output_size=c.output_size),
     "graph": lambda c, w: _graph(c),
 }
+# the geometry config fields each builder above reads (plus wiring, except for graph)
+GEOMETRY_FIELDS = {"grid": ("width", "height"), "torus": ("width", "height"),
+                   "stack": ("widths", "spacing", "inter", "inter_k"),
+                   "sphere": ("n", "size", "input_size", "output_size"),
+                   "ring": ("n",), "line": ("n",),
+                   "random": ("n", "shape", "dim", "size", "seed", "input_size", "output_size"),
+                   "graph": ("path", "coords")}
 
 
 def _graph(cfg: Any) -> Geometry:
