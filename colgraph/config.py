@@ -25,7 +25,7 @@ __all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "Dat
 
 @dataclass
 class WiringConfig:
-    rule: str = "knn"  # knn | radius | full | exponential | uniform
+    rule: str = "knn"  # knn | radius | full | exponential | uniform | none (graph: file's edges only)
     k: int = 16  # knn / uniform: incoming edges per column
     r: float = 1.5  # radius: connection distance
     long_range: int = 0  # extra exponential-distance-rule edges per column (0 = none)
@@ -61,7 +61,7 @@ class GeometryConfig:
     input_size: int = 64  # sphere / random: columns in the input area
     output_size: int = 16  # sphere / random: columns in the output area
     path: str | None = None  # graph: .graphml / .gml / edge-list .csv
-    coords: str | None = None  # graph: coordinates CSV (node,x,y[,z][,area]) for a .csv
+    coords: str | None = None  # graph: coordinates CSV (node,x,y[,z][,area][,input_map])
     wiring: WiringConfig = field(default_factory=WiringConfig)
 
     def __post_init__(self) -> None:
@@ -358,15 +358,14 @@ def _ignored_geometry_settings(geo: GeometryConfig) -> list[str]:
         if getattr(geo, f.name) != getattr(defaults, f.name):
             problems.append(f"geometry.{f.name}={getattr(geo, f.name)!r} does not apply to "
                             f"geometry={geo.name} (its settings: "
-                            f"{', '.join(used) or 'none'}{', wiring' if geo.name != 'graph' else ''}).")
+                            f"{', '.join(used) or 'none'}, wiring).")
     w, w0 = geo.wiring, WiringConfig()
-    if geo.name == "graph":
-        changed = [f.name for f in dataclasses.fields(WiringConfig)
-                   if getattr(w, f.name) != getattr(w0, f.name)]
-        if changed:
-            problems.append(f"geometry.wiring.{changed[0]} does not apply to geometry=graph: "
-                            f"its edges come from the file (geometry.path).")
-        return problems
+    if w.rule == "none" and geo.name != "graph":
+        problems.append(f"geometry.wiring.rule=none gives geometry={geo.name} no edges (only "
+                        f"geometry=graph has edges of its own): choose a rule.")
+    if w.rule == "none" and w.self_loops:
+        problems.append("geometry.wiring.self_loops=true needs a rule (rule=none adds no edges): "
+                        "add the self-loops to the file, or choose a rule.")
     for name in ("k", "r", "lam"):
         if name not in WIRING_FIELDS[w.rule] and getattr(w, name) != getattr(w0, name) and not (
                 name == "lam" and w.long_range):

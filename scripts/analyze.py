@@ -3,6 +3,7 @@
 Writes ``connectome.graphml`` (Gephi / Cytoscape), ``metrics.json`` and the figures
 (sheet, edge lengths with the exponential-distance-rule fit, area flow, degrees,
 receptive fields; ``topography.png``, response correlation against distance on the sheet;
+``input_map.png``, where the image's patches land, for image tasks;
 ``plasticity.png``, the wiring's history, when the run used plasticity)
 into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline numbers. Attention is measured on the run's own test set.
 """
@@ -42,22 +43,30 @@ def main() -> None:
     print(f"modularity Q {mod['Q']:.3f} (null {mod['Q_null_mean']:.3f}, z {mod['Q_z']:.1f}), "
           f"small-world sigma {sw['sigma']:.2f}, omega {sw['omega']:.2f}, rich club max "
           f"{m['rich_club']['max_normalized']:.2f}")
-    if not args.prior:  # how topographic are the responses? (on the run's test set)
-        import json
+    import json
 
+    from colgraph.training import load_model
+
+    model, _, _, data = load_model(args.run)
+    if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet
+        imap = model.encoder.input_map()
+        imap.plot(path=out / "input_map.png")
+        s = imap.stretch()
+        m["input_map"] = {"method": imap.method, "grid": list(imap.grid),
+                          "stretch_median": float(s.median()), "stretch_max": float(s.max())}
+        print(imap.summary())
+    if not args.prior:  # how topographic are the responses? (on the run's test set)
         from colgraph.connectome.figures import plot_topography
         from colgraph.objectives import measure_topography
-        from colgraph.training import load_model
 
-        model, _, _, data = load_model(args.run)
         x = data.x_test if args.max_batches is None else data.x_test[:256 * args.max_batches]
         topo = measure_topography(model, x, seed=args.seed)
         plot_topography(topo["distance"], topo["correlation"], out / "topography.png",
                         topo["smoothness"])
         m["topographic_smoothness"] = topo["smoothness"]
-        (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
+    (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
     if (run_dir / "plasticity.csv").is_file():  # the run learned its wiring: its history
         from colgraph.plasticity import plot_history
 

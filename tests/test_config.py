@@ -106,6 +106,8 @@ BAD_SETTINGS = [
     (["geometry.wiring.r=3"], r"geometry.wiring.r=3.0 does not apply to geometry.wiring.rule=knn"),
     (["geometry.wiring.rule=ring"], r"geometry.wiring.rule must be one of knn, radius"),
     (["geometry.widths=[8,0]"], r"geometry.widths must be a non-empty list of integers >= 1"),
+    (["geometry.wiring.rule=none"], r"rule=none gives geometry=stack no edges"),
+    (["geometry=graph", "geometry.wiring.self_loops=true"], r"self_loops=true needs a rule"),
 ]
 
 
@@ -184,8 +186,30 @@ def test_field_tables_cover_every_builder_and_rule():
     from colgraph.geometry import GEOMETRIES, GEOMETRY_FIELDS, WIRING_FIELDS
     from colgraph.geometry.wiring import WIRINGS
 
-    assert set(GEOMETRY_FIELDS) == set(GEOMETRIES) and set(WIRING_FIELDS) == set(WIRINGS)
+    assert set(GEOMETRY_FIELDS) == set(GEOMETRIES)
+    assert set(WIRING_FIELDS) == set(WIRINGS) | {"none"}  # none: a graph file's edges only
     geo = {f.name for f in dataclasses.fields(GeometryConfig)}
     wiring = {f.name for f in dataclasses.fields(WiringConfig)}
     assert all(set(v) <= geo for v in GEOMETRY_FIELDS.values())
     assert all(set(v) <= wiring for v in WIRING_FIELDS.values())
+
+
+def test_graph_geometry_gains_the_configured_wiring():
+    """geometry=graph uses the file's edges; a wiring rule adds edges on top of them."""
+    from colgraph.config import validate_config
+    from colgraph.geometry import read_geometry
+
+    path = ROOT / "examples" / "two_areas.graphml"
+    base = [o for o in TINY if not o.startswith(("geometry.widths", "geometry.wiring"))]
+
+    def build(*overrides):
+        cfg = compose(base + ["geometry=graph", f"geometry.path={path}", *overrides])
+        validate_config(cfg)
+        return build_geometry(cfg.geometry)
+
+    plain = build()
+    assert torch.equal(plain.edge_index, read_geometry(path).edge_index)
+    more = build("geometry.wiring.long_range=2")
+    key = lambda g: set((g.edge_index[1] * g.num_columns + g.edge_index[0]).tolist())
+    assert key(plain) < key(more)
+    assert more.num_edges == plain.num_edges + 2 * plain.num_columns  # 2 new inputs each

@@ -107,13 +107,15 @@ def test_analyze_a_trained_run(tmp_path):
               tmp_path)
     assert "feedforward index" in out and "modularity Q" in out
     analysis = tmp_path / "analysis"
-    for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png"):
+    for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png",
+                 "input_map.png"):
         assert (analysis / name).stat().st_size > 1000, name
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
                 "wiring_per_column", "flow", "modularity", "small_world", "rich_club",
-                "weight_distance_rho", "receptive_field", "weighted_clustering"):
+                "weight_distance_rho", "receptive_field", "weighted_clustering", "input_map"):
         assert key in m, key
+    assert m["input_map"]["stretch_max"] == 1.0  # a stack's input area is the patch grid
     assert m["flow"]["areas"] == ["area0", "area1"] and m["flow"]["ff_index"] is not None
     assert m["edges"] == last == round(0.8 * 480)  # the analysis sees the CURRENT wiring
 

@@ -24,13 +24,16 @@ __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_lengt
            "build_geometry", "build_wiring", "GEOMETRY_FIELDS", "WIRING_FIELDS"]
 
 
-def build_wiring(w: Any) -> Wiring:
+def build_wiring(w: Any) -> Wiring | None:
     """The wiring rule a ``geometry.wiring`` config node describes.
 
-    ``rule`` (``knn``, ``radius``, ``full``, ``exponential``) with its fields; with
-    ``long_range > 0`` the rule is joined by ``long_range`` exponential-distance-rule edges
-    per column (length scale ``lam``, seeded by ``seed``).
+    ``rule`` (``knn``, ``radius``, ``full``, ``exponential``, ``uniform``) with its fields;
+    with ``long_range > 0`` the rule is joined by ``long_range`` exponential-distance-rule
+    edges per column (length scale ``lam``, seeded by ``seed``). ``rule=none`` (for
+    ``geometry=graph``: the file's edges only) gives ``None``, or the long-range edges alone.
     """
+    if w.rule == "none":
+        return exponential(m=w.long_range, lam=w.lam, seed=w.seed) if w.long_range else None
     base = get_wiring(w.rule, k=w.k, r=w.r, m=w.long_range or 4, lam=w.lam, seed=w.seed,
                       self_loops=w.self_loops)
     if w.long_range and w.rule != "exponential":
@@ -41,7 +44,7 @@ def build_wiring(w: Any) -> Wiring:
 # the geometry.wiring fields each rule reads (long_range, seed and self_loops: every rule);
 # config validation refuses a field set for a rule that ignores it
 WIRING_FIELDS = {"knn": ("k",), "radius": ("r",), "full": (), "exponential": ("lam",),
-                 "uniform": ("k",)}
+                 "uniform": ("k",), "none": ()}
 
 GEOMETRIES: dict[str, Callable[[Any, Wiring], Geometry]] = {
     "grid": lambda c, w: grid(c.width, c.height, wiring=w),
@@ -55,9 +58,9 @@ GEOMETRIES: dict[str, Callable[[Any, Wiring], Geometry]] = {
     "random": lambda c, w: random_sheet(c.n, shape=c.shape, dim=c.dim, size=c.size,
                                         seed=c.seed, wiring=w, input_size=c.input_size,
                                         output_size=c.output_size),
-    "graph": lambda c, w: _graph(c),
+    "graph": lambda c, w: _graph(c, w),
 }
-# the geometry config fields each builder above reads (plus wiring, except for graph)
+# the geometry config fields each builder above reads (plus wiring)
 GEOMETRY_FIELDS = {"grid": ("width", "height"), "torus": ("width", "height"),
                    "stack": ("widths", "spacing", "inter", "inter_k"),
                    "sphere": ("n", "size", "input_size", "output_size"),
@@ -66,11 +69,13 @@ GEOMETRY_FIELDS = {"grid": ("width", "height"), "torus": ("width", "height"),
                    "graph": ("path", "coords")}
 
 
-def _graph(cfg: Any) -> Geometry:
+def _graph(cfg: Any, wiring: Wiring | None) -> Geometry:
+    """The file's sheet, plus the edges of ``geometry.wiring`` unless its rule is ``none``."""
     if not cfg.path:
         raise ValueError("geometry=graph needs a file: set geometry.path=my_sheet.graphml "
                          "(GraphML / GML, or an edge-list CSV with geometry.coords=nodes.csv).")
-    return read_geometry(cfg.path, coords=cfg.coords)
+    geo = read_geometry(cfg.path, coords=cfg.coords)
+    return geo if wiring is None else geo.with_wiring(wiring)
 
 
 def build_geometry(cfg: Any) -> Geometry:
@@ -82,4 +87,9 @@ def build_geometry(cfg: Any) -> Geometry:
     if cfg.name not in GEOMETRIES:
         raise ValueError(f"Unknown geometry '{cfg.name}'. Choices: {', '.join(GEOMETRIES)}. "
                          f"Pick one with geometry=<name>.")
-    return GEOMETRIES[cfg.name](cfg, build_wiring(cfg.wiring))
+    wiring = build_wiring(cfg.wiring)
+    if wiring is None and cfg.name != "graph":
+        raise ValueError(f"geometry.wiring.rule=none gives geometry={cfg.name} no edges (only "
+                         f"geometry=graph has edges of its own). Choose a rule: "
+                         f"{', '.join(r for r in WIRING_FIELDS if r != 'none')}.")
+    return GEOMETRIES[cfg.name](cfg, wiring)

@@ -118,6 +118,10 @@ class Geometry:
             ``"euclidean"`` (wrapped by ``period`` on a torus) or ``"sphere"`` (great circle).
             The stored ``edge_length`` may come from elsewhere (a mesh's surface paths, a
             file); edges grown during training are measured with the metric.
+        input_map: optional ``[N]`` patch index (row-major in the task's patch grid, or
+            window index for sequences) that each input-area column receives, ``-1`` for
+            other columns: an explicit retinotopic map instead of the one fitted from
+            positions (see :class:`colgraph.tasks.InputMap`).
 
     Edges are put in canonical order (by target, then source) on construction and
     :meth:`validate` runs, so a ``Geometry`` that exists is a valid one.
@@ -137,6 +141,7 @@ class Geometry:
     name: str = "custom"
     labels: list | None = None
     metric: str = "euclidean"
+    input_map: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
@@ -147,6 +152,8 @@ class Geometry:
             self.period = torch.as_tensor(self.period, dtype=torch.float32)
         if self.labels is not None:
             self.labels = list(self.labels)
+        if self.input_map is not None:
+            self.input_map = _indices(self.input_map, "input_map").flatten()
         self.validate()
         perm = canonical_order(self.edge_index, self.num_columns)
         self.edge_index = self.edge_index[:, perm].contiguous()
@@ -238,6 +245,11 @@ class Geometry:
             raise ValueError(f"Unknown metric '{self.metric}'. Choices: {', '.join(METRICS)}.")
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"Expected one label per column ({n}), got {len(self.labels)}.")
+        if self.input_map is not None and (self.input_map.shape != (n,)
+                                           or (self.input_map < -1).any()):
+            raise ValueError(f"Expected 'input_map' to hold one patch index >= 0 (or -1 for "
+                             f"none) per column ({n}), got shape {list(self.input_map.shape)}, "
+                             f"min {int(self.input_map.min()) if self.input_map.numel() else '-'}.")
         if self.period is not None and self.period.shape != (pos.size(1),):
             raise ValueError(f"Expected 'period' to have one entry per dimension "
                              f"({pos.size(1)}), got {list(self.period.shape)}.")
@@ -273,6 +285,39 @@ class Geometry:
             s, t = self.edge_index[:, i].tolist()
             raise ValueError(f"Duplicate edge {s} -> {t} in 'edge_index'. Edges must be "
                              f"unique; remove repeats (torch_geometric.utils.coalesce).")
+
+    def with_wiring(self, *rules) -> "Geometry":
+        """This sheet with more edges: its own edges (lengths kept, e.g. a mesh's geodesic
+        paths) plus those of each wiring rule (``knn``, ``exponential``, ... ; random rules
+        avoid the edges already there), measured in the geometry's metric. Columns, areas,
+        labels and the input map are unchanged.
+
+        Example: a cortical mesh that keeps its mesh edges and gains exponential-distance-rule
+        long-range inputs:
+
+            >>> from colgraph.geometry import grid, knn, exponential
+            >>> geo = grid(10, wiring=knn(4)).with_wiring(exponential(m=2, lam=3.0))
+            >>> geo.in_degree().unique().tolist()
+            [6]
+        """
+        from .wiring import Wiring
+
+        bad = [r for r in rules if not isinstance(r, Wiring)]
+        if not rules or bad:
+            raise TypeError(f"with_wiring expects wiring rules (colgraph.geometry.knn(8), "
+                            f"exponential(m=4, lam=6.0), ...), got "
+                            f"{type(bad[0]).__name__ if bad else 'none'}.")
+        edges, lengths = self.edge_index, self.edge_length
+        for rule in rules:
+            new = rule(self.pos, self.period, exclude=edges)
+            key = edges[1] * self.num_columns + edges[0]
+            fresh = ~torch.isin(new[1] * self.num_columns + new[0], key)  # knn ignores exclude
+            new = new[:, fresh]
+            edges = torch.cat([edges, new], 1)
+            lengths = torch.cat([lengths, self.measure(new[0], new[1])])
+        names = "+".join(type(r).__name__.lower() for r in rules)
+        return Geometry(self.pos, edges, lengths, dict(self.areas), self.period,
+                        f"{self.name}+{names}", self.labels, self.metric, self.input_map)
 
     def hops_from(self, sources: Tensor) -> Tensor:
         """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable)."""
@@ -401,7 +446,7 @@ class Geometry:
         return {"pos": self.pos, "edge_index": self.edge_index,
                 "edge_length": self.edge_length, "areas": dict(self.areas),
                 "period": self.period, "name": self.name, "labels": self.labels,
-                "metric": self.metric}
+                "metric": self.metric, "input_map": self.input_map}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Geometry":

@@ -18,7 +18,7 @@ STACK_INTER = ("knn", "feedforward", "bidirectional", "all")
 
 def from_coords(pos, wiring: Wiring | None = None, areas: dict | None = None,
                 period: torch.Tensor | None = None, name: str = "custom",
-                metric: str = "euclidean") -> Geometry:
+                metric: str = "euclidean", input_map=None) -> Geometry:
     """Wire columns at coordinates ``pos [N, D]`` with a wiring rule and measure edge lengths.
 
     Args:
@@ -29,6 +29,8 @@ def from_coords(pos, wiring: Wiring | None = None, areas: dict | None = None,
         name: a short description.
         metric: ``"euclidean"`` or ``"sphere"`` (great-circle length on the sphere through
             the points, centred at the origin).
+        input_map: optional patch index per column (``-1``: none), an explicit input map
+            (see :class:`~colgraph.geometry.Geometry`).
 
     Example:
         >>> import torch
@@ -48,7 +50,8 @@ def from_coords(pos, wiring: Wiring | None = None, areas: dict | None = None,
     length = measure(pos, edge_index[0], edge_index[1], metric, period)
     areas = {k: torch.as_tensor(list(v) if isinstance(v, range) else v) for k, v in
              (areas or {}).items()}
-    return Geometry(pos, edge_index, length, areas, period=period, name=name, metric=metric)
+    return Geometry(pos, edge_index, length, areas, period=period, name=name, metric=metric,
+                    input_map=input_map)
 
 
 def end_areas(pos: torch.Tensor, input_size: int | None, output_size: int | None,

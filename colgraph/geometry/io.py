@@ -44,8 +44,19 @@ def _position(value: Any, node: Hashable) -> list[float]:
                          f"numbers.") from e
 
 
+def _patch_index(value: Any, node: Hashable) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not (f == f and f == int(f) and f >= -1):
+        raise ValueError(f"Node {node!r} has input_map {value!r}: expected the index (>= 0) "
+                         f"of the patch it receives, or -1 for none.")
+    return int(f)
+
+
 def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "area",
-                  name: str | None = None) -> Geometry:
+                  name: str | None = None, input_map: str = "input_map") -> Geometry:
     """A networkx graph becomes a :class:`Geometry`.
 
     Args:
@@ -57,6 +68,9 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
         area: node attribute naming the node's area(s): a string (comma-separated for
             several) or a list.
         name: a description (default: the graph's ``name`` or ``"networkx"``).
+        input_map: node attribute with the patch index (row-major) an input-area column
+            receives, if the graph gives an explicit retinotopic map; nodes without it get
+            ``-1``. Without the attribute anywhere the map is fitted from positions.
 
     Node labels of any hashable type are kept in ``Geometry.labels``, in column order.
 
@@ -117,16 +131,22 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
     for v in labels:
         for a in _area_names(G.nodes[v].get(area)):
             areas.setdefault(a, []).append(index[v])
+    patches = None
+    if any(input_map in G.nodes[v] for v in labels):
+        patches = torch.tensor([_patch_index(G.nodes[v].get(input_map, -1), v)
+                                for v in labels])
     return Geometry(pos_t, edge_index, edge_length,
                     {k: torch.tensor(v) for k, v in areas.items()},
-                    name=name or G.graph.get("name") or "networkx", labels=labels)
+                    name=name or G.graph.get("name") or "networkx", labels=labels,
+                    input_map=patches)
 
 
 def to_networkx(geometry: Geometry):
     """A :class:`Geometry` as a ``networkx.DiGraph`` (inverse of :func:`from_networkx`).
 
     Nodes are the geometry's labels (or column ids) with ``pos`` (tuple) and ``area``
-    (comma-separated names) attributes; edges carry ``length``.
+    (comma-separated names) attributes (and ``input_map`` if the geometry has one); edges
+    carry ``length``.
     """
     import networkx as nx
 
@@ -135,6 +155,8 @@ def to_networkx(geometry: Geometry):
     areas = geometry.column_areas()
     for i, v in enumerate(labels):
         G.add_node(v, pos=tuple(geometry.pos[i].tolist()), area=areas[i])
+        if geometry.input_map is not None:
+            G.nodes[v]["input_map"] = int(geometry.input_map[i])
     for (s, t), ln in zip(geometry.edge_index.t().tolist(), geometry.edge_length.tolist()):
         G.add_edge(labels[s], labels[t], length=ln)
     return G
@@ -252,6 +274,8 @@ def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
         seen[r["node"]] = line
         G.add_node(r["node"], pos=[_number(r.get(c), cpath, line, c) for c in axes],
                    area=r.get("area") or "")
+        if r.get("input_map"):
+            G.nodes[r["node"]]["input_map"] = _number(r["input_map"], cpath, line, "input_map")
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"source", "target"} <= set(reader.fieldnames):
@@ -295,7 +319,7 @@ def _duplicate_graphml_node(path: Path) -> str | None:
 def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     """Read a geometry from a file: GraphML / GML (node ``pos`` or ``x``/``y``/``z``, optional
     ``area``; edge ``length``), or an edge-list CSV (``source,target[,length]``) with a
-    coordinates CSV (``node,x,y[,z][,area]``) given as ``coords``. CSV edges are directed;
+    coordinates CSV (``node,x,y[,z][,area][,input_map]``) given as ``coords``. CSV edges are directed;
     GraphML / GML follow the file's own directedness.
     """
     import networkx as nx

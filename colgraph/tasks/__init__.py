@@ -3,11 +3,10 @@ from .base import TASKS, Task, TaskOutput, build_task, register_task, task_class
 from .classification import ImageClassification, SequenceClassification
 from .forecast import NextFramePrediction
 from .masked import MaskedImageModelling, random_mask
-from .encoders import (PatchEmbedding, WindowEmbedding, patch_size_for, retinotopic_order,
-                       window_for)
+from .encoders import InputMap, PatchEmbedding, WindowEmbedding, patch_size_for, window_for
 
 __all__ = ["Task", "TaskOutput", "TASKS", "register_task", "task_class", "build_task",
             "ImageClassification",
            "SequenceClassification", "PatchEmbedding", "WindowEmbedding", "patch_size_for",
-           "window_for", "retinotopic_order", "MaskedImageModelling", "random_mask",
+           "window_for", "InputMap", "MaskedImageModelling", "random_mask",
            "NextFramePrediction"]

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..geometry import Geometry
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
-from .encoders import WindowEmbedding, retinotopic_order
+from .encoders import InputMap, WindowEmbedding
 
 __all__ = ["NextFramePrediction"]
 
@@ -52,8 +52,8 @@ class NextFramePrediction(Task):
                              f"'{model.input_area}' has {n_in}. Use equal areas (line / ring "
                              f"geometries: both are the whole sheet).")
         # output column (in output-area order) -> the window slot it predicts, by position
-        slot_of_out = retinotopic_order(geometry, model.output_area)
-        slot_of_in = retinotopic_order(geometry, model.input_area)
+        slot_of_out = InputMap.fit(geometry, model.output_area, (1, n_out)).patch_of_slot
+        slot_of_in = self.encoder.window_of_slot
         self.register_buffer("input_slot_of_output",
                              torch.argsort(slot_of_in)[slot_of_out])
         self.norm = nn.LayerNorm(model.channels)

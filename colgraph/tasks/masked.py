@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..geometry import Geometry
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
-from .encoders import PatchEmbedding, retinotopic_order
+from .encoders import InputMap, PatchEmbedding
 
 __all__ = ["MaskedImageModelling", "random_mask"]
 
@@ -66,8 +66,8 @@ class MaskedImageModelling(Task):
         self.decoder_area = area
         # decoder column j (in retinotopic order) predicts patch j; tokens are in input-area
         # order, so map decoder slots to input slots through the patch index
-        patch_of_input = retinotopic_order(geometry, model.input_area)
-        patch_of_dec = retinotopic_order(geometry, area)
+        patch_of_input = self.encoder.patch_of_slot
+        patch_of_dec = InputMap.fit(geometry, area, self.encoder.grid_shape).patch_of_slot
         dec_cols = geometry.area(area)[torch.argsort(patch_of_dec)]  # patch p -> column
         self.register_buffer("decoder_columns", dec_cols[patch_of_input])  # input slot -> col
         c_img = sample_shape[0]

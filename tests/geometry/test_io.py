@@ -155,3 +155,34 @@ def test_mesh_errors():
         from_mesh(verts, faces + 100)
     with pytest.raises(ValueError, match=r"faces \[F, 3\]"):
         from_mesh(verts, faces[:, :2])
+
+
+def test_with_wiring_keeps_the_sheet_and_adds_edges():
+    import torch
+    from colgraph.geometry import exponential, from_mesh, knn
+
+    # a mesh with geodesic edge lengths: those must survive, the new edges are measured
+    verts = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0.5], [2, 0, 0], [2, 1, 0]])
+    faces = torch.tensor([[0, 1, 2], [1, 3, 2], [1, 4, 3], [4, 5, 3]])
+    mesh = from_mesh(verts, faces, k_ring=2, geodesic=True, areas={"input": [0, 1]})
+    more = mesh.with_wiring(exponential(m=1, lam=2.0))
+    old = {(s, t): ln for (s, t), ln in zip(mesh.edge_index.t().tolist(), mesh.edge_length.tolist())}
+    new = {(s, t): ln for (s, t), ln in zip(more.edge_index.t().tolist(), more.edge_length.tolist())}
+    assert old.items() <= new.items()  # every mesh edge, with its geodesic length
+    added = [e for e in new if e not in old]
+    assert added and all(abs(new[e] - float((verts[e[0]] - verts[e[1]]).norm())) < 1e-5
+                         for e in added)
+    assert torch.equal(more.area("input"), mesh.area("input")) and torch.equal(more.pos, mesh.pos)
+    assert more.name.endswith("+exponential")
+    again = mesh.with_wiring(knn(2))  # knn edges the mesh already has are not doubled
+    assert again.num_edges == len(set(old) | {tuple(e) for e in knn(2)(verts).t().tolist()})
+
+
+def test_with_wiring_refuses_what_is_not_a_rule():
+    import pytest
+    from colgraph.geometry import grid, knn
+
+    with pytest.raises(TypeError, match=r"with_wiring expects wiring rules .* got str"):
+        grid(4, wiring=knn(2)).with_wiring("knn")
+    with pytest.raises(TypeError, match=r"got none"):
+        grid(4, wiring=knn(2)).with_wiring()

@@ -5,7 +5,7 @@ from colgraph import ColumnformerConfig
 from colgraph.geometry import knn, stack
 from colgraph.geometry import from_coords
 from colgraph.config import TaskConfig
-from colgraph.tasks import ImageClassification, retinotopic_order
+from colgraph.tasks import ImageClassification, InputMap
 
 TASK = TaskConfig(name="classify_image")
 
@@ -14,7 +14,7 @@ def test_patches_land_retinotopically():
     # a 2x2 input area listed in scrambled order: slots must follow positions, not indices
     pos = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     geo = from_coords(pos, knn(2), areas={"input": torch.arange(4)})
-    order = retinotopic_order(geo, "input")
+    order = InputMap.fit(geo, "input", (2, 2)).patch_of_slot
     # column 1 sits at (0,0) -> patch 0; column 2 at (1,0) -> patch 1; 3 -> 2; 0 -> 3
     assert order.tolist() == [3, 0, 1, 2]
 
