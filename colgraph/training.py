@@ -462,8 +462,10 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         if ranks.enabled and device.type == "cuda":
             device = torch.device("cuda", ranks.local_rank)
             torch.cuda.set_device(device)
-        # messages during an epoch are written above the progress bar, not through it
-        with logging_redirect_tqdm(loggers=[logging.getLogger(), log]):
+        # messages during an epoch are written above the progress bar, not through it; only
+        # the logger that prints them (hydra's root handler, or our own): both would say
+        # every line twice
+        with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
             return _train(cfg, checked, Path(run_dir), device, ranks)
     finally:
         ranks.close()

@@ -4,9 +4,9 @@
     >>> G = to_networkx("runs/.../checkpoint.pt", loader="test")  # doctest: +SKIP
     >>> metrics = analyze(G)  # degrees, EDR fit, flow, modularity, ...  # doctest: +SKIP
 """
-from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, receptive_fields,
-                       reciprocity, rich_club, small_world, weight_distance, weighted_clustering,
-                       wiring)
+from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, node_metrics,
+                       receptive_fields, reciprocity, rich_club, small_world, weight_distance,
+                       weighted_clustering, wiring)
 from .export import (WRITERS, edge_data, read_connectome, to_geometry, to_networkx,
                      write_connectome)
 from .figures import FIGURES, plot_all
@@ -14,7 +14,7 @@ from .figures import FIGURES, plot_all
 __all__ = ["to_networkx", "edge_data", "write_connectome", "read_connectome", "to_geometry",
            "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
-           "receptive_fields", "weighted_clustering", "plot_all", "FIGURES", "report"]
+           "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "FIGURES", "report"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,

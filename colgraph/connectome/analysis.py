@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["EdgeArrays", "arrays", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "weighted_clustering",
            "area_flow", "disjoint_areas", "modularity", "small_world", "rich_club", "weight_distance",
-           "receptive_fields", "analyze", "ALIASES"]
+           "receptive_fields", "node_metrics", "analyze", "ALIASES"]
 
 ALIASES = ("input", "output", "sheet")
 
@@ -166,6 +166,27 @@ def receptive_fields(G) -> np.ndarray:
     num = np.bincount(a.dst[ok], a.weight[ok] * a.length[ok], minlength=a.n)
     den = np.bincount(a.dst[ok], a.weight[ok], minlength=a.n)
     return np.divide(num, den, out=np.full(a.n, np.nan), where=den > 0)
+
+
+def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-column measures in node order (column order for colgraph's connectomes):
+    ``in_degree``, ``out_degree``, ``in_strength``, ``out_strength`` (summed attention),
+    ``receptive_field`` (:func:`receptive_fields`) and, with ``community``, the Louvain
+    module of each column (``0`` = the largest; see :func:`modularity`).
+
+    Write them next to a surface with :func:`colgraph.geometry.write_vertex_data`, or as
+    node attributes with :func:`colgraph.connectome.write_connectome`.
+    """
+    a = _a(G)
+    out = {"in_degree": np.bincount(a.dst, minlength=a.n).astype(float),
+           "out_degree": np.bincount(a.src, minlength=a.n).astype(float),
+           "in_strength": np.bincount(a.dst, a.weight, minlength=a.n),
+           "out_strength": np.bincount(a.src, a.weight, minlength=a.n),
+           "receptive_field": receptive_fields(a)}
+    if community:
+        out["community"] = np.asarray(modularity(a, n_null=0, seed=seed)["communities"],
+                                      dtype=float)
+    return out
 
 
 def weighted_clustering(G) -> dict[str, float]:

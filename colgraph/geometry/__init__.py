@@ -1,7 +1,8 @@
 """Geometries: column positions, candidate edges with lengths, and named areas.
 
 Build one in Python (``grid``, ``torus``, ``stack``, ``sphere``, ``ring``, ``line``,
-``random_sheet``, ``from_coords``, ``from_networkx``, ``from_mesh``, ``read_geometry``) with a
+``random_sheet``, ``from_coords``, ``from_networkx``, ``from_mesh``, ``from_surface``,
+``read_geometry``) with a
 wiring rule (``knn``, ``radius``, ``full``, ``exponential``, ``uniform``, ``union``), or from
 a config with :func:`build_geometry`.
 """
@@ -14,12 +15,14 @@ from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops
 from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
                        sphere, stack, torus)
 from .io import from_mesh, from_networkx, read_geometry, to_networkx
+from .surface import from_surface, read_parcellation, write_vertex_data
 from .wiring import Wiring, exponential, full, get_wiring, knn, radius, uniform, union
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
            "hops_from", "METRICS", "from_coords", "grid", "torus", "stack", "sphere", "ring",
            "line", "random_sheet", "end_areas", "STACK_INTER",
-           "from_networkx", "to_networkx", "from_mesh", "read_geometry", "Wiring", "knn",
+           "from_networkx", "to_networkx", "from_mesh", "read_geometry", "from_surface",
+           "read_parcellation", "write_vertex_data", "Wiring", "knn",
            "radius", "full", "exponential", "uniform", "union", "get_wiring", "GEOMETRIES",
            "build_geometry", "build_wiring", "GEOMETRY_FIELDS", "WIRING_FIELDS"]
 

@@ -5,8 +5,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from colgraph.connectome import (area_flow, degree_stats, edr_fit, modularity, receptive_fields,
-                                 reciprocity, rich_club, small_world, weight_distance, wiring)
+from colgraph.connectome import (area_flow, degree_stats, edr_fit, modularity, node_metrics,
+                                 receptive_fields, reciprocity, rich_club, small_world, weight_distance, wiring)
 
 
 def directed(G, weight=1.0):
@@ -87,6 +87,21 @@ def test_lengths_wiring_and_receptive_fields():
     for i in range(10):  # weight falls as length grows: rank correlation exactly -1
         chain.add_edge(i, i + 1, weight=1.0 / (i + 1), length=float(i + 1))
     assert math.isclose(weight_distance(chain)["weight_distance_rho"], -1.0)
+
+
+def test_node_metrics_per_column():
+    G = two_area_sheet(0.9, 0.1)
+    m = node_metrics(G)
+    n = G.number_of_nodes()
+    assert all(v.shape == (n,) for v in m.values())
+    assert np.allclose(m["receptive_field"], receptive_fields(G), equal_nan=True)
+    nodes = list(G)
+    assert m["in_degree"].tolist() == [G.in_degree(v) for v in nodes]
+    assert np.allclose(m["out_strength"], [G.out_degree(v, weight="weight") for v in nodes])
+    assert "community" not in node_metrics(G, community=False)
+    caves = directed(nx.connected_caveman_graph(2, 6))  # two 6-cliques, one edge rewired
+    c = node_metrics(caves)["community"]
+    assert len(set(c[:6])) == 1 and len(set(c[6:])) == 1 and c[0] != c[6]
 
 
 def test_edr_fit_recovers_lambda():
