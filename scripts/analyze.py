@@ -3,7 +3,8 @@
 Writes ``connectome.graphml`` (Gephi / Cytoscape), ``metrics.json`` and the figures
 (sheet, edge lengths with the exponential-distance-rule fit, area flow, degrees,
 receptive fields; ``topography.png``, response correlation against distance on the sheet;
-``input_map.png``, where the image's patches land, for image tasks;
+``input_map.png``, where the image's patches land, for image tasks; with ``--reference
+FILE``, ``compare.json`` / ``compare.png``: the same metrics on a reference connectome;
 ``plasticity.png``, the wiring's history, when the run used plasticity)
 into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline numbers. Attention is measured on the run's own test set.
 """
@@ -24,7 +25,13 @@ def main() -> None:
     p.add_argument("--edge-fraction", type=float, default=0.5,
                    help="strongest fraction of edges kept for small-world / rich club")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", type=Path, default=None,
+                   help="a reference connectome (GraphML / GEXF / CSV) to compare with: "
+                        "writes compare.json and compare.png")
     args = p.parse_args()
+    if args.reference is not None and not args.reference.is_file():
+        p.error(f"--reference {args.reference}: no such file (a GraphML, GEXF or edge CSV "
+                f"connectome)")
 
     from colgraph.connectome import report
 
@@ -67,6 +74,16 @@ def main() -> None:
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
+    if args.reference is not None:  # the same metrics on a reference connectome
+        from colgraph.connectome import read_connectome, write_comparison
+
+        learned = read_connectome(out / "connectome.graphml")
+        result = write_comparison(learned, read_connectome(args.reference), out,
+                                  names=("learned", args.reference.stem),
+                                  n_null=args.null_models, edge_fraction=args.edge_fraction,
+                                  seed=args.seed)
+        print("KS D vs reference: " + ", ".join(f"{k} {v['D']:.2f}"
+                                                for k, v in result["ks"].items()))
     if (run_dir / "plasticity.csv").is_file():  # the run learned its wiring: its history
         from colgraph.plasticity import plot_history
 

@@ -97,6 +97,19 @@ def test_cortical_surface_example(tmp_path):
     assert (tmp_path / "receptive_field.png").stat().st_size > 10_000
 
 
+def test_compare_celegans_example(tmp_path):
+    pytest.importorskip("wormneuroatlas")
+    out = run([str(ROOT / "examples" / "compare_celegans.py"), "--max-steps", "2", "--nulls",
+               "2", "--out", str(tmp_path)], tmp_path)
+    assert "C. elegans (witvliet_2020_8, chemical): 180 neurons" in out
+    assert "small_world_sigma" in out and "KS D: in_degree" in out
+    import json
+
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert result["names"] == ["sheet", "C. elegans"] and "edge_length" in result["ks"]
+    assert (tmp_path / "compare.png").stat().st_size > 20_000
+
+
 def test_bench_geometry_small(tmp_path):
     out = run([str(ROOT / "scripts" / "bench_geometry.py"), "--columns", "2500", "--mesh",
                "400", "--out", str(tmp_path / "b.md")], tmp_path)
@@ -131,6 +144,13 @@ def test_analyze_a_trained_run(tmp_path):
                 "weight_distance_rho", "receptive_field", "weighted_clustering", "input_map"):
         assert key in m, key
     assert m["input_map"]["stretch_max"] == 1.0  # a stack's input area is the patch grid
+    # against a reference connectome: here the run's own first snapshot
+    out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2",
+               "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs")], tmp_path)
+    assert "KS D vs reference: in_degree" in out
+    result = json.loads((tmp_path / "vs" / "compare.json").read_text())
+    assert result["names"] == ["learned", "epoch0001"]
+    assert result["metrics"]["edges"] == {"learned": last, "epoch0001": first}
     assert m["flow"]["areas"] == ["area0", "area1"] and m["flow"]["ff_index"] is not None
     assert m["edges"] == last == round(0.8 * 480)  # the analysis sees the CURRENT wiring
 

@@ -7,6 +7,7 @@
 from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, node_metrics,
                        receptive_fields, reciprocity, rich_club, small_world, weight_distance,
                        weighted_clustering, wiring)
+from .compare import compare, plot_comparison, write_comparison
 from .export import (WRITERS, edge_data, read_connectome, to_geometry, to_networkx,
                      write_connectome)
 from .figures import FIGURES, plot_all
@@ -14,7 +15,8 @@ from .figures import FIGURES, plot_all
 __all__ = ["to_networkx", "edge_data", "write_connectome", "read_connectome", "to_geometry",
            "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
-           "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "FIGURES", "report"]
+           "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "FIGURES", "report", "compare",
+           "plot_comparison", "write_comparison"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,

@@ -1,0 +1,204 @@
+"""A learned connectome side by side with a reference one (a published connectome, another
+run, a null model): the same metrics on both and the distance between their distributions.
+
+Graphs of different sizes and units are compared on scale-free terms: degrees as they are,
+strengths and edge weights divided by their mean, edge lengths by their median (so EDR
+``lambda`` is reported in median edge lengths too). Distributions are compared with the
+two-sample Kolmogorov-Smirnov statistic ``D`` (0 = the same distribution, 1 = disjoint) and
+its p-value. Edge lengths come from the ``length`` edge attribute, else from the nodes'
+``pos``; a graph with neither has no length metrics (``None``, with a note).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import (EdgeArrays, arrays, edr_fit, modularity, reciprocity, rich_club,
+                       small_world, weight_distance)
+
+__all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS"]
+
+#: the scalar metrics reported side by side: name -> (description, how to read it)
+SCALARS = {
+    "columns": "nodes",
+    "edges": "directed edges",
+    "density": "edges / (N (N - 1))",
+    "reciprocity": "share of edges whose reverse exists",
+    "weighted_reciprocity": "sum min(w_ij, w_ji) / sum w_ij",
+    "edr_lambda": "EDR length scale, in median edge lengths",
+    "edr_ks": "KS distance of the lengths from the fitted EDR",
+    "weight_distance_rho": "Spearman rho of weight vs length",
+    "modularity_Q": "Louvain modularity",
+    "modularity_z": "Q against degree-preserving nulls (z)",
+    "modules": "Louvain modules",
+    "clustering": "clustering (thresholded, binary)",
+    "path_length": "characteristic path length",
+    "small_world_sigma": "small-world sigma (> 1: small world)",
+    "small_world_omega": "small-world omega (0: small world)",
+    "rich_club_max": "max normalised rich-club coefficient",
+}
+
+
+def _with_lengths(a: EdgeArrays) -> EdgeArrays:
+    """Lengths from node positions where the graph stores none."""
+    if not a.src.size or np.isfinite(a.length).any() or a.pos.ndim != 2:
+        return a
+    if not np.ptp(a.pos, axis=0).any():  # no positions (arrays() fills zeros)
+        return a
+    length = np.linalg.norm(a.pos[a.src] - a.pos[a.dst], axis=1)
+    return EdgeArrays(a.nodes, a.src, a.dst, a.weight, length, a.pos, a.areas)
+
+
+def _arrays(G) -> EdgeArrays:
+    a = _with_lengths(G if isinstance(G, EdgeArrays) else arrays(G))
+    if a.n < 2 or not a.src.size:
+        raise ValueError(f"compare needs graphs with edges, got {a.n} node(s) and "
+                         f"{a.src.size} edge(s).")
+    bad = ~np.isfinite(a.weight) | (a.weight < 0)
+    if bad.any():
+        raise ValueError(f"Edge weights must be finite and >= 0 ({int(bad.sum())} are not, "
+                         f"e.g. {a.weight[bad][0]!r}).")
+    return a
+
+
+def distributions(G) -> dict[str, np.ndarray]:
+    """The scale-free samples :func:`compare` tests: degrees, strengths / mean, weights /
+    mean, lengths / median (weight-free: one sample per edge)."""
+    a = _arrays(G)
+    out = {"in_degree": np.bincount(a.dst, minlength=a.n).astype(float),
+           "out_degree": np.bincount(a.src, minlength=a.n).astype(float)}
+    for name, idx in (("in_strength", a.dst), ("out_strength", a.src)):
+        s = np.bincount(idx, a.weight, minlength=a.n)
+        out[name] = s / s.mean() if s.mean() > 0 else s
+    out["edge_weight"] = a.weight / a.weight.mean() if a.weight.mean() > 0 else a.weight
+    ok = np.isfinite(a.length) & (a.length > 0)
+    if ok.any():
+        out["edge_length"] = a.length[ok] / np.median(a.length[ok])
+    return out
+
+
+def _scalars(a: EdgeArrays, n_null: int, edge_fraction: float, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"columns": a.n, "edges": int(a.src.size),
+                           "density": a.src.size / (a.n * (a.n - 1))}
+    out.update(reciprocity(a))
+    ok = np.isfinite(a.length) & (a.length > 0)
+    if ok.any():
+        scaled = EdgeArrays(a.nodes, a.src, a.dst, a.weight, a.length / np.median(a.length[ok]),
+                            a.pos, a.areas)
+        edr = edr_fit(scaled)
+        out["edr_lambda"], out["edr_ks"] = edr["lambda"], edr["ks"]
+        out["weight_distance_rho"] = weight_distance(a)["weight_distance_rho"]
+    else:
+        out["edr_lambda"] = out["edr_ks"] = out["weight_distance_rho"] = None
+    mod = modularity(a, n_null=n_null, seed=seed)
+    out["modularity_Q"], out["modularity_z"], out["modules"] = mod["Q"], mod["Q_z"], mod["modules"]
+    sw = small_world(a, edge_fraction=edge_fraction, seed=seed)
+    out["clustering"], out["path_length"] = sw["clustering"], sw["path_length"]
+    out["small_world_sigma"], out["small_world_omega"] = sw["sigma"], sw["omega"]
+    out["rich_club_max"] = rich_club(a, edge_fraction, n_null, seed)["max_normalized"]
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in out.items()}
+
+
+def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"),
+            n_null: int = 3, edge_fraction: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """The same metrics on ``learned`` and ``reference`` (networkx ``DiGraph`` s with
+    ``weight`` and ``length`` edge attributes or node ``pos``), side by side.
+
+    Returns a JSON-ready dict: ``names``; ``metrics`` (scalar name -> {name: value}, see
+    :data:`SCALARS`; ``None`` where a graph lacks what the metric needs); ``ks`` (per
+    distribution of :func:`distributions`: ``D`` and ``p``); ``notes``.
+
+    Example:
+        >>> import networkx as nx
+        >>> a = nx.gnp_random_graph(60, 0.1, seed=0, directed=True)
+        >>> b = nx.gnp_random_graph(60, 0.3, seed=1, directed=True)
+        >>> out = compare(a, b, n_null=2)
+        >>> out["ks"]["in_degree"]["D"] > 0.9   # very different degrees
+        True
+    """
+    if len(names) != 2 or names[0] == names[1]:
+        raise ValueError(f"names must be two different labels, got {names!r}.")
+    graphs = dict(zip(names, (_arrays(learned), _arrays(reference))))
+    per = {n: _scalars(a, n_null, edge_fraction, seed) for n, a in graphs.items()}
+    metrics = {k: {n: per[n][k] for n in names} for k in SCALARS}
+    from scipy.stats import ks_2samp
+
+    samples = {n: distributions(a) for n, a in graphs.items()}
+    ks, notes = {}, []
+    for key in samples[names[0]].keys() | samples[names[1]].keys():
+        if key in samples[names[0]] and key in samples[names[1]]:
+            r = ks_2samp(samples[names[0]][key], samples[names[1]][key])
+            ks[key] = {"D": float(r.statistic), "p": float(r.pvalue)}
+    for n in names:
+        if "edge_length" not in samples[n]:
+            notes.append(f"'{n}' has no edge lengths (no 'length' attribute, no node 'pos'): "
+                         f"no EDR, weight-distance or length comparison.")
+    order = ["in_degree", "out_degree", "in_strength", "out_strength", "edge_weight",
+             "edge_length"]
+    return {"names": list(names), "metrics": metrics,
+            "ks": {k: ks[k] for k in order if k in ks}, "notes": notes}
+
+
+def plot_comparison(learned, reference, result: dict[str, Any], path: str | Path) -> Path:
+    """Complementary CDFs of each compared distribution (KS ``D`` in the titles) and a table
+    of the scalar metrics side by side."""
+    from .figures import _plt, _save
+
+    plt = _plt()
+    names = result["names"]
+    samples = dict(zip(names, (distributions(learned), distributions(reference))))
+    keys = list(result["ks"])
+    cols = 3
+    rows = -(-(len(keys) + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 1.5))
+    axes = np.atleast_1d(axes).ravel()
+    labels = {"in_degree": "in-degree", "out_degree": "out-degree",
+              "in_strength": "in-strength / mean", "out_strength": "out-strength / mean",
+              "edge_weight": "edge weight / mean", "edge_length": "edge length / median"}
+    for ax, key in zip(axes, keys):
+        for name, colour in zip(names, ("tab:blue", "tab:orange")):
+            x = np.sort(samples[name][key])
+            ccdf = 1.0 - np.arange(x.size) / x.size
+            ax.step(x, ccdf, where="post", color=colour, label=f"{name} (n={x.size})")
+        ax.set_yscale("log")
+        if key.endswith(("strength", "weight", "length")) and all(
+                (samples[n][key] > 0).all() for n in names):
+            ax.set_xscale("log")
+        ax.set_xlabel(labels[key])
+        ax.set_ylabel("P(X >= x)")
+        ax.set_title(f"{labels[key]}: KS D = {result['ks'][key]['D']:.2f}", fontsize=10)
+        ax.legend(fontsize=7)
+    table_ax = axes[len(keys)]
+    table_ax.axis("off")
+
+    def fmt(v):
+        return "n/a" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+    rows_ = [[k, *(fmt(result["metrics"][k][n]) for n in names)] for k in result["metrics"]]
+    table = table_ax.table(cellText=rows_, colLabels=["metric", *names], loc="center",
+                           cellLoc="left", colWidths=[0.56, 0.22, 0.22],
+                           bbox=[0.0, 0.0, 1.0, 1.0])
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table_ax.set_title("metrics side by side", fontsize=10, pad=14)
+    for ax in axes[len(keys) + 1:]:
+        ax.axis("off")
+    fig.suptitle(f"{names[0]} vs {names[1]}")
+    path = Path(path)
+    _save(fig, path)
+    return path
+
+
+def write_comparison(learned, reference, out_dir: str | Path, **kwargs) -> dict[str, Any]:
+    """:func:`compare`, written as ``compare.json`` and ``compare.png`` into ``out_dir``."""
+    import json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = compare(learned, reference, **kwargs)
+    (out_dir / "compare.json").write_text(json.dumps(result, indent=1))
+    plot_comparison(learned, reference, result, out_dir / "compare.png")
+    return result
