@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +320,6 @@ def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
     from (``resumed_from.txt``); a directory that already holds another run's metrics is
     appended to only with a warning."""
     import shutil
-    import warnings
 
     source = Path(resume["path"]).parent if resume is not None else None
     same = source is not None and source.resolve() == run_dir.resolve()
@@ -394,6 +394,31 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- logging
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to a CSV file under the file's header; a row with a new column (the
+    first evaluated epoch after unevaluated ones) rewrites the file with the wider header
+    (earlier rows get empty cells), so columns never shift."""
+    header = None
+    if path.exists():
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+    if header is not None and not set(row) <= set(header):
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        header = header + [k for k in row if k not in header]
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, restval="")
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, path)
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header or list(row), restval="")
+        if header is None:
+            w.writeheader()
+        w.writerow(row)
+
+
 class _Logger:
     """Metrics to ``metrics.csv`` (per epoch), ``plasticity.csv`` (per wiring update) and,
     when installed, TensorBoard."""
@@ -412,13 +437,7 @@ class _Logger:
     def log(self, row: dict[str, float], step: int, name: str = "metrics") -> None:
         if not self.enabled:
             return
-        path = self.run_dir / f"{name}.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        _append_row(self.run_dir / f"{name}.csv", row)
         if self.writer is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step"):
@@ -714,4 +733,11 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
     ranks.barrier()  # rank 0's checkpoint is on disk when any rank returns
     say(f"test {model.metric_label} {metrics['test_' + model.metric]:.4f} | mean attention-weighted wiring length "
           f"{metrics['wiring_length']:.3f} | checkpoint {ckpt_path}")
+    if main:
+        from .curves import plot_training
+
+        try:  # a figure must never cost the run
+            plot_training(run_dir, run_dir / "training.png")
+        except Exception as e:  # noqa: BLE001 (matplotlib backends, fonts, disk)
+            warnings.warn(f"Could not draw {run_dir / 'training.png'}: {e}")
     return metrics

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import networkx as nx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +42,6 @@ def hemisphere(n_in: int = 64, n_out: int = 16):
     return from_surface(mesh["pial_left"], areas=areas, name="fsaverage5-lh"), mesh
 
 
-def write_graphml(geo, path: Path) -> None:
-    G = geo.to_networkx()
-    for v in G:  # GraphML has no tuples: store x / y / z
-        G.nodes[v].update(zip("xyz", G.nodes[v].pop("pos")))
-    nx.write_graphml(G, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=1)
@@ -58,9 +50,11 @@ def main() -> None:
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    from colgraph.geometry import write_geometry
+
     geo, mesh = hemisphere()
     graph = args.out / "fsaverage5_lh.graphml"
-    write_graphml(geo, graph)
+    write_geometry(geo, graph)  # GraphML with x / y / z: what geometry=graph reads
     print(geo.summary())
 
     from colgraph.geometry import exponential

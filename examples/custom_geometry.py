@@ -4,8 +4,9 @@
 
 1. builds the sheet in networkx: area V1 (8x8 columns, the input) and area V2 (4x4 columns,
    the output), each wired locally, joined by 4 long-range edges in each direction;
-2. writes it as GraphML (``examples/two_areas.graphml``), the file format any graph tool
-   reads, so the geometry needs no Python to be used again;
+2. writes it as GraphML (``RUN_DIR/two_areas.graphml``; the same sheet ships as
+   ``examples/two_areas.graphml``, the default of ``geometry=graph``), the file format any
+   graph tool reads, so the geometry needs no Python to be used again;
 3. trains on it with ``scripts/train.py geometry=graph geometry.path=...`` (digits);
 4. loads the checkpoint and shows where attention flowed: a figure of the sheet with edges
    coloured by attention, and how much of each area's input crosses the bridge.
@@ -78,10 +79,15 @@ def plot(geometry, att, path):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--graph", type=Path, default=ROOT / "examples" / "two_areas.graphml")
     p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "two_areas")
-    p.add_argument("--figure", type=Path, default=Path("two_areas_attention.png"))
+    p.add_argument("--graph", type=Path, default=None,
+                   help="where to write the GraphML (default: RUN_DIR/two_areas.graphml)")
+    p.add_argument("--figure", type=Path, default=None,
+                   help="default: RUN_DIR/two_areas_attention.png")
     args = p.parse_args()
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    args.graph = args.graph or args.run_dir / "two_areas.graphml"
+    args.figure = args.figure or args.run_dir / "two_areas_attention.png"
 
     G = two_areas()
     nx.write_graphml(G, args.graph)

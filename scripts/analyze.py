@@ -5,7 +5,8 @@ Writes ``connectome.graphml`` (Gephi / Cytoscape), ``metrics.json`` and the figu
 receptive fields; ``topography.png``, response correlation against distance on the sheet;
 ``input_map.png``, where the image's patches land, for image tasks; with ``--reference
 FILE``, ``compare.json`` / ``compare.png``: the same metrics on a reference connectome;
-``plasticity.png``, the wiring's history, when the run used plasticity)
+``plasticity.png``, the wiring's history, when the run used plasticity; ``training.png``,
+the training curves from ``metrics.csv``)
 into ``RUN_DIR/analysis/`` (or ``--out``), and prints the headline numbers. Attention is measured on the run's own test set.
 """
 from __future__ import annotations
@@ -88,6 +89,10 @@ def main() -> None:
         from colgraph.plasticity import plot_history
 
         plot_history(run_dir, out / "plasticity.png")
+    if (run_dir / "metrics.csv").is_file():  # how the run got there
+        from colgraph.curves import plot_training
+
+        plot_training(run_dir, out / "training.png")
     print(f"wrote {out}")
 
 

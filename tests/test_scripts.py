@@ -22,6 +22,7 @@ def test_train_script_with_overrides(tmp_path):
     assert out.count("test accuracy") == 1, out  # once: not by hydra's handler and ours
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "metrics.csv").is_file()
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    assert (tmp_path / "training.png").stat().st_size > 10_000  # curves at the end of training
     # messages go through logging: hydra's train.log holds them too, and the per-epoch
     # line is there with the progress bar off (TINY sets train.progress=false)
     log = (tmp_path / "train.log").read_text()
@@ -136,7 +137,7 @@ def test_analyze_a_trained_run(tmp_path):
     assert "feedforward index" in out and "modularity Q" in out
     analysis = tmp_path / "analysis"
     for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png",
-                 "input_map.png"):
+                 "input_map.png", "training.png"):
         assert (analysis / name).stat().st_size > 1000, name
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",

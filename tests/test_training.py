@@ -308,3 +308,20 @@ def test_checkpoint_stores_data_and_geometry_paths_absolute(tmp_path, monkeypatc
     monkeypatch.chdir("/")
     _, _, _, data = load_model(tmp_path / "r")  # loads its data from another directory
     assert data.num_classes == 3
+
+
+def test_metrics_rows_never_shift_columns(tmp_path):
+    """An evaluated epoch after unevaluated ones (train.eval_every > 1) adds columns: the
+    file is rewritten with the wider header instead of misaligning the new row."""
+    import csv
+
+    from colgraph.training import _append_row
+
+    path = tmp_path / "metrics.csv"
+    _append_row(path, {"epoch": 1, "train_loss": 2.0})
+    _append_row(path, {"epoch": 2, "train_loss": 1.5, "test_acc": 0.6})
+    _append_row(path, {"epoch": 3, "train_loss": 1.0})
+    rows = list(csv.DictReader(path.open()))
+    assert [r["test_acc"] for r in rows] == ["", "0.6", ""]
+    assert [r["train_loss"] for r in rows] == ["2.0", "1.5", "1.0"]
+    assert not (tmp_path / "metrics.csv.tmp").exists()

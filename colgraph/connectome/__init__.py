@@ -8,14 +8,14 @@ from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, no
                        receptive_fields, reciprocity, rich_club, small_world, weight_distance,
                        weighted_clustering, wiring)
 from .compare import compare, plot_comparison, write_comparison
-from .export import (WRITERS, edge_data, read_connectome, to_geometry, to_networkx,
-                     write_connectome)
-from .figures import FIGURES, plot_all
+from .export import (WRITERS, add_node_metrics, adjacency, edge_data, read_connectome,
+                     to_geometry, to_networkx, to_tables, write_connectome)
+from .figures import FIGURES, plot_all, plot_sheet
 
-__all__ = ["to_networkx", "edge_data", "write_connectome", "read_connectome", "to_geometry",
+__all__ = ["to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
            "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
-           "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "FIGURES", "report", "compare",
+           "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "plot_sheet", "FIGURES", "report", "compare",
            "plot_comparison", "write_comparison"]
 
 
@@ -29,7 +29,7 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     G = to_networkx(model_or_path, loader=loader, max_batches=max_batches)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_connectome(G, out_dir / "connectome.graphml")
+    write_connectome(add_node_metrics(G, seed=seed), out_dir / "connectome.graphml")
     metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed)
     plot_all(G, metrics, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))

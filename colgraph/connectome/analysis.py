@@ -46,6 +46,7 @@ class EdgeArrays:
     length: np.ndarray
     pos: np.ndarray  # (N, D)
     areas: dict[str, np.ndarray]
+    weight_name: str = "weight"  # what the weights are (the graph's 'weight' description)
 
     @property
     def n(self) -> int:
@@ -68,7 +69,8 @@ def arrays(G) -> EdgeArrays:
             if a:
                 areas.setdefault(a, []).append(i)
     return EdgeArrays(nodes, src, dst, weight, length, pos,
-                      {k: np.array(v) for k, v in areas.items()})
+                      {k: np.array(v) for k, v in areas.items()},
+                      str(G.graph.get("weight", "weight")))
 
 
 def _a(G_or_arrays) -> EdgeArrays:

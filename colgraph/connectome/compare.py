@@ -10,6 +10,7 @@ its p-value. Edge lengths come from the ``length`` edge attribute, else from the
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _with_lengths(a: EdgeArrays) -> EdgeArrays:
     if not np.ptp(a.pos, axis=0).any():  # no positions (arrays() fills zeros)
         return a
     length = np.linalg.norm(a.pos[a.src] - a.pos[a.dst], axis=1)
-    return EdgeArrays(a.nodes, a.src, a.dst, a.weight, length, a.pos, a.areas)
+    return replace(a, length=length)
 
 
 def _arrays(G) -> EdgeArrays:
@@ -85,8 +86,7 @@ def _scalars(a: EdgeArrays, n_null: int, edge_fraction: float, seed: int) -> dic
     out.update(reciprocity(a))
     ok = np.isfinite(a.length) & (a.length > 0)
     if ok.any():
-        scaled = EdgeArrays(a.nodes, a.src, a.dst, a.weight, a.length / np.median(a.length[ok]),
-                            a.pos, a.areas)
+        scaled = replace(a, length=a.length / np.median(a.length[ok]))
         edr = edr_fit(scaled)
         out["edr_lambda"], out["edr_ks"] = edr["lambda"], edr["ks"]
         out["weight_distance_rho"] = weight_distance(a)["weight_distance_rho"]

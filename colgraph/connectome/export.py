@@ -13,8 +13,11 @@ Edge attributes (every export):
   a column would pay if its queries and keys were uninformative).
 
 Node attributes: ``pos`` (tuple) and ``x``, ``y``, ``z`` (file formats keep scalars only),
-``area`` (comma-separated names), ``in_degree`` / ``out_degree`` (after thresholding).
-Nodes are the geometry's labels when it has them, else column ids.
+``area`` (comma-separated names), ``in_degree`` / ``out_degree`` (after thresholding);
+:func:`add_node_metrics` adds strengths, receptive-field size and community. Nodes are the
+geometry's labels when it has them, else column ids. GEXF files carry ``viz:position`` so
+Gephi opens them in the sheet's layout. :func:`adjacency` (scipy.sparse) and
+:func:`to_tables` (pandas edge and node tables) hand the graph to other tools.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from torch import Tensor
 from ..geometry import Geometry, from_networkx
 
 __all__ = ["ConnectomeData", "edge_data", "to_networkx", "write_connectome", "read_connectome",
-           "to_geometry", "WRITERS"]
+           "to_geometry", "add_node_metrics", "adjacency", "to_tables", "WRITERS"]
 
 
 class ConnectomeData:
@@ -179,24 +182,76 @@ def _top_k_incoming(dst: Tensor, weight: Tensor, k: int, n: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------- files
-def _for_file(G):
-    """A copy without tuple attributes (GraphML / GEXF keep scalars only)."""
+def _for_file(G, gexf: bool = False):
+    """A copy without tuple attributes (GraphML / GEXF keep scalars only); for GEXF, node
+    positions as ``viz:position`` so Gephi shows the sheet's layout (a stack's areas side
+    by side, see :func:`colgraph.connectome.figures.layout`)."""
     H = G.copy()
+    if gexf and H.number_of_nodes():
+        from .analysis import arrays
+        from .figures import layout
+
+        xy, _ = layout(arrays(H))
+        for (_, d), p in zip(H.nodes(data=True), xy):
+            xyz = [float(c) for c in p] + [0.0] * (3 - len(p))  # the GEXF writer wants all 3
+            d["viz"] = {"position": dict(zip("xyz", xyz))}
     for _, d in H.nodes(data=True):
         d.pop("pos", None)
     H.graph = {k: v for k, v in H.graph.items() if isinstance(v, (str, int, float))}
     return H
 
 
+def add_node_metrics(G, community: bool = True, seed: int = 0):
+    """``G`` with the per-column measures of :func:`colgraph.connectome.node_metrics`
+    (``in_strength``, ``out_strength``, ``receptive_field``, ``community``, ...) as node
+    attributes, so GraphML / GEXF / CSV files carry them to Gephi, Cytoscape or pandas.
+    Returns ``G`` (changed in place)."""
+    from .analysis import node_metrics
+
+    metrics = node_metrics(G, community=community, seed=seed)
+    for i, v in enumerate(G.nodes):
+        for k, values in metrics.items():
+            x = float(values[i])
+            G.nodes[v][k] = int(x) if k.endswith(("degree", "community")) else x
+    return G
+
+
+def adjacency(G, weight: str = "weight"):
+    """The connectome as a ``scipy.sparse`` CSR array ``A[source, target] = weight`` in the
+    graph's node order (column order for colgraph's connectomes)."""
+    import networkx as nx
+
+    return nx.to_scipy_sparse_array(G, nodelist=list(G.nodes), weight=weight, format="csr")
+
+
+def to_tables(G):
+    """``(edges, nodes)`` as pandas DataFrames: one row per edge (``source``, ``target`` and
+    every edge attribute) and one per node (index = node, ``x``, ``y``, ``z``, ``area`` and
+    every scalar node attribute). Needs pandas."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("to_tables needs pandas: pip install pandas") from None
+    import networkx as nx
+
+    edges = nx.to_pandas_edgelist(G, source="source", target="target")
+    rows = {v: {k: x for k, x in d.items() if k != "pos"} for v, d in G.nodes(data=True)}
+    nodes = pd.DataFrame.from_dict(rows, orient="index")
+    nodes.index.name = "node"
+    return edges, nodes
+
+
 def _write_csv(G, path: Path) -> None:
     nodes_path = path.with_name(path.stem + "_nodes.csv")
-    node_keys = ["x", "y", "z", "area", "column", "in_degree", "out_degree"]
+    first = ["x", "y", "z", "area", "column", "in_degree", "out_degree"]
+    present = {k for _, d in G.nodes(data=True) for k, x in d.items()
+               if isinstance(x, (str, int, float))}
+    node_keys = [k for k in first if k in present] + sorted(present - set(first))
     with nodes_path.open("w", newline="") as f:
         w = csv.writer(f)
-        keys = [k for k in node_keys if any(k in d for _, d in G.nodes(data=True))]
-        w.writerow(["node"] + keys)
+        w.writerow(["node"] + node_keys)
         for v, d in G.nodes(data=True):
-            w.writerow([v] + [d.get(k, "") for k in keys])
+            w.writerow([v] + [d.get(k, "") for k in node_keys])
     edge_keys = sorted({k for _, _, d in G.edges(data=True) for k in d})
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -222,7 +277,7 @@ def write_connectome(G, path: str | os.PathLike) -> Path:
     if suffix == ".graphml":
         nx.write_graphml(_for_file(G), path)
     elif suffix == ".gexf":
-        nx.write_gexf(_for_file(G), path)
+        nx.write_gexf(_for_file(G, gexf=True), path)
     else:
         _write_csv(G, path)
     return path
@@ -247,6 +302,7 @@ def read_connectome(path: str | os.PathLike):
                          f"{', '.join(WRITERS)}.")
     for _, d in G.nodes(data=True):
         d.pop("label", None)  # added by the GEXF reader
+        d.pop("viz", None)  # GEXF drawing positions (the sheet's own are x / y / z)
         if "x" in d:
             d["pos"] = tuple(float(d[c]) for c in ("x", "y", "z") if c in d)
     for _, _, d in G.edges(data=True):
@@ -272,7 +328,7 @@ def _read_csv(path: Path):
             return v
         try:
             f = float(v)
-            return int(f) if k in ("column", "in_degree", "out_degree") else f
+            return int(f) if k in ("column", "in_degree", "out_degree", "community") else f
         except ValueError:
             return v
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .analysis import EdgeArrays, arrays, plain_areas, receptive_fields
 
-__all__ = ["plot_all", "FIGURES", "plot_topography"]
+__all__ = ["plot_all", "plot_sheet", "FIGURES", "plot_topography", "layout"]
 
 FIGURES = ("sheet.png", "lengths.png", "flow.png", "degrees.png", "receptive_fields.png")
 
@@ -31,48 +31,116 @@ def _save(fig, path: Path, tight: bool = True) -> None:
     plt.close(fig)
 
 
-def _xy(a: EdgeArrays) -> np.ndarray:
+def _flat_areas(a: EdgeArrays, names: list[str]) -> bool:
+    """3-D sheets whose areas are each flat (a stack's layers): drawn side by side."""
+    if a.pos.shape[1] < 3 or len(names) < 2:
+        return False
+    for name in names:
+        p = a.pos[a.areas[name]]
+        spread = np.ptp(p, axis=0)
+        if p.shape[0] > 2 and spread.min() > 1e-6 * max(spread.max(), 1e-12):
+            return False
+    return True
+
+
+def layout(a: EdgeArrays) -> tuple[np.ndarray, str]:
+    """Where to draw each column: ``(xy [N, 2] or xyz [N, 3], kind)``.
+
+    ``"flat"``: 1-D / 2-D sheets as they are; ``"areas"``: a 3-D sheet of flat areas (a
+    stack) laid out flat, area after area from left to right, each in its own two spread
+    axes; ``"3d"``: other 3-D sheets (spheres, surfaces), drawn in 3-D.
+    """
     pos = a.pos if a.pos.shape[1] >= 2 else np.c_[a.pos, np.zeros(a.n)]
-    return pos
+    names = [n for n in plain_areas(a) if n in a.areas]
+    if pos.shape[1] == 2:
+        return pos, "flat"
+    if not _flat_areas(a, names):
+        return pos[:, :3], "3d"
+    xy = pos[:, :2].copy()
+    x0 = 0.0
+    for name in names:
+        idx = a.areas[name]
+        p = pos[idx]
+        axes = np.sort(np.argsort(-np.ptp(p, axis=0))[:2])
+        q = p[:, axes] - p[:, axes].min(0)
+        xy[idx] = q + [x0, 0.0]
+        x0 += q[:, 0].max() + max(1.0, 0.15 * q[:, 0].max()) + 1.0
+    return xy, "areas"
 
 
-def plot_sheet(a: EdgeArrays, path: Path, per_column: int = 2) -> None:
-    """The sheet with each column's strongest incoming edges, coloured by weight."""
-    plt = _plt()
-    pos = _xy(a)
-    three_d = pos.shape[1] >= 3
+def _axes(fig, kind: str, *grid):
+    return fig.add_subplot(*grid, projection="3d" if kind == "3d" else None)
+
+
+def _area_labels(ax, a: EdgeArrays, xy: np.ndarray, names: list[str]) -> None:
+    for name in names:
+        p = xy[a.areas[name]]
+        ax.text(p[:, 0].mean(), p[:, 1].max() + 0.6, name, ha="center", va="bottom",
+                fontsize=9)
+
+
+def _top_inputs(a: EdgeArrays, per_column: int) -> np.ndarray:
+    """Indices of each column's ``per_column`` strongest incoming edges."""
     order = np.lexsort((-a.weight, a.dst))
     first = np.r_[0, np.flatnonzero(np.diff(a.dst[order])) + 1]
     rank = np.arange(order.size) - np.repeat(first, np.diff(np.r_[first, order.size]))
-    top = order[rank < per_column]
-    w = a.weight[top] / max(a.weight[top].max(), 1e-12)
-    fig = plt.figure(figsize=(8, 6.5))
-    ax = fig.add_subplot(projection="3d" if three_d else None)
+    return order[rank < per_column]
+
+
+def plot_sheet(G, path: str | Path, per_column: int = 2) -> Path:
+    """The sheet with each column's strongest incoming edges as arrows (source -> target)
+    coloured by weight, with a colour bar. A stack's areas are laid out flat, side by side.
+    ``G``: a connectome graph (or its :func:`~colgraph.connectome.analysis.arrays`)."""
+    plt = _plt()
+    a = G if isinstance(G, EdgeArrays) else arrays(G)
+    from matplotlib.colors import Normalize
+
+    xy, kind = layout(a)
+    top = _top_inputs(a, per_column)
+    top = top[np.argsort(a.weight[top])]  # strongest drawn last
+    w = a.weight[top]
+    norm = Normalize(0.0, max(float(w.max()), 1e-12) if w.size else 1.0)
     cmap = plt.get_cmap("viridis")
-    seg = np.stack([pos[a.src[top]], pos[a.dst[top]]], 1)[np.argsort(w)]
-    colours = cmap(np.sort(w))
-    if three_d:
+    span = np.ptp(xy[:, :2], axis=0) + 1e-9
+    size = (8, 6.5) if kind == "3d" else (10, float(np.clip(10 * span[1] / span[0], 3, 9)) + 1)
+    fig = plt.figure(figsize=size)
+    ax = _axes(fig, kind, 1, 1, 1)
+    names = [n for n in plain_areas(a) if n in a.areas]
+    if kind == "3d":
         from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
-        ax.add_collection3d(Line3DCollection(seg[..., :3], colors=colours, linewidths=0.8))
+        seg = np.stack([xy[a.src[top]], xy[a.dst[top]]], 1)
+        ax.add_collection3d(Line3DCollection(seg, colors=cmap(norm(w)), linewidths=0.8))
+        ax.set_zlabel("z")
     else:
-        from matplotlib.collections import LineCollection
-
-        ax.add_collection(LineCollection(seg[..., :2], colors=colours, linewidths=0.8))
-    for name in plain_areas(a) or ["(all)"]:
-        idx = a.areas.get(name, np.arange(a.n))
-        p = pos[idx]
-        ax.scatter(*p[:, : 3 if three_d else 2].T, s=12, label=name, zorder=3)
-    if not three_d:
+        d = xy[a.dst[top]] - xy[a.src[top]]
+        ax.quiver(xy[a.src[top], 0], xy[a.src[top], 1], d[:, 0], d[:, 1], w, cmap=cmap,
+                  norm=norm, angles="xy", scale_units="xy", scale=1.0, width=0.0022,
+                  headwidth=4, headlength=5, zorder=2)
+    for name in names or ["(all)"]:
+        p = xy[a.areas.get(name, np.arange(a.n))]
+        ax.scatter(*p.T, s=10, label=name, zorder=3)
+    if kind == "areas":
+        _area_labels(ax, a, xy, names)
+        ax.set_xlabel("position within each area (areas side by side)")
+    else:
+        ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    if kind != "3d":
         ax.set_aspect("equal", adjustable="datalim")
         ax.autoscale_view()
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(f"Strongest {per_column} inputs per column (colour = relative weight)")
-    _save(fig, path)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, shrink=0.8, label=f"edge weight ({a.weight_name})")
+    arrows = "arrows: source -> target" if kind != "3d" else "lines (3-D view)"
+    ax.set_title(f"Strongest {per_column} inputs per column ({arrows})")
+    _save(fig, Path(path))
+    return Path(path)
 
 
 def plot_lengths(metrics: dict[str, Any], path: Path) -> None:
-    """Weighted edge-length density with the exponential-distance-rule fit (log scale)."""
+    """Weighted edge-length density with the exponential-distance-rule fit (log scale; the
+    fit is drawn over the data's range only)."""
     plt = _plt()
     edr = metrics["edr"]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -81,12 +149,19 @@ def plot_lengths(metrics: dict[str, Any], path: Path) -> None:
         ax.bar(edges[:-1], dens, width=np.diff(edges), align="edge", alpha=0.6,
                label="weighted edge lengths")
         x = np.linspace(edr["l_min"], edges[-1], 200)
-        ax.plot(x, np.exp(-(x - edr["l_min"]) / edr["lambda"]) / edr["lambda"], "r-",
-                label=f"EDR fit: lambda = {edr['lambda']:.2f} (KS {edr['ks']:.2f}, "
-                      f"R2 {edr['r2']:.2f})")
+        fit = np.exp(-(x - edr["l_min"]) / edr["lambda"]) / edr["lambda"]
+        shown = dens[dens > 0]
+        if shown.size:  # clip the fit to the data's density range: no empty decades
+            keep = fit >= shown.min() / 2
+            x, fit = x[keep], fit[keep]
+            ax.set_ylim(shown.min() / 2, max(shown.max(), fit.max() if fit.size else 0) * 2)
+        ax.plot(x, fit, "r-", label=f"EDR fit: lambda = {edr['lambda']:.2f} (KS "
+                                    f"{edr['ks']:.2f}, R2 {edr['r2']:.2f})")
         ax.set_yscale("log")
-    ax.set_xlabel("edge length")
-    ax.set_ylabel("density (weighted)")
+        ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel("edge length (geometry units)")
+    ax.set_ylabel("density (weighted by edge weight)")
+    ax.set_title("Edge lengths and the exponential distance rule")
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -115,39 +190,67 @@ def plot_flow(metrics: dict[str, Any], path: Path) -> None:
 
 
 def plot_degrees(a: EdgeArrays, path: Path) -> None:
-    """In / out degree and strength distributions."""
+    """In / out degree and strength distributions, stacked by area. A quantity the same for
+    every column (k-NN wiring fixes the in-degree; attention sums to one over each column's
+    inputs) gets no panel: the title says its value."""
     plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(8, 6))
-    for col, (name, idx) in enumerate((("in", a.dst), ("out", a.src))):
-        deg = np.bincount(idx, minlength=a.n)
-        strength = np.bincount(idx, a.weight, minlength=a.n)
-        axes[0, col].hist(deg, bins=30)
-        axes[0, col].set_title(f"{name}-degree")
-        axes[1, col].hist(strength, bins=30, color="tab:orange")
-        axes[1, col].set_title(f"{name}-strength (sum of weights)")
-    for ax in axes.flat:
+    names = [n for n in plain_areas(a) if n in a.areas] or ["(all)"]
+    groups = [a.areas.get(n, np.arange(a.n)) for n in names]
+    series = {"in-degree": np.bincount(a.dst, minlength=a.n).astype(float),
+              "out-degree": np.bincount(a.src, minlength=a.n).astype(float),
+              f"in-strength (sum of {a.weight_name})": np.bincount(a.dst, a.weight, minlength=a.n),
+              f"out-strength (sum of {a.weight_name})": np.bincount(a.src, a.weight,
+                                                                    minlength=a.n)}
+    # float sums of softmax weights differ from 1 by ~1e-7: constant within 1e-5
+    constant = {k: v[0] for k, v in series.items() if np.ptp(v) <= 1e-5 * max(abs(v[0]), 1)}
+    shown = [k for k in series if k not in constant]
+    cols = min(2, max(len(shown), 1))
+    rows = -(-max(len(shown), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows + 0.6),
+                             squeeze=False)
+    for ax, key in zip(axes.flat, shown):
+        ax.hist([series[key][g] for g in groups], bins=30, stacked=True, label=names)
+        ax.set_xlabel(key)
         ax.set_ylabel("columns")
+        ax.set_title(key)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    same = "; ".join(f"{k} = {v:.3g} for every column" for k, v in constant.items())
+    fig.suptitle("Degree and strength by area" + (f"\n({same})" if same else ""), fontsize=10)
     _save(fig, path)
 
 
 def plot_receptive_fields(a: EdgeArrays, path: Path) -> None:
-    """Receptive-field size (weighted mean input length) mapped over each area."""
+    """Receptive-field size (weighted mean input length) over each area, each area on its
+    own colour scale; curved sheets (spheres, surfaces) in 3-D, not flattened."""
     plt = _plt()
     rf = receptive_fields(a)
-    pos = _xy(a)
-    names = plain_areas(a) or ["(all)"]
-    names = names[:6]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.8), squeeze=False)
-    finite = rf[np.isfinite(rf)]
-    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
-    for ax, name in zip(axes[0], names):
+    xy, kind = layout(a)
+    names = ([n for n in plain_areas(a) if n in a.areas] or ["(all)"])[:6]
+    fig = plt.figure(figsize=(4.6 * len(names), 4.2))
+    for i, name in enumerate(names):
+        ax = _axes(fig, kind, 1, len(names), i + 1)
         idx = a.areas.get(name, np.arange(a.n))
-        sc = ax.scatter(pos[idx, 0], pos[idx, 1], c=rf[idx], cmap="viridis", vmin=vmin,
-                        vmax=vmax, s=40)
-        ax.set_title(name)
-        ax.set_aspect("equal", adjustable="datalim")
-    fig.colorbar(sc, ax=axes[0].tolist(), label="receptive-field size (mean input length)")
-    _save(fig, path, tight=False)
+        vals = rf[idx]
+        finite = vals[np.isfinite(vals)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        p = xy[idx]
+        if kind == "areas":
+            p = p - p.min(0)
+        sc = ax.scatter(*p.T, c=vals, cmap="viridis", vmin=lo, vmax=max(hi, lo + 1e-12),
+                        s=40 if kind != "3d" else 8)
+        ax.set_title(f"{name} ({idx.size} columns)", fontsize=10)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        if kind == "3d":
+            ax.set_zlabel("z")
+        else:
+            ax.set_aspect("equal", adjustable="datalim")
+        fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.15 if kind == "3d" else 0.05,
+                     label="receptive-field size (mean input length)")
+    fig.suptitle("Receptive-field size per column (each area on its own scale)", fontsize=10)
+    _save(fig, path)
 
 
 def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:

@@ -434,6 +434,12 @@ class Geometry:
 
         return to_networkx(self)
 
+    def to_pyg(self):
+        """This geometry as a ``torch_geometric.data.Data`` (see :func:`colgraph.geometry.to_pyg`)."""
+        from .io import to_pyg
+
+        return to_pyg(self)
+
     # ------------------------------------------------------------------ (de)serialisation
     def to(self, device: torch.device | str) -> "Geometry":
         """A copy of this geometry with every tensor on ``device``."""

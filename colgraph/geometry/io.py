@@ -3,7 +3,9 @@
 * :func:`from_networkx` / :func:`to_networkx`: a networkx ``Graph`` / ``DiGraph`` with node
   positions (and optional edge lengths, areas) <-> a :class:`Geometry`, labels kept.
 * :func:`from_mesh`: a triangle mesh (e.g. a cortical surface) -> a sheet.
-* :func:`read_geometry`: GraphML, GML, or an edge-list CSV plus a coordinates CSV.
+* :func:`read_geometry` / :func:`write_geometry`: GraphML, GML, or an edge-list CSV plus a
+  coordinates CSV.
+* :func:`to_pyg` / :func:`from_pyg`: a ``torch_geometric.data.Data`` <-> a :class:`Geometry`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import torch
 
 from .base import Geometry, pairwise_length
 
-__all__ = ["from_networkx", "to_networkx", "from_mesh", "read_geometry", "GRAPH_FORMATS"]
+__all__ = ["from_networkx", "to_networkx", "from_mesh", "read_geometry", "write_geometry",
+           "to_pyg", "from_pyg", "GRAPH_FORMATS"]
 
 GRAPH_FORMATS = (".graphml", ".gml", ".csv")
 
@@ -347,3 +350,95 @@ def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
         raise ValueError(f"Cannot read {path}: {e}") from None
     has_length = any("length" in d for _, _, d in G.edges(data=True))
     return from_networkx(G, length="length" if has_length else None, name=path.stem)
+
+
+def write_geometry(geometry: Geometry, path: str | Path) -> Path:
+    """Write a geometry so :func:`read_geometry` (and ``geometry=graph``) reads it back:
+    ``.graphml`` / ``.gml`` (nodes with ``x``, ``y``[, ``z``] (GraphML has no tuple type),
+    ``area`` and ``input_map`` when set; edges with ``length``), or ``.csv``: the edge list
+    ``source,target,length`` at ``path`` and ``node,x,y[,z],area[,input_map]`` at
+    ``<name>_nodes.csv`` (pass that as ``geometry.coords``)."""
+    import csv
+
+    import networkx as nx
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in GRAPH_FORMATS:
+        raise ValueError(f"Unsupported geometry file '{path.name}'. Choices: "
+                         f"{', '.join(GRAPH_FORMATS)}.")
+    if geometry.dim > 3:
+        raise ValueError(f"write_geometry stores x, y, z: this geometry has {geometry.dim} "
+                         f"dimensions. Keep it as a checkpoint or project it first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = "xyz"[:geometry.dim]
+    G = to_networkx(geometry)
+    labels = list(G.nodes)
+    for v in labels:
+        G.nodes[v].update(zip(axes, G.nodes[v].pop("pos")))
+    if suffix == ".graphml":
+        nx.write_graphml(nx.relabel_nodes(G, str), path)
+    elif suffix == ".gml":
+        nx.write_gml(nx.relabel_nodes(G, str), path)
+    else:
+        nodes = path.with_name(path.stem + "_nodes.csv")
+        extra = ["input_map"] if geometry.input_map is not None else []
+        with nodes.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["node", *axes, "area", *extra])
+            for v in labels:
+                d = G.nodes[v]
+                w.writerow([v, *(d[a] for a in axes), d["area"], *(d[k] for k in extra)])
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["source", "target", "length"])
+            for s, t, d in G.edges(data=True):
+                w.writerow([s, t, d["length"]])
+    return path
+
+
+def to_pyg(geometry: Geometry):
+    """The geometry as a ``torch_geometric.data.Data``: ``pos``, ``edge_index`` (row 0 =
+    source), ``edge_length`` ``[E]`` (also as ``edge_attr`` ``[E, 1]``), one boolean node
+    mask ``area_<name>`` per area, ``input_map`` when set; ``num_nodes``."""
+    from torch_geometric.data import Data
+
+    data = Data(pos=geometry.pos.clone(), edge_index=geometry.edge_index.clone(),
+                edge_length=geometry.edge_length.clone(),
+                edge_attr=geometry.edge_length.view(-1, 1).clone(),
+                num_nodes=geometry.num_columns)
+    for name, idx in geometry.areas.items():
+        mask = torch.zeros(geometry.num_columns, dtype=torch.bool)
+        mask[idx] = True
+        data[f"area_{name}"] = mask
+    if geometry.input_map is not None:
+        data.input_map = geometry.input_map.clone()
+    return data
+
+
+def from_pyg(data, name: str = "pyg") -> Geometry:
+    """A ``torch_geometric.data.Data`` with ``pos`` and ``edge_index`` becomes a geometry.
+
+    Lengths: ``edge_length`` ``[E]``, else a one-column ``edge_attr``, else Euclidean from
+    ``pos``. Areas: boolean (or 0/1) node masks named ``area_<name>``."""
+    pos = getattr(data, "pos", None)
+    if pos is None or getattr(data, "edge_index", None) is None:
+        raise ValueError("from_pyg needs a Data with 'pos' (node coordinates [N, D]) and "
+                         "'edge_index' [2, E]; set data.pos first (e.g. from a layout).")
+    ei = data.edge_index
+    length = getattr(data, "edge_length", None)
+    attr = getattr(data, "edge_attr", None)
+    if length is None and attr is not None and attr.dim() == 2 and attr.size(1) == 1:
+        length = attr.view(-1)
+    if length is None:
+        length = pairwise_length(pos.float(), ei[0], ei[1])
+    areas = {}
+    for key in data.keys():
+        if key.startswith("area_"):
+            mask = torch.as_tensor(data[key])
+            if mask.shape != (pos.size(0),):
+                raise ValueError(f"data.{key} must be a node mask of shape [{pos.size(0)}], "
+                                 f"got {list(mask.shape)}.")
+            areas[key[len("area_"):]] = mask.bool().nonzero().flatten()
+    return Geometry(pos, ei, length, areas, name=name,
+                    input_map=getattr(data, "input_map", None))

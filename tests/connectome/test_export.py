@@ -108,3 +108,51 @@ def test_bad_inputs(tmp_path):
         write_connectome(nx.DiGraph(), tmp_path / "c.json")
     with pytest.raises(FileNotFoundError, match="Connectome file not found"):
         read_connectome(tmp_path / "none.graphml")
+
+
+@pytest.mark.parametrize("suffix", [".graphml", ".gexf", ".csv"])
+def test_node_metrics_travel_in_files(model, tmp_path, suffix):
+    from colgraph.connectome import add_node_metrics, node_metrics
+
+    G = add_node_metrics(to_networkx(model))
+    back = read_connectome(write_connectome(G, tmp_path / f"c{suffix}"))
+    expected = node_metrics(to_networkx(model))
+    nodes = list(back.nodes)
+    for key in ("in_strength", "out_strength", "receptive_field", "community"):
+        got = [back.nodes[v][key] for v in nodes]
+        assert got == pytest.approx(expected[key].tolist(), rel=1e-5), key
+    assert isinstance(back.nodes[nodes[0]]["community"], int)
+
+
+def test_gexf_carries_the_sheet_layout(model, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from colgraph.connectome.analysis import arrays
+    from colgraph.connectome.figures import layout
+
+    G = to_networkx(model)
+    path = write_connectome(G, tmp_path / "c.gexf")
+    positions = [el for el in ET.parse(path).iter() if el.tag.endswith("position")]
+    assert len(positions) == G.number_of_nodes()
+    xy, kind = layout(arrays(G))
+    assert kind == "areas"  # the stack drawn flat, areas side by side, in Gephi too
+    first = positions[0].attrib
+    assert float(first["x"]) == pytest.approx(xy[0, 0]) and float(first["y"]) == pytest.approx(xy[0, 1])
+    assert "viz" not in read_connectome(path).nodes[list(G)[0]]  # read back without it
+
+
+def test_adjacency_and_tables(model):
+    pd = pytest.importorskip("pandas")
+    from colgraph.connectome import adjacency, to_tables
+
+    G = to_networkx(model)
+    A = adjacency(G)
+    nodes = list(G)
+    u, v = next(iter(G.edges))
+    assert A.shape == (len(nodes), len(nodes)) and A.nnz == G.number_of_edges()
+    assert A[nodes.index(u), nodes.index(v)] == pytest.approx(G.edges[u, v]["weight"])
+    edges, table = to_tables(G)
+    assert isinstance(edges, pd.DataFrame) and len(edges) == G.number_of_edges()
+    assert {"source", "target", "weight", "length"} <= set(edges.columns)
+    assert list(table.index) == nodes and {"x", "y", "area"} <= set(table.columns)
+    assert "pos" not in table.columns

@@ -186,3 +186,54 @@ def test_with_wiring_refuses_what_is_not_a_rule():
         grid(4, wiring=knn(2)).with_wiring("knn")
     with pytest.raises(TypeError, match=r"got none"):
         grid(4, wiring=knn(2)).with_wiring()
+
+
+@pytest.mark.parametrize("suffix", [".graphml", ".gml", ".csv"])
+def test_write_geometry_round_trips(tmp_path, suffix):
+    import torch
+    from colgraph.geometry import read_geometry, stack, knn, write_geometry
+
+    geo = stack([4, 2], wiring=knn(5))
+    geo.input_map = torch.cat([torch.arange(16).flip(0), torch.full((4,), -1)])
+    path = write_geometry(geo, tmp_path / f"sheet{suffix}")
+    coords = str(tmp_path / "sheet_nodes.csv") if suffix == ".csv" else None
+    back = read_geometry(path, coords=coords)
+    assert torch.allclose(back.pos, geo.pos) and torch.equal(back.edge_index, geo.edge_index)
+    assert torch.allclose(back.edge_length, geo.edge_length)
+    assert {k: v.tolist() for k, v in back.areas.items()} == \
+        {k: v.tolist() for k, v in geo.areas.items()}
+    assert back.input_map.tolist() == geo.input_map.tolist()
+
+
+def test_write_geometry_refuses_what_files_cannot_hold(tmp_path):
+    import torch
+    from colgraph.geometry import from_coords, grid, knn, write_geometry
+
+    with pytest.raises(ValueError, match=r"Unsupported geometry file 'g.json'"):
+        write_geometry(grid(3, wiring=knn(2)), tmp_path / "g.json")
+    with pytest.raises(ValueError, match=r"stores x, y, z: this geometry has 4 dimensions"):
+        write_geometry(from_coords(torch.rand(10, 4), knn(3)), tmp_path / "g.graphml")
+
+
+def test_pyg_round_trip():
+    import torch
+    from torch_geometric.data import Data
+    from colgraph.geometry import from_pyg, knn, stack
+
+    geo = stack([4, 2], wiring=knn(5))
+    data = geo.to_pyg()
+    assert isinstance(data, Data) and data.num_nodes == geo.num_columns
+    assert data.edge_attr.shape == (geo.num_edges, 1)
+    assert int(data.area_input.sum()) == 16 and data.area_input.dtype == torch.bool
+    back = from_pyg(data, name="back")
+    assert torch.equal(back.edge_index, geo.edge_index) and torch.allclose(back.pos, geo.pos)
+    assert torch.allclose(back.edge_length, geo.edge_length)
+    assert back.area("output").tolist() == geo.area("output").tolist()
+    # lengths default to Euclidean; a bad mask and a missing pos are refused
+    plain = Data(pos=geo.pos, edge_index=geo.edge_index)
+    assert torch.allclose(from_pyg(plain).edge_length, geo.edge_length)
+    with pytest.raises(ValueError, match=r"from_pyg needs a Data with 'pos'"):
+        from_pyg(Data(edge_index=geo.edge_index, num_nodes=20))
+    plain.area_bad = torch.ones(3, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"data.area_bad must be a node mask of shape \[20\]"):
+        from_pyg(plain)
