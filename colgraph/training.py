@@ -37,7 +37,7 @@ from .objectives import smoothness_loss, topographic_smoothness, wiring_cost, wi
 from .plasticity import Plasticity, add_columns, refine_grid
 from .tasks import TASKS, Task, build_task, task_class
 
-__all__ = ["train", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
+__all__ = ["train", "export_model", "EXPORT_KEYS", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
 
 NO_DECAY = ("bias", "edge_bias", "column_embed", "step_embed")
@@ -275,20 +275,34 @@ def init_from(model: Task, source: dict[str, Any]) -> None:
         raise ValueError(f"train.init_from={source['path']} does not fit this model (other "
                          f"model.* or sample shape?): {e}") from None
 
-def load_model(path: str | os.PathLike, with_data: bool = True
+def load_model(path: str | os.PathLike, with_data: bool = True,
+               data_path: str | os.PathLike | None = None
                ) -> tuple[Task, Geometry, Any, Data | None]:
-    """Rebuild a trained model from a checkpoint (file or run directory), in eval mode.
+    """Rebuild a trained model from a checkpoint (file or run directory, or a weights-only
+    file from :func:`export_model`), in eval mode.
 
     Returns ``(model, geometry, config, data)``. ``geometry`` is the sheet as trained: its
     CURRENT wiring (after any pruning / growth) and columns, from the checkpoint itself, so
     custom geometries need not be rebuilt (the construction-time geometry is
     ``load_checkpoint(path)["geometry"]``). ``with_data=False`` skips loading the dataset
     (``data`` is then ``None``): the task's sample shape and class count are stored in the
-    checkpoint (``state["task"]``).
+    checkpoint (``state["task"]``). ``data_path``: where a ``data=file`` run's data file is
+    now, if it moved since training.
+
+    Example:
+        >>> import colgraph
+        >>> model, geometry, cfg, data = colgraph.load_model("runs/.../checkpoint.pt")  # doctest: +SKIP
     """
     from omegaconf import OmegaConf
 
     state = load_checkpoint(path)
+    if data_path is not None:
+        if state["config"].get("data", {}).get("name") != "file":
+            raise ValueError(f"data_path (--data) replaces the data file of a data=file run, "
+                             f"but {state['path']} was trained on "
+                             f"data={state['config'].get('data', {}).get('name')}, which "
+                             f"needs no file.")
+        state["config"]["data"]["path"] = str(Path(data_path).expanduser().resolve())
     bad = first_nonfinite(state["model"].items())
     if bad is not None:  # before any figure or file is made from it
         raise ValueError(f"{state['path']} holds a diverged model: parameter {bad}. Use a "
@@ -302,6 +316,28 @@ def load_model(path: str | os.PathLike, with_data: bool = True
     model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
+
+
+#: what a weights-only export keeps of a checkpoint (no optimizer, scheduler, RNG or
+#: plasticity state: it rebuilds the model, it cannot resume training)
+EXPORT_KEYS = ("colgraph_version", "checkpoint_format", "config", "geometry",
+               "geometry_fingerprint", "model", "task", "metrics", "epoch", "step")
+
+
+def export_model(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the weights-only part of a checkpoint (a run directory or file) to ``out``:
+    what :func:`load_model`, ``train.init_from`` and the connectome tools need, without the
+    optimizer state (a third or less of the size). Same safe format: tensors only,
+    checksums, atomic write."""
+    state = load_checkpoint(path)
+    out = Path(out)
+    if out.resolve() == Path(state["path"]).resolve():
+        raise ValueError(f"export_model would overwrite the checkpoint {out} it reads: "
+                         f"choose another file name.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, {**{k: state[k] for k in EXPORT_KEYS if k in state},
+                          "weights_only": True})
+    return out
 
 
 def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
@@ -504,6 +540,10 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
+    if resume is not None and resume.get("weights_only"):
+        raise ValueError(f"train.resume={cfg.train.resume} is a weights-only export (no "
+                         f"optimizer or RNG state): it cannot continue a run. Start from its "
+                         f"weights with train.init_from={cfg.train.resume} instead.")
     source = (load_checkpoint(cfg.train.init_from)
               if cfg.train.init_from and resume is None else None)
     if source is not None:

@@ -1,0 +1,167 @@
+"""Command lines: ``colgraph-train`` / ``colgraph-analyze`` (and ``python -m colgraph train |
+analyze``); ``scripts/train.py`` and ``scripts/analyze.py`` call the same functions.
+
+The hydra configs live in the repository's ``configs/``; a wheel carries them inside the
+package (``colgraph/configs``, see ``pyproject.toml``), so the commands work from any
+directory.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["config_dir", "train", "analyze", "main"]
+
+
+def config_dir() -> Path:
+    """The hydra config directory: the source tree's ``configs/`` (a checkout or an editable
+    install), else the copy packaged with colgraph."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "configs", here / "configs"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"colgraph's configs are missing (looked in {here.parent / 'configs'} "
+                            f"and {here / 'configs'}): reinstall colgraph.")
+
+
+def train(argv: list[str] | None = None) -> None:
+    """``colgraph-train [group=option] [key=value ...]``: hydra over
+    :func:`colgraph.training.train`; the run directory is hydra's output directory."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from .config import register_configs
+    from .tasks import task_class
+    from .training import train as run
+
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+    def _main(cfg: DictConfig) -> float:
+        metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        return metrics["test_" + task_class(cfg.task.name).metric]  # for sweepers
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    _main()
+
+
+ANALYZE_DOC = """Analyse the connectome a run learned.
+
+Writes connectome.graphml (Gephi / Cytoscape; node metrics attached), metrics.json and the
+figures (sheet, edge lengths with the exponential-distance-rule fit, area flow, degrees,
+receptive fields; topography.png, response correlation against distance on the sheet;
+input_map.png, where the image's patches land, for image tasks; with --reference FILE,
+compare.json / compare.png: the same metrics on a reference connectome; plasticity.png, the
+wiring's history, when the run used plasticity; training.png, the training curves) into
+RUN_DIR/analysis/ (or --out), and prints the headline numbers. Attention is measured on the
+run's own test set (--data for a data file that moved).
+"""
+
+
+def analyze(argv: list[str] | None = None) -> None:
+    """``colgraph-analyze RUN_DIR_OR_CHECKPOINT [options]`` (see ``--help``)."""
+    p = argparse.ArgumentParser(prog="colgraph-analyze", description=ANALYZE_DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a run directory or checkpoint file")
+    p.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/analysis")
+    p.add_argument("--max-batches", type=int, default=None, help="limit the test batches")
+    p.add_argument("--prior", action="store_true",
+                   help="analyse the bias-only prior connectivity instead of attention")
+    p.add_argument("--null-models", type=int, default=3)
+    p.add_argument("--edge-fraction", type=float, default=0.5,
+                   help="strongest fraction of edges kept for small-world / rich club")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, default=None,
+                   help="the run's data file (data=file) if it moved since training")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="a reference connectome (GraphML / GEXF / CSV) to compare with: "
+                        "writes compare.json and compare.png")
+    args = p.parse_args(argv)
+    for flag, path in (("--reference", args.reference), ("--data", args.data)):
+        if path is not None and not path.is_file():
+            p.error(f"{flag} {path}: no such file")
+    if args.max_batches is not None and args.max_batches < 1:
+        p.error(f"--max-batches must be >= 1 (got {args.max_batches})")
+
+    import json
+
+    from .connectome import report
+    from .data import iterate_batches
+    from .training import load_model
+
+    run_dir = args.run if args.run.is_dir() else args.run.parent
+    out = args.out or run_dir / "analysis"
+    model, _, _, data = load_model(args.run, with_data=not args.prior, data_path=args.data)
+    x_test = y_test = None
+    if data is not None:
+        x_test, y_test = data.x_test, data.y_test
+        if args.max_batches is not None:
+            x_test, y_test = x_test[:256 * args.max_batches], y_test[:256 * args.max_batches]
+    loader = None if args.prior else iterate_batches(x_test, y_test, 256)
+    m = report(model, out, loader=loader, n_null=args.null_models,
+               edge_fraction=args.edge_fraction, seed=args.seed)
+    flow, sw, mod = m["flow"], m["small_world"], m["modularity"]
+    ff = f"{flow['ff_index']:+.3f}" if flow["ff_index"] is not None else ""
+    ff += f" ({flow['note']})" if flow.get("note") else ""
+    print(f"{m['columns']} columns, {m['edges']} edges, weight = {m['weight']}")
+    print(f"feedforward index {ff} over areas {flow['areas']}")
+    print(f"EDR lambda {m['edr']['lambda']:.3f} (KS {m['edr']['ks']:.3f}), wiring per column "
+          f"{m['wiring_per_column']:.3f}, weight-distance rho {m['weight_distance_rho']:.3f}")
+    print(f"modularity Q {mod['Q']:.3f} (null {mod['Q_null_mean']:.3f}, z {mod['Q_z']:.1f}), "
+          f"small-world sigma {sw['sigma']:.2f}, omega {sw['omega']:.2f}, rich club max "
+          f"{m['rich_club']['max_normalized']:.2f}")
+    if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet
+        imap = model.encoder.input_map()
+        imap.plot(path=out / "input_map.png")
+        s = imap.stretch()
+        m["input_map"] = {"method": imap.method, "grid": list(imap.grid),
+                          "stretch_median": float(s.median()), "stretch_max": float(s.max())}
+        print(imap.summary())
+    if not args.prior:  # how topographic are the responses? (on the run's test set)
+        from .connectome.figures import plot_topography
+        from .objectives import measure_topography
+
+        topo = measure_topography(model, x_test, seed=args.seed)
+        plot_topography(topo["distance"], topo["correlation"], out / "topography.png",
+                        topo["smoothness"])
+        m["topographic_smoothness"] = topo["smoothness"]
+        print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
+              f"neighbours minus random pairs)")
+    (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
+    if args.reference is not None:  # the same metrics on a reference connectome
+        from .connectome import read_connectome, write_comparison
+
+        learned = read_connectome(out / "connectome.graphml")
+        result = write_comparison(learned, read_connectome(args.reference), out,
+                                  names=("learned", args.reference.stem),
+                                  n_null=args.null_models, edge_fraction=args.edge_fraction,
+                                  seed=args.seed)
+        print("KS D vs reference: " + ", ".join(f"{k} {v['D']:.2f}"
+                                                for k, v in result["ks"].items()))
+    if (run_dir / "plasticity.csv").is_file():  # the run learned its wiring: its history
+        from .plasticity import plot_history
+
+        plot_history(run_dir, out / "plasticity.png")
+    if (run_dir / "metrics.csv").is_file():  # how the run got there
+        from .curves import plot_training
+
+        plot_training(run_dir, out / "training.png")
+    print(f"wrote {out}")
+
+
+COMMANDS = {"train": train, "analyze": analyze}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m colgraph {train,analyze} ...``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m colgraph {train,analyze} [arguments]\n"
+              "  train    [group=option] [key=value ...]   (hydra overrides, as colgraph-train)\n"
+              "  analyze  RUN_DIR_OR_CHECKPOINT [options]  (as colgraph-analyze; --help)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    COMMANDS[argv[0]](argv[1:])

@@ -1,0 +1,116 @@
+"""The command lines (colgraph-train / colgraph-analyze / python -m colgraph), the packaged
+configs, and weights-only exports."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, compose
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args, cwd, ok=True):
+    proc = subprocess.run([sys.executable, "-m", "colgraph", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_module_entry_point_trains_and_analyzes_from_any_directory(tmp_path):
+    run(["train", *TINY, "train.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert (tmp_path / "run" / "train.log").is_file()  # hydra's job log keeps its name
+    out = run(["analyze", str(tmp_path / "run"), "--prior", "--null-models", "1"], tmp_path)
+    assert "feedforward index" in out.stdout
+    assert (tmp_path / "run" / "analysis" / "connectome.graphml").is_file()
+
+
+def test_module_without_a_command_says_how():
+    proc = run([], ROOT, ok=False)
+    assert proc.returncode == 2 and "usage: python -m colgraph {train,analyze}" in proc.stderr
+
+
+def test_analyze_refuses_bad_arguments(tmp_path):
+    proc = run(["analyze", str(tmp_path), "--max-batches", "0"], tmp_path, ok=False)
+    assert proc.returncode == 2 and "--max-batches must be >= 1" in proc.stderr
+    proc = run(["analyze", str(tmp_path), "--data", str(tmp_path / "gone.npz")], tmp_path,
+               ok=False)
+    assert proc.returncode == 2 and "--data" in proc.stderr and "no such file" in proc.stderr
+
+
+def test_console_scripts_are_declared():
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("colgraph-train") == "colgraph.cli:train"
+    assert scripts.get("colgraph-analyze") == "colgraph.cli:analyze"
+
+
+def test_wheel_ships_the_configs_and_every_package(tmp_path):
+    """pip builds a wheel holding colgraph/configs (what colgraph-train reads when installed
+    without the source tree) and each subpackage (pyproject lists them by hand)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "--no-build-isolation", str(ROOT), "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("colgraph-*.whl"))).namelist()
+    shipped = {n for n in names if n.startswith("colgraph/configs/")}
+    expected = {"colgraph/configs/" + str(p.relative_to(ROOT / "configs"))
+                for p in (ROOT / "configs").rglob("*.yaml")}
+    assert expected and expected <= shipped
+    packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "colgraph").rglob("__init__.py")}
+    assert all(f"{p}/__init__.py" in names for p in packages), packages
+
+
+def test_config_dir_is_found():
+    from colgraph.cli import config_dir
+
+    assert (config_dir() / "config.yaml").is_file()
+
+
+def test_export_model_is_weights_only(tmp_path):
+    import colgraph
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.training import train
+
+    run_dir = tmp_path / "run"
+    train(compose(TINY + ["train.max_steps=2"]), run_dir)
+    out = colgraph.export_model(run_dir, tmp_path / "weights.pt")
+    state = load_checkpoint(out)
+    assert state["weights_only"] and "optimizer" not in state and "rng" not in state
+    assert out.stat().st_size < 0.6 * (run_dir / "checkpoint.pt").stat().st_size
+    model, geometry, cfg, data = colgraph.load_model(out)  # rebuilds and evaluates
+    full, *_ = colgraph.load_model(run_dir, with_data=False)
+    x = data.x_test[:8]
+    with torch.no_grad():
+        assert torch.equal(model.sheet(x).state, full.sheet(x).state)
+    with pytest.raises(ValueError, match=r"weights-only export .* train.init_from="):
+        train(compose(TINY + ["train.max_steps=3", f"train.resume={out}"]), tmp_path / "r2")
+    train(compose(TINY + ["train.max_steps=1", f"train.init_from={out}"]), tmp_path / "ft")
+    with pytest.raises(ValueError, match=r"would overwrite the checkpoint"):
+        colgraph.export_model(out, out)
+
+
+def test_moved_data_file_is_found_with_data_path(tmp_path):
+    import colgraph
+    from colgraph.training import train
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=rng.random((80, 8, 8)).astype(np.float32), y=np.arange(80) % 4)
+    run_dir = tmp_path / "run"
+    train(compose(TINY + ["data=file", f"data.path={path}", "train.max_steps=1"]), run_dir)
+    moved = path.rename(tmp_path / "moved.npz")
+    with pytest.raises(FileNotFoundError):
+        colgraph.load_model(run_dir)
+    model, _, _, data = colgraph.load_model(run_dir, data_path=moved)
+    assert data.num_classes == 4
+    with pytest.raises(ValueError, match=r"replaces the data file of a data=file run"):
+        digits = tmp_path / "digits"
+        train(compose(TINY + ["train.max_steps=1"]), digits)
+        colgraph.load_model(digits, data_path=moved)
