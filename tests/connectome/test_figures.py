@@ -1,8 +1,6 @@
 """Every analysis figure carries its labelled elements: titles, axis labels, colour bars,
 legends; constant panels are dropped, stacks are drawn flat, each area on its own scale."""
 import matplotlib
-import networkx as nx
-import numpy as np
 import pytest
 
 matplotlib.use("Agg")
