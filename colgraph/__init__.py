@@ -52,16 +52,16 @@ __version__ = "0.1.0"
 
 def load_model(path, with_data: bool = True, data_path=None):
     """A trained model from a run directory or checkpoint: ``(model, geometry, config,
-    data)`` (see :func:`colgraph.training.load_model`)."""
-    from .training import load_model as load
+    data)`` (see :func:`colgraph.restore.load_model`)."""
+    from .restore import load_model as load
 
     return load(path, with_data=with_data, data_path=data_path)
 
 
 def export_model(path, out):
     """The weights-only part of a checkpoint, written to ``out`` (see
-    :func:`colgraph.training.export_model`)."""
-    from .training import export_model as export
+    :func:`colgraph.restore.export_model`)."""
+    from .restore import export_model as export
 
     return export(path, out)
 

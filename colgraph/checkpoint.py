@@ -30,7 +30,7 @@ import torch
 from . import __version__
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint",
-           "tensor_digest"]
+           "tensor_digest", "first_nonfinite"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 4  # bump when the checkpoint layout changes incompatibly
@@ -170,3 +170,13 @@ def _legacy_globals() -> list:
 
 
 _LEGACY_GLOBALS = _legacy_globals()
+
+
+def first_nonfinite(named: Any) -> str | None:
+    """Name of the first tensor with a NaN / inf among ``(name, tensor)`` pairs."""
+    for name, t in named:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(
+                torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            return f"{name} ({bad} of {t.numel()} values non-finite)"
+    return None

@@ -90,7 +90,7 @@ def analyze(argv: list[str] | None = None) -> None:
 
     from .connectome import report
     from .data import iterate_batches
-    from .training import load_model
+    from .restore import load_model
 
     run_dir = args.run if args.run.is_dir() else args.run.parent
     out = args.out or run_dir / "analysis"

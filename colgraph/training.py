@@ -19,23 +19,24 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import __version__
-from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, remove_stale_tmp,
-                         save_checkpoint)
-from .config import Config, to_container, validate_config
-from .data import Augment, Data, iterate_batches, load_data
+from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_NAME, first_nonfinite, load_checkpoint,
+                         remove_stale_tmp, save_checkpoint)
+from .config import to_container, validate_config
+from .data import Augment, iterate_batches
 from .distributed import Distributed
 from .geometry import Geometry, build_geometry, build_wiring
 from .model import ColumnformerConfig
 from .objectives import smoothness_loss, topographic_smoothness, wiring_cost, wiring_length
 from .plasticity import Plasticity, add_columns, refine_grid
-from .tasks import TASKS, Task, build_task, task_class
+from .restore import EXPORT_KEYS, build_model, export_model, load_model, load_task_data
+from .tasks import TASKS, Task, task_class
 
 __all__ = ["train", "export_model", "EXPORT_KEYS", "build_model", "load_task_data", "resolve_device", "param_groups", "load_checkpoint",
            "save_checkpoint", "load_model", "evaluate", "CHECKPOINT_NAME"]
@@ -122,18 +123,6 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
-
-
-def load_task_data(cfg: Any) -> Data:
-    """The data set ``cfg.data`` as the samples task ``cfg.task`` reads."""
-    return load_data(cfg.data, task_class(cfg.task.name).modality)
-
-
-def build_model(cfg: Any, geometry: Geometry, sample_shape: tuple[int, ...],
-                num_classes: int) -> Task:
-    """The task ``cfg.task`` (encoder + Columnformer ``cfg.model`` + readout) on ``geometry``."""
-    model_cfg = ColumnformerConfig(**to_container(cfg.model))
-    return build_task(cfg.task, model_cfg, geometry, sample_shape, num_classes)
 
 
 class _Totals:
@@ -244,16 +233,6 @@ def architecture_differences(theirs: dict[str, Any], cfg: Any, task: bool = True
                      for g, k in differ)
 
 
-def first_nonfinite(named: Any) -> str | None:
-    """Name of the first tensor with a NaN / inf among ``(name, tensor)`` pairs."""
-    for name, t in named:
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(
-                torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
-            return f"{name} ({bad} of {t.numel()} values non-finite)"
-    return None
-
-
 def init_from(model: Task, source: dict[str, Any]) -> None:
     """Copy the encoder and the sheet (its current wiring included) of a checkpoint into
     ``model``; the readout stays freshly initialised."""
@@ -274,71 +253,6 @@ def init_from(model: Task, source: dict[str, Any]) -> None:
     except RuntimeError as e:
         raise ValueError(f"train.init_from={source['path']} does not fit this model (other "
                          f"model.* or sample shape?): {e}") from None
-
-def load_model(path: str | os.PathLike, with_data: bool = True,
-               data_path: str | os.PathLike | None = None
-               ) -> tuple[Task, Geometry, Any, Data | None]:
-    """Rebuild a trained model from a checkpoint (file or run directory, or a weights-only
-    file from :func:`export_model`), in eval mode.
-
-    Returns ``(model, geometry, config, data)``. ``geometry`` is the sheet as trained: its
-    CURRENT wiring (after any pruning / growth) and columns, from the checkpoint itself, so
-    custom geometries need not be rebuilt (the construction-time geometry is
-    ``load_checkpoint(path)["geometry"]``). ``with_data=False`` skips loading the dataset
-    (``data`` is then ``None``): the task's sample shape and class count are stored in the
-    checkpoint (``state["task"]``). ``data_path``: where a ``data=file`` run's data file is
-    now, if it moved since training.
-
-    Example:
-        >>> import colgraph
-        >>> model, geometry, cfg, data = colgraph.load_model("runs/.../checkpoint.pt")  # doctest: +SKIP
-    """
-    from omegaconf import OmegaConf
-
-    state = load_checkpoint(path)
-    if data_path is not None:
-        if state["config"].get("data", {}).get("name") != "file":
-            raise ValueError(f"data_path (--data) replaces the data file of a data=file run, "
-                             f"but {state['path']} was trained on "
-                             f"data={state['config'].get('data', {}).get('name')}, which "
-                             f"needs no file.")
-        state["config"]["data"]["path"] = str(Path(data_path).expanduser().resolve())
-    bad = first_nonfinite(state["model"].items())
-    if bad is not None:  # before any figure or file is made from it
-        raise ValueError(f"{state['path']} holds a diverged model: parameter {bad}. Use a "
-                         f"checkpoint from before the divergence, or retrain with a lower "
-                         f"optim.lr.")
-    # on the schema: settings added since the run was trained take their defaults
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), state["config"])
-    geometry = Geometry.from_state_dict(state["geometry"])
-    data = load_task_data(cfg) if with_data else None
-    spec = state["task"]
-    model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
-    model.load_state_dict(state["model"])
-    return model.eval(), model.columnformer.geometry, cfg, data
-
-
-#: what a weights-only export keeps of a checkpoint (no optimizer, scheduler, RNG or
-#: plasticity state: it rebuilds the model, it cannot resume training)
-EXPORT_KEYS = ("colgraph_version", "checkpoint_format", "config", "geometry",
-               "geometry_fingerprint", "model", "task", "metrics", "epoch", "step")
-
-
-def export_model(path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the weights-only part of a checkpoint (a run directory or file) to ``out``:
-    what :func:`load_model`, ``train.init_from`` and the connectome tools need, without the
-    optimizer state (a third or less of the size). Same safe format: tensors only,
-    checksums, atomic write."""
-    state = load_checkpoint(path)
-    out = Path(out)
-    if out.resolve() == Path(state["path"]).resolve():
-        raise ValueError(f"export_model would overwrite the checkpoint {out} it reads: "
-                         f"choose another file name.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, {**{k: state[k] for k in EXPORT_KEYS if k in state},
-                          "weights_only": True})
-    return out
-
 
 def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     """The config with its file paths made absolute, so that a checkpoint finds its data
@@ -490,22 +404,18 @@ class _Logger:
             self.writer.close()
 
 
-def _snapshot(model: Task, data: Data, path: Path) -> None:
-    """Write the connectome (attention on up to 512 test samples) as GraphML."""
-    from .connectome import to_networkx, write_connectome
-
-    loader = iterate_batches(data.x_test[:512], data.y_test[:512], 256)
-    device = next(model.parameters()).device
-    write_connectome(to_networkx(model, loader=((x.to(device), y) for x, y in loader)), path)
-
-
 # ---------------------------------------------------------------------- main loop
-def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
+def train(cfg: Any, run_dir: str | os.PathLike = ".",
+          callbacks: Sequence[Callable[..., None]] = ()) -> dict[str, Any]:
     """Train the model a config describes; return final metrics and the checkpoint path.
 
     Args:
         cfg: a composed config (see ``configs/config.yaml`` and :mod:`colgraph.config`).
         run_dir: where ``checkpoint.pt``, ``metrics.csv`` and TensorBoard logs go.
+        callbacks: called at the end of every epoch on the main process as
+            ``callback(model=..., data=..., epoch=..., run_dir=...)`` (the model in train
+            mode; switch modes yourself). ``train.connectome_every=N`` adds
+            :class:`colgraph.connectome.ConnectomeSnapshots`.
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -521,18 +431,22 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".") -> dict[str, Any]:
         # the logger that prints them (hydra's root handler, or our own): both would say
         # every line twice
         with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
-            return _train(cfg, checked, Path(run_dir), device, ranks)
+            return _train(cfg, checked, Path(run_dir), device, ranks, list(callbacks))
     finally:
         ranks.close()
 
 
 def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.device,
-           ranks: Distributed) -> dict[str, Any]:
+           ranks: Distributed, callbacks: list[Callable[..., None]]) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     plasticity_cfg, scale_cfg = checked["plasticity"], checked["scale"]
     smooth_cfg, train_cfg = checked["smoothness"], checked["train"]
     main = ranks.is_main  # rank 0 logs, shows progress and writes every file
+    if cfg.train.connectome_every:
+        from .connectome import ConnectomeSnapshots
+
+        callbacks = [*callbacks, ConnectomeSnapshots(cfg.train.connectome_every)]
     say = log.info if main else (lambda *a, **k: None)
     if ranks.enabled and cfg.train.batch_size < ranks.world:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
@@ -563,9 +477,12 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
     geometry = build_geometry(cfg.geometry)
     if resume is not None and resume["geometry_fingerprint"] != geometry.fingerprint():
         old = Geometry.from_state_dict(resume["geometry"])
+        hint = (" A geometry=graph run from before geometry.wiring applied to graph files "
+                "used the file's edges only: resume it with geometry.wiring.rule=none." if cfg.geometry.name == "graph"
+                and cfg.geometry.wiring.rule != "none" else "")
         raise ValueError(f"Cannot resume from {resume['path']}: it was trained on {old}, but "
                          f"the current config builds {geometry}. Resume with the run's own "
-                         f"geometry settings (see its .hydra/config.yaml).")
+                         f"geometry settings (see its .hydra/config.yaml).{hint}")
     if scale_cfg.area is not None:
         geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
     data = load_task_data(cfg)
@@ -763,8 +680,9 @@ def _train(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.devic
             # one line per evaluated epoch, with or without the progress bar
             say(epoch_line(f"epoch {epoch:3d}", metrics, model.metric))
         logger.log(metrics, step)
-        if main and cfg.train.connectome_every and epoch % cfg.train.connectome_every == 0:
-            _snapshot(model, data, run_dir / "connectome" / f"epoch{epoch:04d}.graphml")
+        if main:
+            for callback in callbacks:
+                callback(model=model, data=data, epoch=epoch, run_dir=run_dir)
         save(epoch, 0)
     logger.close()
     if "wiring_length" not in metrics:

@@ -8,11 +8,11 @@ from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, no
                        receptive_fields, reciprocity, rich_club, small_world, weight_distance,
                        weighted_clustering, wiring)
 from .compare import compare, plot_comparison, write_comparison
-from .export import (WRITERS, add_node_metrics, adjacency, edge_data, read_connectome,
+from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome)
 from .figures import FIGURES, plot_all, plot_sheet
 
-__all__ = ["to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
+__all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
            "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
            "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "plot_sheet", "FIGURES", "report", "compare",

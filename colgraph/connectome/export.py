@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..geometry import Geometry, from_networkx
+from ..geometry import Geometry, from_networkx, rank_within_target
 
-__all__ = ["ConnectomeData", "edge_data", "to_networkx", "write_connectome", "read_connectome",
+__all__ = ["ConnectomeSnapshots", "ConnectomeData", "edge_data", "to_networkx", "write_connectome", "read_connectome",
            "to_geometry", "add_node_metrics", "adjacency", "to_tables", "WRITERS"]
 
 
@@ -47,7 +47,7 @@ def _unwrap(model_or_path: Any, with_data: bool):
     from ..model import Columnformer
 
     if isinstance(model_or_path, (str, os.PathLike)):
-        from ..training import load_model
+        from ..restore import load_model
 
         model, geometry, _, data = load_model(model_or_path, with_data=with_data)
         return model, model.columnformer, geometry, data
@@ -146,7 +146,7 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     if threshold is not None:
         keep &= weight >= threshold
     if top_k is not None:
-        keep &= _top_k_incoming(geo.edge_index[1], weight, top_k, geo.num_columns)
+        keep &= rank_within_target(geo.edge_index[1], weight, geo.num_columns) < top_k
     labels = geo.labels or list(range(geo.num_columns))
     G = nx.DiGraph(name=geo.name, weight="attention" if data.attention is not None else
                    "prior softmax(bias)")
@@ -168,17 +168,6 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
         G.nodes[v]["in_degree"] = G.in_degree(v)
         G.nodes[v]["out_degree"] = G.out_degree(v)
     return G
-
-
-def _top_k_incoming(dst: Tensor, weight: Tensor, k: int, n: int) -> Tensor:
-    """Mask of each target's ``k`` largest-weight incoming edges (edges sorted by target)."""
-    order = torch.argsort(-weight, stable=True)  # strongest first ...
-    order = order[torch.argsort(dst[order], stable=True)]  # ... within each target
-    rank = torch.empty_like(order)
-    start = torch.cat([torch.zeros(1, dtype=torch.long),
-                       torch.bincount(dst, minlength=n).cumsum(0)[:-1]])
-    rank[order] = torch.arange(order.numel()) - start[dst[order]]
-    return rank < k
 
 
 # ---------------------------------------------------------------------- files
@@ -340,6 +329,33 @@ def _read_csv(path: Path):
             s, t = row.pop("source"), row.pop("target")
             G.add_edge(s, t, **{k: float(v) for k, v in row.items() if v != ""})
     return G
+
+
+class ConnectomeSnapshots:
+    """An end-of-epoch callback for :func:`colgraph.training.train`: every ``every`` epochs
+    the connectome (attention on up to ``samples`` test samples) is written to
+    ``RUN_DIR/connectome/epochNNNN.graphml`` (``train.connectome_every=N`` adds one)."""
+
+    def __init__(self, every: int, samples: int = 512) -> None:
+        if every < 1 or samples < 1:
+            raise ValueError(f"ConnectomeSnapshots needs every >= 1 and samples >= 1 (got "
+                             f"{every}, {samples}).")
+        self.every, self.samples = every, samples
+
+    def __call__(self, model, data, epoch: int, run_dir) -> None:
+        if epoch % self.every:
+            return
+        from ..data import iterate_batches
+
+        x, y = data.x_test[:self.samples], data.y_test[:self.samples]
+        device = next(model.parameters()).device
+        batches = ((xb.to(device), yb) for xb, yb in iterate_batches(x, y, 256))
+        path = Path(run_dir) / "connectome" / f"epoch{epoch:04d}.graphml"
+        was_training = model.training
+        try:
+            write_connectome(to_networkx(model, loader=batches), path)
+        finally:
+            model.train(was_training)
 
 
 def to_geometry(G, name: str | None = None) -> Geometry:

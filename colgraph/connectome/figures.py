@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..geometry import plane_axes, rank_within_target
 from .analysis import EdgeArrays, arrays, plain_areas, receptive_fields
 
 __all__ = ["plot_all", "plot_sheet", "FIGURES", "plot_topography", "layout"]
@@ -61,7 +63,7 @@ def layout(a: EdgeArrays) -> tuple[np.ndarray, str]:
     for name in names:
         idx = a.areas[name]
         p = pos[idx]
-        axes = np.sort(np.argsort(-np.ptp(p, axis=0))[:2])
+        axes = plane_axes(p)
         q = p[:, axes] - p[:, axes].min(0)
         xy[idx] = q + [x0, 0.0]
         x0 += q[:, 0].max() + max(1.0, 0.15 * q[:, 0].max()) + 1.0
@@ -81,10 +83,8 @@ def _area_labels(ax, a: EdgeArrays, xy: np.ndarray, names: list[str]) -> None:
 
 def _top_inputs(a: EdgeArrays, per_column: int) -> np.ndarray:
     """Indices of each column's ``per_column`` strongest incoming edges."""
-    order = np.lexsort((-a.weight, a.dst))
-    first = np.r_[0, np.flatnonzero(np.diff(a.dst[order])) + 1]
-    rank = np.arange(order.size) - np.repeat(first, np.diff(np.r_[first, order.size]))
-    return order[rank < per_column]
+    rank = rank_within_target(torch.from_numpy(a.dst), torch.from_numpy(a.weight), a.n)
+    return np.flatnonzero(rank.numpy() < per_column)
 
 
 def plot_sheet(G, path: str | Path, per_column: int = 2) -> Path:

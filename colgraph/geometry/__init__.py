@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops_from, measure,
-                   pairwise_length)
+                   pairwise_length, plane_axes, rank_within_target)
 from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
                        sphere, stack, torus)
 from .io import (from_mesh, from_networkx, from_pyg, read_geometry, to_networkx, to_pyg,
@@ -20,13 +20,12 @@ from .surface import from_surface, read_parcellation, write_vertex_data
 from .wiring import Wiring, exponential, full, get_wiring, knn, radius, uniform, union
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
-           "hops_from", "METRICS", "from_coords", "grid", "torus", "stack", "sphere", "ring",
-           "line", "random_sheet", "end_areas", "STACK_INTER",
+           "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
+           "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "to_networkx", "from_mesh", "read_geometry", "write_geometry",
-           "to_pyg", "from_pyg", "from_surface",
-           "read_parcellation", "write_vertex_data", "Wiring", "knn",
-           "radius", "full", "exponential", "uniform", "union", "get_wiring", "GEOMETRIES",
-           "build_geometry", "build_wiring", "GEOMETRY_FIELDS", "WIRING_FIELDS"]
+           "to_pyg", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",
+           "Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "get_wiring",
+           "GEOMETRIES", "build_geometry", "build_wiring", "GEOMETRY_FIELDS", "WIRING_FIELDS"]
 
 
 def build_wiring(w: Any) -> Wiring | None:

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
-           "hops_from",
-           "METRICS"]
+           "hops_from", "rank_within_target", "plane_axes", "METRICS"]
 
 
 def canonical_order(edge_index: Tensor, num_columns: int) -> Tensor:
@@ -71,6 +70,27 @@ def hops_from(edge_index: Tensor, num_columns: int, sources: Tensor) -> Tensor:
     dist = shortest_path(adj, unweighted=True, indices=n)[:n] - 1
     dist[~np.isfinite(dist)] = -1
     return torch.from_numpy(dist.astype(np.int64))
+
+
+def rank_within_target(target: Tensor, score: Tensor, num_columns: int) -> Tensor:
+    """Rank ``[E]`` of each edge among its target's inputs, 0 = highest score (ties: the
+    earlier edge first). ``rank < k`` selects each column's ``k`` strongest inputs."""
+    order = torch.argsort(-score, stable=True)  # strongest first ...
+    order = order[torch.argsort(target[order], stable=True)]  # ... within each target
+    start = torch.cat([target.new_zeros(1),
+                       torch.bincount(target, minlength=num_columns).cumsum(0)[:-1]])
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=target.device) - start[target[order]]
+    return rank
+
+
+def plane_axes(pos) -> list[int]:
+    """The (at most) two coordinate axes along which points ``[n, D]`` spread most, in
+    axis order: the plane a flat area (a stack's layer) lies in, axis-aligned so that
+    drawing or mapping it involves no rotation."""
+    spread = torch.as_tensor(pos, dtype=torch.float64)
+    spread = spread.amax(0) - spread.amin(0)
+    return sorted(torch.argsort(spread, descending=True, stable=True)[:2].tolist())
 
 
 def measure(pos: Tensor, source: Tensor, target: Tensor, metric: str = "euclidean",

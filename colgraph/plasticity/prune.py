@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
-from ..geometry import hops_from
+from ..geometry import hops_from, rank_within_target
 
 __all__ = ["PRUNE_CRITERIA", "prune_scores", "select_prune", "reachability_edges",
            "rank_within_target"]
@@ -68,17 +68,6 @@ def _need(t: Tensor | None, name: str, criterion: str) -> Tensor:
     if t is None:
         raise ValueError(f"Prune criterion '{criterion}' needs '{name}'.")
     return t
-
-
-def rank_within_target(target: Tensor, score: Tensor, num_columns: int) -> Tensor:
-    """Rank ``[E]`` of each edge among its target's inputs, 0 = highest score."""
-    order = torch.argsort(-score, stable=True)  # strongest first ...
-    order = order[torch.argsort(target[order], stable=True)]  # ... within each target
-    start = torch.cat([target.new_zeros(1),
-                       torch.bincount(target, minlength=num_columns).cumsum(0)[:-1]])
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=target.device) - start[target[order]]
-    return rank
 
 
 def select_prune(score: Tensor, edge_index: Tensor, num_columns: int, n: int,

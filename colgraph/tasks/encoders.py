@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..geometry import Geometry
+from ..geometry import Geometry, plane_axes
 
 __all__ = ["InputMap", "PatchEmbedding", "WindowEmbedding", "patch_size_for",
            "window_for"]
@@ -37,8 +37,7 @@ def _plane(pos: Tensor) -> Tensor:
     pos = pos.double()
     if pos.size(1) == 1:
         return torch.cat([pos, torch.zeros_like(pos)], 1)
-    keep = torch.sort(torch.argsort(pos.std(0), descending=True)[:2]).values
-    return pos[:, keep]
+    return pos[:, plane_axes(pos)]
 
 
 def _patch_centres(plane: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
