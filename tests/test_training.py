@@ -325,3 +325,14 @@ def test_metrics_rows_never_shift_columns(tmp_path):
     assert [r["test_acc"] for r in rows] == ["", "0.6", ""]
     assert [r["train_loss"] for r in rows] == ["2.0", "1.5", "1.0"]
     assert not (tmp_path / "metrics.csv.tmp").exists()
+
+
+def test_epoch_callbacks_run_on_every_epoch(tmp_path):
+    from colgraph.connectome import ConnectomeSnapshots
+
+    seen = []
+    train(compose(TINY + ["train.epochs=2", "train.max_steps=30"]), tmp_path,
+          callbacks=[lambda model, data, epoch, run_dir: seen.append((epoch, run_dir))])
+    assert seen == [(1, tmp_path), (2, tmp_path)]
+    with pytest.raises(ValueError, match=r"ConnectomeSnapshots needs every >= 1"):
+        ConnectomeSnapshots(0)
