@@ -10,6 +10,10 @@ import numpy as np
 
 __all__ = ["read_metrics", "plot_training"]
 
+#: panel titles for the tasks' metric names (``Task.metric``: ``acc`` for classification,
+#: ``mse`` for masked image modelling and next-frame prediction)
+LABELS = {"acc": "accuracy", "mse": "mean squared error"}
+
 
 def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
     """The columns of a ``metrics.csv`` (a run directory or the file) as float arrays
@@ -54,7 +58,7 @@ def plot_training(run_or_csv: str | Path, path: str | Path) -> Path:
     panels = [("loss", [("train_loss", "train"), ("test_loss", "test")])]
     for k in _headline(m):
         name = k[len("test_"):]
-        panels.append((name, [(f"train_{name}", "train"), (k, "test")]))
+        panels.append((LABELS.get(name, name), [(f"train_{name}", "train"), (k, "test")]))
     if "wiring_length" in m:
         panels.append(("attention-weighted wiring length", [("wiring_length", "test")]))
     if "lr" in m:

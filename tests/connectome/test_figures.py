@@ -130,7 +130,7 @@ def test_training_curves(tmp_path, monkeypatch):
     plot_training(tmp_path, tmp_path / "training.png")
     fig = kept[-1]
     titles = [ax.get_title() for ax in fig.axes if ax.axison]
-    assert titles == ["loss", "acc", "attention-weighted wiring length", "learning rate",
+    assert titles == ["loss", "accuracy", "attention-weighted wiring length", "learning rate",
                       "edges (plasticity)"]
     loss = fig.axes[0]
     assert loss.get_xlabel() == "epoch" and loss.get_ylabel() == "loss"
@@ -144,3 +144,37 @@ def test_training_curves_need_metrics(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,step\n")
     with pytest.raises(ValueError, match=r"holds no rows yet"):
         plot_training(tmp_path, tmp_path / "t.png")
+
+
+def test_topography_figure(kept, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0, 10, 500)
+    figures.plot_topography(d, np.exp(-d / 3) + 0.05 * rng.standard_normal(500),
+                            tmp_path / "t.png", smoothness=0.12)
+    ax = kept[-1].axes[0]
+    assert "distance between columns" in ax.get_xlabel()
+    assert "response correlation" in ax.get_ylabel()
+    assert "smoothness (neighbours - random pairs) = 0.120" in ax.get_title()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"± 1 s.d.",
+                                                                 "mean over column pairs"}
+
+
+def test_plasticity_history_figure(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from colgraph.plasticity import plot_history
+
+    rows = ["step,edges,removed,added,mean_edge_length,added_mean_length,"
+            "attention_weighted_length",
+            "10,100,10,10,1.5,2.0,1.2", "20,90,20,10,1.4,nan,1.1"]
+    (tmp_path / "plasticity.csv").write_text("\n".join(rows) + "\n")
+    kept = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda self, *a, **k: kept.append(self))
+    plot_history(tmp_path, tmp_path / "p.png")
+    axes = kept[-1].axes
+    assert [ax.get_title() for ax in axes] == ["edges E", "edges changed per update",
+                                              "wiring length"]
+    assert all(ax.get_xlabel() == "optimizer step" and ax.get_ylabel() for ax in axes)
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["added", "removed"]
