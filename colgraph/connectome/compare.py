@@ -53,6 +53,11 @@ def _with_lengths(a: EdgeArrays) -> EdgeArrays:
 
 
 def _arrays(G) -> EdgeArrays:
+    import networkx as nx
+
+    if not isinstance(G, (EdgeArrays, nx.Graph)):
+        raise TypeError(f"compare expects networkx graphs (e.g. colgraph.connectome."
+                        f"to_networkx(run) or read_connectome(path)), got {type(G).__name__}.")
     a = _with_lengths(G if isinstance(G, EdgeArrays) else arrays(G))
     if a.n < 2 or not a.src.size:
         raise ValueError(f"compare needs graphs with edges, got {a.n} node(s) and "

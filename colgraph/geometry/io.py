@@ -190,7 +190,11 @@ def from_mesh(vertices, faces, k_ring: int = 1, geodesic: bool = False,
     if verts.dim() != 2 or f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"Expected vertices [V, D] and faces [F, 3] (got {list(verts.shape)} "
                          f"and {list(f.shape)}).")
-    if f.size and (f.min() < 0 or f.max() >= n):
+    if f.size == 0:
+        raise ValueError(f"The mesh has {n} vertices but no faces: a sheet from a mesh takes "
+                         f"its edges from the triangles. Pass faces [F, 3], or use "
+                         f"from_coords(vertices, knn(...)) for points without a mesh.")
+    if f.min() < 0 or f.max() >= n:
         raise ValueError(f"Faces index vertices outside [0, {n - 1}] (got min {f.min()}, max "
                          f"{f.max()}).")
     if k_ring < 1:

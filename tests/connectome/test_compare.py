@@ -96,3 +96,8 @@ def test_figure_and_json(tmp_path, monkeypatch):
                {"sheet (n=60)", "hubs (n=60)"} for ax in panels[:4])
     assert "metrics side by side" in [ax.get_title() for ax in axes]
     assert saved["fig"]._suptitle.get_text() == "sheet vs hubs"
+
+
+def test_what_is_not_a_graph_is_refused():
+    with pytest.raises(TypeError, match=r"compare expects networkx graphs .* got int"):
+        compare(5, ring())

@@ -68,6 +68,9 @@ def test_bad_surface_files_are_refused(tmp_path):
         from_surface(tmp_path / "thick.func.gii")
     with pytest.raises(TypeError, match=r"from_surface expects a surface file"):
         from_surface(42)
+    verts, _ = octahedron()
+    with pytest.raises(ValueError, match=r"has 6 vertices but no faces"):
+        from_surface((verts, np.zeros((0, 3), dtype=np.int64)))
 
 
 def test_vertex_data_round_trips(tmp_path):
