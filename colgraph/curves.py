@@ -8,26 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_metrics", "plot_training"]
+__all__ = ["read_run_csv", "read_metrics", "plot_training"]
 
 #: panel titles for the tasks' metric names (``Task.metric``: ``acc`` for classification,
 #: ``mse`` for masked image modelling and next-frame prediction)
 LABELS = {"acc": "accuracy", "mse": "mean squared error"}
 
 
-def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
-    """The columns of a ``metrics.csv`` (a run directory or the file) as float arrays
-    (empty cells, e.g. epochs without evaluation, are NaN)."""
-    path = Path(path)
+def read_run_csv(run: str | Path, name: str, what: str, hint: str, empty: str
+                 ) -> dict[str, np.ndarray]:
+    """The columns of a run's CSV log (``RUN_DIR/<name>``, or the file itself) as float
+    arrays; empty or non-numeric cells are NaN. Errors: "No <what> at <path>: <hint>" for a
+    missing file, "<path> <empty>" for one without rows."""
+    path = Path(run)
     if path.is_dir():
-        path = path / "metrics.csv"
+        path = path / name
     if not path.is_file():
-        raise FileNotFoundError(f"No metrics file at {path}: train a run first (it writes "
-                                f"RUN_DIR/metrics.csv).")
+        raise FileNotFoundError(f"No {what} at {path}: {hint}")
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
-        raise ValueError(f"{path} holds no rows yet.")
+        raise ValueError(f"{path} {empty}")
 
     def number(text):
         try:
@@ -36,6 +37,13 @@ def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
             return math.nan
 
     return {k: np.array([number(r.get(k)) for r in rows]) for k in rows[0]}
+
+
+def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """The columns of a ``metrics.csv`` (a run directory or the file) as float arrays
+    (empty cells, e.g. epochs without evaluation, are NaN)."""
+    return read_run_csv(path, "metrics.csv", "metrics file",
+                        "train a run first (it writes RUN_DIR/metrics.csv).", "holds no rows yet.")
 
 
 def _headline(columns: dict[str, np.ndarray]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import (EdgeArrays, arrays, edr_fit, modularity, reciprocity, rich_club,
+from .analysis import (EdgeArrays, _a, edr_fit, modularity, reciprocity, rich_club,
                        small_world, weight_distance)
 
 __all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS"]
@@ -58,7 +58,7 @@ def _arrays(G) -> EdgeArrays:
     if not isinstance(G, (EdgeArrays, nx.Graph)):
         raise TypeError(f"compare expects networkx graphs (e.g. colgraph.connectome."
                         f"to_networkx(run) or read_connectome(path)), got {type(G).__name__}.")
-    a = _with_lengths(G if isinstance(G, EdgeArrays) else arrays(G))
+    a = _with_lengths(_a(G))
     if a.n < 2 or not a.src.size:
         raise ValueError(f"compare needs graphs with edges, got {a.n} node(s) and "
                          f"{a.src.size} edge(s).")

@@ -1,8 +1,6 @@
 """The wiring's history over training, drawn from a run's ``plasticity.csv``."""
 from __future__ import annotations
 
-import csv
-import math
 import os
 from pathlib import Path
 
@@ -11,17 +9,12 @@ __all__ = ["read_history", "plot_history"]
 
 def read_history(run: str | os.PathLike) -> dict[str, list[float]]:
     """Columns of ``RUN_DIR/plasticity.csv`` (one row per prune / grow update) as floats."""
-    path = Path(run)
-    path = path / "plasticity.csv" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"No plasticity log at {path}: the run trained with "
-                                f"plasticity=none, or is not a colgraph run directory.")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path} has no updates yet.")
-    return {k: [float(r[k]) if r[k] not in ("", "nan") else math.nan for r in rows]
-            for k in rows[0]}
+    from ..curves import read_run_csv
+
+    columns = read_run_csv(run, "plasticity.csv", "plasticity log",
+                           "the run trained with plasticity=none, or is not a colgraph run "
+                           "directory.", "has no updates yet.")
+    return {k: v.tolist() for k, v in columns.items()}
 
 
 def plot_history(run: str | os.PathLike, path: str | os.PathLike) -> Path:
