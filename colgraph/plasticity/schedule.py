@@ -164,6 +164,20 @@ class Plasticity:
         self.edges.register(self, "attention", init=_uniform_share)
         self._tree = None
 
+    def close(self) -> None:
+        """Stop editing the attention statistics with the model's edges (unregister them).
+
+        A dropped schedule leaves the edge registry by itself (it is held weakly); ``close``
+        (or leaving a ``with Plasticity(...) as plasticity:`` block) does it at once.
+        """
+        self.edges.unregister(self)
+
+    def __enter__(self) -> "Plasticity":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ schedule
     def is_update_step(self, step: int) -> bool:
         c = self.config
@@ -264,11 +278,9 @@ class Plasticity:
 
     def _apply(self, step: int, keep: Tensor, add: Tensor) -> dict[str, float]:
         c, edges = self.config, self.edges
-        mean_bias = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
-        edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree)
-        if mean_bias is not None:
-            for sheet, mb in zip(self.model.sheets, mean_bias):
-                sheet.attn.edge_bias.data[edit.added_position] = mb
+        new_rows = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
+        edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree,
+                          new_rows=new_rows)
         self.last_update = step
         wl = float(wiring_length([self.attention.unsqueeze(1)], edges.index, edges.length))
         return {"step": step, "removed": edit.num_removed, "added": edit.num_added,
@@ -281,15 +293,17 @@ class Plasticity:
     def _biases(self) -> Tensor:
         return torch.stack([s.attn.edge_bias.detach() for s in self.model.sheets])  # (S, E, H)
 
-    def _target_mean_bias(self, keep: Tensor, add: Tensor) -> list[Tensor]:
+    def _target_mean_bias(self, keep: Tensor, add: Tensor) -> dict[Tensor, Tensor]:
+        """``new_bias=mean``: each sheet's bias rows for the added edges, the mean of the
+        kept biases into their target (for :meth:`SheetEdges.edit`'s ``new_rows``)."""
         from torch_geometric.utils import scatter
 
         dst = self.edges.index[1][keep]
-        out = []
+        out = {}
         for s in self.model.sheets:
             b = s.attn.edge_bias.detach()[keep]  # (K, H)
             mean = scatter(b, dst, 0, dim_size=self.edges.num_columns, reduce="mean")
-            out.append(mean[add[1]])  # (A, H)
+            out[s.attn.edge_bias] = mean[add[1]]  # (A, H)
         return out
 
     # ------------------------------------------------------------------ checkpoints

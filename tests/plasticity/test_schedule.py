@@ -1,4 +1,5 @@
 import csv
+import gc
 
 import pytest
 import torch
@@ -191,6 +192,23 @@ def test_lengths_not_from_the_metric_are_flagged():
     model = Columnformer(from_networkx(G, length="length"), channels=8, steps=8)
     with pytest.warns(UserWarning, match="differ from its 'euclidean' metric"):
         Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
+
+
+def test_a_discarded_schedule_leaves_the_edge_registry():
+    model = Columnformer(GEO, channels=8, steps=3)
+    sheets = len(model.edges.per_edge())
+    plasticity = Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
+    assert len(model.edges.per_edge()) == sheets + 1  # its attention statistics
+    del plasticity
+    gc.collect()
+    assert len(model.edges.per_edge()) == sheets
+    with Plasticity(model, PlasticityConfig.preset("set", every=1), total_steps=10) as p:
+        assert p.maybe_update(step=1)["added"] > 0
+    assert len(model.edges.per_edge()) == sheets  # closed on leaving the block
+    present = set(model.edges.index[0, model.edges.index[1] == 0].tolist())
+    source = next(s for s in range(1, model.num_columns) if s not in present)
+    assert model.edges.edit(add=torch.tensor([[source], [0]])).num_added == 1  # edits work
+    model.edges.check()
 
 
 def test_unknown_preset_is_refused():
