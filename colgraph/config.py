@@ -5,7 +5,6 @@ YAML variants live in ``configs/<group>/``; each starts from its group's schema
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,78 +12,15 @@ from omegaconf import MISSING
 
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
-from .geometry import GEOMETRY_FIELDS, WIRING_FIELDS
-from .validation import check_types, fraction, non_negative, one_of, positive, require
+from .geometry import GeometryConfig
+from .validation import (check_types, fraction, from_mapping, non_negative, one_of, positive,
+                         problems_of, require)
 
-__all__ = ["WiringConfig", "GeometryConfig", "TaskConfig", "AugmentConfig", "DataConfig",
+__all__ = ["TaskConfig", "AugmentConfig", "DataConfig",
            "OptimConfig", "TrainConfig", "WiringCostConfig", "PlasticityConfig", "ScaleConfig",
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
            "to_container", "validate_config", "GROUPS"]
 
-
-
-@dataclass
-class WiringConfig:
-    rule: str = "knn"  # knn | radius | full | exponential | uniform | none (graph: file's edges only)
-    k: int = 16  # knn / uniform: incoming edges per column
-    r: float = 1.5  # radius: connection distance
-    long_range: int = 0  # extra exponential-distance-rule edges per column (0 = none)
-    lam: float = 4.0  # exponential: length scale of P(length) ~ exp(-length / lam)
-    seed: int = 0  # exponential / uniform: random seed
-    self_loops: bool = False
-
-    def __post_init__(self) -> None:
-        check_types(self, "geometry.wiring")
-        one_of("geometry.wiring.rule", self.rule, WIRING_FIELDS)
-        require(self.k >= 1, "geometry.wiring.k", self.k, ">= 1 (incoming edges per column)",
-                "Raise geometry.wiring.k.")
-        positive("geometry.wiring.r", self.r)
-        require(self.long_range >= 0, "geometry.wiring.long_range", self.long_range, ">= 0")
-        positive("geometry.wiring.lam", self.lam)
-        require(self.seed >= 0, "geometry.wiring.seed", self.seed, ">= 0")
-
-
-@dataclass
-class GeometryConfig:
-    name: str = MISSING  # grid | torus | stack | sphere | ring | line | random | graph
-    width: int = 8  # grid / torus
-    height: int | None = None  # grid / torus; default = width
-    widths: list[int] = field(default_factory=lambda: [8, 6, 4])  # stack: area widths
-    spacing: float = 2.0  # stack: distance between areas
-    inter: str = "knn"  # stack: knn | feedforward | bidirectional | all
-    inter_k: int = 9  # stack: inter-area inputs per column (feedforward / bidirectional)
-    n: int = 256  # sphere / ring / line / random: number of columns
-    shape: str = "box"  # random: box | disc
-    dim: int = 2  # random: dimensions
-    size: float | None = None  # random: box side (default: unit density); sphere: radius
-    seed: int = 0  # random: positions seed
-    input_size: int = 64  # sphere / random: columns in the input area
-    output_size: int = 16  # sphere / random: columns in the output area
-    path: str | None = None  # graph: .graphml / .gml / edge-list .csv
-    coords: str | None = None  # graph: coordinates CSV (node,x,y[,z][,area][,input_map])
-    wiring: WiringConfig = field(default_factory=WiringConfig)
-
-    def __post_init__(self) -> None:
-        from .geometry import GEOMETRIES, STACK_INTER
-
-        check_types(self, "geometry")
-        require(self.name in GEOMETRIES, "geometry", self.name, "one of " + ", ".join(GEOMETRIES),
-                "Pick one with geometry=<name>.")
-        require(self.width >= 1, "geometry.width", self.width, ">= 1")
-        require(self.height is None or self.height >= 1, "geometry.height", self.height,
-                ">= 1 or null (= width)")
-        require(len(self.widths) > 0 and all(isinstance(w, int) and w >= 1
-                                             for w in self.widths),
-                "geometry.widths", list(self.widths), "a non-empty list of integers >= 1")
-        positive("geometry.spacing", self.spacing)
-        one_of("geometry.inter", self.inter, STACK_INTER)
-        require(self.inter_k >= 1, "geometry.inter_k", self.inter_k, ">= 1")
-        require(self.n >= 1, "geometry.n", self.n, ">= 1 (number of columns)")
-        one_of("geometry.shape", self.shape, ("box", "disc"))
-        require(self.dim in (1, 2, 3), "geometry.dim", self.dim, "1, 2 or 3")
-        require(self.size is None or self.size > 0, "geometry.size", self.size, "> 0 or null")
-        require(self.input_size >= 1 and self.output_size >= 1, "geometry.input_size / "
-                "output_size", (self.input_size, self.output_size), ">= 1")
 
 
 @dataclass
@@ -265,7 +201,9 @@ class ScaleConfig:
 
 @dataclass
 class Config:
-    geometry: GeometryConfig = MISSING
+    # one of colgraph.geometry.GEOMETRIES (composed with GeometryConfig.schema(), see
+    # register_configs; validate_config picks the option's dataclass)
+    geometry: Any = MISSING
     model: ColumnformerConfig = MISSING
     task: TaskConfig = MISSING
     data: DataConfig = MISSING
@@ -285,7 +223,9 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, node in (("geometry", GeometryConfig), ("model", ColumnformerConfig),
+    # geometry: every registered option's settings, each optional (the option's dataclass
+    # refuses the others in validate_config); built now, so registered options are in it
+    for group, node in (("geometry", GeometryConfig.schema()), ("model", ColumnformerConfig),
                         ("task", TaskConfig), ("data", DataConfig), ("optim", OptimConfig), ("train", TrainConfig),
                         ("plasticity", PlasticityConfig)):
         cs.store(group=group, name=f"base_{group}", node=node)
@@ -294,20 +234,13 @@ def register_configs() -> None:
 def from_node(cls: type, node: Any, group: str) -> Any:
     """The dataclass ``cls`` from the config node of ``group``, refusing unknown keys (which
     hydra lets through with ``+group.key=...``) with the valid choices; ``cls``'s own
-    ``__post_init__`` checks the values."""
-    from dataclasses import fields
-
+    ``__post_init__`` checks the values. A group of registered options (``cls`` with a
+    ``from_dict``, e.g. :class:`~colgraph.geometry.GeometryConfig`) gives the option its
+    node names, refusing the keys that option does not read the same way."""
     data = node if isinstance(node, dict) else to_container(node)
-    names = sorted(f.name for f in fields(cls))
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"Unknown key(s) {', '.join(f'{group}.{k}' for k in unknown)}. "
-                         f"Choices: {', '.join(names)}.")
-    for f in fields(cls):  # nested groups (geometry.wiring, data.augment)
-        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(sub) and isinstance(data.get(f.name), dict):
-            data = {**data, f.name: from_node(type(sub), data[f.name], f"{group}.{f.name}")}
-    return cls(**data)
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(data, group)
+    return from_mapping(cls, data, group)
 
 
 GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskConfig,
@@ -318,8 +251,8 @@ GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskC
 
 def validate_config(cfg: Any) -> dict[str, Any]:
     """Check a whole composed config before any work: every group through its dataclass
-    (types, ranges, unknown keys; hydra runs none of the ``__post_init__`` checks itself),
-    settings that the chosen geometry or wiring rule would silently ignore, and the
+    (types, ranges, unknown keys, among them a setting the chosen geometry or wiring rule
+    does not read; hydra runs none of the ``__post_init__`` checks itself), and the
     device. Every problem found is reported at once. Returns the dataclasses by group."""
     data = cfg if isinstance(cfg, dict) else to_container(cfg)
     problems, out = [], {}
@@ -333,9 +266,7 @@ def validate_config(cfg: Any) -> dict[str, Any]:
         try:
             out[group] = from_node(cls, data[group], group)
         except (TypeError, ValueError) as e:
-            problems.append(str(e))
-    if "geometry" in out:
-        problems += _ignored_geometry_settings(out["geometry"])
+            problems += problems_of(e)
     try:
         _check_device(data.get("device", "auto"))
     except ValueError as e:
@@ -345,35 +276,6 @@ def validate_config(cfg: Any) -> dict[str, Any]:
             f"The config has {len(problems)} problems"
         raise ValueError(head + ":\n  - " + "\n  - ".join(problems))
     return out
-
-
-def _ignored_geometry_settings(geo: GeometryConfig) -> list[str]:
-    """Fields set away from their defaults that the chosen builder / wiring rule never
-    reads (e.g. ``geometry=grid geometry.widths=[4,4]``)."""
-    defaults, problems = GeometryConfig(name=geo.name), []
-    used = GEOMETRY_FIELDS[geo.name]
-    for f in dataclasses.fields(GeometryConfig):
-        if f.name in ("name", "wiring") or f.name in used:
-            continue
-        if getattr(geo, f.name) != getattr(defaults, f.name):
-            problems.append(f"geometry.{f.name}={getattr(geo, f.name)!r} does not apply to "
-                            f"geometry={geo.name} (its settings: "
-                            f"{', '.join(used) or 'none'}, wiring).")
-    w, w0 = geo.wiring, WiringConfig()
-    if w.rule == "none" and geo.name != "graph":
-        problems.append(f"geometry.wiring.rule=none gives geometry={geo.name} no edges (only "
-                        f"geometry=graph has edges of its own): choose a rule.")
-    if w.rule == "none" and w.self_loops:
-        problems.append("geometry.wiring.self_loops=true needs a rule (rule=none adds no edges): "
-                        "add the self-loops to the file, or choose a rule.")
-    for name in ("k", "r", "lam"):
-        if name not in WIRING_FIELDS[w.rule] and getattr(w, name) != getattr(w0, name) and not (
-                name == "lam" and w.long_range):
-            problems.append(f"geometry.wiring.{name}={getattr(w, name)!r} does not apply to "
-                            f"geometry.wiring.rule={w.rule} (it reads: "
-                            f"{', '.join(WIRING_FIELDS[w.rule]) or 'nothing'}, plus long_range, "
-                            f"seed, self_loops).")
-    return problems
 
 
 def _check_device(name: Any) -> None:

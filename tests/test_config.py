@@ -177,21 +177,89 @@ def test_columnformer_refuses_bad_geometry_and_tokens():
     assert np.isfinite(model(good).state.detach().numpy()).all()
 
 
-def test_field_tables_cover_every_builder_and_rule():
-    """The tables config validation reads name every geometry builder and wiring rule, and
-    only fields the config has."""
+def test_geometry_schema_covers_every_registered_option():
+    """Hydra composes geometry (and geometry.wiring) with one schema holding every setting of
+    every registered option; validation then refuses, through the chosen option's own
+    dataclass, the settings that option does not read."""
     import dataclasses
 
-    from colgraph.config import GeometryConfig, WiringConfig
-    from colgraph.geometry import GEOMETRIES, GEOMETRY_FIELDS, WIRING_FIELDS
-    from colgraph.geometry.wiring import WIRINGS
+    from colgraph.geometry import GEOMETRIES, WIRINGS, GeometryConfig
 
-    assert set(GEOMETRY_FIELDS) == set(GEOMETRIES)
-    assert set(WIRING_FIELDS) == set(WIRINGS) | {"none"}  # none: a graph file's edges only
-    geo = {f.name for f in dataclasses.fields(GeometryConfig)}
-    wiring = {f.name for f in dataclasses.fields(WiringConfig)}
-    assert all(set(v) <= geo for v in GEOMETRY_FIELDS.values())
-    assert all(set(v) <= wiring for v in WIRING_FIELDS.values())
+    schema = GeometryConfig.schema()
+    geo = {f.name for f in dataclasses.fields(schema)}
+    wiring = {f.name for f in dataclasses.fields(schema.__dataclass_fields__["wiring"].type)}
+    assert all(set(option.settings()) <= geo for option in GEOMETRIES.values())
+    assert all(set(option.settings()) <= wiring for option in WIRINGS.values())
+    assert {"name", "wiring"} <= geo and "rule" in wiring
+
+
+# a geometry config as checkpoints (and .hydra/config.yaml) held it before the registry: one
+# flat dict with every builder's field, those of the other builders at their defaults
+OLD_GEOMETRY = {"width": 8, "height": None, "widths": [8, 6, 4], "spacing": 2.0,
+                "inter": "knn", "inter_k": 9, "n": 256, "shape": "box", "dim": 2,
+                "size": None, "seed": 0, "input_size": 64, "output_size": 16, "path": None,
+                "coords": None}
+OLD_WIRING = {"rule": "knn", "k": 16, "r": 1.5, "long_range": 0, "lam": 4.0, "seed": 0,
+              "self_loops": False}
+
+
+def old_shape(config: dict) -> dict:
+    """``config`` with its geometry node in the flat shape of old checkpoints."""
+    geometry = {k: v for k, v in config["geometry"].items() if v is not None}
+    wiring = {k: v for k, v in geometry.pop("wiring").items() if v is not None}
+    return {**config, "geometry": {**OLD_GEOMETRY, **geometry,
+                                   "wiring": {**OLD_WIRING, **wiring}}}
+
+
+@pytest.mark.parametrize("option", GEOMETRY_OPTIONS)
+def test_old_flat_geometry_configs_still_load(option):
+    """A checkpoint's config from before the registry validates and builds the same sheet,
+    also merged on the schema as load_model does."""
+    from omegaconf import OmegaConf
+
+    from colgraph.config import Config, to_container, validate_config
+
+    cfg = compose([f"geometry={option}", *PARTNERS.get(("geometry", option), [])])
+    old = old_shape(to_container(cfg))
+    assert set(old["geometry"]) == set(OLD_GEOMETRY) | {"name", "wiring"}
+    fingerprint = build_geometry(cfg.geometry).fingerprint()
+    assert build_geometry(old["geometry"]).fingerprint() == fingerprint
+    checked = validate_config(old)["geometry"]
+    assert checked == validate_config(cfg)["geometry"]
+    merged = OmegaConf.merge(OmegaConf.structured(Config), old)
+    assert build_geometry(merged.geometry).fingerprint() == fingerprint
+
+
+def test_old_flat_config_is_strict_about_changed_settings():
+    """Only settings still at their old defaults are dropped: one the option never read,
+    changed, was refused before the registry too."""
+    from colgraph.config import to_container, validate_config
+
+    old = old_shape(to_container(compose(["geometry=grid"])))
+    old["geometry"]["widths"] = [4, 4]
+    with pytest.raises(ValueError, match=r"geometry.widths=\[4, 4\] does not apply to "
+                       r"geometry=grid"):
+        validate_config(old)
+
+
+def test_checkpoint_with_an_old_flat_config_loads_and_resumes(tmp_path):
+    from colgraph.checkpoint import load_checkpoint, save_checkpoint
+    from colgraph.restore import load_model
+    from colgraph.training import train
+
+    overrides = TINY + ["train.max_steps=2", "train.epochs=1"]
+    train(compose(overrides), tmp_path / "a")
+    state = load_checkpoint(tmp_path / "a")
+    state.pop("path")
+    state["config"] = old_shape(state["config"])
+    save_checkpoint(tmp_path / "a" / "checkpoint.pt", state)
+    model, geometry, cfg, _ = load_model(tmp_path / "a", with_data=False)
+    assert geometry.fingerprint() == state["geometry_fingerprint"]
+    assert build_geometry(cfg.geometry).fingerprint() == state["geometry_fingerprint"]
+    resumed = [o for o in overrides if not o.startswith("train.max_steps")]
+    train(compose(resumed + ["train.max_steps=3", f"train.resume={tmp_path / 'a'}"]),
+          tmp_path / "b")
+    assert load_checkpoint(tmp_path / "b")["step"] == 3
 
 
 def test_graph_geometry_gains_the_configured_wiring():

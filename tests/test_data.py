@@ -3,7 +3,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from colgraph.data import iterate_batches, load_data
+from colgraph.data import DATASETS, iterate_batches, load_data
 
 
 def data_cfg(**kw):
@@ -136,3 +136,35 @@ def test_unreadable_data_files(tmp_path):
 def test_integral_float_labels_are_accepted(tmp_path):
     data = load_data(_file(tmp_path, "d.pt", x=torch.from_numpy(X), y=torch.from_numpy(Y).float()))
     assert data.num_classes == 4 and data.y_train.dtype == torch.long
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_data_set_composes_and_builds(tmp_path, name):
+    """Each registered data set composes, validates, loads and feeds a model of a task that
+    reads its kind of samples (a tiny file for data=file; those that need a download are
+    skipped offline)."""
+    from colgraph.config import validate_config
+    from colgraph.geometry import build_geometry
+    from colgraph.restore import build_model, load_task_data
+    from colgraph.tasks import TASKS, task_class
+
+    from conftest import compose
+
+    np.savez(tmp_path / "tiny.npz", x=np.random.rand(20, 8, 8).astype(np.float32),
+             y=np.arange(20) % 2)
+    overrides = [f"data.name={name}", f"data.path={tmp_path / 'tiny.npz'}",
+                 f"data.root={tmp_path}", "data.download=false", "model.channels=8",
+                 "model.steps=3", "geometry.widths=[8,4]", "geometry.wiring.k=6"]
+    try:
+        raw = DATASETS[name](compose(overrides).data)
+    except (ImportError, RuntimeError) as e:  # torchvision absent, or data not downloaded
+        pytest.skip(f"data={name} needs a download: {e}")
+    modality = raw.modality or "image"  # a file's samples fit either kind
+    task = next(t for t in TASKS if task_class(t).modality == modality)
+    cfg = compose(overrides + [f"task.name={task}"])
+    validate_config(cfg)
+    data = load_task_data(cfg)
+    assert data.modality == modality and len(data.x_train) > 0
+    model = build_model(cfg, build_geometry(cfg.geometry), data.sample_shape, data.num_classes)
+    res = model(data.x_train[:4], data.y_train[:4])
+    assert torch.isfinite(res.loss), f"data={name}: loss {res.loss}"

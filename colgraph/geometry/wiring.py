@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "WIRINGS",
-           "get_wiring", "edr_sources", "sample_sources", "position_tree", "edge_keys"]
+__all__ = ["Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "edr_sources",
+           "sample_sources", "position_tree", "edge_keys"]
 
 FULL_MAX_COLUMNS = 4096
 
@@ -321,21 +321,3 @@ def uniform(k: int = 16, seed: int = 0, self_loops: bool = False) -> Uniform:
 def union(*rules: Wiring, self_loops: bool = False) -> Union:
     """Wiring rule: the union of several rules, e.g. ``union(knn(8), exponential(4))``."""
     return Union(rules=tuple(rules), self_loops=self_loops)
-
-
-WIRINGS = {"knn": knn, "radius": radius, "full": full, "exponential": exponential,
-           "uniform": uniform}
-
-
-def get_wiring(rule: str | Wiring, **kwargs) -> Wiring:
-    """Look up a wiring rule by name (``knn``, ``radius``, ``full``, ``exponential``,
-    ``uniform``) or pass one through."""
-    if isinstance(rule, Wiring):
-        return rule
-    if rule not in WIRINGS:
-        raise ValueError(f"Unknown wiring rule '{rule}'. Choices: {', '.join(WIRINGS)}.")
-    fn = WIRINGS[rule]
-    import inspect
-
-    accepted = inspect.signature(fn).parameters
-    return fn(**{k: v for k, v in kwargs.items() if k in accepted})

@@ -5,6 +5,7 @@ import torch
 
 from colgraph.config import TaskConfig
 from colgraph.data import Augment
+from colgraph.tasks import TASKS as REGISTERED_TASKS
 from colgraph.tasks import MaskedImageModelling, NextFramePrediction, random_mask
 from colgraph.training import load_checkpoint, load_model, train
 
@@ -157,3 +158,28 @@ def test_bad_init_from(tmp_path):
     with pytest.raises(FileNotFoundError, match="Checkpoint not found"):
         train(compose(FAST + ["+experiment=probe", f"train.init_from={tmp_path / 'nope'}"]),
               tmp_path / "e")
+
+
+# a data set (and a sheet that fits its samples) for each kind of samples a task can read
+DATA_FOR = {"image": ["data=digits", "geometry.widths=[8,4]", "geometry.wiring.k=6"],
+            "sequence": ["data=waves", "data.samples=100", "geometry=line", "geometry.n=16"]}
+
+
+@pytest.mark.parametrize("name", list(REGISTERED_TASKS))
+def test_every_registered_task_composes_and_builds(name):
+    """Each task of the registry composes, validates and gives a finite loss on a batch of
+    the data it reads (timm's tests/test_models.py style: no list of tasks to keep)."""
+    from colgraph.config import validate_config
+    from colgraph.geometry import build_geometry
+    from colgraph.restore import build_model, load_task_data
+    from colgraph.tasks import task_class
+
+    cfg = compose([f"task.name={name}", *DATA_FOR[task_class(name).modality],
+                   "model.channels=8", "model.steps=3"])
+    validate_config(cfg)
+    data = load_task_data(cfg)
+    model = build_model(cfg, build_geometry(cfg.geometry), data.sample_shape, data.num_classes)
+    res = model(data.x_train[:4], data.y_train[:4])
+    assert torch.isfinite(res.loss) and res.prediction.size(0) == 4, name
+    res.loss.backward()
+    assert any(p.grad is not None for p in model.parameters()), f"No gradient for {name}"
