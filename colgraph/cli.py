@@ -3,13 +3,16 @@ analyze``); ``scripts/train.py`` and ``scripts/analyze.py`` call the same functi
 
 The hydra configs live in the repository's ``configs/``; a wheel carries them inside the
 package (``colgraph/configs``, see ``pyproject.toml``), so the commands work from any
-directory.
+directory. Each command first applies :func:`colgraph.tune_allocator`, before anything
+imports torch's users (PyG makes a tensor at import), so its huge-page setting takes effect.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from .allocator import tune_allocator
 
 __all__ = ["config_dir", "train", "analyze", "main"]
 
@@ -28,6 +31,7 @@ def config_dir() -> Path:
 def train(argv: list[str] | None = None) -> None:
     """``colgraph-train [group=option] [key=value ...]``: hydra over
     :func:`colgraph.training.train`; the run directory is hydra's output directory."""
+    tune_allocator()  # before the first tensor: the imports below make some
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
@@ -63,6 +67,7 @@ run's own test set (--data for a data file that moved).
 
 def analyze(argv: list[str] | None = None) -> None:
     """``colgraph-analyze RUN_DIR_OR_CHECKPOINT [options]`` (see ``--help``)."""
+    tune_allocator()  # before the first tensor
     p = argparse.ArgumentParser(prog="colgraph-analyze", description=ANALYZE_DOC,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a run directory or checkpoint file")

@@ -37,7 +37,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-from colgraph.geometry.wiring import FULL_MAX_COLUMNS
+from colgraph import tune_allocator
+
+tune_allocator()  # colgraph's CPU allocator settings, before the first tensor (the import
+# below makes one), in this process and in every measurement's subprocess
+
+from colgraph.geometry.wiring import FULL_MAX_COLUMNS  # noqa: E402
 
 SEED = dict(k=32, batch=16, channels=64, qk=16, hidden=16, steps=4, skip=False)
 BIG = dict(k=16, batch=8, channels=32, qk=None, hidden=128, steps=4, skip=True)  # MLP x 4

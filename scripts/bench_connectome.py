@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -67,4 +69,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()

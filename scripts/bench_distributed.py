@@ -21,6 +21,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 CASES = ("grid_knn16", "random_knn12_plus_edr4", "mesh_k1", "mesh_k2_geodesic")
 
 
@@ -101,4 +103,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()

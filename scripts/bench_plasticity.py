@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -97,4 +99,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()

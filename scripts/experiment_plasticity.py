@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
 
@@ -144,4 +146,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from colgraph import tune_allocator
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
 COMMON = ["train.progress=false", "train.tensorboard=false"]
@@ -199,4 +201,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
     main()
