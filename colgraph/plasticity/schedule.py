@@ -112,11 +112,10 @@ class PlasticityConfig:
     def _refuse_unread_settings(self, key: str, registry: Registry) -> None:
         """A setting of some ``key`` rule, moved from its default, that the chosen one does
         not read (e.g. ``plasticity.pool=4`` with ``grow=random``) is an error."""
-        chosen = registry[getattr(self, key)]
+        chosen, settings = registry[getattr(self, key)], registry.settings()
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in registry.settings() and f.name not in chosen.settings \
-                    and value != f.default:
+            if f.name in settings and f.name not in chosen.settings and value != f.default:
                 readers = [r.name for r in registry.values() if f.name in r.settings]
                 raise ValueError(f"plasticity.{f.name}={value!r} does not apply to "
                                  f"plasticity.{key}={chosen.name} (its settings: "
