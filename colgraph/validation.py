@@ -4,6 +4,11 @@ that name the config key, what it must be, what arrived and (where it helps) the
 Hydra's structured configs already type-check values composed from YAML and the command
 line; these checks also cover the Python API (``ColumnformerConfig(channels="32")``) and
 the value ranges no type can express (``optim.grad_clip=-1``).
+
+A group's plain dict becomes its dataclass with :func:`from_mapping` (unknown keys refused,
+every problem of the group collected in one :class:`ConfigProblems`); a group of registered
+options (``geometry``, ``geometry.wiring``) has a base class deriving from :class:`Option`,
+which picks the option a dict names and refuses the settings that option does not read.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import dataclasses
 import math
 import types
 import typing
+import warnings
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 __all__ = ["check_types", "require", "positive", "non_negative", "fraction", "one_of",
@@ -177,13 +183,17 @@ class Option:
     @classmethod
     def register(cls, name: str) -> Callable[[type], type]:
         """Decorator: add a dataclass subclass of ``cls`` to the registry as ``name``
-        (registering a name again replaces the earlier option)."""
+        (registering a name again replaces the earlier option, with a warning)."""
 
         def add(option: type) -> type:
             if not (isinstance(option, type) and issubclass(option, cls)
                     and dataclasses.is_dataclass(option)):
                 raise TypeError(f"Only a @dataclass subclass of {cls.__name__} can be "
                                 f"registered as a {cls.concept} (got {option!r}).")
+            if name in cls.registry:
+                warnings.warn(f"The {cls.concept} '{name}' "
+                              f"({cls.registry[name].__qualname__}) is replaced by "
+                              f"{option.__qualname__}.", stacklevel=3)
             setattr(option, cls.key, name)
             cls.registry[name] = option
             return option
@@ -275,7 +285,9 @@ class Option:
         spec = [(cls.key, typing.Optional[str], None)]
         spec += [(k, tp, None) for k, tp in types_.items()]
         spec += [(k, s, dataclasses.field(default_factory=s)) for k, s in nested.items()]
-        return dataclasses.make_dataclass(f"{cls._base().__name__}Schema", spec)
+        schema = dataclasses.make_dataclass(f"{cls._base().__name__}Schema", spec)
+        schema.__module__ = cls._base().__module__
+        return schema
 
     @classmethod
     def _base(cls) -> type:

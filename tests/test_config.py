@@ -50,6 +50,10 @@ def test_typo_in_override_fails_at_compose_time():
 
     with pytest.raises(ConfigCompositionException):
         compose(["model.chanels=8"])
+    # geometry: keys no registered option has, and wrong types, fail at compose time too
+    for typo in ("geometry.widthz=3", "geometry.wiring.kk=3", "geometry.n=abc"):
+        with pytest.raises(ConfigCompositionException):
+            compose([typo])
 
 
 GEOMETRY_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "geometry").glob("*.yaml"))

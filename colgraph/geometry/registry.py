@@ -22,9 +22,8 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar
 
 from ..validation import Option, check_types, one_of, positive, require
 from .base import Geometry
@@ -41,16 +40,15 @@ __all__ = ["WiringConfig", "WIRINGS", "register_wiring", "KnnWiring", "RadiusWir
 
 def _plain(node: Any) -> dict[str, Any]:
     """A config node (OmegaConf or any mapping) as a plain dict."""
-    if isinstance(node, Mapping):
-        return dict(node)
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(node, resolve=True)
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else \
+        dict(node)
 
 
-def _count(key: str, value: int, what: str = "") -> None:
-    require(value >= 1, key, value, ">= 1" + (f" ({what})" if what else ""),
-            f"Raise {key}." if what else "")
+def _check_k(cfg: Any) -> None:
+    require(cfg.k >= 1, "geometry.wiring.k", cfg.k, ">= 1 (incoming edges per column)",
+            "Raise geometry.wiring.k.")
 
 
 # -- wiring rules -------------------------------------------------------------------------
@@ -61,6 +59,11 @@ WIRINGS: dict[str, type[WiringConfig]] = {}
 @dataclass
 class WiringConfig(Option):
     """Base of the ``geometry.wiring`` options: the settings every rule shares.
+
+    An option (see :func:`register_wiring`) adds its own settings as fields, checks them in
+    ``__post_init__`` (after ``super().__post_init__()``) and returns its rule from
+    :meth:`local`; the config builds it with :meth:`build`. Options are plain data: the same
+    settings give the same rule (random rules are seeded by ``seed``).
 
     Args:
         long_range: extra exponential-distance-rule inputs per column (0: none), joined to
@@ -139,7 +142,7 @@ class KnnWiring(WiringConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _count("geometry.wiring.k", self.k, "incoming edges per column")
+        _check_k(self)
 
     def local(self) -> Wiring:
         return knn(self.k, self_loops=self.self_loops)
@@ -177,9 +180,12 @@ class ExponentialWiring(WiringConfig):
 
     reads_lam: ClassVar[bool] = True
 
-    def build(self) -> Wiring:
+    def local(self) -> Wiring:
         return exponential(m=self.long_range or 4, lam=self.lam, seed=self.seed,
                            self_loops=self.self_loops)
+
+    def build(self) -> Wiring:
+        return self.local()  # long_range is the rule's own count: no second set of edges
 
 
 @register_wiring("uniform")
@@ -192,7 +198,7 @@ class UniformWiring(WiringConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _count("geometry.wiring.k", self.k, "incoming edges per column")
+        _check_k(self)
 
     def local(self) -> Wiring:
         return uniform(self.k, seed=self.seed, self_loops=self.self_loops)
@@ -233,8 +239,8 @@ def build_wiring(cfg: Any) -> Wiring | None:
 
 def get_wiring(rule: str | Wiring, **settings: Any) -> Wiring | None:
     """A wiring rule by name with its config settings (``get_wiring("knn", k=8)``, the same as
-    ``build_wiring({"rule": "knn", "k": 8})``); a :class:`~colgraph.geometry.Wiring` passes
-    through."""
+    ``build_wiring({"rule": "knn", "k": 8})``; ``None`` for ``none``); a
+    :class:`~colgraph.geometry.Wiring` passes through."""
     if isinstance(rule, Wiring):
         return rule
     WiringConfig.lookup(rule)
@@ -249,6 +255,10 @@ GEOMETRIES: dict[str, type[GeometryConfig]] = {}
 @dataclass
 class GeometryConfig(Option):
     """Base of the ``geometry`` options: the setting every geometry shares.
+
+    An option (see :func:`register_geometry`) adds its own settings as fields, checks them
+    in ``__post_init__`` (after ``super().__post_init__()``) and returns its sheet from
+    :meth:`build`, wired by ``self.wiring.build()``: a pure function of the settings.
 
     Args:
         wiring: the wiring rule (a :class:`WiringConfig` option; ``geometry.wiring.*``).
@@ -276,7 +286,7 @@ class GeometryConfig(Option):
             own = [n for n, g in GEOMETRIES.items() if g.own_edges]
             raise ValueError(f"geometry.wiring.rule=none gives geometry={self.name} no edges "
                              f"(only geometry={' / '.join(own)} has edges of its own). Choose "
-                             f"a rule: {', '.join(r for r in WIRINGS if r != 'none')}.")
+                             f"a rule: {', '.join(r for r, w in WIRINGS.items() if w is not NoWiring)}.")
 
     def build(self) -> Geometry:
         """The sheet this config describes."""
@@ -307,7 +317,7 @@ def register_geometry(name: str) -> Callable[[type], type]:
 
 
 def _check_n(cfg: Any) -> None:
-    _count("geometry.n", cfg.n, "number of columns")
+    require(cfg.n >= 1, "geometry.n", cfg.n, ">= 1 (number of columns)")
 
 
 def _check_ends(cfg: Any) -> None:
