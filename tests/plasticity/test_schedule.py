@@ -7,7 +7,9 @@ from colgraph import Columnformer
 from colgraph.config import to_container
 from colgraph.geometry import Geometry, hops_from, knn, stack
 from colgraph.plasticity import Plasticity, PlasticityConfig
-from colgraph.training import load_checkpoint, load_model, train
+from colgraph.checkpoint import load_checkpoint
+from colgraph.restore import load_model
+from colgraph.training import train
 
 from conftest import CONFIG_DIR, TINY, compose
 
