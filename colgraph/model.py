@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
 from .validation import check_types, non_negative, one_of, positive, require
-from .nn import (BACKENDS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
+from .nn import (KERNELS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
                  Sharing)
 
 __all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
@@ -63,8 +63,8 @@ class Sheet(nn.Module):
         for m in (self.norm1, self.attn, self.norm2, self.mlp):
             m.reset_parameters()
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        a, attention = self.attn(self.norm1(x))  # (N, B, C), (E, H)
+    def forward(self, x: Tensor, need_attention: bool = True) -> tuple[Tensor, Tensor | None]:
+        a, attention = self.attn(self.norm1(x), need_attention)  # (N, B, C), (E, H) / None
         x = x + a if self.skip else a
         x = x + self.mlp(self.norm2(x))
         return x, attention
@@ -88,7 +88,7 @@ class ColumnformerConfig:
     tied_depth: bool = True  # False: a separate Sheet per step (feed-forward ablation)
     bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
-    backend: str = "sparse"  # "sparse" | "pyg" | "dense" (dense: reference only)
+    backend: str = "sparse"  # an attention kernel of colgraph.nn.KERNELS: sparse | pyg | dense
     recompute: bool = False  # activation checkpointing: keep only each step's input state
     # per-column matmul weights (89% of the parameters at 10^6 columns): "bfloat16" halves
     # them, their gradients and AdamW state, and runs those matmuls in bf16; norms,
@@ -136,7 +136,7 @@ class ColumnformerConfig:
                 "model.bias_sigma", self.bias_sigma, "> 0 or null (= the mean edge length)")
         non_negative("model.bias_clamp", self.bias_clamp)
         non_negative("model.activity_threshold", self.activity_threshold)
-        one_of("model.backend", self.backend, BACKENDS)
+        one_of("model.backend", self.backend, KERNELS)
         if self.weight_dtype not in self.WEIGHT_DTYPES:
             raise ValueError(f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
                              f"(got {self.weight_dtype!r}).")
@@ -154,7 +154,8 @@ class Activity(NamedTuple):
 class ColumnformerOutput(NamedTuple):
     output: Tensor  # (B, N_out, C) final states of the output area
     state: Tensor  # (B, N, C) final states of all columns
-    attention: list[Tensor]  # T tensors (E, H): per-step edge attention, batch mean
+    attention: list[Tensor] | None  # T tensors (E, H): per-step edge attention, batch mean
+    # (None from forward(..., need_attention=False))
     outputs: Tensor | None = None  # (B, T, N_out, C) output area after each step (frames in)
     activity: Activity | None = None  # sparsity statistics of the states after each step
 
@@ -174,6 +175,9 @@ class Columnformer(nn.Module):
     the input area's order) and returns a :class:`ColumnformerOutput`. ``tokens
     [B, T, N_in, C]`` are frames: frame ``t`` enters at step ``t`` (a recurrent model of a
     signal) and ``outputs`` holds the output area's states after every step.
+    ``forward(tokens, need_attention=False)`` skips the per-step attention weights
+    (``attention`` is then ``None``): for a step whose loss, plasticity and metrics do not
+    read them (no wiring cost), so the attention kernel computes no batch mean.
 
     Example:
         >>> from colgraph.geometry import stack, knn
@@ -264,7 +268,7 @@ class Columnformer(nn.Module):
     def _resize_edges(self, state_dict, prefix, *args) -> None:
         self.edges.resize_for(state_dict, prefix + "edges.")
 
-    def forward(self, tokens: Tensor) -> ColumnformerOutput:
+    def forward(self, tokens: Tensor, need_attention: bool = True) -> ColumnformerOutput:
         n_in, C, T = self.input_index.numel(), self.config.channels, self.config.steps
         if not isinstance(tokens, Tensor) or not tokens.is_floating_point():
             got = (f"a {tokens.dtype} tensor" if isinstance(tokens, Tensor)
@@ -298,9 +302,10 @@ class Columnformer(nn.Module):
             if self.config.recompute and torch.is_grad_enabled() and not self._recording(sheet):
                 # activation checkpointing: backward re-runs the step (same dropout masks:
                 # the RNG state is restored), so only its input state is kept per step
-                x, attn, stats = checkpoint(self._step, sheet, t, x, enter, use_reentrant=False)
+                x, attn, stats = checkpoint(self._step, sheet, t, x, enter, need_attention,
+                                            use_reentrant=False)
             else:
-                x, attn, stats = self._step(sheet, t, x, enter)
+                x, attn, stats = self._step(sheet, t, x, enter, need_attention)
             attention.append(attn)
             for record, value in zip((l1, silent, active), stats):
                 record.append(value)
@@ -308,11 +313,12 @@ class Columnformer(nn.Module):
                 outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
         state = x.transpose(0, 1)  # (B, N, C)
         activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
-        return ColumnformerOutput(state[:, self.output_index], state, attention,
+        return ColumnformerOutput(state[:, self.output_index], state,
+                                  attention if need_attention else None,
                                   torch.stack(outputs, 1) if frames else None, activity)
 
-    def _step(self, sheet: Sheet, t: int, x: Tensor, enter: Tensor | None
-              ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    def _step(self, sheet: Sheet, t: int, x: Tensor, enter: Tensor | None,
+              need_attention: bool) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor]]:
         """Step ``t``: tokens ``enter`` the input area, the step embedding is added, the sheet
         runs, and the activity of its output is measured (inside the step, so that with
         ``recompute`` the statistics keep nothing of their own for backward)."""
@@ -320,7 +326,7 @@ class Columnformer(nn.Module):
             x = x.index_add(0, self.input_index, enter)  # (N, B, C)
         if self.step_embed is not None:
             x = x + self.step_embed[t]
-        x, attn = sheet(x)
+        x, attn = sheet(x, need_attention)
         C = x.size(-1)
         # one pass each (vector_norm reduces without an [N, B, C] temporary)
         norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample

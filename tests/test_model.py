@@ -56,6 +56,23 @@ def test_sparse_model_equals_dense_model():
     assert torch.allclose(sparse(x).state, dense(x).state)
 
 
+@pytest.mark.parametrize("recompute", [False, True])
+def test_attention_only_when_asked(recompute):
+    """need_attention=False: attention is None; states and gradients are the same floats."""
+    model = Columnformer(GEO, channels=8, steps=3, heads=2, recompute=recompute)
+    x = torch.randn(2, 16, 8)
+    results = []
+    for need in (True, False):
+        model.zero_grad()
+        out = model(x, need_attention=need)
+        out.output.pow(2).mean().backward()
+        results.append((out, [p.grad.clone() for p in model.parameters()]))
+    (full, grads), (lean, lean_grads) = results
+    assert len(full.attention) == 3 and lean.attention is None
+    assert torch.equal(full.state, lean.state)
+    assert all(torch.equal(a, b) for a, b in zip(grads, lean_grads))
+
+
 def test_inject_every_uses_tokens_each_step():
     model = Columnformer(GEO, channels=8, steps=2, inject="every", skip=False)
     model.eval()

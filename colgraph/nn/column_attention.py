@@ -17,11 +17,9 @@ the same prior). The edges themselves belong to a :class:`~colgraph.nn.SheetEdge
 model's ``edges``), shared by every layer of the sheet; the layer registers its
 ``edge_bias`` there so that pruning and growing edit it in lockstep.
 
-Backends (identical maths, tested against each other):
-
-* ``"sparse"`` (default): fused CSR kernels of :mod:`colgraph.nn.sparse`; cost O(E).
-* ``"pyg"``: PyG's ``MessagePassing`` gather / scatter (``edge_update`` + ``message``).
-* ``"dense"``: masked ``N x N`` softmax. A test reference and benchmark baseline ONLY.
+The arithmetic is done by an attention kernel of :mod:`colgraph.nn.kernels` (``backend``:
+``"sparse"`` by default, ``"pyg"``, ``"dense"``, or any kernel added with
+:func:`~colgraph.nn.register_kernel`); the layer owns the parameters, the kernel the maths.
 """
 from __future__ import annotations
 
@@ -29,19 +27,15 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
-from torch_geometric.utils import softmax
 
 from .columns import ColumnDropout, ColumnLinear, Sharing
 from .edges import SheetEdges
-from .sparse import edge_softmax, sddmm, spmm
+from .kernels import AttentionKernel, get_kernel
 
-__all__ = ["ColumnAttention", "BACKENDS"]
-
-BACKENDS = ("sparse", "pyg", "dense")
+__all__ = ["ColumnAttention"]
 
 
-class ColumnAttention(MessagePassing):
+class ColumnAttention(nn.Module):
     """Sparse multi-head attention over a sheet's edges with per-column parameters.
 
     Args:
@@ -55,14 +49,18 @@ class ColumnAttention(MessagePassing):
         bias_sigma: length scale of the initial edge bias (default: mean edge length at
             construction).
         bias_clamp: the initial bias is at least ``-bias_clamp``.
-        backend: ``"sparse"``, ``"pyg"`` or ``"dense"`` (see module docstring).
+        backend: the attention kernel: a name registered in
+            :data:`~colgraph.nn.KERNELS` (``"sparse"``, ``"pyg"``, ``"dense"``, ...) or a
+            callable with the kernel contract of :mod:`colgraph.nn.kernels`.
         sharing: how columns share the projections (:class:`~colgraph.nn.Sharing`; default
             untied). The per-edge bias is always per edge.
 
-    ``forward(x)`` takes ``x [N, B, C]`` (columns first) and returns ``(out [N, B, C],
-    attention [E, H])`` where ``attention`` is the per-edge attention averaged over the batch
-    (before dropout; differentiable, used by the wiring cost). The layer keeps a reference
-    to ``edges`` (not a submodule: the model owns it), so move both to a device together.
+    ``forward(x, need_weights=True)`` takes ``x [N, B, C]`` (columns first) and returns
+    ``(out [N, B, C], attention [E, H])`` where ``attention`` is the per-edge attention
+    averaged over the batch (before dropout; differentiable, used by the wiring cost), or
+    ``None`` with ``need_weights=False`` (the kernel then computes no batch mean). The layer
+    keeps a reference to ``edges`` (not a submodule: the model owns it), so move both to a
+    device together.
 
     Example:
         >>> from colgraph.geometry import grid, knn
@@ -76,15 +74,14 @@ class ColumnAttention(MessagePassing):
     def __init__(self, edges: SheetEdges, channels: int, heads: int = 1,
                  qk_dim: int | None = None, value_proj: bool = False, dropout: float = 0.0,
                  bias_sigma: float | None = None, bias_clamp: float = 4.0,
-                 backend: str = "sparse", sharing: Sharing | None = None) -> None:
-        super().__init__(aggr="add", node_dim=0)
+                 backend: str | AttentionKernel = "sparse",
+                 sharing: Sharing | None = None) -> None:
+        super().__init__()
         if channels % heads != 0:
             raise ValueError(f"'heads' must divide 'channels' (got channels={channels}, "
                              f"heads={heads}). Set model.heads to a divisor of "
                              f"model.channels, e.g. model.heads=1.")
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown attention backend '{backend}'. Choices: "
-                             f"{', '.join(BACKENDS)}.")
+        self.kernel = get_kernel(backend)
         if bias_sigma is not None and not (math.isfinite(bias_sigma) and bias_sigma > 0):
             raise ValueError(f"bias_sigma must be > 0 or None (= the mean edge length), got "
                              f"{bias_sigma} (model.bias_sigma).")
@@ -95,7 +92,8 @@ class ColumnAttention(MessagePassing):
         columns = edges.num_columns
         self.channels, self.heads = channels, heads
         self.qk_dim = qk_dim or channels // heads
-        self.backend = backend
+        self.backend = backend if isinstance(backend, str) else getattr(
+            backend, "__name__", type(backend).__name__)
         self.attn_drop = ColumnDropout(dropout)  # on the per-edge weights
         self.bias_sigma, self.bias_clamp = bias_sigma, bias_clamp
         qk = heads * self.qk_dim
@@ -133,7 +131,7 @@ class ColumnAttention(MessagePassing):
             self.edge_bias.copy_(bias.unsqueeze(1).expand_as(self.edge_bias))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
         N, B, C = x.shape
         H, D, Ch = self.heads, self.qk_dim, self.channels // self.heads
         edge_index = self.edges.index
@@ -144,12 +142,9 @@ class ColumnAttention(MessagePassing):
         q = self.query(x).view(N, B, H, D)  # (N, B, H, D)
         k = self.key(x).view(N, B, H, D)  # (N, B, H, D)
         v = (self.value(x) if self.value is not None else x).view(N, B, H, Ch)
-        if self.backend == "sparse":
-            out, alpha = self._sparse(q, k, v)
-        elif self.backend == "pyg":
-            out, alpha = self._pyg(q, k, v, edge_index)
-        else:
-            out, alpha = self._dense(q, k, v, edge_index)
+        out, alpha = self.kernel(q, k, v, self.edges, self.edge_bias, self.attn_drop,
+                                 need_weights=need_weights)  # (N, B, H, Ch), (E, H) or None
+        self._check_kernel(out, alpha, [N, B, H, Ch], need_weights)
         if self.record is not None:
             self._record(v, out)
         out = out.reshape(N, B, C)  # (N, B, C)
@@ -182,38 +177,16 @@ class ColumnAttention(MessagePassing):
             out.register_hook(keep)
         self.record.append(entry)
 
-    def _sparse(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        N, B, H, D = q.shape
-        block = self.edges.csr().block(B, H)  # copy r = b * H + h; node n of it: row n * R + r
-        logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(N * B * H, D),
-                      1 / math.sqrt(D))  # (R * E,)
-        alpha = edge_softmax(block, block.add_per_edge(logit, self.edge_bias))
-        out = spmm(block, self.attn_drop(alpha), v.reshape(N * B * H, -1))  # (R * N, Ch)
-        return out.view(N, B, H, -1), block.batch_mean(alpha)  # (N, B, H, Ch), (E, H)
-
-    def _pyg(self, q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        alpha = self.edge_updater(edge_index, q=q, k=k)  # (E, B, H)
-        out = self.propagate(edge_index, x=v, alpha=self.attn_drop(alpha))  # (N, B, H, Ch)
-        return out, alpha.mean(1)
-
-    def edge_update(self, q_i: Tensor, k_j: Tensor, index: Tensor, ptr: Tensor | None,
-                    size_i: int | None) -> Tensor:
-        logit = (q_i * k_j).sum(-1) / math.sqrt(q_i.size(-1))  # (E, B, H)
-        return softmax(logit + self.edge_bias.unsqueeze(1), index, ptr, size_i, dim=0)
-
-    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        return alpha.unsqueeze(-1) * x_j  # (E, B, H, Ch)
-
-    def _dense(self, q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        N, B, H, D = q.shape
-        src, dst = edge_index
-        q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # (B, H, N, D)
-        bias = q.new_full((H, N, N), float("-inf"))
-        bias[:, dst, src] = self.edge_bias.t()  # (H, N, N): row = target, column = source
-        logit = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, N, N)
-        alpha = torch.softmax(logit + bias, dim=-1).nan_to_num(0.0)  # (B, H, N, N)
-        out = self.attn_drop(alpha) @ v  # (B, H, N, Ch)
-        return out.permute(2, 0, 1, 3), alpha[:, :, dst, src].mean(0).t()
+    def _check_kernel(self, out: Tensor, alpha: Tensor | None, shape: list[int],
+                      need_weights: bool) -> None:
+        """The kernel kept the contract's shapes (a shape check: no host sync)."""
+        expected = [self.num_edges, self.heads] if need_weights else None
+        got = list(alpha.shape) if isinstance(alpha, Tensor) else alpha
+        if list(out.shape) != shape or got != expected:
+            raise RuntimeError(f"Attention kernel '{self.backend}' returned out "
+                               f"{list(out.shape)} and weights {got}; expected out {shape} and "
+                               f"weights {expected} (need_weights={need_weights}). See the "
+                               f"kernel contract in colgraph.nn.kernels.")
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(columns={self.columns}, channels={self.channels}, "

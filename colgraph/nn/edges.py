@@ -12,7 +12,8 @@ cannot live in the construction-time :class:`~colgraph.geometry.Geometry`. This 
   geometry's metric (Euclidean, wrapped on a torus, or great-circle on a sphere);
 * the CSR cache the sparse attention kernels use;
 * a registry of every other per-edge tensor (each sheet's ``edge_bias``, plasticity
-  statistics, ...) with the rule that initialises it for new edges;
+  statistics, ...) with the rule that initialises it for new edges. The registry holds its
+  owners weakly: an owner that is dropped (e.g. a discarded plasticity schedule) drops out;
 * the columns' positions, the current areas, and a registry of per-column tensors (every
   untied layer's ``[N, ...]`` parameters), so the sheet itself can grow
   (:meth:`SheetEdges.add_columns`).
@@ -24,6 +25,9 @@ the optimizer state (Adam moments), atomically, and returns what it did;
 """
 from __future__ import annotations
 
+import inspect
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,10 +69,32 @@ class EdgeEdit:
 
 
 class _Entry:
-    """A registered per-edge tensor: ``getattr(owner, name)`` with rows in edge order."""
+    """A registered tensor: ``getattr(owner, name)`` with one row per edge (or column).
+
+    Owner and ``init`` are held weakly (a bound ``init`` would otherwise keep its owner
+    alive), so registering never keeps an object alive: once the owner is gone, the entry is
+    dead and the registry forgets it. Deep copies and pickles carry the owner along.
+    """
 
     def __init__(self, owner: Any, name: str, init: EdgeInit | None) -> None:
-        self.owner, self.name, self.init = owner, name, init
+        self._owner = weakref.ref(owner) if owner is not None else lambda: None
+        self.name = name
+        # a plain function is kept as it is; a bound method only as long as its object
+        self._init = weakref.WeakMethod(init) if inspect.ismethod(init) else lambda: init
+
+    @property
+    def owner(self) -> Any:
+        return self._owner()
+
+    @property
+    def init(self) -> EdgeInit | None:
+        return self._init()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"owner": self.owner, "name": self.name, "init": self.init}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["owner"], state["name"], state["init"])
 
     def get(self) -> Tensor:
         return getattr(self.owner, self.name)
@@ -77,9 +103,10 @@ class _Entry:
         """Rows for new edges: ``init``'s, broadcast over trailing dims (default zeros)."""
         t = self.get()
         shape = (index.size(1),) + tuple(t.shape[1:])
-        if self.init is None:
+        init = self.init
+        if init is None:
             return t.new_zeros(shape)
-        rows = self.init(edges, index, length).to(t)
+        rows = init(edges, index, length).to(t)
         if rows.dim() == 1 and t.dim() > 1:
             rows = rows.view(-1, *([1] * (t.dim() - 1)))
         return rows.expand(shape).clone()
@@ -92,6 +119,8 @@ class _Entry:
         still referenced), and a backward through a new shape then fails. A fresh Parameter
         has a fresh accumulator; :meth:`SheetEdges.edit` moves optimizer references to it.
         """
+        if self.owner is None:  # dropped while the edit was computed: nothing to update
+            return None
         current = self.get()
         if isinstance(current, nn.Parameter):
             new = nn.Parameter(value, requires_grad=current.requires_grad)
@@ -176,8 +205,9 @@ class SheetEdges(nn.Module):
         # the construction geometry's name and labels (not the geometry: its edge list would
         # be a second copy of index / length, 320 MB at 10^6 columns x 16 inputs)
         self._name, self._labels = geometry.name, geometry.labels
-        self._registry: list[_Entry] = []
-        self._columns: list[_Entry] = []  # per-column tensors (rows = columns)
+        self._input_map = None if geometry.input_map is None else geometry.input_map.clone()
+        self._edge_entries: list[_Entry] = []  # per-edge tensors (see _registry)
+        self._column_entries: list[_Entry] = []  # per-column tensors (rows = columns)
         self._areas = {k: v.clone() for k, v in geometry.areas.items()}  # current areas
         self._csr: EdgeCSR | None = None
         self._geometry: Geometry | None = None  # built from the buffers when asked for
@@ -218,19 +248,22 @@ class SheetEdges(nn.Module):
 
     def geometry(self) -> Geometry:
         """The CURRENT sheet as a :class:`Geometry`: positions, edges, lengths and areas now
-        (the construction geometry's name, period and labels; added columns are labelled
-        ``added0``, ``added1``, ...)."""
+        (the construction geometry's name, period, labels and input map; added columns are
+        labelled ``added0``, ``added1``, ... and receive no patch, ``-1``)."""
         if self._geometry is None:
-            labels = self._labels
+            labels, input_map = self._labels, self._input_map
             if labels is not None and len(labels) < self.num_columns:
                 labels = list(labels) + [f"added{i}" for i in
                                          range(self.num_columns - len(labels))]
+            if input_map is not None and input_map.numel() < self.num_columns:
+                input_map = torch.cat([input_map, input_map.new_full(
+                    (self.num_columns - input_map.numel(),), -1)])
             self._geometry = Geometry(self.pos.detach().cpu(), self.index.cpu(),
                                       self.length.detach().cpu(),
                                       areas={k: v.cpu() for k, v in self._areas.items()},
                                       period=None if self.period is None else self.period.cpu(),
                                       name=self._name, labels=labels,
-                                      metric=self.metric)
+                                      metric=self.metric, input_map=input_map)
         return self._geometry
 
     def _invalidate(self) -> None:
@@ -251,20 +284,34 @@ class SheetEdges(nn.Module):
         self._invalidate()
 
     # ------------------------------------------------------------------ registry
+    @property
+    def _registry(self) -> list[_Entry]:
+        """The registered per-edge tensors whose owners are alive (dead entries dropped)."""
+        self._edge_entries = [e for e in self._edge_entries if e.owner is not None]
+        return self._edge_entries
+
+    @property
+    def _columns(self) -> list[_Entry]:
+        """The registered per-column tensors whose owners are alive (dead entries dropped)."""
+        self._column_entries = [e for e in self._column_entries if e.owner is not None]
+        return self._column_entries
+
     def register(self, owner: Any, name: str, init: EdgeInit | None = None) -> None:
         """Register ``getattr(owner, name)`` (rows in edge order) to be edited in lockstep.
 
         ``init(edges, new_index, new_length)`` gives the rows of new edges (default: zeros).
+        The owner is held weakly: once nothing else holds it, its tensors leave the registry
+        (:meth:`unregister` forgets them at once).
         """
-        self._registry.append(_entry(owner, name, self.num_edges, "edge", init))
+        self._edge_entries.append(_entry(owner, name, self.num_edges, "edge", init))
 
     def register_columns(self, owner: Any, name: str) -> None:
         """Register ``getattr(owner, name)`` (one row per column) to grow with the sheet."""
-        self._columns.append(_entry(owner, name, self.num_columns, "column", None))
+        self._column_entries.append(_entry(owner, name, self.num_columns, "column", None))
 
     def unregister(self, owner: Any) -> None:
         """Forget every per-edge tensor of ``owner`` (e.g. a plasticity schedule that ended)."""
-        self._registry = [e for e in self._registry if e.owner is not owner]
+        self._edge_entries = [e for e in self._registry if e.owner is not owner]
 
     def per_edge(self) -> dict[str, Tensor]:
         """Every registered per-edge tensor by a readable name (``ColumnAttention.edge_bias``...)."""
@@ -305,8 +352,8 @@ class SheetEdges(nn.Module):
 
     # ------------------------------------------------------------------ the edit
     def edit(self, keep: Tensor | None = None, add: Tensor | None = None,
-             optimizer: torch.optim.Optimizer | None = None, min_in_degree: int = 1
-             ) -> EdgeEdit:
+             optimizer: torch.optim.Optimizer | None = None, min_in_degree: int = 1,
+             new_rows: Mapping[Tensor, Tensor] | None = None) -> EdgeEdit:
         """Keep the edges where ``keep`` is True and add the edges ``add``, everywhere at once.
 
         Args:
@@ -316,10 +363,13 @@ class SheetEdges(nn.Module):
                 registered parameters is edited too: kept rows unchanged, new rows zero.
             min_in_degree: refuse an edit that leaves a column with fewer inputs (than this,
                 or than it had if it had fewer).
+            new_rows: registered tensor -> its rows ``[A, ...]`` for the added edges (in the
+                order of ``add``), instead of the rows its ``init`` would give, for this
+                edit only (e.g. ``{layer.edge_bias: rows}``).
 
         Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
-        bit; new edges get lengths from the metric and rows from each tensor's ``init``;
-        canonical order is restored. Everything is checked before anything changes.
+        bit; new edges get lengths from the metric and rows from ``new_rows`` or each
+        tensor's ``init``; canonical order is restored. Everything is checked before anything changes.
         Per-edge parameters are replaced by new ``Parameter`` objects (see ``_Entry.set``);
         ``optimizer``'s param groups and state move to them, so pass every optimizer that
         holds them.
@@ -347,8 +397,13 @@ class SheetEdges(nn.Module):
 
         # compute everything first: an error below leaves the sheet as it was
         A = add.size(1)
-        rewrite = _Rewrite(self._registry, E, apply,
-                           lambda e: e.new_rows(self, add, new_length),
+        given = self._check_new_rows(new_rows, A)
+
+        def rows(e: _Entry) -> Tensor:
+            t = e.get()
+            return given[id(t)] if id(t) in given else e.new_rows(self, add, new_length)
+
+        rewrite = _Rewrite(self._registry, E, apply, rows,
                            lambda v: v.new_zeros((A,) + v.shape[1:]), optimizer)
         new_index = merged[:, perm].contiguous()
         length = apply(self.length, new_length)
@@ -372,6 +427,27 @@ class SheetEdges(nn.Module):
             raise ValueError(f"Expected 'keep' to be a bool mask of shape [{E}] (one entry per "
                              f"current edge), got {keep.dtype} {list(keep.shape)}.")
         return keep
+
+    def _check_new_rows(self, new_rows: Mapping[Tensor, Tensor] | None, A: int
+                        ) -> dict[int, Tensor]:
+        """``new_rows`` keyed by ``id`` of the registered tensor, every shape checked."""
+        if not new_rows:
+            return {}
+        registered = {id(e.get()): e for e in self._registry}
+        out = {}
+        for tensor, rows in new_rows.items():
+            entry = registered.get(id(tensor))
+            if entry is None:
+                raise ValueError(f"'new_rows' names a tensor of shape {list(tensor.shape)} that "
+                                 f"is not registered with these edges (registered: "
+                                 f"{', '.join(self.per_edge()) or 'none'}). Key it by the "
+                                 f"registered tensor itself, e.g. layer.edge_bias.")
+            shape = (A,) + tuple(tensor.shape[1:])
+            if tuple(rows.shape) != shape:
+                raise ValueError(f"Expected new_rows for {entry.label()} of shape {list(shape)} "
+                                 f"(one row per added edge), got {list(rows.shape)}.")
+            out[id(tensor)] = rows
+        return out
 
     def _check_add(self, add: Tensor | None, keep: Tensor, N: int, device) -> Tensor:
         if add is None:

@@ -18,7 +18,8 @@ the edges into ``t`` in canonical order, so the ``R * E`` edge values are ordere
 tensor and the per-edge bias, the softmax and the batch mean are plain dense views.
 
 The reference-equivalence tests check these kernels against gathers and scatters, and the
-attention built on them against PyG's ``MessagePassing`` and a dense masked softmax.
+``sparse`` attention kernel built on them (:mod:`colgraph.nn.kernels`) against PyG's
+``MessagePassing`` and a dense masked softmax.
 """
 from __future__ import annotations
 

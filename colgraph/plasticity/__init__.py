@@ -1,6 +1,7 @@
 """Learned wiring: prune and grow a sheet's edges during training, and grow the sheet.
 
-Pure operators on tensors (:mod:`.prune`, :mod:`.grow`), a schedule that applies them with
+Pure operators on tensors (:mod:`.prune`, :mod:`.grow`: registries of prune criteria and
+grow rules, :func:`register_prune` / :func:`register_grow`), a schedule that applies them with
 ONE edit of the model's :class:`~colgraph.nn.SheetEdges` (:mod:`.schedule`), and new
 columns cloned from their nearest neighbours (:mod:`.scale`).
 
@@ -15,13 +16,16 @@ Example:
     True
 """
 from .figures import plot_history, read_history
-from .grow import GROW_RULES, gradient_scores, grow_edges, sample_candidates
-from .prune import (PRUNE_CRITERIA, prune_scores, rank_within_target, reachability_edges,
-                    select_prune)
+from .grow import (GROW_RULES, GrowInputs, gradient_scores, grow_edges, register_grow,
+                   sample_candidates)
+from .prune import (PRUNE_CRITERIA, PruneInputs, prune_scores, rank_within_target,
+                    reachability_edges, register_prune, select_prune)
+from .registry import Registry, Rule
 from .scale import add_columns, refine_grid
 from .schedule import PRESET_FIELDS, PRESETS, Plasticity, PlasticityConfig
 
-__all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA", "GROW_RULES",
-           "prune_scores", "select_prune", "reachability_edges", "rank_within_target",
-           "grow_edges", "sample_candidates", "gradient_scores", "add_columns", "refine_grid",
-           "plot_history", "read_history"]
+__all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA",
+           "GROW_RULES", "register_prune", "register_grow", "PruneInputs", "GrowInputs", "Rule",
+           "Registry", "prune_scores", "select_prune", "reachability_edges",
+           "rank_within_target", "grow_edges", "sample_candidates", "gradient_scores",
+           "add_columns", "refine_grid", "plot_history", "read_history"]

@@ -3,7 +3,7 @@
 Symbols: ``N`` columns, ``E`` edges, ``P`` candidate edges, ``F = B * C`` recorded features
 per step.
 
-Rules:
+Rules (the registry :data:`GROW_RULES`; add one with :func:`register_grow`):
 
 * ``random``: targets and sources uniformly at random among non-edges (SET);
 * ``geometric``: uniform targets, sources drawn by the exponential distance rule
@@ -17,10 +17,19 @@ Rules:
   product over the pool's CSR pattern, never an ``N x N`` matrix;
 * ``gradient_distance``: the gradient score discounted by length, ``score * exp(-l / lam)``
   for helpful candidates (``score * exp(+l / lam)`` for harmful ones, so they stay last).
+
+The contract of a grow rule: ``rule(inputs: GrowInputs, n: int, *, <settings>) -> Tensor
+[2, <= n]``: at most ``n`` new edges ``source -> target`` (long, on the edges' device), none
+in ``inputs.edge_index``, no self-edges, no repeats, drawing randomness only from
+``inputs.rng``. Its keyword-only parameters are its settings, filled from the
+:class:`~colgraph.plasticity.PlasticityConfig` fields of the same names (``lam``, ``pool``);
+a rule registered with ``records=True`` reads ``inputs.records``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +38,13 @@ from torch import Tensor
 from ..geometry import canonical_order
 from ..geometry.wiring import edge_keys, edr_sources, position_tree, sample_sources
 from ..nn import EdgeCSR, sddmm
+from .registry import Registry
 
-__all__ = ["GROW_RULES", "MAX_CANDIDATES", "check_pool", "sample_candidates", "gradient_scores",
-           "grow_edges"]
+__all__ = ["GROW_RULES", "GrowInputs", "register_grow", "MAX_CANDIDATES", "check_pool",
+           "sample_candidates", "gradient_scores", "grow_edges"]
 
-GROW_RULES = ("random", "geometric", "gradient", "gradient_distance")
+GROW_RULES = Registry("grow rule")  # name -> Rule
+register_grow = GROW_RULES.register
 MAX_CANDIDATES = 50_000_000  # gradient pools larger than this per update are refused
 
 
@@ -113,39 +124,95 @@ def gradient_scores(records: Sequence[dict[str, Tensor]], candidates: Tensor,
     return score + own[candidates[1]]
 
 
-def grow_edges(rule: str, n: int, edge_index: Tensor, pos: Tensor, *, rng: np.random.Generator,
-               lam: float = 1.0, period: Tensor | None = None, length_fn=None,
-               records: Sequence[dict[str, Tensor]] | None = None, pool: int = 8,
-               tree=None) -> Tensor:
+@dataclass(frozen=True)
+class GrowInputs:
+    """What a grow rule may read about the sheet at one update.
+
+    Attributes:
+        edge_index: ``[2, E]`` edges that exist (and may not be proposed).
+        pos: ``[N, D]`` column positions.
+        rng: numpy random generator (the rule's only source of randomness).
+        period: box sizes for toroidal sheets.
+        length_fn: ``(source, target) -> length`` in the geometry's metric.
+        records: attention records of a recorded forward + backward pass.
+        tree: a cached ``cKDTree`` over the positions (see ``position_tree``).
+    """
+
+    edge_index: Tensor
+    pos: Tensor
+    rng: np.random.Generator
+    period: Tensor | None = None
+    length_fn: Callable[[Tensor, Tensor], Tensor] | None = None
+    records: Sequence[dict[str, Tensor]] | None = None
+    tree: Any = None
+
+
+def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, pos: Tensor, *,
+               rng: np.random.Generator, period: Tensor | None = None, length_fn=None,
+               records: Sequence[dict[str, Tensor]] | None = None, tree=None,
+               **settings) -> Tensor:
     """``[2, <= n]`` new edges (absent from ``edge_index``) chosen by ``rule``.
 
     Args:
-        rule: one of :data:`GROW_RULES`.
+        rule: a name in :data:`GROW_RULES` or a grow-rule function.
         n: how many edges to add.
         edge_index: ``[2, E]`` edges that exist (and may not be proposed).
         pos: ``[N, D]`` positions.
         rng: numpy random generator.
-        lam: exponential-distance-rule length scale (``geometric``, pools, discount).
         period: box sizes for toroidal sheets.
         length_fn: ``(source, target) -> length`` in the geometry's metric
             (``gradient_distance``).
         records: attention records (``gradient``, ``gradient_distance``).
-        pool: candidate sources per column for the gradient rules; ``pool >= N - 1``
-            scores every absent edge.
         tree: a cached ``cKDTree`` over the positions.
+        **settings: the rule's settings: ``lam``, the exponential-distance-rule length
+            scale (``geometric``, the gradient rules' pools and discount); ``pool``,
+            candidate sources per column for the gradient rules (``pool >= N - 1`` scores
+            every absent edge).
+
+    Example:
+        >>> from colgraph.geometry import grid, knn
+        >>> geo = grid(6, wiring=knn(4))
+        >>> add = grow_edges("geometric", 10, geo.edge_index, geo.pos,
+        ...                  rng=np.random.default_rng(0), lam=2.0)
+        >>> add.shape
+        torch.Size([2, 10])
     """
-    N = pos.size(0)
-    if rule not in GROW_RULES:
-        raise ValueError(f"Unknown grow rule '{rule}'. Choices: {', '.join(GROW_RULES)}.")
+    entry = GROW_RULES.get_rule(rule)
     if n <= 0:
         return edge_index.new_empty(2, 0)
-    if rule in ("random", "geometric"):
-        need = np.bincount(rng.integers(0, N, n), minlength=N)  # uniform targets
-        sources = "uniform" if rule == "random" else "edr"
-        return sample_candidates(edge_index, pos, need, sources, rng, lam, period, tree)
-    if records is None:
-        raise ValueError(f"Grow rule '{rule}' needs attention records (a recorded forward "
+    if entry.records and records is None:
+        raise ValueError(f"Grow rule '{entry.name}' needs attention records (a recorded forward "
                          f"and backward pass).")
+    inputs = GrowInputs(edge_index, pos, rng, period, length_fn, records, tree)
+    return entry(inputs, n, **settings)
+
+
+def _uniform_targets(inputs: GrowInputs, n: int, sources: str, lam: float = 1.0) -> Tensor:
+    N = inputs.pos.size(0)
+    need = np.bincount(inputs.rng.integers(0, N, n), minlength=N)  # uniform targets
+    return sample_candidates(inputs.edge_index, inputs.pos, need, sources, inputs.rng, lam,
+                             inputs.period, inputs.tree)
+
+
+@register_grow("random")
+def grow_random(inputs: GrowInputs, n: int) -> Tensor:
+    """Uniform targets, uniform sources (SET)."""
+    return _uniform_targets(inputs, n, "uniform")
+
+
+@register_grow("geometric")
+def grow_geometric(inputs: GrowInputs, n: int, *, lam: float = 1.0) -> Tensor:
+    """Uniform targets, sources by the exponential distance rule with scale ``lam``."""
+    return _uniform_targets(inputs, n, "edr", lam)
+
+
+def _gradient_growth(inputs: GrowInputs, n: int, lam: float, pool: int,
+                     discount: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
+    """The ``n`` best of a candidate pool by gradient score (``discount(cand, score)``
+    rescoring them if given)."""
+    edge_index, pos, rng, period, tree = (inputs.edge_index, inputs.pos, inputs.rng,
+                                          inputs.period, inputs.tree)
+    N = pos.size(0)
     check_pool(pool, N)
     if pool >= N - 1:
         cand = _all_non_edges(edge_index, N)
@@ -159,11 +226,27 @@ def grow_edges(rule: str, n: int, edge_index: Tensor, pos: Tensor, *, rng: np.ra
         cand = cand[:, canonical_order(cand, N)]
     if cand.size(1) == 0:
         return cand
-    score = gradient_scores(records, cand, N)
-    if rule == "gradient_distance":
-        if length_fn is None:
-            raise ValueError("Grow rule 'gradient_distance' needs edge lengths (length_fn).")
-        decay = length_fn(cand[0], cand[1]).float() / lam
-        score = torch.where(score > 0, score * torch.exp(-decay), score * torch.exp(decay))
+    score = gradient_scores(inputs.records, cand, N)
+    if discount is not None:
+        score = discount(cand, score)
     best = torch.topk(score, min(n, score.numel())).indices
     return cand[:, best]
+
+
+@register_grow("gradient", records=True)
+def grow_gradient(inputs: GrowInputs, n: int, *, lam: float = 1.0, pool: int = 8) -> Tensor:
+    """RigL for attention: the candidates whose logit gradient says the loss would fall."""
+    return _gradient_growth(inputs, n, lam, pool)
+
+
+@register_grow("gradient_distance", records=True)
+def grow_gradient_distance(inputs: GrowInputs, n: int, *, lam: float = 1.0,
+                           pool: int = 8) -> Tensor:
+    """The gradient score discounted by length: short helpful edges first."""
+    def discount(cand: Tensor, score: Tensor) -> Tensor:
+        if inputs.length_fn is None:
+            raise ValueError("Grow rule 'gradient_distance' needs edge lengths (length_fn).")
+        decay = inputs.length_fn(cand[0], cand[1]).float() / lam
+        return torch.where(score > 0, score * torch.exp(-decay), score * torch.exp(decay))
+
+    return _gradient_growth(inputs, n, lam, pool, discount)

@@ -1,8 +1,10 @@
 """Pruning: score every edge, then remove the weakest without stranding a column.
 
-Symbols: ``N`` columns, ``E`` edges (canonical order: sorted by target), ``T`` steps.
+Symbols: ``N`` columns, ``E`` edges (canonical order: sorted by target), ``T`` steps, ``S``
+sheets, ``H`` heads.
 
-Scores are "how much the sheet needs this edge" (higher = keep). Criteria:
+Scores are "how much the sheet needs this edge" (higher = keep). Criteria (the registry
+:data:`PRUNE_CRITERIA`; add one with :func:`register_prune`):
 
 * ``attention``: the running (EMA) attention mass the edge carries;
 * ``bias``: the prior weight ``softmax(edge_bias)`` over the target's inputs (mean over heads
@@ -13,61 +15,118 @@ Scores are "how much the sheet needs this edge" (higher = keep). Criteria:
   proportionally more attention to survive (the wiring-aware criterion);
 * ``random``: uniform scores (the SET-style control).
 
+The contract of a criterion: ``criterion(inputs: PruneInputs, *, <settings>) -> Tensor [E]``,
+one float keep-score per current edge (higher = keep), on the edges' device, changing
+nothing. Its keyword-only parameters are its settings, filled from the
+:class:`~colgraph.plasticity.PlasticityConfig` fields of the same names (``p``).
+
 :func:`select_prune` removes the lowest scores but always keeps each column's
 ``min_in_degree`` strongest inputs and any protected edges (e.g. :func:`reachability_edges`).
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
 
 from ..geometry import hops_from, rank_within_target
+from .registry import Registry
 
-__all__ = ["PRUNE_CRITERIA", "prune_scores", "select_prune", "reachability_edges",
-           "rank_within_target"]
+__all__ = ["PRUNE_CRITERIA", "PruneInputs", "register_prune", "prune_scores", "select_prune",
+           "reachability_edges", "rank_within_target"]
 
-PRUNE_CRITERIA = ("attention", "bias", "wiring", "random")
+PRUNE_CRITERIA = Registry("prune criterion")  # name -> Rule
+register_prune = PRUNE_CRITERIA.register
 
 
-def prune_scores(criterion: str, edge_index: Tensor, num_columns: int, *,
-                 bias: Tensor | None = None, attention: Tensor | None = None,
-                 length: Tensor | None = None, p: float = 1.0,
-                 generator: torch.Generator | None = None) -> Tensor:
+@dataclass(frozen=True)
+class PruneInputs:
+    """What a prune criterion may read about the current edges (canonical order).
+
+    Attributes:
+        edge_index: ``[2, E]`` current edges.
+        num_columns: ``N``.
+        bias: ``[E, H]`` or ``[S, E, H]`` edge biases.
+        attention: ``[E]`` running attention mass.
+        length: ``[E]`` edge lengths.
+        generator: random numbers for stochastic criteria.
+    """
+
+    edge_index: Tensor
+    num_columns: int
+    bias: Tensor | None = None
+    attention: Tensor | None = None
+    length: Tensor | None = None
+    generator: torch.Generator | None = None
+
+    def need(self, name: str, criterion: str) -> Tensor:
+        """The input ``name``, or a clear error if the caller did not give it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"Prune criterion '{criterion}' needs '{name}'.")
+        return value
+
+
+def prune_scores(criterion: str | Callable[..., Tensor], edge_index: Tensor, num_columns: int,
+                 *, bias: Tensor | None = None, attention: Tensor | None = None,
+                 length: Tensor | None = None, generator: torch.Generator | None = None,
+                 **settings) -> Tensor:
     """Keep-scores ``[E]`` of the edges under ``criterion`` (higher = more needed).
 
     Args:
-        criterion: one of :data:`PRUNE_CRITERIA`.
+        criterion: a name in :data:`PRUNE_CRITERIA` or a criterion function.
         edge_index: ``[2, E]`` current edges.
         num_columns: ``N``.
         bias: ``[E, H]`` or ``[S, E, H]`` edge biases (``bias``).
         attention: ``[E]`` running attention mass (``attention``, ``wiring``).
         length: ``[E]`` edge lengths (``wiring``).
-        p: exponent on the length (``wiring``).
         generator: for ``random``.
+        **settings: the criterion's settings (``p``: exponent on the length for ``wiring``).
+
+    Example:
+        >>> ei = torch.tensor([[1, 2, 0], [0, 0, 1]])
+        >>> prune_scores("wiring", ei, 3, attention=torch.tensor([0.5, 0.5, 1.0]),
+        ...              length=torch.tensor([1.0, 2.0, 1.0]), p=1.0).tolist()
+        [0.5, 0.25, 1.0]
     """
-    E = edge_index.size(1)
-    if criterion == "attention":
-        return _need(attention, "attention", criterion).float()
-    if criterion == "wiring":
-        att = _need(attention, "attention", criterion).float()
-        ln = _need(length, "length", criterion).float()
-        return att / ln.clamp_min(1e-12).pow(p)  # self-loops (length 0) are never pruned
-    if criterion == "bias":
-        b = _need(bias, "bias", criterion).float()
-        b = b.reshape(-1, E, b.size(-1)) if b.dim() == 3 else b.unsqueeze(0)  # (S, E, H)
-        prior = softmax(b, edge_index[1], num_nodes=num_columns, dim=1)  # (S, E, H)
-        return prior.mean((0, 2))
-    if criterion == "random":
-        return torch.rand(E, generator=generator).to(edge_index.device)
-    raise ValueError(f"Unknown prune criterion '{criterion}'. Choices: "
-                     f"{', '.join(PRUNE_CRITERIA)}.")
+    rule = PRUNE_CRITERIA.get_rule(criterion)
+    inputs = PruneInputs(edge_index, num_columns, bias, attention, length, generator)
+    return rule(inputs, **settings)
 
 
-def _need(t: Tensor | None, name: str, criterion: str) -> Tensor:
-    if t is None:
-        raise ValueError(f"Prune criterion '{criterion}' needs '{name}'.")
-    return t
+@register_prune("attention")
+def attention_score(inputs: PruneInputs) -> Tensor:
+    """The running attention mass."""
+    return inputs.need("attention", "attention").float()
+
+
+@register_prune("bias")
+def bias_score(inputs: PruneInputs) -> Tensor:
+    """The prior weight ``softmax(edge_bias)`` over each target's inputs, mean over sheets and
+    heads."""
+    E = inputs.edge_index.size(1)
+    b = inputs.need("bias", "bias").float()
+    b = b.reshape(-1, E, b.size(-1)) if b.dim() == 3 else b.unsqueeze(0)  # (S, E, H)
+    prior = softmax(b, inputs.edge_index[1], num_nodes=inputs.num_columns, dim=1)  # (S, E, H)
+    return prior.mean((0, 2))
+
+
+@register_prune("wiring")
+def wiring_score(inputs: PruneInputs, *, p: float = 1.0) -> Tensor:
+    """Attention per unit of wire, ``attention / length^p``."""
+    att = inputs.need("attention", "wiring").float()
+    ln = inputs.need("length", "wiring").float()
+    return att / ln.clamp_min(1e-12).pow(p)  # self-loops (length 0) are never pruned
+
+
+@register_prune("random")
+def random_score(inputs: PruneInputs) -> Tensor:
+    """Uniform scores (SET's control)."""
+    E = inputs.edge_index.size(1)
+    return torch.rand(E, generator=inputs.generator).to(inputs.edge_index.device)
 
 
 def select_prune(score: Tensor, edge_index: Tensor, num_columns: int, n: int,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
 from .grow import GROW_RULES, check_pool, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
+from .registry import Registry, Rule
 
 __all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]
 
@@ -52,7 +53,10 @@ class PlasticityConfig:
 
     ``name`` labels the preset (``none`` turns plasticity off); the other fields decide what
     happens. In Python, :meth:`preset` fills them as the YAML presets do:
-    ``PlasticityConfig.preset("rigl", every=50)``.
+    ``PlasticityConfig.preset("rigl", every=50)``. ``prune`` and ``grow`` name entries of
+    :data:`PRUNE_CRITERIA` and :data:`GROW_RULES`; a rule's settings (``p``, ``lam``,
+    ``pool``) are the fields named like its keyword-only parameters, and setting one that
+    the chosen rule does not read is refused.
     """
 
     name: str = "none"  # none | set | rigl | wiring | custom
@@ -61,8 +65,8 @@ class PlasticityConfig:
     stop: int | None = None  # last step that may update; default 3/4 of training
     drop_fraction: float = 0.3  # fraction of edges replaced at the first update
     anneal: str = "cosine"  # how the drop fraction decays to 0 at stop: cosine | linear | constant
-    prune: str = "attention"  # attention | bias | wiring | random
-    grow: str = "gradient"  # random | geometric | gradient | gradient_distance
+    prune: str = "attention"  # a PRUNE_CRITERIA name: attention | bias | wiring | random
+    grow: str = "gradient"  # a GROW_RULES name: random | geometric | gradient | gradient_distance
     budget: str = "constant"  # constant: E fixed; anneal: E -> target_density * E0 at stop
     target_density: float = 1.0  # budget=anneal: edges at stop / edges at start
     min_in_degree: int = 1  # never leave a column with fewer inputs
@@ -102,6 +106,23 @@ class PlasticityConfig:
             raise ValueError(f"plasticity.lam must be > 0 (got {self.lam}).")
         if self.pool < 1:
             raise ValueError(f"plasticity.pool must be >= 1 (got {self.pool}).")
+        for key, registry in (("prune", PRUNE_CRITERIA), ("grow", GROW_RULES)):
+            self._refuse_unread_settings(key, registry)
+
+    def _refuse_unread_settings(self, key: str, registry: Registry) -> None:
+        """A setting of some ``key`` rule, moved from its default, that the chosen one does
+        not read (e.g. ``plasticity.pool=4`` with ``grow=random``) is an error."""
+        chosen = registry[getattr(self, key)]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in registry.settings() and f.name not in chosen.settings \
+                    and value != f.default:
+                readers = [r.name for r in registry.values() if f.name in r.settings]
+                raise ValueError(f"plasticity.{f.name}={value!r} does not apply to "
+                                 f"plasticity.{key}={chosen.name} (its settings: "
+                                 f"{', '.join(chosen.settings) or 'none'}); only "
+                                 f"{key}={' | '.join(readers)} read it. Remove the "
+                                 f"override or choose one of those.")
 
     @property
     def enabled(self) -> bool:
@@ -148,12 +169,15 @@ class Plasticity:
         self.ranks = ranks
         self.edges = self.model.edges
         self.edges.check()
-        if config.grow.startswith("gradient"):
+        self.prune_rule: Rule = PRUNE_CRITERIA.get_rule(config.prune)
+        self.grow_rule: Rule = GROW_RULES.get_rule(config.grow)
+        if "pool" in self.grow_rule.settings:  # a scored candidate pool: refuse O(N^2) now,
             check_pool(config.pool, self.edges.num_columns)  # before any training step
         self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)
         length = self.edges.length
         _warn_if_lengths_are_not_metric(self.edges)
-        self.lam = config.lam or _column_spacing(self.edges) * 2.0
+        self._tree = None
+        self.lam = config.lam or self._column_spacing() * 2.0
         self.initial_edges = self.edges.num_edges
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -162,7 +186,20 @@ class Plasticity:
         deg = self.edges.in_degree().clamp_min(1).float()
         self.attention = (1.0 / deg)[self.edges.index[1]].to(length.device)  # (E,)
         self.edges.register(self, "attention", init=_uniform_share)
-        self._tree = None
+
+    def close(self) -> None:
+        """Stop editing the attention statistics with the model's edges (unregister them).
+
+        A dropped schedule leaves the edge registry by itself (it is held weakly); ``close``
+        (or leaving a ``with Plasticity(...) as plasticity:`` block) does it at once.
+        """
+        self.edges.unregister(self)
+
+    def __enter__(self) -> "Plasticity":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ schedule
     def is_update_step(self, step: int) -> bool:
@@ -173,7 +210,7 @@ class Plasticity:
     def wants_record(self, step: int) -> bool:
         """Whether the optimizer step that brings the count to ``step`` needs attention
         records (gradient growth scores candidates from that step's forward + backward)."""
-        return self.is_update_step(step) and self.config.grow.startswith("gradient")
+        return self.is_update_step(step) and self.grow_rule.records
 
     def drop_fraction(self, step: int) -> float:
         c = self.config
@@ -240,8 +277,9 @@ class Plasticity:
         n_drop = round(self.drop_fraction(step) * E)
         target = self.target_edges(step)
         n_drop = max(n_drop, E - target)  # shrinking budget: drop the excess too
-        score = prune_scores(c.prune, index, N, bias=self._biases(), attention=self.attention,
-                             length=edges.length, p=c.p, generator=self.generator)
+        score = prune_scores(self.prune_rule, index, N, bias=self._biases(),
+                             attention=self.attention, length=edges.length,
+                             generator=self.generator, **self._settings(self.prune_rule))
         protect = None
         if c.keep_reachable:
             protect = reachability_edges(index, N, self.model.input_index,
@@ -249,14 +287,12 @@ class Plasticity:
         keep = select_prune(score, index, N, n_drop, c.min_in_degree, protect)
         dropped = int((~keep).sum())
         n_grow = max(0, target - (E - dropped))
-        if c.grow != "random" and (self._tree is None or self._tree[1].shape[0] != N):
-            self._tree = position_tree(edges.pos, edges.period)  # cached
         add = index.new_empty(2, 0)
         for _ in range(3):  # samplers may fall short on crowded columns: draw the rest again
-            more = grow_edges(c.grow, n_grow - add.size(1), torch.cat([index, add], 1),
-                              edges.pos, rng=self.rng, lam=self.lam, period=edges.period,
-                              length_fn=edges.measure, records=records, pool=c.pool,
-                              tree=self._tree)
+            more = grow_edges(self.grow_rule, n_grow - add.size(1), torch.cat([index, add], 1),
+                              edges.pos, rng=self.rng, period=edges.period,
+                              length_fn=edges.measure, records=records,
+                              tree=self._position_tree(), **self._settings(self.grow_rule))
             add = torch.cat([add, more], 1)
             if add.size(1) >= n_grow or more.size(1) == 0:
                 break
@@ -264,11 +300,9 @@ class Plasticity:
 
     def _apply(self, step: int, keep: Tensor, add: Tensor) -> dict[str, float]:
         c, edges = self.config, self.edges
-        mean_bias = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
-        edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree)
-        if mean_bias is not None:
-            for sheet, mb in zip(self.model.sheets, mean_bias):
-                sheet.attn.edge_bias.data[edit.added_position] = mb
+        new_rows = self._target_mean_bias(keep, add) if c.new_bias == "mean" else None
+        edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree,
+                          new_rows=new_rows)
         self.last_update = step
         wl = float(wiring_length([self.attention.unsqueeze(1)], edges.index, edges.length))
         return {"step": step, "removed": edit.num_removed, "added": edit.num_added,
@@ -278,18 +312,41 @@ class Plasticity:
                 if edit.num_added else float("nan"),
                 "attention_weighted_length": wl}
 
+    def _settings(self, rule: Rule) -> dict[str, Any]:
+        """``rule``'s settings from the config (``lam`` resolved: the config's, or twice the
+        column spacing when the schedule started)."""
+        values = {**asdict(self.config), "lam": self.lam}
+        return {k: values[k] for k in rule.settings if k in values}
+
+    def _position_tree(self):
+        """A KD-tree over the current positions (cached until the sheet grows)."""
+        if self._tree is None or self._tree[1].shape[0] != self.edges.num_columns:
+            self._tree = position_tree(self.edges.pos, self.edges.period)
+        return self._tree
+
+    def _column_spacing(self) -> float:
+        """Mean distance from a column to its nearest other column (the sheet's local scale,
+        whatever its wiring): the default exponential-distance-rule scale is twice this."""
+        if self.edges.num_columns < 2:
+            return 1.0
+        tree, x = self._position_tree()
+        dist, _ = tree.query(x, k=2)
+        return float(np.mean(dist[:, 1])) or 1.0
+
     def _biases(self) -> Tensor:
         return torch.stack([s.attn.edge_bias.detach() for s in self.model.sheets])  # (S, E, H)
 
-    def _target_mean_bias(self, keep: Tensor, add: Tensor) -> list[Tensor]:
+    def _target_mean_bias(self, keep: Tensor, add: Tensor) -> dict[Tensor, Tensor]:
+        """``new_bias=mean``: each sheet's bias rows for the added edges, the mean of the
+        kept biases into their target (for :meth:`SheetEdges.edit`'s ``new_rows``)."""
         from torch_geometric.utils import scatter
 
         dst = self.edges.index[1][keep]
-        out = []
+        out = {}
         for s in self.model.sheets:
             b = s.attn.edge_bias.detach()[keep]  # (K, H)
             mean = scatter(b, dst, 0, dim_size=self.edges.num_columns, reduce="mean")
-            out.append(mean[add[1]])  # (A, H)
+            out[s.attn.edge_bias] = mean[add[1]]  # (A, H)
         return out
 
     # ------------------------------------------------------------------ checkpoints
@@ -327,18 +384,6 @@ def _warn_if_lengths_are_not_metric(edges) -> None:
                       f"their lengths and length priors are on a different scale: give the "
                       f"geometry matching lengths (e.g. from_mesh(..., geodesic=False)) or "
                       f"grow with new_bias=mean.", stacklevel=3)
-
-
-def _column_spacing(edges) -> float:
-    """Mean distance from a column to its nearest other column (the sheet's local scale,
-    whatever its wiring): the default exponential-distance-rule scale is twice this."""
-    from ..geometry.wiring import position_tree
-
-    if edges.num_columns < 2:
-        return 1.0
-    tree, x = position_tree(edges.pos, edges.period)
-    dist, _ = tree.query(x, k=2)
-    return float(np.mean(dist[:, 1])) or 1.0
 
 
 def _uniform_share(edges, index: Tensor, length: Tensor) -> Tensor:

@@ -67,3 +67,15 @@ def test_repr_is_short():
 def test_bad_bias_prior_is_refused_not_replaced(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ColumnAttention(SheetEdges(grid(3, wiring=knn(2))), 4, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["sparse", "pyg", "dense"])
+def test_weights_only_when_asked(backend):
+    torch.manual_seed(0)
+    attn = ColumnAttention(SheetEdges(grid(5, wiring=radius(1.5))), 8, heads=2,
+                           backend=backend)
+    x = torch.randn(25, 3, 8)
+    out, alpha = attn(x)
+    out2, none = attn(x, need_weights=False)
+    assert alpha.shape == (attn.num_edges, 2) and none is None
+    assert torch.equal(out, out2)

@@ -1,4 +1,7 @@
 """SheetEdges: the one owner of the current edges, and the one edit function."""
+import copy
+import gc
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -175,6 +178,61 @@ def test_hand_edited_tensors_are_detected():
     model.edges.index = model.edges.index.flip(1)
     with pytest.raises(RuntimeError, match="canonical order"):
         model.edges.check()
+
+
+def test_new_rows_replace_init_for_one_edit():
+    model, opt = _model_and_optimizer(tied=False)
+    edges = model.edges
+    add = torch.tensor([[15, 14], [0, 1]])
+    bias = {s.attn.edge_bias: torch.full((2, 1), float(i)) for i, s in enumerate(model.sheets)}
+    edit = edges.edit(add=add, optimizer=opt, new_rows=bias)
+    for i, s in enumerate(model.sheets):
+        assert (s.attn.edge_bias.detach()[edit.added_position] == i).all()
+        assert (opt.state[s.attn.edge_bias]["exp_avg"][edit.added_position] == 0).all()
+    # the next edit is back to each tensor's init (the length prior)
+    edit = edges.edit(add=torch.tensor([[13], [2]]))
+    prior = model.sheets[0].attn.bias_prior(edges, edit.added, edges.length[edit.added_position])
+    assert torch.allclose(model.sheets[0].attn.edge_bias.detach()[edit.added_position, 0], prior)
+
+
+def test_bad_new_rows_are_refused_and_change_nothing():
+    model, opt = _model_and_optimizer()
+    edges, index = model.edges, model.edges.index.clone()
+    p = model.sheets[0].attn.edge_bias
+    add = torch.tensor([[15], [0]])
+    with pytest.raises(ValueError, match="not registered with these edges .*ColumnAttention"):
+        edges.edit(add=add, new_rows={torch.zeros(1, 1): torch.zeros(1, 1)})
+    with pytest.raises(ValueError, match=r"of shape \[1, 1\] \(one row per added edge\), "
+                                         r"got \[2, 1\]"):
+        edges.edit(add=add, optimizer=opt, new_rows={p: torch.zeros(2, 1)})
+    assert torch.equal(edges.index, index) and model.sheets[0].attn.edge_bias is p
+
+
+def test_registry_forgets_owners_that_are_gone():
+    """Registering never keeps an object alive: a dropped owner leaves the registry, and a
+    deep copy's registry holds the copy's layers, not the original's."""
+    model = Columnformer(GEO, channels=8, steps=3, tied_depth=False)
+    edges = model.edges
+
+    class Holder:
+        def __init__(self):
+            self.stat = torch.zeros(edges.num_edges)
+
+    holder = Holder()
+    edges.register(holder, "stat")
+    assert len(edges.per_edge()) == 4
+    del holder
+    gc.collect()
+    assert len(edges.per_edge()) == 3  # the three sheets' edge_bias
+    edges.edit(add=torch.tensor([[15], [0]]))
+    edges.check()
+    twin = copy.deepcopy(model)
+    twin.edges.edit(add=torch.tensor([[14], [0]]))
+    twin.edges.check()
+    model.edges.check()
+    assert twin.edges.num_edges == model.edges.num_edges + 1
+    assert all(a is b for a, b in zip(twin.edges.per_edge().values(),
+                                      (s.attn.edge_bias for s in twin.sheets)))
 
 
 def test_register_refuses_a_tensor_of_the_wrong_size():

@@ -1,10 +1,13 @@
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
 
 from colgraph import Columnformer
 from colgraph.geometry import from_coords, grid, knn
-from colgraph.plasticity import gradient_scores, grow_edges, sample_candidates
+from colgraph.plasticity import (GROW_RULES, PlasticityConfig, gradient_scores, grow_edges,
+                                 register_grow, sample_candidates)
 
 
 def _keys(ei, n):
@@ -121,6 +124,46 @@ def test_gradient_distance_prefers_short_among_helpful():
     assert far[:, 0].tolist() == [24, 0]  # the needle, far away
     assert geo.measure(*near).mean() < geo.measure(*far).mean()
     assert (near[1] == 0).all()  # still only edges that help
+
+
+@pytest.mark.parametrize("rule", list(GROW_RULES))
+def test_every_rule_grows_new_unique_edges_within_budget(rule):
+    geo, model, tokens, loss_fn = _needle_task(0)
+    n, index = geo.num_columns, model.edges.index
+    records = _recorded_loss(model, tokens, loss_fn) if GROW_RULES[rule].records else None
+    for budget in (0, 7, 40):
+        add = grow_edges(rule, budget, index, geo.pos, rng=np.random.default_rng(0),
+                         records=records, length_fn=geo.measure)
+        keys = _keys(add, n)
+        assert add.dim() == 2 and add.size(0) == 2 and add.dtype == torch.long
+        assert add.size(1) <= budget and (budget == 0 or add.size(1) > 0)
+        assert len(set(keys)) == len(keys) and not set(keys) & set(_keys(index, n))
+        assert (add[0] != add[1]).all() and (add >= 0).all() and (add < n).all()
+    model.edges.edit(add=add)  # the edge owner accepts what the rule grew
+    model.edges.check()
+    assert set(GROW_RULES[rule].settings) <= {f.name for f in fields(PlasticityConfig)}
+
+
+def test_a_registered_or_passed_rule_is_used():
+    geo = grid(4, wiring=knn(3))
+
+    def into_zero(inputs, n):  # the first n absent sources of column 0
+        have = set(inputs.edge_index[0, inputs.edge_index[1] == 0].tolist()) | {0}
+        src = [s for s in range(inputs.pos.size(0)) if s not in have][:n]
+        return torch.tensor([src, [0] * len(src)], dtype=torch.long)
+
+    rng = np.random.default_rng(0)
+    assert (grow_edges(into_zero, 3, geo.edge_index, geo.pos, rng=rng)[1] == 0).all()
+    register_grow("into_zero")(into_zero)
+    try:
+        assert GROW_RULES.get_rule("into_zero").settings == ()
+        with pytest.raises(ValueError, match=r"plasticity.pool=4 does not apply to "
+                                             r"plasticity.grow=into_zero \(its settings: none\)"):
+            PlasticityConfig(grow="into_zero", pool=4)
+    finally:
+        del GROW_RULES["into_zero"]
+    with pytest.raises(ValueError, match=r"'random' has no setting\(s\) lam"):
+        grow_edges("random", 3, geo.edge_index, geo.pos, rng=rng, lam=2.0)
 
 
 def test_grow_errors_are_clear():

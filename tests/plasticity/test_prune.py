@@ -1,10 +1,13 @@
+from dataclasses import fields
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colgraph.geometry import from_coords, grid, hops_from, knn, uniform
-from colgraph.plasticity import (prune_scores, rank_within_target, reachability_edges,
+from colgraph.plasticity import (PRUNE_CRITERIA, PlasticityConfig, prune_scores,
+                                 rank_within_target, reachability_edges, register_prune,
                                  select_prune)
 
 
@@ -28,6 +31,48 @@ def test_scores_by_criterion():
         prune_scores("magnitude", geo.edge_index, N)
     with pytest.raises(ValueError, match="needs 'attention'"):
         prune_scores("wiring", geo.edge_index, N, length=geo.edge_length)
+
+
+@pytest.mark.parametrize("criterion", list(PRUNE_CRITERIA))
+def test_every_criterion_scores_every_edge_and_prunes_within_budget(criterion):
+    geo = from_coords(torch.rand(30, 2, generator=torch.Generator().manual_seed(0)),
+                      uniform(k=5, seed=0))
+    E, N = geo.num_edges, geo.num_columns
+    g = torch.Generator().manual_seed(1)
+    inputs = dict(bias=torch.randn(2, E, 3, generator=g), attention=torch.rand(E, generator=g),
+                  length=geo.edge_length, generator=g)
+    score = prune_scores(criterion, geo.edge_index, N, **inputs)
+    assert score.shape == (E,) and score.dtype == torch.float32 and torch.isfinite(score).all()
+    keep = select_prune(score, geo.edge_index, N, n=E // 3, min_in_degree=2)
+    assert int((~keep).sum()) <= E // 3
+    assert (torch.bincount(geo.edge_index[1][keep], minlength=N) >= 2).all()
+    # every setting is a config field (so plasticity.prune=<criterion> can set it)
+    assert set(PRUNE_CRITERIA[criterion].settings) <= {f.name for f in fields(PlasticityConfig)}
+
+
+def test_a_registered_or_passed_criterion_is_used():
+    geo = grid(3, wiring=knn(2))
+    E, N = geo.num_edges, geo.num_columns
+
+    def longest_first(inputs, *, p: float = 1.0):
+        return -inputs.length.pow(p)
+
+    assert torch.equal(prune_scores(longest_first, geo.edge_index, N, length=geo.edge_length),
+                       -geo.edge_length)
+    register_prune("longest_first")(longest_first)
+    try:
+        assert PRUNE_CRITERIA.get_rule(longest_first).name == "longest_first"
+        assert PlasticityConfig(prune="longest_first", p=2.0).prune == "longest_first"
+        with pytest.raises(ValueError, match="'longest_first' is already registered"):
+            register_prune("longest_first")(longest_first)
+    finally:
+        del PRUNE_CRITERIA["longest_first"]
+    with pytest.raises(ValueError, match=r"Unknown prune criterion 'longest_first'. Choices: "
+                                         + ", ".join(PRUNE_CRITERIA)):
+        prune_scores("longest_first", geo.edge_index, N)
+    with pytest.raises(ValueError, match=r"'attention' has no setting\(s\) p \(its settings: "
+                                         r"none\)"):
+        prune_scores("attention", geo.edge_index, N, attention=torch.rand(E), p=2.0)
 
 
 def test_rank_within_target():

@@ -1,4 +1,5 @@
 import csv
+import gc
 
 import pytest
 import torch
@@ -6,8 +7,8 @@ import torch
 from colgraph import Columnformer
 from colgraph.config import to_container
 from colgraph.geometry import Geometry, hops_from, knn, stack
-from colgraph.plasticity import Plasticity, PlasticityConfig
 from colgraph.checkpoint import load_checkpoint
+from colgraph.plasticity import GROW_RULES, PRUNE_CRITERIA, Plasticity, PlasticityConfig
 from colgraph.restore import load_model
 from colgraph.training import train
 
@@ -38,8 +39,8 @@ def _train_step(model, opt, plasticity, step):
     return plasticity.maybe_update(step + 1, records)
 
 
-@pytest.mark.parametrize("prune", ["attention", "bias", "wiring", "random"])
-@pytest.mark.parametrize("grow", ["random", "geometric", "gradient", "gradient_distance"])
+@pytest.mark.parametrize("prune", list(PRUNE_CRITERIA))
+@pytest.mark.parametrize("grow", list(GROW_RULES))
 def test_constant_budget_keeps_edges_degrees_and_paths(prune, grow):
     model, opt, plasticity = _setup(prune=prune, grow=grow, drop_fraction=0.5)
     E0, n = model.edges.num_edges, model.num_columns
@@ -92,10 +93,20 @@ def test_schedule_window():
     (dict(name="none", every=-1), "every must be >= 1"),
     (dict(lam=-1.0), "lam must be > 0"),
     (dict(pool=0), "pool must be >= 1"),
+    (dict(prune="attention", p=2.0), r"plasticity.p=2.0 does not apply to plasticity.prune="
+                                     r"attention \(its settings: none\); only prune=wiring"),
+    (dict(grow="random", pool=4), r"plasticity.pool=4 does not apply to plasticity.grow=random"),
+    (dict(grow="random", lam=2.0), r"only grow=geometric \| gradient \| gradient_distance"),
 ])
 def test_bad_config_is_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         PlasticityConfig(**bad)
+
+
+def test_a_rules_own_settings_are_accepted():
+    assert PlasticityConfig(prune="wiring", p=2.0).p == 2.0
+    assert PlasticityConfig(grow="geometric", lam=3.0).lam == 3.0
+    assert PlasticityConfig(grow="gradient_distance", pool=4, lam=3.0).pool == 4
 
 
 def test_budget_that_would_empty_a_column_is_refused():
@@ -195,6 +206,23 @@ def test_lengths_not_from_the_metric_are_flagged():
         Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
 
 
+def test_a_discarded_schedule_leaves_the_edge_registry():
+    model = Columnformer(GEO, channels=8, steps=3)
+    sheets = len(model.edges.per_edge())
+    plasticity = Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
+    assert len(model.edges.per_edge()) == sheets + 1  # its attention statistics
+    del plasticity
+    gc.collect()
+    assert len(model.edges.per_edge()) == sheets
+    with Plasticity(model, PlasticityConfig.preset("set", every=1), total_steps=10) as p:
+        assert p.maybe_update(step=1)["added"] > 0
+    assert len(model.edges.per_edge()) == sheets  # closed on leaving the block
+    present = set(model.edges.index[0, model.edges.index[1] == 0].tolist())
+    source = next(s for s in range(1, model.num_columns) if s not in present)
+    assert model.edges.edit(add=torch.tensor([[source], [0]])).num_added == 1  # edits work
+    model.edges.check()
+
+
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="Unknown plasticity preset 'rig'. Choices"):
         PlasticityConfig.preset("rig")
@@ -254,6 +282,7 @@ def test_mistyped_config_values_are_refused_at_compose(override):
     ("+plasticity.dropfraction=0.2", r"Unknown key\(s\) plasticity.dropfraction. Choices: "
                                      r"anneal, budget, drop_fraction"),
     ("+scale.areas=V1", r"Unknown key\(s\) scale.areas. Choices: area, at_step, factor"),
+    ("plasticity.pool=4", "plasticity.pool=4 does not apply to plasticity.grow=random"),
 ])
 def test_bad_values_from_the_command_line_fail_before_data_loads(tmp_path, override, message):
     with pytest.raises(ValueError, match=message):

@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 
 from colgraph import ColumnformerConfig
 from colgraph.config import TaskConfig
-from colgraph.geometry import from_coords, from_networkx, grid, knn, read_geometry, stack
+from colgraph.geometry import (from_coords, from_networkx, grid, knn, read_geometry, stack,
+                               write_geometry)
 from colgraph.tasks import ImageClassification, InputMap
 
 TASK = TaskConfig(name="classify_image")
@@ -85,6 +86,28 @@ def test_explicit_input_map_wins_and_survives_files(tmp_path):
     assert again.input_map.tolist() == geo.input_map.tolist()
     model = ImageClassification(geo, ColumnformerConfig(channels=8, steps=1), TASK, (1, 2, 2), 3)
     assert model.encoder.input_map().method == "input_map"
+
+
+@pytest.mark.parametrize("suffix", [".graphml", ".gml", ".csv"])
+def test_trained_sheet_geometry_keeps_the_map_through_files(tmp_path, suffix):
+    """load_model(...)'s geometry is the model's current sheet: written back to a file and
+    read again, it keeps the explicit map (new columns receive no patch)."""
+    patch = {(0, 0): 3, (0, 1): 2, (1, 0): 1, (1, 1): 0}
+    geo = from_networkx(_graph_with_map(patch))
+    model = ImageClassification(geo, ColumnformerConfig(channels=8, steps=1), TASK, (1, 2, 2), 3)
+    sheet = model.columnformer.geometry
+    assert torch.equal(sheet.input_map, geo.input_map)
+    path = write_geometry(sheet, tmp_path / f"sheet{suffix}")
+    coords = str(path.with_name(path.stem + "_nodes.csv")) if suffix == ".csv" else None
+    again = read_geometry(path, coords=coords)
+    assert again.input_map.tolist() == geo.input_map.tolist()
+    rebuilt = ImageClassification(again, ColumnformerConfig(channels=8, steps=1), TASK,
+                                  (1, 2, 2), 3)
+    assert rebuilt.encoder.input_map().method == "input_map"
+    edges = model.columnformer.edges
+    edges.add_columns(torch.tensor([[5.0, 5.0]]), torch.tensor([0]))
+    edges.edit(add=torch.tensor([[0], [4]]))  # the new column's input
+    assert model.columnformer.geometry.input_map.tolist() == geo.input_map.tolist() + [-1]
 
 
 def test_csv_coordinates_carry_input_map(tmp_path):
