@@ -22,8 +22,38 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["wiring_length", "wiring_cost", "column_responses", "smoothness_loss",
+__all__ = ["total_loss", "wiring_length", "wiring_cost", "column_responses", "smoothness_loss",
            "topographic_smoothness", "distant_pairs", "measure_topography"]
+
+
+def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> Tensor:
+    """The training loss: the task's ``loss`` plus every objective the config weights.
+
+    Args:
+        cfg: the run's config; reads ``wiring.weight`` / ``wiring.p`` (wiring cost),
+            ``smoothness.*`` (feature smoothness) and ``sparsity.weight`` (activation
+            sparsity). A weight of 0 leaves its term out (nothing computed).
+        loss: the task's scalar loss.
+        out: the sheet's :class:`~colgraph.ColumnformerOutput` (states, per-step attention,
+            activity).
+        edges: the sheet's edge owner (:class:`~colgraph.nn.SheetEdges`): index, lengths,
+            positions and metric.
+        radius: the smoothness loss's neighbourhood (edges no longer than this).
+
+    The terms are added one by one in this order (wiring, smoothness, sparsity), each
+    scaled by its weight.
+    """
+    if cfg.wiring.weight:
+        loss = loss + cfg.wiring.weight * wiring_cost(out.attention, edges.index, edges.length,
+                                                      cfg.wiring.p)
+    s = cfg.smoothness
+    if s.weight:
+        loss = loss + s.weight * smoothness_loss(
+            out.state, edges.index, edges.length, edges.pos, radius, s.temperature,
+            s.negatives, period=edges.period, metric=edges.metric)
+    if cfg.sparsity.weight:
+        loss = loss + cfg.sparsity.weight * out.activity.l1
+    return loss
 
 
 def wiring_length(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Tensor,

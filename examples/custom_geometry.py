@@ -101,7 +101,7 @@ def main() -> None:
                     "model.bias_sigma=4.0",
                     f"hydra.run.dir={args.run_dir}"], check=True)
 
-    from colgraph.training import load_model
+    from colgraph import load_model
 
     model, geometry, _, data = load_model(args.run_dir)
     att = attention_flow(model, geometry, data)

@@ -91,7 +91,7 @@ def measure_step(spec: dict) -> dict:
 
     from colgraph import Columnformer
     from colgraph.geometry import full, grid, knn
-    from colgraph.training import param_groups
+    from colgraph.training.optim import param_groups
 
     base = _rss_mb()
     torch.manual_seed(0)

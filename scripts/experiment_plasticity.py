@@ -86,7 +86,9 @@ def main() -> None:
     from colgraph.connectome import edge_data
     from colgraph.data import iterate_batches
     from colgraph.geometry import Geometry
-    from colgraph.training import build_model, load_checkpoint, load_model, train
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.restore import build_model, load_model
+    from colgraph.training import train
 
     rows = []
     for name in args.runs:

@@ -33,7 +33,9 @@ WAVES60 = WAVES + ["train.epochs=60"]  # the knobs table's budget
 
 def run(overrides: list[str], run_dir: str | None = None) -> dict:
     """Train one configuration; return its final metrics plus parameters and seconds."""
-    from colgraph.training import PRETRAINED, load_model, train
+    from colgraph.restore import load_model
+    from colgraph.training import train
+    from colgraph.training.sources import PRETRAINED
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -58,7 +60,7 @@ def baseline(kind: str, cfg, epochs: int, seed: int = 0) -> dict:
     from torch import nn
 
     from colgraph.data import Augment, iterate_batches, load_data
-    from colgraph.training import lr_lambda
+    from colgraph.training.optim import lr_lambda
 
     torch.manual_seed(seed)
     data = load_data(cfg.data, "sequence")

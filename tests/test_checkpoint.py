@@ -35,7 +35,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path):
     torch.save(evil, tmp_path / CHECKPOINT_NAME)  # a valid torch zip with a payload inside
     for attempt in (lambda: load_checkpoint(tmp_path),
                     lambda: train(compose(TINY + [f"train.resume={tmp_path}"]), tmp_path / "r"),
-                    lambda: __import__("colgraph.training").training.load_model(tmp_path),
+                    lambda: __import__("colgraph.restore").restore.load_model(tmp_path),
                     lambda: __import__("colgraph.connectome").connectome.to_networkx(tmp_path)):
         with pytest.raises(ValueError, match="Refusing to load .*could run code"):
             attempt()

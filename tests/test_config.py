@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from colgraph.geometry import build_geometry
-from colgraph.training import build_model
+from colgraph.restore import build_model
 
 from conftest import CONFIG_DIR, TINY, compose
 
@@ -61,7 +61,8 @@ GEOMETRY_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "geometry").glob("*.yaml
 
 @pytest.mark.parametrize("option", GEOMETRY_OPTIONS)
 def test_every_geometry_config_trains(tmp_path, option):
-    from colgraph.training import load_checkpoint, train
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.training import train
 
     cfg = compose([f"geometry={option}", *PARTNERS.get(("geometry", option), []),
                    "model.channels=8", "train.max_steps=2", "train.batch_size=32",
@@ -128,8 +129,9 @@ def test_bad_settings_are_refused_before_any_work(overrides, match):
 def test_train_validates_before_loading_data(tmp_path, monkeypatch):
     """train() refuses a bad setting before the run directory, data or model exist."""
     from colgraph import training
+    from colgraph.training import assembly
 
-    monkeypatch.setattr(training, "load_task_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(assembly, "load_task_data", lambda cfg: pytest.fail("data loaded"))
     with pytest.raises(ValueError, match="The config has 2 problems:\n  - optim.grad_clip"):
         training.train(compose(TINY + ["optim.grad_clip=-1", "train.eval_every=0"]),
                        tmp_path / "run")

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from colgraph.training import load_checkpoint, train
+from colgraph.checkpoint import load_checkpoint
+from colgraph.training import train
 
 from conftest import CONFIG_DIR, TINY, compose
 
@@ -92,9 +93,9 @@ def test_learned_wiring_is_identical_on_every_rank(tmp_path, rule):
 
 def _state_worker(rank: int, world: int, port: int, overrides: list, out: str) -> None:
     """A rank that saves its whole model state at every evaluation."""
-    from colgraph import training
+    from colgraph.training import assembly
 
-    real, calls = training.evaluate, []
+    real, calls = assembly.evaluate, []
 
     def evaluate_and_dump(model, *args, **kwargs):
         calls.append(1)
@@ -102,7 +103,7 @@ def _state_worker(rank: int, world: int, port: int, overrides: list, out: str) -
                    f"{out}/rank{rank}_eval{len(calls)}.pt")
         return real(model, *args, **kwargs)
 
-    training.evaluate = evaluate_and_dump
+    assembly.evaluate = evaluate_and_dump
     _worker(rank, world, port, overrides, [f"{out}/run0", f"{out}/run1"])
 
 

@@ -4,7 +4,8 @@ import csv
 import pytest
 import torch
 
-from colgraph.training import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, param_groups, save_checkpoint, train
+from colgraph.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from colgraph.training import param_groups, train
 
 from conftest import TINY, compose
 
@@ -87,7 +88,7 @@ def test_crash_while_saving_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_weight_decay_groups_by_name():
-    from colgraph.training import build_model
+    from colgraph.restore import build_model
     from colgraph.geometry import build_geometry
 
     cfg = compose(TINY)
@@ -116,7 +117,7 @@ def test_incompatible_checkpoint_format(tmp_path):
 
 
 def test_load_model_without_data(tmp_path):
-    from colgraph.training import load_model
+    from colgraph.restore import load_model
 
     train(compose(TINY + ["train.max_steps=1"]), tmp_path)
     model, geometry, cfg, data = load_model(tmp_path, with_data=False)
@@ -192,11 +193,11 @@ def test_mid_epoch_stop_resumes_exactly(tmp_path):
 
 
 def test_checkpoint_every_writes_mid_epoch(tmp_path, monkeypatch):
-    from colgraph import training
+    from colgraph.training import hooks
 
     saved = []
-    real = training.save_checkpoint
-    monkeypatch.setattr(training, "save_checkpoint",
+    real = hooks.save_checkpoint
+    monkeypatch.setattr(hooks, "save_checkpoint",
                         lambda path, state: saved.append((state["step"], state["batch"]))
                         or real(path, state))
     train(compose(TINY + ["train.epochs=1", "train.checkpoint_every=5"]), tmp_path)
@@ -248,23 +249,23 @@ def test_divergence_names_the_tensor_and_keeps_the_good_checkpoint(tmp_path, mon
 
 
 def test_non_finite_data_is_blamed(tmp_path, monkeypatch):
-    from colgraph import training
+    from colgraph.training import assembly
 
-    real = training.load_task_data
+    real = assembly.load_task_data
 
     def nan_data(cfg):
         data = real(cfg)
         data.x_train[3, 0, 0, 0] = float("nan")
         return data
 
-    monkeypatch.setattr(training, "load_task_data", nan_data)
+    monkeypatch.setattr(assembly, "load_task_data", nan_data)
     with pytest.raises((FloatingPointError, ValueError), match="non-finite|NaN"):
         train(compose(TINY), tmp_path)
 
 
 def test_diverged_checkpoint_is_refused_before_analysis(tmp_path):
     from colgraph.checkpoint import save_checkpoint as save
-    from colgraph.training import load_model
+    from colgraph.restore import load_model
 
     train(compose(TINY + ["train.max_steps=1"]), tmp_path)
     state = load_checkpoint(tmp_path)
@@ -297,7 +298,7 @@ def test_checkpoint_stores_data_and_geometry_paths_absolute(tmp_path, monkeypatc
     """A run started with relative paths can be analysed from anywhere."""
     import numpy as np
 
-    from colgraph.training import load_model
+    from colgraph.restore import load_model
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.random((60, 8, 8)).astype(np.float32),
@@ -311,20 +312,39 @@ def test_checkpoint_stores_data_and_geometry_paths_absolute(tmp_path, monkeypatc
 
 
 def test_metrics_rows_never_shift_columns(tmp_path):
-    """An evaluated epoch after unevaluated ones (train.eval_every > 1) adds columns: the
-    file is rewritten with the wider header instead of misaligning the new row."""
+    """metrics.csv has one header for the whole run: an unevaluated epoch leaves the test
+    columns empty, an evaluated one fills them; a key outside the header is refused; an
+    older file with another header is rewritten once under this one."""
     import csv
 
-    from colgraph.training import _append_row
+    from colgraph.training.logs import CsvLog, metrics_schema
 
     path = tmp_path / "metrics.csv"
-    _append_row(path, {"epoch": 1, "train_loss": 2.0})
-    _append_row(path, {"epoch": 2, "train_loss": 1.5, "test_acc": 0.6})
-    _append_row(path, {"epoch": 3, "train_loss": 1.0})
+    out = CsvLog(path, ["epoch", "train_loss", "test_acc"])
+    out.append({"epoch": 1, "train_loss": 2.0})
+    out.append({"epoch": 2, "train_loss": 1.5, "test_acc": 0.6})
+    out.append({"epoch": 3, "train_loss": 1.0})
     rows = list(csv.DictReader(path.open()))
     assert [r["test_acc"] for r in rows] == ["", "0.6", ""]
     assert [r["train_loss"] for r in rows] == ["2.0", "1.5", "1.0"]
+    with pytest.raises(ValueError, match="brings surprise"):
+        out.append({"epoch": 4, "surprise": 1})
+    again = CsvLog(path, ["epoch", "step", "train_loss", "test_acc"])  # a resumed run
+    again.append({"epoch": 4, "step": 9})
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "test_acc"]
+    assert [r["step"] for r in rows] == ["", "", "", "9"] and rows[1]["test_acc"] == "0.6"
     assert not (tmp_path / "metrics.csv.tmp").exists()
+    assert metrics_schema(("acc",))[:4] == ["epoch", "step", "train_loss", "train_acc"]
+
+
+def test_metrics_header_is_fixed_when_evaluation_is_sparse(tmp_path):
+    """With train.eval_every=2 the first row has no test metrics, yet the header holds them
+    from the start (no rewrite when the first evaluated epoch arrives)."""
+    train(compose(TINY + ["train.epochs=2", "train.eval_every=2"]), tmp_path)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert rows[0]["test_acc"] == "" and float(rows[1]["test_acc"]) >= 0
+    assert (tmp_path / "metrics.csv").read_text().count("epoch,") == 1
 
 
 def test_epoch_callbacks_run_on_every_epoch(tmp_path):

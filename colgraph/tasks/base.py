@@ -47,6 +47,7 @@ class Task(nn.Module):
 
     name: ClassVar[str]
     modality: ClassVar[str]  # "image" | "sequence": the samples it reads (colgraph.data)
+    stats: ClassVar[tuple[str, ...]]  # the keys of TaskOutput.stats (metrics.csv's columns)
     metric: ClassVar[str]  # the headline statistic, reported as test_<metric>
     metric_label: ClassVar[str]  # how it is printed
     columnformer: Columnformer

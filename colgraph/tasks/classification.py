@@ -21,6 +21,7 @@ POOLS = ("mean", "max")
 class Classification(Task):
     """Pooled readout of the output area; the subclass makes ``self.encoder``."""
 
+    stats = ("acc",)
     metric, metric_label = "acc", "accuracy"
 
     def _build(self, geometry: Geometry, model: ColumnformerConfig, encoder: nn.Module,

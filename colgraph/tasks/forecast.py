@@ -30,6 +30,7 @@ class NextFramePrediction(Task):
 
     name = "predict_sequence"
     modality = "sequence"
+    stats = ("mse", "persistence_mse")
     metric, metric_label = "mse", "next-frame MSE"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,

@@ -44,6 +44,7 @@ class MaskedImageModelling(Task):
 
     name = "masked_image"
     modality = "image"
+    stats = ("mse",)
     metric, metric_label = "mse", "masked-patch MSE"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,

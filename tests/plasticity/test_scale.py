@@ -4,7 +4,9 @@ import torch
 from colgraph import Columnformer
 from colgraph.geometry import grid, knn, stack
 from colgraph.plasticity import Plasticity, PlasticityConfig, add_columns, refine_grid
-from colgraph.training import load_checkpoint, load_model, train
+from colgraph.checkpoint import load_checkpoint
+from colgraph.restore import load_model
+from colgraph.training import train
 
 from conftest import TINY, compose
 

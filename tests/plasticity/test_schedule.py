@@ -7,8 +7,10 @@ import torch
 from colgraph import Columnformer
 from colgraph.config import to_container
 from colgraph.geometry import Geometry, hops_from, knn, stack
+from colgraph.checkpoint import load_checkpoint
 from colgraph.plasticity import GROW_RULES, PRUNE_CRITERIA, Plasticity, PlasticityConfig
-from colgraph.training import load_checkpoint, load_model, train
+from colgraph.restore import load_model
+from colgraph.training import train
 
 from conftest import CONFIG_DIR, TINY, compose
 

@@ -7,7 +7,9 @@ from colgraph.config import TaskConfig
 from colgraph.data import Augment
 from colgraph.tasks import TASKS as REGISTERED_TASKS
 from colgraph.tasks import MaskedImageModelling, NextFramePrediction, random_mask
-from colgraph.training import load_checkpoint, load_model, train
+from colgraph.checkpoint import load_checkpoint
+from colgraph.restore import load_model
+from colgraph.training import train
 
 from conftest import compose
 

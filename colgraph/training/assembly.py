@@ -1,0 +1,241 @@
+"""Assembling a run: config -> geometry -> data -> task -> optimizer -> schedule -> state
+restored from ``train.resume`` / ``train.init_from`` -> hooks. What :func:`assemble` returns
+(a :class:`Run`) is everything the loop (:mod:`colgraph.training.loop`) touches.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, remove_stale_tmp
+from ..config import to_container
+from ..data import Augment, Data
+from ..distributed import Distributed
+from ..geometry import Geometry, build_geometry
+from ..plasticity import Plasticity
+from ..restore import build_model, load_task_data
+from ..tasks import Task
+from .evaluation import Totals, evaluate, smoothness_radius
+from .hooks import (CheckpointHook, EpochCallbacks, FiguresHook, GrowthHook, Hook, MetricsHook,
+                    PlasticityHook, ProgressHook)
+from .logs import log
+from .optim import apply_optim_settings, build_optimizer
+from .sources import PRETRAINED, check_resume_geometry, init_from, load_sources
+from .state import RunState
+
+__all__ = ["Run", "assemble", "resolve_device", "seed_everything"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a requested CUDA must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name} was requested but CUDA is not available on this "
+                           f"machine. Use device=cpu or device=auto.")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Run:
+    """Everything a training run is made of, assembled once (:func:`assemble`).
+
+    The loop reads the config, trains ``model`` (through ``net``: the model itself, or its
+    DDP wrapper) with ``optimizer`` / ``scheduler`` and tells ``hooks`` what happened;
+    ``state`` says where it is. Hooks reach everything else through this object.
+    """
+
+    cfg: Any
+    checked: dict[str, Any]  # the config's groups as validated dataclasses
+    run_dir: Path
+    device: torch.device
+    ranks: Distributed
+    geometry: Geometry
+    data: Data
+    augment: Augment
+    model: Task
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    plasticity: Plasticity | None
+    state: RunState
+    steps_per_epoch: int
+    radius: float  # of the smoothness loss and measure
+    hooks: list[Hook] = field(default_factory=list)
+    totals: Totals = field(default_factory=Totals)  # the current epoch's sums so far
+    metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's
+    start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: it logs, shows progress and writes every file."""
+        return self.ranks.is_main
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def say(self, message: str) -> None:
+        """A message on the console and in ``train.log`` (rank 0 only)."""
+        if self.main:
+            log.info(message)
+
+    def evaluate(self) -> dict[str, float]:
+        """The test metrics over the whole test set (each rank evaluates its share)."""
+        return evaluate(self.model, self.data.x_test, self.data.y_test, 256, self.device,
+                        self.radius, self.ranks)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint: config (with absolute file paths), geometry, model (its CURRENT
+        wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata."""
+        return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
+                "config": _absolute_paths(to_container(self.cfg)),
+                "geometry": self.geometry.state_dict(),
+                "geometry_fingerprint": self.geometry.fingerprint(),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), **self.state.state_dict(),
+                "plasticity": self.plasticity.state_dict() if self.plasticity else None,
+                "metrics": self.metrics, "task": self.model.spec()}
+
+
+def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.device,
+             ranks: Distributed, callbacks: Sequence[Callable[..., None]] = (),
+             hooks: Sequence[Hook] = ()) -> Run:
+    """Build the run a validated config describes, restored from ``train.resume`` or
+    started from ``train.init_from``; every refusal comes before data is loaded."""
+    plasticity_cfg, scale_cfg, train_cfg = checked["plasticity"], checked["scale"], checked["train"]
+    if ranks.enabled and cfg.train.batch_size < ranks.world:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
+                         f"over {ranks.world} processes: give at least one sample per process.")
+    if ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    resume, source = load_sources(cfg)
+    if train_cfg.freeze != "none" and plasticity_cfg.enabled:
+        raise ValueError("train.freeze=sheet freezes the edge biases that plasticity=... "
+                         "edits: use plasticity=none for a probe.")
+    seed_everything(cfg.train.seed)
+
+    geometry = build_geometry(cfg.geometry)
+    if resume is not None:
+        check_resume_geometry(resume, cfg, geometry)
+    if scale_cfg.area is not None:
+        geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
+    data = load_task_data(cfg)
+    augment = Augment(**to_container(cfg.data.augment))
+    model = build_model(cfg, geometry, data.sample_shape, data.num_classes).to(device)
+    if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
+        model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
+    elif source is not None:
+        init_from(model, source)
+    if train_cfg.freeze == "sheet":  # a probe: only the readout learns
+        for name, p in model.named_parameters():
+            p.requires_grad_(not name.startswith(PRETRAINED))
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
+    optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        apply_optim_settings(model, optimizer, scheduler, cfg, resume["config"]["optim"],
+                             resume["step"])
+        batch = resume.get("batch", 0)
+        if batch and resume["config"]["train"]["batch_size"] != cfg.train.batch_size:
+            raise ValueError(f"Cannot resume {resume['path']} mid-epoch (after batch {batch} "
+                             f"of epoch {resume['epoch'] + 1}) with another train.batch_size "
+                             f"({cfg.train.batch_size}; the run used "
+                             f"{resume['config']['train']['batch_size']}): keep its batch size.")
+    plasticity = (Plasticity(model, plasticity_cfg, steps_per_epoch * cfg.train.epochs,
+                             optimizer, ranks) if plasticity_cfg.enabled else None)
+    state = RunState()
+    if resume is not None:
+        if plasticity is not None and resume.get("plasticity") is not None:
+            plasticity.load_state_dict(resume["plasticity"])
+        state.load_state_dict(resume)  # position and random generators
+        if ranks.is_main:
+            log.info(f"Resumed from {resume['path']} at epoch {state.epoch}, step "
+                     f"{state.step} ({model.columnformer.edges.num_edges} edges).")
+    state.done = cfg.train.max_steps is not None and state.step >= cfg.train.max_steps
+    run = Run(cfg=cfg, checked=checked, run_dir=run_dir, device=device, ranks=ranks,
+              geometry=geometry, data=data, augment=augment, model=model,
+              optimizer=optimizer, scheduler=scheduler, plasticity=plasticity, state=state,
+              steps_per_epoch=steps_per_epoch,
+              radius=smoothness_radius(cfg, model.columnformer.edge_length))
+    if ranks.is_main:
+        _link_runs(run_dir, resume, run.say)
+    run.hooks = default_hooks(run, callbacks, hooks)
+    if ranks.is_main and remove_stale_tmp(run.checkpoint_path):
+        run.say(f"Removed {run.checkpoint_path}.tmp, a partial checkpoint left by a crash "
+                f"mid-write.")
+    n_params = sum(p.numel() for p in model.parameters())
+    run.say(f"{geometry} | {n_params / 1e6:.2f}M parameters | device {device}"
+            + (f" | {ranks.world} processes" if ranks.enabled else ""))
+    run.start = time.perf_counter()
+    return run
+
+
+def default_hooks(run: Run, callbacks: Sequence[Callable[..., None]] = (),
+                  hooks: Sequence[Hook] = ()) -> list[Hook]:
+    """The hooks a config asks for, in the order they run: logging, plasticity, growth,
+    progress, epoch callbacks (connectome snapshots), the caller's ``hooks``, checkpoints,
+    figures."""
+    cfg = run.cfg
+    callbacks = list(callbacks)
+    if cfg.train.connectome_every:
+        from ..connectome import ConnectomeSnapshots
+
+        callbacks.append(ConnectomeSnapshots(cfg.train.connectome_every))
+    out: list[Hook] = [MetricsHook(run)]
+    if run.plasticity is not None:
+        out.append(PlasticityHook(run.plasticity))
+    if run.checked["scale"].area is not None:
+        out.append(GrowthHook(run.checked["scale"], cfg.geometry.wiring))
+    out.append(ProgressHook(enabled=cfg.train.progress and run.main))
+    if callbacks:
+        out.append(EpochCallbacks(callbacks))
+    return [*out, *hooks, CheckpointHook(cfg.train.checkpoint_every), FiguresHook()]
+
+
+def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with its file paths made absolute, so that a checkpoint finds its data
+    and geometry files from any working directory (``load_model``, ``analyze.py``)."""
+    for group, key in (("data", "path"), ("geometry", "path"), ("geometry", "coords")):
+        value = config.get(group, {}).get(key)
+        if value:
+            config[group][key] = str(Path(value).expanduser().resolve())
+    return config
+
+
+def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
+    """Keep a run directory's records one run's: resuming into a NEW directory starts its
+    ``metrics.csv`` / ``plasticity.csv`` with the earlier run's rows and notes where it came
+    from (``resumed_from.txt``); a directory that already holds another run's metrics is
+    appended to only with a warning."""
+    import shutil
+
+    source = Path(resume["path"]).parent if resume is not None else None
+    same = source is not None and source.resolve() == run_dir.resolve()
+    if (run_dir / "metrics.csv").exists() and not same:
+        warnings.warn(f"{run_dir} already holds metrics.csv of another run: this run appends "
+                      f"its rows to it. Use a fresh run directory (hydra.run.dir=...) to keep "
+                      f"runs apart.", stacklevel=4)
+    if source is not None and not same:
+        for name in ("metrics.csv", "plasticity.csv"):
+            if (source / name).is_file() and not (run_dir / name).exists():
+                shutil.copyfile(source / name, run_dir / name)
+        (run_dir / "resumed_from.txt").write_text(
+            f"{resume['path']}\nstep {resume['step']}, epoch {resume['epoch']}\n")
+        say(f"Continuing {source} in {run_dir} (its metrics so far copied; resumed_from.txt).")

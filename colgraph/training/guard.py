@@ -1,0 +1,55 @@
+"""The non-finite guard: one check per step of the loss and the gradients, then clipping.
+
+Called after ``loss.backward()`` and before ``optimizer.step()``. On the happy path it costs
+ONE host synchronisation per step (a single flag tensor read back; with several processes,
+one all-reduce of it first, so every rank skips or stops together and no collective hangs).
+Only when something is wrong does it look further, to name the culprit: the loss, or the
+first parameter whose gradient is not finite, and whether the batch itself held non-finite
+inputs.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import first_nonfinite
+from ..distributed import Distributed
+
+__all__ = ["check_and_clip"]
+
+
+def check_and_clip(loss: Tensor, model: nn.Module, max_norm: float,
+                   ranks: Distributed | None = None,
+                   params: Iterable[tuple[str, nn.Parameter]] | None = None) -> str | None:
+    """Check that ``loss`` and the total gradient norm are finite; if so, clip the gradients
+    to ``max_norm`` (0: no clipping) as ``clip_grad_norm_`` does and return ``None``;
+    otherwise return what is wrong (``"the loss is nan (on some rank)"`` or
+    ``"gradient of <name> (<k> of <n> values non-finite)"``) and leave the gradients alone.
+
+    The norm is checked BEFORE clipping: ``clip_grad_norm_`` would spread one NaN over every
+    gradient and hide which tensor it came from.
+
+    Example:
+        >>> lin = nn.Linear(2, 1)
+        >>> loss = lin(torch.ones(1, 2)).sum()
+        >>> loss.backward()
+        >>> check_and_clip(loss, lin, max_norm=1.0) is None
+        True
+    """
+    named = list(params if params is not None else model.named_parameters())
+    grads = [p.grad for _, p in named if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack(
+        torch._foreach_norm(grads) or [loss.new_zeros(())]))
+    flags = torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(norm)]).float()
+    if ranks is not None:
+        flags = ranks.mean_tensor(flags)  # > 0 where any rank saw it
+    loss_bad, grad_bad = flags.tolist()  # the one host synchronisation
+    if loss_bad:
+        return f"the loss is {loss.item()} (on some rank)"
+    if grad_bad:
+        return "gradient of " + str(first_nonfinite((n, p.grad) for n, p in named))
+    if max_norm and grads:
+        torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
+    return None

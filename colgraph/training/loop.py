@@ -1,0 +1,157 @@
+"""The training loop: a page that reads top to bottom.
+
+:func:`train` validates the config, assembles the run (:func:`colgraph.training.assemble`)
+and loops: per batch a forward pass, the loss (:func:`colgraph.objectives.total_loss`), a
+backward pass, one non-finite check with clipping (:func:`check_and_clip`), the update and
+the step hooks; per epoch the metrics row, an evaluation and the epoch hooks. Everything
+else (plasticity, sheet growth, progress, logs, connectome snapshots, checkpoints, figures)
+is a hook (:mod:`colgraph.training.hooks`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..config import validate_config
+from ..data import iterate_batches
+from ..distributed import Distributed
+from ..objectives import total_loss
+from .assembly import Run, assemble, resolve_device
+from .evaluation import Totals
+from .guard import check_and_clip
+from .hooks import Hook, last_good
+from .logs import console_logging, epoch_line, log
+
+__all__ = ["train"]
+
+
+def train(cfg: Any, run_dir: str | os.PathLike = ".",
+          callbacks: Sequence[Callable[..., None]] = (),
+          hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train the model a config describes; return final metrics and the checkpoint path.
+
+    Args:
+        cfg: a composed config (see ``configs/config.yaml`` and :mod:`colgraph.config`).
+        run_dir: where ``checkpoint.pt``, ``metrics.csv`` and TensorBoard logs go.
+        callbacks: called at the end of every epoch on the main process as
+            ``callback(model=..., data=..., epoch=..., run_dir=...)`` (the model in train
+            mode; switch modes yourself). ``train.connectome_every=N`` adds
+            :class:`colgraph.connectome.ConnectomeSnapshots`.
+        hooks: :class:`~colgraph.training.Hook` objects, run after the built-in ones and
+            before the checkpoint is written (see :mod:`colgraph.training.hooks`).
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    checked = validate_config(cfg)  # every setting, before any work
+    console_logging()
+    device = resolve_device(cfg.device)
+    ranks = Distributed.from_env(device)  # one process unless torchrun started several
+    try:
+        if ranks.enabled and device.type == "cuda":
+            device = torch.device("cuda", ranks.local_rank)
+            torch.cuda.set_device(device)
+        # messages during an epoch are written above the progress bar, not through it; only
+        # the logger that prints them (hydra's root handler, or our own): both would say
+        # every line twice
+        with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
+            run = assemble(cfg, checked, Path(run_dir), device, ranks, callbacks, hooks)
+            return loop(run)
+    finally:
+        ranks.close()
+
+
+def loop(run: Run) -> dict[str, Any]:
+    """Train until ``train.epochs`` or ``train.max_steps``; return the final metrics."""
+    cfg, state, model, ranks = run.cfg, run.state, run.model, run.ranks
+    net = ranks.wrap(model)  # the forward pass; everything else reaches into `model`
+    while state.epoch < cfg.train.epochs and not state.done:
+        model.train()
+        run.totals = Totals()
+        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + state.epoch)
+        batches = iterate_batches(run.data.x_train, run.data.y_train, cfg.train.batch_size,
+                                  shuffle=True, generator=gen, start=state.batch)
+        _call(run, "epoch_start")
+        for xb, yb in batches:
+            state.batch += 1
+            if len(xb) < ranks.world:  # a last global batch too small to split: dropped
+                continue
+            xb, yb = ranks.shard(xb, yb)  # this rank's share of the global batch
+            xb, yb = xb.to(run.device), yb.to(run.device)
+            if run.augment.enabled:
+                xb = run.augment(xb)
+            _call(run, "before_step")
+            res = net(xb, yb)
+            loss = total_loss(cfg, res.loss, res.out, model.columnformer.edges, run.radius)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            bad = check_and_clip(loss, model, cfg.optim.grad_clip, ranks)
+            if bad is not None:
+                _skip(run, bad, xb)
+                continue
+            run.optimizer.step()
+            run.scheduler.step()
+            state.step += 1
+            run.totals.add(res.loss.detach(), {k: v.detach() for k, v in res.stats.items()},
+                           len(xb))
+            state.done = cfg.train.max_steps is not None and state.step >= cfg.train.max_steps
+            if any([bool(h.after_step(run, res)) for h in run.hooks]):
+                net = ranks.wrap(model)  # parameters changed shape: wrap (and broadcast) anew
+            if state.done:
+                break
+        if state.batch >= run.steps_per_epoch:  # else stopped mid-epoch: resume from here
+            state.epoch, state.batch = state.epoch + 1, 0
+        run.metrics = _epoch_metrics(run)
+        _call(run, "epoch_end", run.metrics)
+        if state.batch:
+            break
+    if "wiring_length" not in run.metrics:
+        run.metrics.update(run.evaluate())
+    run.metrics["checkpoint"] = str(run.checkpoint_path)
+    ranks.barrier()  # rank 0's checkpoint is on disk when any rank returns
+    run.say(f"test {model.metric_label} {run.metrics['test_' + model.metric]:.4f} | mean "
+            f"attention-weighted wiring length {run.metrics['wiring_length']:.3f} | "
+            f"checkpoint {run.checkpoint_path}")
+    _call(run, "run_end", run.metrics)
+    return run.metrics
+
+
+def _call(run: Run, event: str, *args: Any) -> None:
+    for hook in run.hooks:
+        getattr(hook, event)(run, *args)
+
+
+def _skip(run: Run, reason: str, xb: torch.Tensor) -> None:
+    """A batch whose loss or gradient is not finite: stop with the cause, or skip it
+    (``train.skip_nonfinite``)."""
+    cause = ("the batch holds non-finite inputs (check the data)"
+             if not bool(torch.isfinite(xb).all()) else "Lower optim.lr or set optim.grad_clip")
+    if not run.cfg.train.skip_nonfinite:
+        raise FloatingPointError(f"At step {run.state.step} {reason}: {cause}. "
+                                 f"{last_good(run)} train.skip_nonfinite=true skips such "
+                                 f"batches instead.")
+    run.state.skipped += 1
+    run.optimizer.zero_grad(set_to_none=True)
+    _call(run, "skipped", reason)
+    run.say(f"step {run.state.step}: skipped a batch ({reason}); {run.state.skipped} skipped "
+            f"so far")
+
+
+def _epoch_metrics(run: Run) -> dict[str, Any]:
+    """The epoch's row (a partial epoch's position is fractional), evaluated when due, with
+    its console line."""
+    s, cfg = run.state, run.cfg
+    metrics = {"epoch": s.epoch + s.batch / run.steps_per_epoch if s.batch else s.epoch,
+               "step": s.step, **run.totals.means("train_", run.ranks),
+               "lr": run.scheduler.get_last_lr()[0],
+               "edges": run.model.columnformer.edges.num_edges, "skipped_batches": s.skipped,
+               "time": time.perf_counter() - run.start}
+    if s.batch or s.epoch % cfg.train.eval_every == 0 or s.epoch == cfg.train.epochs or s.done:
+        metrics.update(run.evaluate())
+        head = f"epoch {metrics['epoch']:.2f}" if s.batch else f"epoch {s.epoch:3d}"
+        run.say(epoch_line(head, metrics, run.model.metric))  # with or without the bar
+    return metrics
