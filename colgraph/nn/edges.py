@@ -71,16 +71,17 @@ class EdgeEdit:
 class _Entry:
     """A registered tensor: ``getattr(owner, name)`` with one row per edge (or column).
 
-    Owner and ``init`` are held weakly (a bound ``init`` would otherwise keep its owner
-    alive), so registering never keeps an object alive: once the owner is gone, the entry is
-    dead and the registry forgets it. Deep copies and pickles carry the owner along.
+    The owner (and an ``init`` that is the owner's own method) is held weakly, so
+    registering never keeps it alive: once the owner is gone, the entry is dead and the
+    registry forgets it. Deep copies and pickles carry the owner along.
     """
 
     def __init__(self, owner: Any, name: str, init: EdgeInit | None) -> None:
         self._owner = weakref.ref(owner) if owner is not None else lambda: None
         self.name = name
-        # a plain function is kept as it is; a bound method only as long as its object
-        self._init = weakref.WeakMethod(init) if inspect.ismethod(init) else lambda: init
+        # the owner's own method (e.g. layer.bias_prior) weakly: it would keep the owner alive
+        own = inspect.ismethod(init) and init.__self__ is owner
+        self._init = weakref.WeakMethod(init) if own else lambda: init
 
     @property
     def owner(self) -> Any:
