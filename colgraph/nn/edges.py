@@ -370,7 +370,8 @@ class SheetEdges(nn.Module):
 
         Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
         bit; new edges get lengths from the metric and rows from ``new_rows`` or each
-        tensor's ``init``; canonical order is restored. Everything is checked before anything changes.
+        tensor's ``init``; canonical order is restored. Everything is checked before
+        anything changes.
         Per-edge parameters are replaced by new ``Parameter`` objects (see ``_Entry.set``);
         ``optimizer``'s param groups and state move to them, so pass every optimizer that
         holds them.
