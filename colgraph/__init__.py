@@ -20,12 +20,12 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first access)
 _LAZY = {"Geometry": "geometry", "Columnformer": "model", "ColumnformerConfig": "model",
-         "ColumnformerOutput": "model", "Sheet": "model", "load_model": "restore",
+         "ColumnformerOutput": "model", "Block": "model", "load_model": "restore",
          "export_model": "restore"}
 
 if TYPE_CHECKING:
     from .geometry import Geometry
-    from .model import Columnformer, ColumnformerConfig, ColumnformerOutput, Sheet
+    from .model import Columnformer, ColumnformerConfig, ColumnformerOutput, Block
     from .restore import export_model, load_model
 
 
@@ -45,5 +45,5 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["Columnformer", "ColumnformerConfig", "ColumnformerOutput", "Sheet", "Geometry",
+__all__ = ["Columnformer", "ColumnformerConfig", "ColumnformerOutput", "Block", "Geometry",
            "load_model", "export_model", "tune_allocator", "__version__"]

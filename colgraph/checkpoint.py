@@ -48,7 +48,7 @@ def tensor_digest(t: torch.Tensor) -> str:
 
 
 def _tensors(obj: Any, path: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor in a nested dict / list, with its path (``model/sheets.0.mlp...``)."""
+    """Every tensor in a nested dict / list, with its path (``model/columnformer.blocks.0...``)."""
     if isinstance(obj, torch.Tensor):
         yield path, obj
     elif isinstance(obj, dict):

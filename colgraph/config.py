@@ -17,7 +17,8 @@ from .validation import (check_types, fraction, from_mapping, non_negative, one_
                          problems_of, require)
 
 __all__ = ["TaskConfig", "AugmentConfig", "DataConfig",
-           "OptimConfig", "TrainConfig", "WiringCostConfig", "PlasticityConfig", "ScaleConfig",
+           "OptimConfig", "TrainConfig", "WiringCostConfig", "RenamedWiringCost", "RENAMED",
+           "upgrade_config", "PlasticityConfig", "ScaleConfig",
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
            "to_container", "validate_config", "GROUPS"]
 
@@ -147,13 +148,31 @@ class TrainConfig:
 
 @dataclass
 class WiringCostConfig:
+    """The wiring cost in the loss (``wiring_cost.*``; see
+    :func:`colgraph.objectives.wiring_cost`). Not the geometry's wiring rule, which decides
+    which edges exist (``geometry.wiring.*``)."""
+
     weight: float = 0.0  # weight of the wiring cost in the loss (0 = off)
     p: float = 1.0  # cost per edge = attention * length^p
 
     def __post_init__(self) -> None:
-        check_types(self, "wiring")
-        non_negative("wiring.weight", self.weight, "0 turns the wiring cost off.")
-        non_negative("wiring.p", self.p)
+        check_types(self, "wiring_cost")
+        non_negative("wiring_cost.weight", self.weight, "0 turns the wiring cost off.")
+        non_negative("wiring_cost.p", self.p)
+
+
+@dataclass
+class RenamedWiringCost:
+    """``wiring.*``, the old name of ``wiring_cost.*``: a key set here still works, with a
+    deprecation warning (:func:`upgrade_config`); ``None`` = not set."""
+
+    weight: float | None = None
+    p: float | None = None
+
+
+#: old group name -> new group name: configs (command lines, YAML, stored checkpoints) that
+#: use the old name keep working, with a warning naming the new key
+RENAMED = {"wiring": "wiring_cost"}
 
 
 @dataclass
@@ -209,7 +228,8 @@ class Config:
     data: DataConfig = MISSING
     optim: OptimConfig = MISSING
     train: TrainConfig = MISSING
-    wiring: WiringCostConfig = field(default_factory=WiringCostConfig)
+    wiring_cost: WiringCostConfig = field(default_factory=WiringCostConfig)
+    wiring: RenamedWiringCost = field(default_factory=RenamedWiringCost)  # old: wiring_cost
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     smoothness: SmoothnessConfig = field(default_factory=SmoothnessConfig)
@@ -245,7 +265,7 @@ def from_node(cls: type, node: Any, group: str) -> Any:
 
 GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskConfig,
           "data": DataConfig, "optim": OptimConfig, "train": TrainConfig,
-          "wiring": WiringCostConfig, "plasticity": PlasticityConfig, "scale": ScaleConfig,
+          "wiring_cost": WiringCostConfig, "plasticity": PlasticityConfig, "scale": ScaleConfig,
           "smoothness": SmoothnessConfig, "sparsity": SparsityConfig}
 
 
@@ -254,9 +274,9 @@ def validate_config(cfg: Any) -> dict[str, Any]:
     (types, ranges, unknown keys, among them a setting the chosen geometry or wiring rule
     does not read; hydra runs none of the ``__post_init__`` checks itself), and the
     device. Every problem found is reported at once. Returns the dataclasses by group."""
-    data = cfg if isinstance(cfg, dict) else to_container(cfg)
+    data = upgrade_config(cfg if isinstance(cfg, dict) else to_container(cfg))
     problems, out = [], {}
-    unknown = sorted(set(data) - set(GROUPS) - {"device"})
+    unknown = sorted(set(data) - set(GROUPS) - set(RENAMED) - {"device"})
     if unknown:
         problems.append(f"Unknown top-level key(s) {', '.join(unknown)}. Choices: "
                         f"{', '.join([*GROUPS, 'device'])}.")
@@ -276,6 +296,29 @@ def validate_config(cfg: Any) -> dict[str, Any]:
             f"The config has {len(problems)} problems"
         raise ValueError(head + ":\n  - " + "\n  - ".join(problems))
     return out
+
+
+def upgrade_config(cfg: Any) -> Any:
+    """``cfg`` (a composed config or a plain dict; a copy, the argument is left alone) with
+    the keys of renamed groups (:data:`RENAMED`: ``wiring.weight`` ->
+    ``wiring_cost.weight``) moved to their new names, each with a ``FutureWarning``; a key
+    set under both names, to different values, is refused."""
+    import copy
+    import warnings
+
+    cfg = copy.deepcopy(cfg)
+    for old, new in RENAMED.items():
+        node = cfg.get(old) if hasattr(cfg, "get") else None
+        if not node:
+            continue
+        for key in [k for k in node if node[k] is not None]:
+            value = node[key]  # set explicitly (the old group's defaults are None): it wins
+            warnings.warn(f"{old}.{key} is now called {new}.{key} ({old}.* was easily taken "
+                          f"for the geometry's wiring rule, geometry.wiring.*): using "
+                          f"{new}.{key}={value}. Rename it; the old name will go.",
+                          FutureWarning, stacklevel=2)
+            cfg[new][key], node[key] = value, None
+    return cfg
 
 
 def _check_device(name: Any) -> None:

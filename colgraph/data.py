@@ -29,15 +29,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Data", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
+__all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
            "Augment"]
 
 MODALITIES = {"image": "[M, C, H, W] (or [M, H, W])", "sequence": "[M, C, L] (or [M, L])"}
 
 
 @dataclass
-class Data:
-    """A train / test split: ``x`` standardised per channel, ``y`` integer labels."""
+class DataSplits:
+    """The train and test splits of a data set: ``x`` standardised per channel, ``y`` integer
+    labels (what :func:`load_data` returns; not a PyG ``Data``, which is one graph)."""
 
     x_train: Tensor  # (M, C, H, W) images or (M, C, L) sequences, float
     y_train: Tensor  # (M,) long
@@ -253,7 +254,7 @@ DATASETS: dict[str, Callable[[Any], Raw]] = {
     "cifar10": _torchvision("cifar10"), "waves": _waves}
 
 
-def load_data(cfg: Any, modality: str = "image") -> Data:
+def load_data(cfg: Any, modality: str = "image") -> DataSplits:
     """Load the data set named by ``cfg.name`` (see :data:`DATASETS`) as ``modality``
     samples (``image`` or ``sequence``: what the task reads)."""
     if cfg.name not in DATASETS:
@@ -288,7 +289,7 @@ def load_data(cfg: Any, modality: str = "image") -> Data:
         raise ValueError(f"y_test[{i}] = {y_te[i]} is a class the training labels never use "
                          f"(they are 0 .. {num_classes - 1}) in {raw.source}.")
     x_tr, x_te = _standardise(torch.from_numpy(x_tr), torch.from_numpy(x_te))
-    return Data(x_tr, torch.from_numpy(y_tr), x_te, torch.from_numpy(y_te), num_classes,
+    return DataSplits(x_tr, torch.from_numpy(y_tr), x_te, torch.from_numpy(y_te), num_classes,
                 modality)
 
 

@@ -3,7 +3,8 @@
 Symbols: ``B`` batch, ``N`` columns, ``N_in`` / ``N_out`` columns of the input / output
 area, ``E`` edges, ``H`` heads, ``C`` channels, ``T`` steps.
 
-Read top to bottom: the Sheet (one step), the config, then the Columnformer.
+Read top to bottom: the Block (one recurrent step over every column), the config, then the
+Columnformer.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .validation import check_types, non_negative, one_of, positive, require
 from .nn import (KERNELS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
                  Sharing)
 
-__all__ = ["Sheet", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
+__all__ = ["Block", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
            "column_groups"]
 
 
@@ -38,8 +39,10 @@ def column_groups(geometry: Geometry) -> Tensor:
     return group
 
 
-class Sheet(nn.Module):
-    """One recurrent step: pre-norm attention (optional skip), then a pre-norm MLP.
+class Block(nn.Module):
+    """One recurrent step of the sheet: pre-norm attention (optional skip), then a pre-norm
+    MLP, over every column (each with its own parameters; ``Columnformer.blocks`` holds one
+    block applied ``T`` times, or one per step with ``tied_depth=False``).
 
     Works on the columns-first state ``x [N, B, C]``.
     """
@@ -85,7 +88,7 @@ class ColumnformerConfig:
     skip: bool = True  # residual connection around attention
     inject: str = "first"  # "first": tokens enter at step 0 only; "every": at every step
     step_embedding: bool = True  # learned per-step vector added to every column
-    tied_depth: bool = True  # False: a separate Sheet per step (feed-forward ablation)
+    tied_depth: bool = True  # False: a separate Block per step (feed-forward ablation)
     bias_sigma: float | None = None  # initial edge-bias length scale; default mean length
     bias_clamp: float = 4.0  # long edges start weak (>= e^-4 of the strongest), not dead
     backend: str = "sparse"  # an attention kernel of colgraph.nn.KERNELS: sparse | pyg | dense
@@ -210,11 +213,11 @@ class Columnformer(nn.Module):
         geometry.area(config.input_area), geometry.area(config.output_area)  # clear errors
         self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
         self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
-        num_sheets = 1 if config.tied_depth else config.steps
+        num_blocks = 1 if config.tied_depth else config.steps
         sharing = Sharing(config.sharing, config.sharing_rank,
                           column_groups(geometry) if config.sharing == "groups" else None)
-        self.sheets = nn.ModuleList(Sheet(self.edges, config, sharing)
-                                    for _ in range(num_sheets))
+        self.blocks = nn.ModuleList(Block(self.edges, config, sharing)
+                                    for _ in range(num_blocks))
         for module in self.modules():  # untied layers: every [N, ...] tensor grows with N
             for name in getattr(module, "per_column", ()):
                 if getattr(module, name, None) is not None:
@@ -262,10 +265,13 @@ class Columnformer(nn.Module):
         nn.init.normal_(self.column_embed, std=0.02)
         if self.step_embed is not None:
             nn.init.normal_(self.step_embed, std=0.02)
-        for sheet in self.sheets:
-            sheet.reset_parameters()
+        for block in self.blocks:
+            block.reset_parameters()
 
     def _resize_edges(self, state_dict, prefix, *args) -> None:
+        for key in [k for k in state_dict if k.startswith(prefix + "sheets.")]:
+            # older checkpoints call the blocks `sheets`
+            state_dict[prefix + "blocks." + key[len(prefix) + 7:]] = state_dict.pop(key)
         self.edges.resize_for(state_dict, prefix + "edges.")
 
     def forward(self, tokens: Tensor, need_attention: bool = True) -> ColumnformerOutput:
@@ -296,16 +302,16 @@ class Columnformer(nn.Module):
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention, outputs, l1, silent, active = [], [], [], [], []
         for t in range(T):
-            sheet = self.sheets[0 if self.config.tied_depth else t]
+            block = self.blocks[0 if self.config.tied_depth else t]
             enter = tokens[t] if frames else (
                 tokens if t == 0 or self.config.inject == "every" else None)
-            if self.config.recompute and torch.is_grad_enabled() and not self._recording(sheet):
+            if self.config.recompute and torch.is_grad_enabled() and not self._recording(block):
                 # activation checkpointing: backward re-runs the step (same dropout masks:
                 # the RNG state is restored), so only its input state is kept per step
-                x, attn, stats = checkpoint(self._step, sheet, t, x, enter, need_attention,
+                x, attn, stats = checkpoint(self._step, block, t, x, enter, need_attention,
                                             use_reentrant=False)
             else:
-                x, attn, stats = self._step(sheet, t, x, enter, need_attention)
+                x, attn, stats = self._step(block, t, x, enter, need_attention)
             attention.append(attn)
             for record, value in zip((l1, silent, active), stats):
                 record.append(value)
@@ -317,16 +323,16 @@ class Columnformer(nn.Module):
                                   attention if need_attention else None,
                                   torch.stack(outputs, 1) if frames else None, activity)
 
-    def _step(self, sheet: Sheet, t: int, x: Tensor, enter: Tensor | None,
+    def _step(self, block: Block, t: int, x: Tensor, enter: Tensor | None,
               need_attention: bool) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor]]:
-        """Step ``t``: tokens ``enter`` the input area, the step embedding is added, the sheet
+        """Step ``t``: tokens ``enter`` the input area, the step embedding is added, the block
         runs, and the activity of its output is measured (inside the step, so that with
         ``recompute`` the statistics keep nothing of their own for backward)."""
         if enter is not None:
             x = x.index_add(0, self.input_index, enter)  # (N, B, C)
         if self.step_embed is not None:
             x = x + self.step_embed[t]
-        x, attn = sheet(x, need_attention)
+        x, attn = block(x, need_attention)
         C = x.size(-1)
         # one pass each (vector_norm reduces without an [N, B, C] temporary)
         norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample
@@ -339,10 +345,10 @@ class Columnformer(nn.Module):
         return x, attn, (l1, silent, active)
 
     @staticmethod
-    def _recording(sheet: Sheet) -> bool:
+    def _recording(block: Block) -> bool:
         """Plasticity records a step's tensors (and hooks its gradient) as it runs: a
         recomputed step would record twice, so recording steps are not recomputed."""
-        return sheet.attn.record is not None
+        return block.attn.record is not None
 
     def extra_repr(self) -> str:
         c = self.config

@@ -30,7 +30,7 @@ def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> T
     """The training loss: the task's ``loss`` plus every objective the config weights.
 
     Args:
-        cfg: the run's config; reads ``wiring.weight`` / ``wiring.p`` (wiring cost),
+        cfg: the run's config; reads ``wiring_cost.weight`` / ``wiring_cost.p``,
             ``smoothness.*`` (feature smoothness) and ``sparsity.weight`` (activation
             sparsity). A weight of 0 leaves its term out (nothing computed).
         loss: the task's scalar loss.
@@ -43,9 +43,9 @@ def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> T
     The terms are added one by one in this order (wiring, smoothness, sparsity), each
     scaled by its weight.
     """
-    if cfg.wiring.weight:
-        loss = loss + cfg.wiring.weight * wiring_cost(out.attention, edges.index, edges.length,
-                                                      cfg.wiring.p)
+    w = cfg.wiring_cost
+    if w.weight:
+        loss = loss + w.weight * wiring_cost(out.attention, edges.index, edges.length, w.p)
     s = cfg.smoothness
     if s.weight:
         loss = loss + s.weight * smoothness_loss(

@@ -12,7 +12,7 @@ from typing import Any
 
 from .checkpoint import first_nonfinite, load_checkpoint, save_checkpoint
 from .config import Config, to_container
-from .data import Data, load_data
+from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
 from .tasks import Task, build_task, task_class
@@ -20,7 +20,7 @@ from .tasks import Task, build_task, task_class
 __all__ = ["load_task_data", "build_model", "load_model", "export_model", "EXPORT_KEYS"]
 
 
-def load_task_data(cfg: Any) -> Data:
+def load_task_data(cfg: Any) -> DataSplits:
     """The data set ``cfg.data`` as the samples task ``cfg.task`` reads."""
     return load_data(cfg.data, task_class(cfg.task.name).modality)
 
@@ -34,7 +34,7 @@ def build_model(cfg: Any, geometry: Geometry, sample_shape: tuple[int, ...],
 
 def load_model(path: str | os.PathLike, with_data: bool = True,
                data_path: str | os.PathLike | None = None
-               ) -> tuple[Task, Geometry, Any, Data | None]:
+               ) -> tuple[Task, Geometry, Any, DataSplits | None]:
     """Rebuild a trained model from a checkpoint (file or run directory, or a weights-only
     file from :func:`export_model`), in eval mode.
 

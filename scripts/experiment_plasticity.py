@@ -28,7 +28,7 @@ RUNS = {
     "uniform random k=16 + plasticity=set": ["geometry.wiring.rule=uniform", "plasticity=set"],
     "uniform random k=16 + plasticity=rigl": ["geometry.wiring.rule=uniform", "plasticity=rigl"],
     "uniform random k=16, static, wiring cost 0.5": ["geometry.wiring.rule=uniform",
-                                                     "wiring.weight=0.5"],
+                                                     "wiring_cost.weight=0.5"],
     "+experiment=learned_wiring": ["+experiment=learned_wiring"],
     "knn, area1 grown 6x6 -> 11x11 at step 230": ["scale.area=area1", "scale.at_step=230"],
 }

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import torch
+from colgraph.allocator import tune_allocator
+
+tune_allocator()  # as colgraph's own commands do: before the first tensor (faster steps)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -93,8 +93,8 @@ BAD_SETTINGS = [
     (["optim.lr=0"], r"optim.lr must be a finite number > 0"),
     (["optim.betas=[0.9,1.5]"], r"optim.betas must be two numbers in \[0, 1\)"),
     (["optim.min_lr_ratio=2"], r"optim.min_lr_ratio must be in \[0, 1\]"),
-    (["wiring.weight=-5"], r"wiring.weight must be a finite number >= 0 \(got -5.0\)"),
-    (["wiring.weight=nan"], r"wiring.weight must be a finite number >= 0 \(got nan\)"),
+    (["wiring_cost.weight=-5"], r"wiring_cost.weight must be a finite number >= 0 \(got -5.0\)"),
+    (["wiring_cost.weight=nan"], r"wiring_cost.weight must be a finite number >= 0 \(got nan\)"),
     (["task.label_smoothing=1"], r"task.label_smoothing must be in \[0, 1\)"),
     (["task.mask_ratio=0"], r"task.mask_ratio must be in \(0, 1\)"),
     (["task.patch_size=0"], r"task.patch_size must be >= 1 or null"),
@@ -287,3 +287,23 @@ def test_graph_geometry_gains_the_configured_wiring():
     key = lambda g: set((g.edge_index[1] * g.num_columns + g.edge_index[0]).tolist())
     assert key(plain) < key(more)
     assert more.num_edges == plain.num_edges + 2 * plain.num_columns  # 2 new inputs each
+
+
+def test_old_wiring_cost_keys_still_work_with_a_warning(tmp_path):
+    """wiring.* was renamed wiring_cost.* (geometry.wiring.* is the wiring RULE): the old
+    key still sets the cost (over configs/config.yaml's wiring_cost.weight), with a
+    FutureWarning naming the new one; the config passed in is left alone."""
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.config import upgrade_config, validate_config
+    from colgraph.training import train
+
+    old = compose(TINY + ["wiring.weight=0.3"])
+    with pytest.warns(FutureWarning, match=r"wiring.weight is now called wiring_cost.weight"):
+        new = upgrade_config(old)
+    assert new.wiring_cost.weight == 0.3 and new.wiring.weight is None
+    assert old.wiring.weight == 0.3  # a copy
+    with pytest.warns(FutureWarning):
+        assert validate_config(old)["wiring_cost"].weight == 0.3
+    with pytest.warns(FutureWarning):
+        train(compose(TINY + ["wiring.weight=0.3", "train.max_steps=1"]), tmp_path)
+    assert load_checkpoint(tmp_path)["config"]["wiring_cost"]["weight"] == 0.3

@@ -63,7 +63,7 @@ def _plastic_worker(rank: int, world: int, port: int, overrides: list, out: str)
     def apply_and_dump(self, step, keep, add):
         stats = real(self, step, keep, add)
         torch.save({"index": self.edges.index.clone(), "attention": self.attention.clone(),
-                    "bias": self.model.sheets[0].attn.edge_bias.detach().clone()},
+                    "bias": self.model.blocks[0].attn.edge_bias.detach().clone()},
                    f"{out}/rank{rank}_step{step}.pt")
         return stats
 

@@ -41,9 +41,9 @@ def test_every_parameter_gets_a_gradient(name):
 def test_tied_depth_shares_one_sheet():
     tied = Columnformer(GEO, channels=8, steps=4)
     untied = Columnformer(GEO, channels=8, steps=4, tied_depth=False)
-    assert len(tied.sheets) == 1 and len(untied.sheets) == 4
-    n_tied = sum(p.numel() for p in tied.sheets.parameters())
-    assert sum(p.numel() for p in untied.sheets.parameters()) == 4 * n_tied
+    assert len(tied.blocks) == 1 and len(untied.blocks) == 4
+    n_tied = sum(p.numel() for p in tied.blocks.parameters())
+    assert sum(p.numel() for p in untied.blocks.parameters()) == 4 * n_tied
 
 
 def test_sparse_model_equals_dense_model():
@@ -145,10 +145,10 @@ def test_recompute_is_off_in_eval_and_for_recording_steps():
     model = Columnformer(stack([4, 2], wiring=knn(5)), channels=8, steps=2, recompute=True)
     with torch.no_grad():
         model(torch.randn(2, 16, 8))  # no graph: nothing to recompute
-    for sheet in model.sheets:
+    for sheet in model.blocks:
         sheet.attn.start_recording()
     model(torch.randn(2, 16, 8)).output.sum().backward()
-    records = model.sheets[0].attn.stop_recording()
+    records = model.blocks[0].attn.stop_recording()
     assert len(records) == 2 and all(r["grad"] is not None for r in records)  # once per step
 
 
@@ -189,3 +189,22 @@ def test_bf16_weights_halve_the_matmul_weights_and_track_fp32():
 def test_weight_dtype_is_checked():
     with pytest.raises(ValueError, match="model.weight_dtype must be one of float32, bfloat16"):
         ColumnformerConfig(weight_dtype="float16")
+
+
+def test_checkpoints_that_call_the_blocks_sheets_still_load():
+    """The recurrent step's module was once called ``Sheet`` (``model.sheets``): a state
+    dict with those keys loads into ``model.blocks``, inside a task too."""
+    model = Columnformer(GEO, channels=8, steps=3, tied_depth=False)
+    old = {k.replace("blocks.", "sheets.", 1): v for k, v in model.state_dict().items()}
+    assert any(k.startswith("sheets.2.") for k in old)
+    fresh = Columnformer(GEO, channels=8, steps=3, tied_depth=False)
+    fresh.load_state_dict(old)
+    assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in model.state_dict().items()
+               if torch.is_tensor(v))
+    holder, again = torch.nn.Module(), torch.nn.Module()
+    holder.columnformer, again.columnformer = model, Columnformer(GEO, channels=8, steps=3,
+                                                                  tied_depth=False)
+    again.load_state_dict({k.replace(".blocks.", ".sheets."): v
+                           for k, v in holder.state_dict().items()})
+    assert torch.equal(again.columnformer.blocks[1].attn.edge_bias,
+                       model.blocks[1].attn.edge_bias)

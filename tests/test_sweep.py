@@ -24,14 +24,14 @@ def _multirun(tmp_path, *overrides):
 def sweep4(tmp_path_factory):
     """One 4-job multirun shared by the tests below: (sweep dir, printed output)."""
     tmp = tmp_path_factory.mktemp("sweep4")
-    return tmp / "sweep", _multirun(tmp, "wiring.weight=0,0.1", "model.steps=2,3")
+    return tmp / "sweep", _multirun(tmp, "wiring_cost.weight=0,0.1", "model.steps=2,3")
 
 
 def test_multirun_writes_a_summary_and_summarize_plots_it(tmp_path, sweep4):
     sweep, out = sweep4
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 4 and [r["run"].rsplit("/", 1)[-1] for r in rows] == ["0", "1", "2", "3"]
-    assert {(r["wiring.weight"], r["model.steps"]) for r in rows} == {
+    assert {(r["wiring_cost.weight"], r["model.steps"]) for r in rows} == {
         ("0", "2"), ("0", "3"), ("0.1", "2"), ("0.1", "3")}
     assert all(0 <= float(r["test_acc"]) <= 1 for r in rows)
     assert "model.channels" not in rows[0]  # the same in every run: not a swept column
@@ -52,8 +52,8 @@ def test_plot_summary_labels_its_panels(tmp_path, sweep4):
     bars, curves = fig.axes
     assert bars.get_xlabel() == "final test_acc" and "per run" in bars.get_title()
     assert sorted(t.get_text() for t in bars.get_yticklabels()) == [
-        "model.steps=2 wiring.weight=0", "model.steps=2 wiring.weight=0.1",
-        "model.steps=3 wiring.weight=0", "model.steps=3 wiring.weight=0.1"]
+        "model.steps=2 wiring_cost.weight=0", "model.steps=2 wiring_cost.weight=0.1",
+        "model.steps=3 wiring_cost.weight=0", "model.steps=3 wiring_cost.weight=0.1"]
     assert curves.get_xlabel() == "epoch" and curves.get_ylabel() == "test_acc"
     assert "common:" in fig._suptitle.get_text()
 
@@ -89,9 +89,9 @@ def test_optuna_search_runs_trials(tmp_path):
     _multirun(tmp_path, "hydra/sweeper=search", "hydra.sweeper.n_trials=2")
     sweep = tmp_path / "sweep"
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
-    assert len(rows) == 2 and {"optim.lr", "wiring.weight"} <= set(rows[0])
+    assert len(rows) == 2 and {"optim.lr", "wiring_cost.weight"} <= set(rows[0])
     assert all(3e-4 <= float(r["optim.lr"]) <= 1e-2 for r in rows)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     # model.steps is fixed by the command line (TINY), which the sweeper respects
-    assert set(best["best_params"]) == {"optim.lr", "wiring.weight"}
+    assert set(best["best_params"]) == {"optim.lr", "wiring_cost.weight"}
     assert best["best_value"] == max(float(r["test_acc"]) for r in rows)

@@ -44,8 +44,8 @@ def test_resume_is_exact(tmp_path):
 
 def test_wiring_cost_shortens_wiring(tmp_path):
     base = TINY + ["train.epochs=3", "train.batch_size=64"]
-    free = train(compose(base + ["wiring.weight=0"]), tmp_path / "free")
-    wired = train(compose(base + ["wiring.weight=5.0"]), tmp_path / "wired")
+    free = train(compose(base + ["wiring_cost.weight=0"]), tmp_path / "free")
+    wired = train(compose(base + ["wiring_cost.weight=5.0"]), tmp_path / "wired")
     assert wired["wiring_length"] < 0.9 * free["wiring_length"]
 
 
@@ -96,10 +96,10 @@ def test_weight_decay_groups_by_name():
     decay, no_decay = param_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
-    assert "columnformer.sheets.0.mlp.fc1.weight" in decayed
-    assert "columnformer.sheets.0.attn.query.weight" in decayed
-    for n in ("columnformer.sheets.0.attn.edge_bias", "columnformer.column_embed",
-              "columnformer.sheets.0.norm1.weight", "columnformer.sheets.0.mlp.fc1.bias"):
+    assert "columnformer.blocks.0.mlp.fc1.weight" in decayed
+    assert "columnformer.blocks.0.attn.query.weight" in decayed
+    for n in ("columnformer.blocks.0.attn.edge_bias", "columnformer.column_embed",
+              "columnformer.blocks.0.norm1.weight", "columnformer.blocks.0.mlp.fc1.bias"):
         assert n not in decayed, f"{n} must not be decayed"
 
 

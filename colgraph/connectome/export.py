@@ -3,7 +3,7 @@
 Edge attributes (every export):
 
 * ``length``: edge length in geometry units.
-* ``bias``: the learned per-edge logit bias, mean over heads (and over sheets when depth
+* ``bias``: the learned per-edge logit bias, mean over heads (and over blocks when depth
   is untied).
 * ``attention``: with data, the attention the edge carries, averaged over the samples,
   heads and steps (``steps="mean"``) or at one step (``steps=t``); per-step values are in
@@ -73,7 +73,7 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
         max_batches: stop after this many batches.
     """
     model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
-    bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.sheets]).mean(0)
+    bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.blocks]).mean(0)
     if loader is None:
         return ConnectomeData(geometry, bias.cpu(), None)
     if isinstance(loader, str):

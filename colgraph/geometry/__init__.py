@@ -14,8 +14,7 @@ from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops
                    pairwise_length, plane_axes, rank_within_target)
 from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
                        sphere, stack, torus)
-from .io import (from_mesh, from_networkx, from_pyg, read_geometry, to_networkx, to_pyg,
-                 write_geometry)
+from .io import from_mesh, from_networkx, from_pyg, read_geometry, write_geometry
 from .registry import (GEOMETRIES, WIRINGS, ExponentialWiring, FullWiring, GeometryConfig,
                        GraphConfig, GridConfig, KnnWiring, LineConfig, NoWiring, RadiusWiring,
                        RandomConfig, RingConfig, SphereConfig, StackConfig, TorusConfig,
@@ -27,8 +26,7 @@ from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
            "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
            "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
-           "from_networkx", "to_networkx", "from_mesh", "read_geometry", "write_geometry",
-           "to_pyg", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",
+           "from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",
            "Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "get_wiring",
            "GeometryConfig", "GEOMETRIES", "register_geometry", "GridConfig", "TorusConfig",
            "StackConfig", "SphereConfig", "RingConfig", "LineConfig", "RandomConfig",

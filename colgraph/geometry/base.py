@@ -449,16 +449,20 @@ class Geometry:
         return ax
 
     def to_networkx(self):
-        """This geometry as a ``networkx.DiGraph`` (see :func:`colgraph.geometry.to_networkx`)."""
-        from .io import to_networkx
+        """This geometry as a ``networkx.DiGraph``: nodes are the labels (or column ids) with
+        ``pos`` and ``area`` (and ``input_map``) attributes, edges carry ``length``; the
+        inverse of :func:`colgraph.geometry.from_networkx`."""
+        from .io import networkx_graph
 
-        return to_networkx(self)
+        return networkx_graph(self)
 
     def to_pyg(self):
-        """This geometry as a ``torch_geometric.data.Data`` (see :func:`colgraph.geometry.to_pyg`)."""
-        from .io import to_pyg
+        """This geometry as a ``torch_geometric.data.Data``: ``pos``, ``edge_index``,
+        ``edge_length`` (also ``edge_attr [E, 1]``), a mask ``area_<name>`` per area,
+        ``input_map`` when set; the inverse of :func:`colgraph.geometry.from_pyg`."""
+        from .io import pyg_data
 
-        return to_pyg(self)
+        return pyg_data(self)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to(self, device: torch.device | str) -> "Geometry":

@@ -1,11 +1,16 @@
 """Geometries from graphs, meshes and files: bring any sheet to colgraph.
 
-* :func:`from_networkx` / :func:`to_networkx`: a networkx ``Graph`` / ``DiGraph`` with node
-  positions (and optional edge lengths, areas) <-> a :class:`Geometry`, labels kept.
+* :func:`from_networkx` / :meth:`Geometry.to_networkx`: a networkx ``Graph`` / ``DiGraph``
+  with node positions (and optional edge lengths, areas) <-> a :class:`Geometry`, labels kept.
 * :func:`from_mesh`: a triangle mesh (e.g. a cortical surface) -> a sheet.
 * :func:`read_geometry` / :func:`write_geometry`: GraphML, GML, or an edge-list CSV plus a
   coordinates CSV.
-* :func:`to_pyg` / :func:`from_pyg`: a ``torch_geometric.data.Data`` <-> a :class:`Geometry`.
+* :meth:`Geometry.to_pyg` / :func:`from_pyg`: a ``torch_geometric.data.Data`` <-> a
+  :class:`Geometry`.
+
+The way back out is a method of the geometry (``geo.to_networkx()``, ``geo.to_pyg()``), so
+the one function called ``to_networkx`` is the connectome's
+(:func:`colgraph.connectome.to_networkx`: a trained model's learned graph).
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ import torch
 
 from .base import Geometry, pairwise_length
 
-__all__ = ["from_networkx", "to_networkx", "from_mesh", "read_geometry", "write_geometry",
-           "to_pyg", "from_pyg", "GRAPH_FORMATS"]
+__all__ = ["from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg",
+           "GRAPH_FORMATS"]
 
 GRAPH_FORMATS = (".graphml", ".gml", ".csv")
 
@@ -144,8 +149,9 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
                     input_map=patches)
 
 
-def to_networkx(geometry: Geometry):
-    """A :class:`Geometry` as a ``networkx.DiGraph`` (inverse of :func:`from_networkx`).
+def networkx_graph(geometry: Geometry):
+    """A :class:`Geometry` as a ``networkx.DiGraph`` (inverse of :func:`from_networkx`;
+    :meth:`Geometry.to_networkx` calls it).
 
     Nodes are the geometry's labels (or column ids) with ``pos`` (tuple) and ``area``
     (comma-separated names) attributes (and ``input_map`` if the geometry has one); edges
@@ -376,7 +382,7 @@ def write_geometry(geometry: Geometry, path: str | Path) -> Path:
                          f"dimensions. Keep it as a checkpoint or project it first.")
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = "xyz"[:geometry.dim]
-    G = to_networkx(geometry)
+    G = networkx_graph(geometry)
     labels = list(G.nodes)
     for v in labels:
         G.nodes[v].update(zip(axes, G.nodes[v].pop("pos")))
@@ -401,8 +407,8 @@ def write_geometry(geometry: Geometry, path: str | Path) -> Path:
     return path
 
 
-def to_pyg(geometry: Geometry):
-    """The geometry as a ``torch_geometric.data.Data``: ``pos``, ``edge_index`` (row 0 =
+def pyg_data(geometry: Geometry):
+    """The geometry as a ``torch_geometric.data.Data`` (:meth:`Geometry.to_pyg` calls it): ``pos``, ``edge_index`` (row 0 =
     source), ``edge_length`` ``[E]`` (also as ``edge_attr`` ``[E, 1]``), one boolean node
     mask ``area_<name>`` per area, ``input_map`` when set; ``num_nodes``."""
     from torch_geometric.data import Data

@@ -1,14 +1,14 @@
 """Pruning: score every edge, then remove the weakest without stranding a column.
 
 Symbols: ``N`` columns, ``E`` edges (canonical order: sorted by target), ``T`` steps, ``S``
-sheets, ``H`` heads.
+blocks (one per step when depth is untied), ``H`` heads.
 
 Scores are "how much the sheet needs this edge" (higher = keep). Criteria (the registry
 :data:`PRUNE_CRITERIA`; add one with :func:`register_prune`):
 
 * ``attention``: the running (EMA) attention mass the edge carries;
 * ``bias``: the prior weight ``softmax(edge_bias)`` over the target's inputs (mean over heads
-  and sheets). The bias is a logit, so its magnitude says nothing about importance: a bias of
+  and blocks). The bias is a logit, so its magnitude says nothing about importance: a bias of
   0 is a column's STRONGEST input under the length prior, not its weakest. The prior weight
   is the magnitude criterion that means something for softmax attention;
 * ``wiring``: attention per unit of wire, ``attention / length^p``: long edges must carry
@@ -105,7 +105,7 @@ def attention_score(inputs: PruneInputs) -> Tensor:
 
 @register_prune("bias")
 def bias_score(inputs: PruneInputs) -> Tensor:
-    """The prior weight ``softmax(edge_bias)`` over each target's inputs, mean over sheets and
+    """The prior weight ``softmax(edge_bias)`` over each target's inputs, mean over blocks and
     heads."""
     E = inputs.edge_index.size(1)
     b = inputs.need("bias", "bias").float()

@@ -229,11 +229,11 @@ class Plasticity:
 
     # ------------------------------------------------------------------ hooks
     def start_recording(self) -> None:
-        for sheet in self.model.sheets:
-            sheet.attn.start_recording()
+        for block in self.model.blocks:
+            block.attn.start_recording()
 
     def stop_recording(self) -> list[dict[str, Tensor]]:
-        return [r for sheet in self.model.sheets for r in sheet.attn.stop_recording()]
+        return [r for block in self.model.blocks for r in block.attn.stop_recording()]
 
     @torch.no_grad()
     def observe(self, attention: list[Tensor]) -> None:
@@ -333,16 +333,16 @@ class Plasticity:
         return float(np.mean(dist[:, 1])) or 1.0
 
     def _biases(self) -> Tensor:
-        return torch.stack([s.attn.edge_bias.detach() for s in self.model.sheets])  # (S, E, H)
+        return torch.stack([s.attn.edge_bias.detach() for s in self.model.blocks])  # (S, E, H)
 
     def _target_mean_bias(self, keep: Tensor, add: Tensor) -> dict[Tensor, Tensor]:
-        """``new_bias=mean``: each sheet's bias rows for the added edges, the mean of the
+        """``new_bias=mean``: each block's bias rows for the added edges, the mean of the
         kept biases into their target (for :meth:`SheetEdges.edit`'s ``new_rows``)."""
         from torch_geometric.utils import scatter
 
         dst = self.edges.index[1][keep]
         out = {}
-        for s in self.model.sheets:
+        for s in self.model.blocks:
             b = s.attn.edge_bias.detach()[keep]  # (K, H)
             mean = scatter(b, dst, 0, dim_size=self.edges.num_columns, reduce="mean")
             out[s.attn.edge_bias] = mean[add[1]]  # (A, H)

@@ -18,7 +18,7 @@ import torch
 from .. import __version__
 from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, remove_stale_tmp
 from ..config import to_container
-from ..data import Augment, Data
+from ..data import Augment, DataSplits
 from ..distributed import Distributed
 from ..geometry import Geometry, build_geometry
 from ..plasticity import Plasticity
@@ -67,7 +67,7 @@ class Run:
     device: torch.device
     ranks: Distributed
     geometry: Geometry
-    data: Data
+    data: DataSplits
     augment: Augment
     model: Task
     optimizer: torch.optim.Optimizer

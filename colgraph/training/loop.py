@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..config import validate_config
+from ..config import upgrade_config, validate_config
 from ..data import iterate_batches
 from ..distributed import Distributed
 from ..objectives import total_loss
@@ -47,6 +47,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    cfg = upgrade_config(cfg)  # old config keys under their new names (with a warning)
     checked = validate_config(cfg)  # every setting, before any work
     console_logging()
     device = resolve_device(cfg.device)

@@ -5,8 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colgraph.geometry import (from_mesh, from_networkx, read_geometry, sphere,
-                               to_networkx, knn)
+from colgraph.geometry import from_mesh, from_networkx, knn, read_geometry, sphere
 
 
 def positioned(G, dim=2, seed=0):
@@ -42,7 +41,7 @@ def test_networkx_round_trip(G):
     assert (key[1:] > key[:-1]).all()  # canonical, no duplicates
     src, dst = geo.edge_index
     assert torch.allclose(geo.edge_length, (geo.pos[src] - geo.pos[dst]).norm(dim=1))
-    back = to_networkx(geo)
+    back = geo.to_networkx()
     assert list(back.nodes) == list(G.nodes)
     for v in G:
         assert np.allclose(back.nodes[v]["pos"], G.nodes[v]["pos"], atol=1e-5)
@@ -237,3 +236,14 @@ def test_pyg_round_trip():
     plain.area_bad = torch.ones(3, dtype=torch.bool)
     with pytest.raises(ValueError, match=r"data.area_bad must be a node mask of shape \[20\]"):
         from_pyg(plain)
+
+
+def test_one_function_called_to_networkx():
+    """A geometry converts itself (geo.to_networkx(), geo.to_pyg()); the one public
+    to_networkx function is the connectome's (a trained model's learned graph)."""
+    import colgraph.connectome
+    import colgraph.geometry
+
+    assert not hasattr(colgraph.geometry, "to_networkx")
+    assert not hasattr(colgraph.geometry, "to_pyg")
+    assert callable(colgraph.connectome.to_networkx)

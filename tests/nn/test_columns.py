@@ -200,7 +200,7 @@ def test_weight_gradients_accumulate_in_place_and_equal_autograd(monkeypatch):
     _sheet_loss(model, x).backward()
     assert all(torch.allclose(p.grad, r) for p, r in zip(params, ref))
     # a hook on a weight must see its whole gradient once: autograd's path
-    w = model.sheets[0].mlp.fc1.weight
+    w = model.blocks[0].mlp.fc1.weight
     i = next(j for j, p in enumerate(params) if p is w)
     seen = []
     handle = w.register_hook(lambda g: seen.append(g.clone()))

@@ -30,7 +30,7 @@ def test_lengths_come_from_the_metric():
 def test_model_reads_edges_from_the_owner():
     model = Columnformer(GEO, channels=8, steps=3, tied_depth=False)
     assert model.edge_index is model.edges.index and model.edge_length is model.edges.length
-    assert all(s.attn.edges is model.edges for s in model.sheets)
+    assert all(s.attn.edges is model.edges for s in model.blocks)
     assert len(model.edges.per_edge()) == 3  # one edge_bias per sheet
     assert "edges.index" in model.state_dict() and "edges.length" in model.state_dict()
     assert model.geometry.fingerprint() == GEO.fingerprint()
@@ -80,7 +80,7 @@ def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, 
         old_len = edges.length.clone()
         old = [(s.attn.edge_bias.detach().clone(), s.attn.edge_bias.grad.clone(),
                 {k: v.clone() for k, v in opt.state[s.attn.edge_bias].items()})
-               for s in model.sheets]
+               for s in model.blocks]
         keep, add = _random_edit(edges, gen, drop, grow)
         edit = edges.edit(keep, add, optimizer=opt)
         edges.check()
@@ -94,7 +94,7 @@ def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, 
         dst = edit.kept_position[src]
         assert torch.equal(edges.length[dst], old_len[src])
         assert torch.allclose(edges.length[edit.added_position], edges.measure(*add))
-        for (bias, grad, state), sheet in zip(old, model.sheets):
+        for (bias, grad, state), sheet in zip(old, model.blocks):
             p = sheet.attn.edge_bias
             assert any(p is q for g in opt.param_groups for q in g["params"])
             assert torch.equal(p.detach()[dst], bias[src])
@@ -104,7 +104,7 @@ def test_edit_keeps_every_per_edge_tensor_in_lockstep(seed, tied, rounds, drop, 
                 assert torch.equal(opt.state[p][k][dst], state[k][src])
                 assert (opt.state[p][k][edit.added_position] == 0).all()
             assert torch.equal(opt.state[p]["step"], state["step"])
-            prior = model.sheets[0].attn.bias_prior(edges, add, edges.length[edit.added_position])
+            prior = model.blocks[0].attn.bias_prior(edges, add, edges.length[edit.added_position])
             assert torch.allclose(p.detach()[edit.added_position, 0], prior)
     # the model still runs, trains and agrees with the dense reference on the new wiring
     out = model(torch.randn(2, 16, 8))
@@ -148,7 +148,7 @@ def test_bad_edits_are_refused_and_change_nothing():
     model, opt = _model_and_optimizer()
     edges = model.edges
     E, index = edges.num_edges, edges.index.clone()
-    bias = model.sheets[0].attn.edge_bias.detach().clone()
+    bias = model.blocks[0].attn.edge_bias.detach().clone()
     cases = [
         (dict(keep=torch.ones(E - 1, dtype=torch.bool)), "bool mask of shape"),
         (dict(keep=torch.ones(E)), "bool mask of shape"),
@@ -164,12 +164,12 @@ def test_bad_edits_are_refused_and_change_nothing():
         with pytest.raises(ValueError, match=message):
             edges.edit(optimizer=opt, **kwargs)
         assert torch.equal(edges.index, index)
-        assert torch.equal(model.sheets[0].attn.edge_bias.detach(), bias)
+        assert torch.equal(model.blocks[0].attn.edge_bias.detach(), bias)
 
 
 def test_hand_edited_tensors_are_detected():
     model = Columnformer(GEO, channels=8, steps=3)
-    model.sheets[0].attn.edge_bias.data = model.sheets[0].attn.edge_bias.data[:-1]
+    model.blocks[0].attn.edge_bias.data = model.blocks[0].attn.edge_bias.data[:-1]
     with pytest.raises(RuntimeError, match="out of step"):
         model.edges.check()
     with pytest.raises(RuntimeError, match="model.edges.edit"):
@@ -184,28 +184,28 @@ def test_new_rows_replace_init_for_one_edit():
     model, opt = _model_and_optimizer(tied=False)
     edges = model.edges
     add = torch.tensor([[15, 14], [0, 1]])
-    bias = {s.attn.edge_bias: torch.full((2, 1), float(i)) for i, s in enumerate(model.sheets)}
+    bias = {s.attn.edge_bias: torch.full((2, 1), float(i)) for i, s in enumerate(model.blocks)}
     edit = edges.edit(add=add, optimizer=opt, new_rows=bias)
-    for i, s in enumerate(model.sheets):
+    for i, s in enumerate(model.blocks):
         assert (s.attn.edge_bias.detach()[edit.added_position] == i).all()
         assert (opt.state[s.attn.edge_bias]["exp_avg"][edit.added_position] == 0).all()
     # the next edit is back to each tensor's init (the length prior)
     edit = edges.edit(add=torch.tensor([[13], [2]]))
-    prior = model.sheets[0].attn.bias_prior(edges, edit.added, edges.length[edit.added_position])
-    assert torch.allclose(model.sheets[0].attn.edge_bias.detach()[edit.added_position, 0], prior)
+    prior = model.blocks[0].attn.bias_prior(edges, edit.added, edges.length[edit.added_position])
+    assert torch.allclose(model.blocks[0].attn.edge_bias.detach()[edit.added_position, 0], prior)
 
 
 def test_bad_new_rows_are_refused_and_change_nothing():
     model, opt = _model_and_optimizer()
     edges, index = model.edges, model.edges.index.clone()
-    p = model.sheets[0].attn.edge_bias
+    p = model.blocks[0].attn.edge_bias
     add = torch.tensor([[15], [0]])
     with pytest.raises(ValueError, match="not registered with these edges .*ColumnAttention"):
         edges.edit(add=add, new_rows={torch.zeros(1, 1): torch.zeros(1, 1)})
     with pytest.raises(ValueError, match=r"of shape \[1, 1\] \(one row per added edge\), "
                                          r"got \[2, 1\]"):
         edges.edit(add=add, optimizer=opt, new_rows={p: torch.zeros(2, 1)})
-    assert torch.equal(edges.index, index) and model.sheets[0].attn.edge_bias is p
+    assert torch.equal(edges.index, index) and model.blocks[0].attn.edge_bias is p
 
 
 def test_registry_forgets_owners_that_are_gone():
@@ -223,7 +223,7 @@ def test_registry_forgets_owners_that_are_gone():
     assert len(edges.per_edge()) == 4
     del holder
     gc.collect()
-    assert len(edges.per_edge()) == 3  # the three sheets' edge_bias
+    assert len(edges.per_edge()) == 3  # the three blocks' edge_bias
     edges.edit(add=torch.tensor([[15], [0]]))
     edges.check()
     twin = copy.deepcopy(model)
@@ -232,7 +232,7 @@ def test_registry_forgets_owners_that_are_gone():
     model.edges.check()
     assert twin.edges.num_edges == model.edges.num_edges + 1
     assert all(a is b for a, b in zip(twin.edges.per_edge().values(),
-                                      (s.attn.edge_bias for s in twin.sheets)))
+                                      (s.attn.edge_bias for s in twin.blocks)))
 
 
 def test_register_refuses_a_tensor_of_the_wrong_size():
@@ -271,5 +271,5 @@ def test_backward_after_a_resizing_edit_while_the_old_graph_is_alive():
     new = model(torch.randn(2, 16, 8))
     (new.output.sum() + sum(a.sum() for a in new.attention)).backward()
     opt.step()
-    assert model.sheets[0].attn.edge_bias.grad.shape[0] == model.edges.num_edges
+    assert model.blocks[0].attn.edge_bias.grad.shape[0] == model.edges.num_edges
     assert out is not None

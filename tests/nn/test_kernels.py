@@ -116,7 +116,7 @@ def test_a_registered_kernel_runs_the_model_unchanged(counting):
             opt.step()
         models[backend] = model
     assert counting == [True] * 6  # 3 batches x 2 steps, weights asked for
-    assert "backend='counting'" in repr(models["counting"].sheets[0].attn)
+    assert "backend='counting'" in repr(models["counting"].blocks[0].attn)
     for (name, p), q in zip(models["sparse"].named_parameters(), models["counting"].parameters()):
         assert torch.equal(p, q), f"{name} differs"
     models["counting"](torch.randn(2, 25, 8), need_attention=False)

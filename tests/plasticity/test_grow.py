@@ -40,11 +40,11 @@ def test_geometric_growth_prefers_short_edges():
 
 
 def _recorded_loss(model, tokens, loss_fn):
-    for s in model.sheets:
+    for s in model.blocks:
         s.attn.start_recording()
     out = model(tokens)
     loss_fn(out).backward()
-    return [r for s in model.sheets for r in s.attn.stop_recording()]
+    return [r for s in model.blocks for r in s.attn.stop_recording()]
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -55,7 +55,7 @@ def test_gradient_score_is_the_new_edges_logit_gradient(tied):
     torch.manual_seed(0)
     geo = grid(5, wiring=knn(4))
     model = Columnformer(geo, channels=8, steps=2, tied_depth=tied).double()
-    for s in model.sheets:
+    for s in model.blocks:
         torch.nn.init.zeros_(s.attn.query.weight)
     tokens = torch.randn(4, 25, 8, dtype=torch.double)
     target = torch.randn(4, 25, 8, dtype=torch.double)
@@ -66,14 +66,14 @@ def test_gradient_score_is_the_new_edges_logit_gradient(tied):
     # add the candidates with a very negative bias and measure dL/db with autograd
     edit = model.edges.edit(add=cand)
     b0 = -30.0
-    for s in model.sheets:
+    for s in model.blocks:
         s.attn.edge_bias.data[edit.added_position] = b0
     model.zero_grad()
     loss_fn(model(tokens)).backward()
-    grad = sum(s.attn.edge_bias.grad[edit.added_position, 0] for s in model.sheets)
+    grad = sum(s.attn.edge_bias.grad[edit.added_position, 0] for s in model.blocks)
     # alpha of a new edge into t: e^b0 / sum over t's other inputs of e^bias
     for j, (s_, t) in enumerate(cand.t().tolist()):
-        sheet = model.sheets[0]
+        sheet = model.blocks[0]
         into = (model.edges.index[1] == t).nonzero().flatten()
         others = into[into != edit.added_position[j]]
         alpha = np.exp(b0) / sheet.attn.edge_bias.detach()[others, 0].exp().sum()

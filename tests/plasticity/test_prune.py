@@ -18,7 +18,7 @@ def test_scores_by_criterion():
     assert torch.equal(prune_scores("attention", geo.edge_index, N, attention=att), att)
     wiring = prune_scores("wiring", geo.edge_index, N, attention=att, length=geo.edge_length, p=2)
     assert torch.allclose(wiring, att / geo.edge_length.pow(2))
-    # bias: the prior weight softmax(bias) over each column's inputs, averaged over heads/sheets
+    # bias: the prior weight softmax(bias) over each column's inputs, averaged over heads/blocks
     bias = torch.zeros(2, E, 3)
     prior = prune_scores("bias", geo.edge_index, N, bias=bias)
     assert torch.allclose(prior, 1.0 / geo.in_degree()[geo.edge_index[1]].float())

@@ -118,7 +118,7 @@ def test_budget_that_would_empty_a_column_is_refused():
 
 def test_hand_edited_model_is_refused():
     model = Columnformer(GEO, channels=8, steps=3)
-    model.sheets[0].attn.edge_bias.data = model.sheets[0].attn.edge_bias.data[:-2]
+    model.blocks[0].attn.edge_bias.data = model.blocks[0].attn.edge_bias.data[:-2]
     with pytest.raises(RuntimeError, match="out of step"):
         Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
 
@@ -208,15 +208,15 @@ def test_lengths_not_from_the_metric_are_flagged():
 
 def test_a_discarded_schedule_leaves_the_edge_registry():
     model = Columnformer(GEO, channels=8, steps=3)
-    sheets = len(model.edges.per_edge())
+    blocks = len(model.edges.per_edge())
     plasticity = Plasticity(model, PlasticityConfig.preset("set"), total_steps=10)
-    assert len(model.edges.per_edge()) == sheets + 1  # its attention statistics
+    assert len(model.edges.per_edge()) == blocks + 1  # its attention statistics
     del plasticity
     gc.collect()
-    assert len(model.edges.per_edge()) == sheets
+    assert len(model.edges.per_edge()) == blocks
     with Plasticity(model, PlasticityConfig.preset("set", every=1), total_steps=10) as p:
         assert p.maybe_update(step=1)["added"] > 0
-    assert len(model.edges.per_edge()) == sheets  # closed on leaving the block
+    assert len(model.edges.per_edge()) == blocks  # closed on leaving the block
     present = set(model.edges.index[0, model.edges.index[1] == 0].tolist())
     source = next(s for s in range(1, model.num_columns) if s not in present)
     assert model.edges.edit(add=torch.tensor([[source], [0]])).num_added == 1  # edits work
@@ -250,7 +250,7 @@ def test_gradient_plasticity_on_every_model_variant(options):
         stats = _train_step(model, opt, plasticity, step)
         assert stats["removed"] == stats["added"] > 0
         model.edges.check()
-    assert all(s.attn.edge_bias.shape[0] == model.edges.num_edges for s in model.sheets)
+    assert all(s.attn.edge_bias.shape[0] == model.edges.num_edges for s in model.blocks)
 
 
 def test_a_pool_too_large_to_score_is_refused_before_training(monkeypatch):
