@@ -29,10 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .registry import Registry
+
 __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
            "Augment"]
 
 MODALITIES = {"image": "[M, C, H, W] (or [M, H, W])", "sequence": "[M, C, L] (or [M, L])"}
+DATASETS = Registry("data set", hint="Pick one with data=<name>.")  # name -> loader(cfg) -> Raw
 
 
 @dataclass
@@ -131,6 +134,7 @@ def _check_split(x: np.ndarray, y: np.ndarray, kx: str, ky: str, source: str) ->
                          f"Remove or fill them before training.")
 
 
+@DATASETS.register("digits")
 def _digits(cfg: Any) -> Raw:
     from sklearn.datasets import load_digits
 
@@ -140,6 +144,7 @@ def _digits(cfg: Any) -> Raw:
                "data=digits")
 
 
+@DATASETS.register("file")
 def _file(cfg: Any) -> Raw:
     if not cfg.path:
         raise ValueError("data=file needs a data file: set data.path=/path/to/data.pt (or "
@@ -209,6 +214,10 @@ def _torchvision(name: str) -> Callable[[Any], Raw]:
     return load
 
 
+DATASETS.register("mnist")(_torchvision("mnist"))
+DATASETS.register("cifar10")(_torchvision("cifar10"))
+
+
 def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 16,
           noise: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A synthetic 1-D classification set: ``x [samples, length]``, ``y [samples]``.
@@ -243,26 +252,20 @@ def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 
     return x, y
 
 
+@DATASETS.register("waves")
 def _waves(cfg: Any) -> Raw:
     x, y = waves(cfg.samples, cfg.length, cfg.classes, cfg.width, cfg.noise, cfg.seed)
     return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed), "sequence",
                "data=waves")
 
 
-DATASETS: dict[str, Callable[[Any], Raw]] = {
-    "digits": _digits, "file": _file, "mnist": _torchvision("mnist"),
-    "cifar10": _torchvision("cifar10"), "waves": _waves}
-
-
 def load_data(cfg: Any, modality: str = "image") -> DataSplits:
     """Load the data set named by ``cfg.name`` (see :data:`DATASETS`) as ``modality``
     samples (``image`` or ``sequence``: what the task reads)."""
-    if cfg.name not in DATASETS:
-        raise ValueError(f"Unknown data set '{cfg.name}'. Choices: {', '.join(DATASETS)}. "
-                         f"Pick one with data=<name>.")
+    load = DATASETS.lookup(cfg.name)
     if modality not in MODALITIES:
         raise ValueError(f"Unknown modality '{modality}'. Choices: {', '.join(MODALITIES)}.")
-    raw = DATASETS[cfg.name](cfg)
+    raw = load(cfg)
     if raw.modality is not None and raw.modality != modality:
         raise ValueError(f"data={cfg.name} holds {raw.modality}s but the task reads "
                          f"{modality}s. Pick a {modality} task (task=...) or a {modality} "

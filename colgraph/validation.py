@@ -16,8 +16,9 @@ import dataclasses
 import math
 import types
 import typing
-import warnings
 from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+from .registry import Registry
 
 __all__ = ["check_types", "require", "positive", "non_negative", "fraction", "one_of",
            "from_mapping", "ConfigProblems", "problems_of", "Option"]
@@ -161,10 +162,11 @@ class Option:
     permissive schema for the whole group (every option's settings, each optional).
 
     Attributes:
-        registry: the options by name (``{"grid": GridConfig, ...}``).
+        registry: the options by name (``{"grid": GridConfig, ...}``), a
+            :class:`colgraph.registry.Registry` (its ``kind`` names the concept in messages,
+            its ``lookup`` refuses an unknown name listing the choices).
         key: the config key that names the option (``"name"``, ``"rule"``); a registered
             option carries its own name in this attribute (``GridConfig.name == "grid"``).
-        concept: what an option is, for messages (``"geometry"``, ``"wiring rule"``).
         group: where the options sit in the config (``"geometry"``, ``"geometry.wiring"``).
         picked_by_group: the option is a hydra group choice (``geometry=grid``), not a key.
         legacy: the defaults of the one flat config every option of the group once shared;
@@ -173,9 +175,8 @@ class Option:
             hold these defaults.
     """
 
-    registry: ClassVar[dict[str, type]]
+    registry: ClassVar[Registry]
     key: ClassVar[str]
-    concept: ClassVar[str]
     group: ClassVar[str]
     picked_by_group: ClassVar[bool] = False
     legacy: ClassVar[dict[str, Any]] = {}
@@ -189,25 +190,12 @@ class Option:
             if not (isinstance(option, type) and issubclass(option, cls)
                     and dataclasses.is_dataclass(option)):
                 raise TypeError(f"Only a @dataclass subclass of {cls.__name__} can be "
-                                f"registered as a {cls.concept} (got {option!r}).")
-            if name in cls.registry:
-                warnings.warn(f"The {cls.concept} '{name}' "
-                              f"({cls.registry[name].__qualname__}) is replaced by "
-                              f"{option.__qualname__}.", stacklevel=3)
+                                f"registered as a {cls.registry.kind} (got {option!r}).")
+            cls.registry.register(name)(option)
             setattr(option, cls.key, name)
-            cls.registry[name] = option
             return option
 
         return add
-
-    @classmethod
-    def lookup(cls, name: str) -> type:
-        """The option registered as ``name``, or an error listing the choices."""
-        if name not in cls.registry:
-            raise ValueError(f"Unknown {cls.concept} '{name}'. Choices: "
-                             f"{', '.join(cls.registry)}. Pick one with "
-                             f"{cls._selector(cls.group)}=<name>.")
-        return cls.registry[name]
 
     @classmethod
     def settings(cls) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+from ..registry import Registry
 from ..validation import Option, check_types, one_of, positive, require
 from .base import Geometry
 from .builders import STACK_INTER, grid, line, random_sheet, ring, sphere, stack, torus
@@ -53,7 +54,7 @@ def _check_k(cfg: Any) -> None:
 
 # -- wiring rules -------------------------------------------------------------------------
 
-WIRINGS: dict[str, type[WiringConfig]] = {}
+WIRINGS = Registry("wiring rule", hint="Pick one with geometry.wiring.rule=<name>.")
 
 
 @dataclass
@@ -74,9 +75,8 @@ class WiringConfig(Option):
         self_loops: each column also attends to itself.
     """
 
-    registry: ClassVar[dict[str, type]] = WIRINGS
+    registry: ClassVar[Registry] = WIRINGS
     key: ClassVar[str] = "rule"
-    concept: ClassVar[str] = "wiring rule"
     group: ClassVar[str] = "geometry.wiring"
     legacy: ClassVar[dict[str, Any]] = {"k": 16, "r": 1.5, "long_range": 0, "lam": 4.0,
                                         "seed": 0, "self_loops": False}
@@ -243,13 +243,13 @@ def get_wiring(rule: str | Wiring, **settings: Any) -> Wiring | None:
     :class:`~colgraph.geometry.Wiring` passes through."""
     if isinstance(rule, Wiring):
         return rule
-    WiringConfig.lookup(rule)
+    WIRINGS.lookup(rule)
     return build_wiring({"rule": rule, **settings})
 
 
 # -- geometries ---------------------------------------------------------------------------
 
-GEOMETRIES: dict[str, type[GeometryConfig]] = {}
+GEOMETRIES = Registry("geometry", hint="Pick one with geometry=<name>.")
 
 
 @dataclass
@@ -264,9 +264,8 @@ class GeometryConfig(Option):
         wiring: the wiring rule (a :class:`WiringConfig` option; ``geometry.wiring.*``).
     """
 
-    registry: ClassVar[dict[str, type]] = GEOMETRIES
+    registry: ClassVar[Registry] = GEOMETRIES
     key: ClassVar[str] = "name"
-    concept: ClassVar[str] = "geometry"
     group: ClassVar[str] = "geometry"
     picked_by_group: ClassVar[bool] = True
     legacy: ClassVar[dict[str, Any]] = {
@@ -490,6 +489,6 @@ def build_geometry(cfg: Any) -> Geometry:
     """
     if not isinstance(cfg, GeometryConfig):
         data = _plain(cfg)
-        GeometryConfig.lookup(data.get("name"))
+        GEOMETRIES.lookup(data.get("name"))
         cfg = GeometryConfig.from_dict(data)
     return cfg.build()

@@ -44,7 +44,6 @@ and ``ColumnAttention(backend=<name>)`` then use it, with no change to the model
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Callable, Protocol
 
 import torch
@@ -52,6 +51,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
+from ..registry import Registry
 from .edges import SheetEdges
 from .sparse import edge_softmax, sddmm, spmm
 
@@ -67,7 +67,8 @@ class AttentionKernel(Protocol):
                  ) -> tuple[Tensor, Tensor | None]: ...
 
 
-KERNELS: dict[str, AttentionKernel] = {}
+KERNELS = Registry("attention kernel",
+                   hint="Add one with @colgraph.nn.register_kernel('{name}').")
 
 
 def register_kernel(name: str) -> Callable[[AttentionKernel], AttentionKernel]:
@@ -89,22 +90,7 @@ def register_kernel(name: str) -> Callable[[AttentionKernel], AttentionKernel]:
         ['sparse', 'pyg', 'dense', 'checked']
         >>> del KERNELS["checked"]
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"register_kernel needs a non-empty name string (got {name!r}); use "
-                        f"it as @register_kernel('my_kernel').")
-
-    def register(kernel: AttentionKernel) -> AttentionKernel:
-        if not callable(kernel):
-            raise TypeError(f"register_kernel('{name}') decorates a callable "
-                            f"kernel(q, k, v, edges, bias, dropout, need_weights) (got "
-                            f"{type(kernel).__name__}).")
-        if name in KERNELS and KERNELS[name] is not kernel:
-            warnings.warn(f"Replacing the attention kernel registered as '{name}'.",
-                          stacklevel=2)
-        KERNELS[name] = kernel
-        return kernel
-
-    return register
+    return KERNELS.register(name)
 
 
 def get_kernel(kernel: str | AttentionKernel) -> AttentionKernel:
@@ -115,16 +101,7 @@ def get_kernel(kernel: str | AttentionKernel) -> AttentionKernel:
         >>> get_kernel("sparse") is sparse_attention
         True
     """
-    if callable(kernel):
-        return kernel
-    if not isinstance(kernel, str):
-        raise TypeError(f"Expected an attention kernel name or a callable (got "
-                        f"{type(kernel).__name__}). Choices: {', '.join(KERNELS)}.")
-    if kernel not in KERNELS:
-        raise ValueError(f"Unknown attention kernel '{kernel}'. Choices: "
-                         f"{', '.join(KERNELS)}. Add one with "
-                         f"@colgraph.nn.register_kernel('{kernel}').")
-    return KERNELS[kernel]
+    return KERNELS.lookup(kernel)
 
 
 @register_kernel("sparse")

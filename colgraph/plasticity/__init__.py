@@ -20,12 +20,12 @@ from .grow import (GROW_RULES, GrowInputs, gradient_scores, grow_edges, register
                    sample_candidates)
 from .prune import (PRUNE_CRITERIA, PruneInputs, prune_scores, rank_within_target,
                     reachability_edges, register_prune, select_prune)
-from .registry import Registry, Rule
+from .registry import Rule, RuleRegistry
 from .scale import add_columns, refine_grid
 from .schedule import PRESET_FIELDS, PRESETS, Plasticity, PlasticityConfig
 
 __all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA",
            "GROW_RULES", "register_prune", "register_grow", "PruneInputs", "GrowInputs", "Rule",
-           "Registry", "prune_scores", "select_prune", "reachability_edges",
+           "RuleRegistry", "prune_scores", "select_prune", "reachability_edges",
            "rank_within_target", "grow_edges", "sample_candidates", "gradient_scores",
            "add_columns", "refine_grid", "plot_history", "read_history"]

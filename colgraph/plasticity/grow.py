@@ -38,12 +38,12 @@ from torch import Tensor
 from ..geometry import canonical_order
 from ..geometry.wiring import edge_keys, edr_sources, position_tree, sample_sources
 from ..nn import EdgeCSR, sddmm
-from .registry import Registry
+from .registry import RuleRegistry
 
 __all__ = ["GROW_RULES", "GrowInputs", "register_grow", "MAX_CANDIDATES", "check_pool",
            "sample_candidates", "gradient_scores", "grow_edges"]
 
-GROW_RULES = Registry("grow rule")  # name -> Rule
+GROW_RULES = RuleRegistry("grow rule")  # name -> Rule
 register_grow = GROW_RULES.register
 MAX_CANDIDATES = 50_000_000  # gradient pools larger than this per update are refused
 
@@ -177,7 +177,7 @@ def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, po
         >>> add.shape
         torch.Size([2, 10])
     """
-    entry = GROW_RULES.get_rule(rule)
+    entry = GROW_RULES.lookup(rule)
     if n <= 0:
         return edge_index.new_empty(2, 0)
     if entry.records and records is None:

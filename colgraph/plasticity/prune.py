@@ -33,12 +33,12 @@ from torch import Tensor
 from torch_geometric.utils import softmax
 
 from ..geometry import hops_from, rank_within_target
-from .registry import Registry
+from .registry import RuleRegistry
 
 __all__ = ["PRUNE_CRITERIA", "PruneInputs", "register_prune", "prune_scores", "select_prune",
            "reachability_edges", "rank_within_target"]
 
-PRUNE_CRITERIA = Registry("prune criterion")  # name -> Rule
+PRUNE_CRITERIA = RuleRegistry("prune criterion")  # name -> Rule
 register_prune = PRUNE_CRITERIA.register
 
 
@@ -92,7 +92,7 @@ def prune_scores(criterion: str | Callable[..., Tensor], edge_index: Tensor, num
         ...              length=torch.tensor([1.0, 2.0, 1.0]), p=1.0).tolist()
         [0.5, 0.25, 1.0]
     """
-    rule = PRUNE_CRITERIA.get_rule(criterion)
+    rule = PRUNE_CRITERIA.lookup(criterion)
     inputs = PruneInputs(edge_index, num_columns, bias, attention, length, generator)
     return rule(inputs, **settings)
 

@@ -1,4 +1,4 @@
-"""Small registries of plasticity rules: prune criteria and grow rules.
+"""The registries of plasticity rules: prune criteria and grow rules.
 
 A rule is a plain function registered under a name with a decorator; its keyword-only
 parameters ARE its settings (``p`` for ``prune=wiring``, ``lam`` and ``pool`` for the gradient
@@ -13,7 +13,7 @@ Example:
     >>> @register_prune("newest_last")
     ... def newest_last(inputs, *, p: float = 1.0):
     ...     return torch.arange(inputs.edge_index.size(1), dtype=torch.float)
-    >>> PRUNE_CRITERIA.get_rule("newest_last").settings
+    >>> PRUNE_CRITERIA.lookup("newest_last").settings
     ('p',)
     >>> del PRUNE_CRITERIA["newest_last"]
 """
@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rule", "Registry"]
+from ..registry import Registry
+
+__all__ = ["Rule", "RuleRegistry"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class Rule:
     kind: str
     records: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "__wrapped__", self.fn)  # as functools.wraps: inspect.unwrap
+
     @property
     def settings(self) -> tuple[str, ...]:
         """The rule's settings: the names of ``fn``'s keyword-only parameters."""
@@ -59,31 +64,29 @@ class Rule:
         return self.fn(*args, **settings)
 
 
-class Registry(dict):
-    """Name -> :class:`Rule`, filled by :meth:`register`; iterating gives the names.
+class RuleRegistry(Registry):
+    """Name -> :class:`Rule`: a :class:`colgraph.registry.Registry` whose :meth:`register`
+    wraps the function in a :class:`Rule` and whose :meth:`lookup` always gives a
+    :class:`Rule`; iterating gives the names.
 
     Args:
         kind: what it holds, for messages (``"grow rule"`` gives "Unknown grow rule 'x'.
             Choices: ...").
     """
 
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-
     def register(self, name: str, *, records: bool = False
                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register the function as ``name`` (returned unchanged)."""
-        def add(fn: Callable[..., Any]) -> Callable[..., Any]:
-            if name in self:
-                raise ValueError(f"A {self.kind} named '{name}' is already registered "
-                                 f"({self[name].fn.__module__}.{self[name].fn.__qualname__}): "
-                                 f"pick another name.")
-            self[name] = Rule(name, fn, self.kind, records)
-            return fn
-        return add
+        """Decorator: register the function as ``name`` (returned unchanged); ``records``:
+        see :class:`Rule`. Registering a name again replaces the rule, with a warning."""
+        add = super().register(name)
 
-    def get_rule(self, rule: str | Callable[..., Any]) -> Rule:
+        def add_rule(fn: Callable[..., Any]) -> Callable[..., Any]:
+            add(Rule(name, fn, self.kind, records))
+            return fn
+
+        return add_rule
+
+    def lookup(self, rule: str | Callable[..., Any]) -> Rule:
         """The :class:`Rule` for a registered name, a :class:`Rule`, or any callable (a
         registered function gives its entry; another is wrapped under its ``__name__``)."""
         if isinstance(rule, Rule):
@@ -92,9 +95,7 @@ class Registry(dict):
             known = [r for r in self.values() if r.fn is rule]
             return known[0] if known else Rule(getattr(rule, "__name__", repr(rule)), rule,
                                                self.kind)
-        if rule not in self:
-            raise ValueError(f"Unknown {self.kind} '{rule}'. Choices: {', '.join(self)}.")
-        return self[rule]
+        return super().lookup(rule)
 
     def settings(self) -> set[str]:
         """Every setting some rule of this registry reads."""

@@ -30,7 +30,7 @@ from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
 from .grow import GROW_RULES, check_pool, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
-from .registry import Registry, Rule
+from .registry import Rule, RuleRegistry
 
 __all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]
 
@@ -109,7 +109,7 @@ class PlasticityConfig:
         for key, registry in (("prune", PRUNE_CRITERIA), ("grow", GROW_RULES)):
             self._refuse_unread_settings(key, registry)
 
-    def _refuse_unread_settings(self, key: str, registry: Registry) -> None:
+    def _refuse_unread_settings(self, key: str, registry: RuleRegistry) -> None:
         """A setting of some ``key`` rule, moved from its default, that the chosen one does
         not read (e.g. ``plasticity.pool=4`` with ``grow=random``) is an error."""
         chosen, settings = registry[getattr(self, key)], registry.settings()
@@ -168,8 +168,8 @@ class Plasticity:
         self.ranks = ranks
         self.edges = self.model.edges
         self.edges.check()
-        self.prune_rule: Rule = PRUNE_CRITERIA.get_rule(config.prune)
-        self.grow_rule: Rule = GROW_RULES.get_rule(config.grow)
+        self.prune_rule: Rule = PRUNE_CRITERIA.lookup(config.prune)
+        self.grow_rule: Rule = GROW_RULES.lookup(config.grow)
         if "pool" in self.grow_rule.settings:  # a scored candidate pool: refuse O(N^2) now,
             check_pool(config.pool, self.edges.num_columns)  # before any training step
         self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..geometry import Geometry
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
+from ..registry import Registry
 
 __all__ = ["Task", "TaskOutput", "TASKS", "register_task", "task_class", "build_task"]
 
@@ -83,21 +84,19 @@ class Task(nn.Module):
                              f"{list(x.shape)}.")
 
 
-TASKS: dict[str, type[Task]] = {}
+TASKS = Registry("task", hint="Pick one with task=<name>.")  # name -> Task subclass
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available as ``task=<cls.name>``."""
-    TASKS[cls.name] = cls
-    return cls
+    """Class decorator: make a task available as ``task=<cls.name>`` (registering a name
+    again replaces the earlier task, with a warning)."""
+    return TASKS.register(cls.name)(cls)
 
 
-def task_class(name: str) -> type[Task]:
-    """The registered task ``name``, or a clear error listing the choices."""
-    if name not in TASKS:
-        raise ValueError(f"Unknown task '{name}'. Choices: {', '.join(TASKS)}. Pick one with "
-                         f"task=<name>.")
-    return TASKS[name]
+def task_class(name: str | type[Task]) -> type[Task]:
+    """The registered task ``name`` (a :class:`Task` subclass passes through), or a clear
+    error listing the choices."""
+    return TASKS.lookup(name)
 
 
 def build_task(cfg: Any, model: ColumnformerConfig, geometry: Geometry,

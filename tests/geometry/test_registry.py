@@ -130,7 +130,8 @@ def test_registering_an_option_adds_it_to_config_and_schema():
         assert geo.num_columns == 10
         with pytest.raises(TypeError, match="Only a @dataclass subclass of GeometryConfig"):
             GeometryConfig.register("bad")(dict)
-        with pytest.warns(UserWarning, match="The geometry 'strip_test' .* is replaced by"):
+        with pytest.warns(UserWarning, match="Replacing the geometry registered as "
+                                             "'strip_test' .* with"):
             GeometryConfig.register("strip_test")(Strip)
     finally:
         del GEOMETRIES["strip_test"]

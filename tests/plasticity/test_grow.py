@@ -156,7 +156,7 @@ def test_a_registered_or_passed_rule_is_used():
     assert (grow_edges(into_zero, 3, geo.edge_index, geo.pos, rng=rng)[1] == 0).all()
     register_grow("into_zero")(into_zero)
     try:
-        assert GROW_RULES.get_rule("into_zero").settings == ()
+        assert GROW_RULES.lookup("into_zero").settings == ()
         with pytest.raises(ValueError, match=r"plasticity.pool=4 does not apply to "
                                              r"plasticity.grow=into_zero \(its settings: none\)"):
             PlasticityConfig(grow="into_zero", pool=4)
