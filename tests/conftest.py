@@ -24,6 +24,18 @@ def compose(overrides: list[str] | None = None):
         return hydra_compose(config_name="config", overrides=overrides or [])
 
 
+def fit(model, optimizer, shape: tuple[int, ...], steps: int) -> None:
+    """``steps`` updates of a bare Columnformer on random tokens of ``shape``; the loss
+    (output power plus attention power) gives every parameter, the per-edge bias included, a
+    gradient."""
+    for _ in range(steps):
+        out = model(torch.randn(*shape))
+        loss = out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 # a small, fast configuration of the main job for end-to-end tests
 TINY = ["geometry.widths=[8,4]", "geometry.wiring.k=6", "model.channels=16", "model.steps=2",
         "model.heads=1", "model.value_proj=false", "model.dropout=0",

@@ -11,6 +11,8 @@ from colgraph import Columnformer
 from colgraph.geometry import Geometry, grid, knn, sphere, stack, torus
 from colgraph.nn import SheetEdges
 
+from conftest import fit
+
 GEO = stack([4, 3, 2], spacing=2.0, wiring=knn(k=6))
 
 
@@ -40,12 +42,7 @@ def _model_and_optimizer(tied=True):
     torch.manual_seed(0)
     model = Columnformer(GEO, channels=8, steps=3, tied_depth=tied)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(2):
-        out = model(torch.randn(2, 16, 8))
-        loss = out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, opt, (2, 16, 8), steps=2)
     return model, opt
 
 

@@ -6,6 +6,8 @@ from colgraph.geometry import grid, knn, radius
 from colgraph.nn import KERNELS, ColumnAttention, SheetEdges, get_kernel, register_kernel
 from colgraph.nn.kernels import dense_attention, sparse_attention
 
+from conftest import fit
+
 SHEETS = {"knn": knn(5), "radius": radius(1.5)}  # constant and variable in-degree
 
 
@@ -108,12 +110,7 @@ def test_a_registered_kernel_runs_the_model_unchanged(counting):
         model = Columnformer(geo, ColumnformerConfig(channels=8, steps=2, backend=backend))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         torch.manual_seed(1)
-        for _ in range(3):
-            out = model(torch.randn(4, 25, 8))
-            loss = out.output.pow(2).mean() + sum(a.pow(2).sum() for a in out.attention)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        fit(model, opt, (4, 25, 8), steps=3)
         models[backend] = model
     assert counting == [True] * 6  # 3 batches x 2 steps, weights asked for
     assert "backend='counting'" in repr(models["counting"].blocks[0].attn)
