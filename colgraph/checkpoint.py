@@ -30,7 +30,7 @@ import torch
 from . import __version__
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint",
-           "tensor_digest", "first_nonfinite"]
+           "tensor_digest", "first_nonfinite", "objects_refused"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 4  # bump when the checkpoint layout changes incompatibly
@@ -96,6 +96,20 @@ def remove_stale_tmp(path: str | os.PathLike) -> bool:
     return False
 
 
+def objects_refused(path: str | os.PathLike, error: Exception,
+                    fix: str = "colgraph never writes such files") -> ValueError:
+    """The error for a torch file whose pickle holds Python objects that
+    ``torch.load(weights_only=True)`` refused (they could run code when loaded); ``fix`` says
+    what to do instead of trusting the file."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    what = next((ln for ln in lines if "Unsupported" in ln), lines[-1] if lines else "")
+    what = what.split(" was not an allowed global")[0].split("WeightsUnpickler error: ")[-1]
+    return ValueError(f"Refusing to load {path}: it holds Python objects other than tensors "
+                      f"and plain containers, which could run code when loaded "
+                      f"({what[:200]}). {fix}; only load it by hand, with "
+                      f"torch.load(weights_only=False), if you trust its source.")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file (or ``RUN_DIR/checkpoint.pt``): nothing in it runs, and a
     file that is not a colgraph checkpoint, is damaged, or fails its checksums is refused
@@ -116,11 +130,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(_LEGACY_GLOBALS):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"Refusing to load {path}: it holds Python objects other than "
-                         f"tensors and plain containers, which could run code when loaded "
-                         f"({str(e).splitlines()[-1][:200]}). colgraph never writes such "
-                         f"files; only load it by hand, with torch.load(weights_only=False), "
-                         f"if you trust its source.") from None
+        raise objects_refused(path, e) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as e:
         raise ValueError(f"{path} is corrupted (damaged or truncated): {e}. Use the run's "
                          f"last good checkpoint or retrain.") from None
