@@ -48,7 +48,8 @@ def test_duplicate_node_in_graphml_is_refused(tmp_path):
     first = text.index('<node id="b"')
     block = text[first:text.index("</node>", first) + len("</node>")]
     path.write_text(text.replace(block, block + block.replace("1.0", "5.0")))
-    with pytest.raises(ValueError, match=r"g.graphml: node id 'b' is declared twice"):
+    with pytest.raises(ValueError, match=r"g.graphml, line 13: node id 'b' is declared "
+                                         r"twice \(first on line 10\)"):
         read_geometry(path)
     (tmp_path / "broken.graphml").write_text("<graphml><graph>")
     with pytest.raises(ValueError, match=r"Cannot read .*broken.graphml"):
