@@ -67,11 +67,17 @@ class Raw:
         self.modality, self.source = modality, source  # modality None: the file decides
 
 
-def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
+def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, source: str,
+           other: str = ""):
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
+                                                  random_state=seed)
+    except ValueError as e:  # too few test (or training) samples for every class
+        raise ValueError(f"Cannot split the {len(y)} samples of {source} with "
+                         f"data.test_fraction={test_fraction}: {e}. A stratified split puts "
+                         f"every class in both parts: change data.test_fraction{other}.") from None
     return x_tr, y_tr, x_te, y_te
 
 
@@ -103,7 +109,7 @@ def _samples(a: Any, key: str, source: str) -> np.ndarray:
     if a.dtype.kind == "f" and a.dtype.itemsize > 4:
         big = np.isfinite(a) & (np.abs(a) > np.finfo(np.float32).max)
         if big.any():
-            i = np.unravel_index(int(np.argmax(big)), a.shape)
+            i = tuple(int(j) for j in np.unravel_index(int(np.argmax(big)), a.shape))
             raise ValueError(f"{key}{list(i)} = {a[i]:.3g} in {source} is beyond float32's "
                              f"range (+-3.4e38), which colgraph computes in. Rescale the "
                              f"samples.")
@@ -187,7 +193,7 @@ def _digits(cfg: Any) -> Raw:
 
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8)
-    return Raw(*_split(x, d.target, cfg.test_fraction, cfg.split_seed), "image",
+    return Raw(*_split(x, d.target, cfg.test_fraction, cfg.split_seed, "data=digits"), "image",
                "data=digits")
 
 
@@ -335,7 +341,8 @@ def _file(cfg: Any) -> Raw:
         raise ValueError(f"Class {int(rare[0])} has a single sample in {path}: a stratified "
                          f"train / test split needs >= 2 per class. Add samples, or give "
                          f"'x_test' / 'y_test' yourself.")
-    return Raw(*_split(x, y, cfg.test_fraction, cfg.split_seed), None, source)
+    return Raw(*_split(x, y, cfg.test_fraction, cfg.split_seed, source,
+                       ", or give 'x_test' / 'y_test' yourself"), None, source)
 
 
 def _torchvision(name: str) -> Callable[[Any], Raw]:
@@ -398,8 +405,8 @@ def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 
 @DATASETS.register("waves")
 def _waves(cfg: Any) -> Raw:
     x, y = waves(cfg.samples, cfg.length, cfg.classes, cfg.width, cfg.noise, cfg.seed)
-    return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed), "sequence",
-               "data=waves")
+    return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed, "data=waves"),
+               "sequence", "data=waves")
 
 
 def load_data(cfg: Any, modality: str = "image") -> DataSplits:

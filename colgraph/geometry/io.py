@@ -95,7 +95,7 @@ def _patch_index(value: Any, where: str) -> int:
         f = float("nan") if isinstance(value, (bool, np.bool_)) else float(value)
     except (TypeError, ValueError):
         f = float("nan")
-    if not (f == f and f == int(f) and f >= -1):
+    if not (f == f and abs(f) < 2 ** 53 and f == int(f) and f >= -1):  # nan, 1e30, 1.5
         raise ValueError(f"{where}: expected the index (>= 0) of the patch it receives, or -1 "
                          f"for none.")
     return int(f)
@@ -424,6 +424,13 @@ def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
         raise ValueError(f"{path} with {cpath.name}: {e}") from None
 
 
+_LAYOUT = {".graphml": "well-formed GraphML: one <graph> of <node id=...> elements (unique "
+                       "ids, with x, y[, z] or pos data) and <edge source=... target=...> "
+                       "elements",
+           ".gml": "GML: one graph [ ... ] whose nodes have a unique 'id' and 'label' and "
+                   "x, y[, z] (or pos), and edges with 'source' and 'target'"}
+
+
 def _scan_graphml(path: Path) -> None:
     """Refuse, with the line, what networkx would merge or expand silently: a node id
     declared twice, an edge listed twice (networkx makes a multigraph), a second graph (it
@@ -479,7 +486,7 @@ def _scan_graphml(path: Path) -> None:
         with path.open("rb") as fh:
             parser.ParseFile(fh)
     except xml.parsers.expat.ExpatError as e:
-        raise ValueError(f"Cannot read {path}: {e}") from None
+        raise ValueError(f"Cannot read {path}: {e}. Expected {_LAYOUT['.graphml']}.") from None
     for (s, t), line in edges.items():  # networkx would add such a node, with no position
         for end in (s, t):
             if end not in nodes:
@@ -519,7 +526,7 @@ def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     try:
         G = nx.read_graphml(path) if suffix == ".graphml" else nx.read_gml(path)
     except Exception as e:  # xml / networkx parse errors (gml: duplicate ids), file named
-        raise ValueError(f"Cannot read {path}: {e}") from None
+        raise ValueError(f"Cannot read {path}: {e}. Expected {_LAYOUT[suffix]}.") from None
     if G.is_multigraph():
         parallel = _parallel_edge(G)
         if parallel is not None:
