@@ -80,8 +80,9 @@ def _position(value: Any, node: Hashable, attr: str = "pos") -> list[float]:
         value = value.replace(",", " ").split()
     try:
         a = np.asarray(value)
-        if a.dtype.kind in "bc":  # True / 1+2j would become 1.0 silently
-            raise TypeError(a.dtype)
+        flags = value if isinstance(value, (list, tuple)) else []
+        if a.dtype.kind in "bc" or any(isinstance(v, (bool, np.bool_)) for v in flags):
+            raise TypeError(a.dtype)  # True / 1+2j would become 1.0 silently
         a = np.atleast_1d(a.astype(float))
     except (TypeError, ValueError):
         raise ValueError(f"{where}, which is not a list of numbers. Give (x, y[, z]).") from None
