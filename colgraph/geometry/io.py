@@ -507,8 +507,14 @@ def _parallel_edge(G) -> str | None:
 def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     """Read a geometry from a file: GraphML / GML (node ``pos`` or ``x``/``y``/``z``, optional
     ``area``; edge ``length``), or an edge-list CSV (``source,target[,length]``) with a
-    coordinates CSV (``node,x,y[,z][,area][,input_map]``) given as ``coords``. CSV edges are directed;
-    GraphML / GML follow the file's own directedness.
+    coordinates CSV (``node,x,y[,z][,area][,input_map]``) given as ``coords``. CSV edges are
+    directed; GraphML / GML follow the file's own directedness.
+
+    Nothing is merged, dropped or guessed: a repeated node or edge, a value that is not a
+    finite number (or beyond float32), a negative length, an unknown CSV column, a row with
+    too few or too many fields, an empty file is refused with the file and its line (CSV,
+    GraphML) or the node / edge (GML) named. CSVs are UTF-8 (a byte-order mark is fine),
+    comma-separated.
     """
     import networkx as nx
 
