@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Geometry, pairwise_length
+from .base import Geometry, _indices, pairwise_length
 
 __all__ = ["from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg",
            "GRAPH_FORMATS"]
@@ -245,7 +245,10 @@ def from_mesh(vertices, faces, k_ring: int = 1, geodesic: bool = False,
     import scipy.sparse as sp
 
     verts = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
-    f = np.asarray(faces, dtype=np.int64)
+    f = np.asarray(faces)
+    if f.dtype.kind not in "iu":  # 2.7 is refused, not truncated to vertex 2
+        f = _indices(f.astype(f.dtype.newbyteorder("=")), "faces").numpy()
+    f = f.astype(np.int64)
     n = verts.size(0)
     if verts.dim() != 2 or f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"Expected vertices [V, D] and faces [F, 3] (got {list(verts.shape)} "

@@ -154,6 +154,12 @@ def test_mesh_errors():
         from_mesh(verts, faces + 100)
     with pytest.raises(ValueError, match=r"faces \[F, 3\]"):
         from_mesh(verts, faces[:, :2])
+    with pytest.raises(ValueError, match=r"integer column indices in faces, got 2.5"):
+        from_mesh(verts, np.where(faces == 2, 2.5, faces))  # was truncated to vertex 2
+    bad = verts.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'pos' has NaN/inf at columns \[3\]"):
+        from_mesh(bad, faces)
 
 
 def test_with_wiring_keeps_the_sheet_and_adds_edges():
