@@ -286,8 +286,13 @@ def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"'{key}' in {path} is a {v.layout} tensor: save a dense "
                                  f"one (x.to_dense()).")
             _check_size(tuple(v.shape), key, path)
-            v = v.float() if v.dtype == torch.bfloat16 else v  # numpy has no bfloat16
-            out[key] = v.numpy()
+            try:
+                v = v.float() if v.dtype == torch.bfloat16 else v  # numpy has no bfloat16
+                out[key] = v.detach().numpy()
+            except (RuntimeError, TypeError) as e:  # meta, quantized, ... tensors
+                raise ValueError(f"'{key}' in {path} is a {v.dtype} tensor on {v.device} that "
+                                 f"holds no plain values ({str(e).splitlines()[0][:120]}). "
+                                 f"{_SAVE_HINT}.") from None
             continue
         try:
             a = np.asarray(v)

@@ -247,6 +247,8 @@ def test_huge_declared_shapes_are_refused_before_reading(tmp_path):
     (torch.rand(40, 8, 8).to_sparse(), r"'x' in .* is a torch.sparse_coo tensor: save a dense"),
     ([[1.0, 2.0], [3.0]], r"'x' in .* is not an array \(.*inhomogeneous"),
     ({"a": 1}, r"'x' in .* is a dict, not an array of numbers"),
+    (torch.empty(40, 8, 8, device="meta"), r"'x' in .* is a torch.float32 tensor on meta that "
+                                           r"holds no plain values"),
 ])
 def test_pt_values_that_are_not_arrays(tmp_path, value, match):
     torch.save({"x": value, "y": torch.from_numpy(Y)}, tmp_path / "d.pt")
