@@ -531,6 +531,9 @@ def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     if suffix not in (".graphml", ".gml"):
         raise ValueError(f"Unsupported geometry file '{path.name}'. Choices: "
                          f"{', '.join(GRAPH_FORMATS)}.")
+    if coords:
+        raise ValueError(f"A coordinates file ({coords}) goes with an edge-list CSV only; "
+                         f"{path.name} holds its own positions. Unset geometry.coords.")
     if suffix == ".graphml":
         _scan_graphml(path)
     try:

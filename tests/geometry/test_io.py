@@ -109,6 +109,10 @@ def test_read_csv(tmp_path):
         read_geometry(tmp_path / "bad.csv", coords=tmp_path / "nodes.csv")
     with pytest.raises(ValueError, match="needs a coordinates CSV"):
         read_geometry(tmp_path / "edges.csv")
+    nx.write_graphml(two_node_graph(), tmp_path / "g.graphml")
+    with pytest.raises(ValueError, match=r"goes with an edge-list CSV only; g.graphml holds its "
+                                         r"own positions. Unset geometry.coords"):
+        read_geometry(tmp_path / "g.graphml", coords=tmp_path / "nodes.csv")  # was ignored
 
 
 def test_read_errors(tmp_path):
