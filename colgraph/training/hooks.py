@@ -214,8 +214,9 @@ class CheckpointHook(Hook):
             raise FloatingPointError(
                 f"Not writing a checkpoint at step {run.state.step}: parameter {bad}. "
                 f"{last_good(run)} Lower optim.lr or set optim.grad_clip.")
+        state = run.state_dict()  # on every rank: the epoch's sums are reduced over them
         if run.main:
-            save_checkpoint(run.checkpoint_path, run.state_dict())
+            save_checkpoint(run.checkpoint_path, state)
 
 
 def last_good(run: "Run") -> str:
