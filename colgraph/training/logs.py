@@ -126,7 +126,7 @@ def truncate_log(path: str | os.PathLike, keep: Callable[[dict[str, str]], bool]
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "m.csv"
-        >>> path.write_text("step,loss\n1,0.5\n2,0.4\n3,0.")
+        >>> _ = path.write_text(chr(10).join(["step,loss", "1,0.5", "2,0.4", "3,0."]))
         >>> truncate_log(path, lambda row: int(row["step"]) <= 2)
         1
         >>> path.read_text().splitlines()
