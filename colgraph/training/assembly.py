@@ -152,7 +152,8 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
             p.requires_grad_(not name.startswith(PRETRAINED))
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
     if resume is not None:  # its counters, before they index anything
-        check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train))
+        check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train),
+                       ("loss", *model.stats))
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])

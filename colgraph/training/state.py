@@ -90,11 +90,13 @@ class RunState:
 
 
 def check_position(state: dict[str, Any], steps_per_epoch: int | None = None,
-                   epochs: int | None = None, samples: int | None = None) -> None:
+                   epochs: int | None = None, samples: int | None = None,
+                   keys: tuple[str, ...] | None = None) -> None:
     """Refuse a checkpoint whose counters cannot describe a run: ``epoch``, ``step``,
     ``batch``, ``skipped`` must be integers >= 0, ``batch`` at most ``steps_per_epoch``,
     ``epoch`` at most ``epochs`` (``train.epochs``), ``step`` and ``skipped`` at most one per
-    training sample and epoch begun (``samples``); the saved sums finite."""
+    training sample and epoch begun (``samples``); the saved sums finite, of ``keys`` (the
+    loss and the task's statistics) only."""
     where = state.get("path", "the checkpoint")
 
     def bad(key: Any, value: Any, expected: str, fix: str = "") -> ValueError:
@@ -131,6 +133,8 @@ def check_position(state: dict[str, Any], steps_per_epoch: int | None = None,
     if (not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, float)
                                               and math.isfinite(v) for k, v in sums.items())):
         raise bad("totals.sums", sums, "a dict of finite floats (the epoch's sums)")
+    if keys is not None and not set(sums) <= set(keys):
+        raise bad("totals.sums", sorted(sums), f"sums of {', '.join(keys)} only")
     for key, value in (("n", n), ("skipped", skipped)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad(f"totals.{key}", value, "an integer >= 0")

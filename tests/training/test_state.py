@@ -65,13 +65,16 @@ GOOD = {"epoch": 1, "step": 20, "batch": 4, "skipped": 0,
     ({"totals": {"sums": {}, "n": 10 ** 6, "skipped": 0}}, r"totals.n=1000000 .* at most 1437"),
     ({"totals": {"sums": {}, "n": 1, "skipped": 9}}, r"totals.skipped=9 .* at most batch=4"),
     ({"totals": [1, 2]}, r"The checkpoint's totals.sums=None"),
+    ({"totals": {"sums": {"surprise": 1.0}, "n": 1, "skipped": 0}},
+     r"The checkpoint's totals.sums=\['surprise'\] is invalid: expected sums of loss, acc only"),
 ])
 def test_impossible_counters_are_refused(edit, match):
     from colgraph.training.state import check_position
 
-    check_position(GOOD, steps_per_epoch=12, epochs=2, samples=1437)  # the unedited one
+    bounds = dict(steps_per_epoch=12, epochs=2, samples=1437, keys=("loss", "acc"))
+    check_position(GOOD, **bounds)  # the unedited one
     with pytest.raises(ValueError, match=match):
-        check_position({**GOOD, **edit}, steps_per_epoch=12, epochs=2, samples=1437)
+        check_position({**GOOD, **edit}, **bounds)
 
 
 def test_load_state_dict_checks_the_counters():
