@@ -60,7 +60,8 @@ def train(argv: list[str] | None = None) -> None:
     try:
         _main()
     except KeyboardInterrupt as e:  # Interrupted: saved, with the command to resume
-        print(str(e) or "Interrupted (Ctrl-C) before training started: nothing was saved.",
+        print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
+              "saved at this point (the run directory keeps its last checkpoint, if any).",
               file=sys.stderr)
         raise SystemExit(130) from None
 

@@ -124,6 +124,8 @@ def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, A
         _call(run, "epoch_end", run.metrics)
         if state.batch:
             break
+    if interrupt():
+        run.say("Ctrl-C came after the last batch: the run finishes.")
     if "wiring_length" not in run.metrics:
         run.metrics.update(run.evaluate())
     run.metrics["checkpoint"] = str(run.checkpoint_path)
