@@ -59,13 +59,6 @@ def _arrays(G) -> EdgeArrays:
         raise TypeError(f"compare expects networkx graphs (e.g. colgraph.connectome."
                         f"to_networkx(run) or read_connectome(path)), got {type(G).__name__}.")
     a = _with_lengths(_a(G))
-    if a.n < 2 or not a.src.size:
-        raise ValueError(f"compare needs graphs with edges, got {a.n} node(s) and "
-                         f"{a.src.size} edge(s).")
-    bad = ~np.isfinite(a.weight) | (a.weight < 0)
-    if bad.any():
-        raise ValueError(f"Edge weights must be finite and >= 0 ({int(bad.sum())} are not, "
-                         f"e.g. {a.weight[bad][0]!r}).")
     return a
 
 

@@ -23,7 +23,9 @@ def edr_fit(G, bins: int = 30) -> dict[str, Any]:
     ok = np.isfinite(a.length) & (a.length > 0) & (a.weight > 0)
     ln, w = a.length[ok], a.weight[ok]
     if ln.size < 2:
-        return {"lambda": float("nan"), "ks": float("nan"), "r2": float("nan")}
+        return {"lambda": float("nan"), "ks": float("nan"), "r2": float("nan"),
+                "note": f"n/a: {ln.size} edge(s) with a length > 0 and a weight > 0 (the fit "
+                        f"needs 2 or more)"}
     l_min = float(ln.min())
     lam = max(float(np.average(ln, weights=w)) - l_min, 1e-12)
     order = np.argsort(ln)
