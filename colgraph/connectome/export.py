@@ -72,12 +72,18 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
             attention, bias only.
         max_batches: stop after this many batches.
     """
+    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(
+            max_batches, int) or max_batches < 1):
+        raise ValueError(f"max_batches must be an integer >= 1 or None (got {max_batches!r}).")
+    if isinstance(loader, str) and loader != "test":
+        raise ValueError(f"loader must be 'test' (the checkpoint's test set), None (bias only) "
+                         f"or an iterable of batches (got {loader!r}).")
     model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
     bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.blocks]).mean(0)
     if loader is None:
         return ConnectomeData(geometry, bias.cpu(), None)
     if isinstance(loader, str):
-        if loader != "test" or data is None:
+        if data is None:
             raise ValueError("loader='test' needs a checkpoint path (its config names the data).")
         from ..data import iterate_batches
 
@@ -117,8 +123,11 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
         loader: data to measure attention on (see :func:`edge_data`); ``"test"`` uses the
             checkpoint's test set; ``None`` exports the bias-only prior connectivity.
         steps: ``"mean"`` (average attention over steps) or a step index.
-        threshold: keep edges whose ``weight`` is at least this.
+        threshold: keep edges whose ``weight`` is at least this (a finite number; one that
+            keeps no edge is refused).
         top_k: keep each column's ``top_k`` strongest incoming edges.
+
+    Non-finite weights or biases (a diverged model, NaN input) are refused.
 
     Example:
         >>> G = to_networkx("runs/2026-11-24/06-25-03", loader="test")  # doctest: +SKIP
@@ -126,8 +135,17 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     """
     import networkx as nx
 
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 (got {top_k}); use None to keep every edge.")
+    import math
+
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 (got {top_k!r}); use None to keep every "
+                         f"edge.")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+            threshold, (int, float)) or not math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number (got {threshold!r}): edges whose "
+                         f"weight is at least this are kept; use None to keep every edge.")
+    if steps != "mean" and (isinstance(steps, bool) or not isinstance(steps, int)):
+        raise ValueError(f"steps must be 'mean' or a step index (got {steps!r}).")
     data = model_or_path if isinstance(model_or_path, ConnectomeData) else edge_data(
         model_or_path, loader, max_batches)
     geo = data.geometry
@@ -142,9 +160,21 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
                              f"(got {steps!r}).")
     else:
         weight = _prior_weight(geo, data.bias)
+    for name, values in (("weight", weight), ("bias", data.bias)):
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            raise ValueError(f"The connectome's edge {name}s hold {int(bad.sum())} non-finite "
+                             f"value(s) of {values.numel()} (e.g. edge {int(bad.nonzero()[0, 0])}): "
+                             f"the model diverged (or its input holds NaN). Use a checkpoint "
+                             f"from before the divergence, or finite data.")
     keep = torch.ones(geo.num_edges, dtype=torch.bool)
     if threshold is not None:
         keep &= weight >= threshold
+        if geo.num_edges and not keep.any():
+            raise ValueError(f"threshold={threshold} keeps no edge: the strongest weighs "
+                             f"{float(weight.max()):.4g} (weight = "
+                             f"{'attention' if data.attention is not None else 'prior softmax(bias)'}"
+                             f"). Lower the threshold, or use top_k.")
     if top_k is not None:
         keep &= rank_within_target(geo.edge_index[1], weight, geo.num_columns) < top_k
     labels = geo.labels or list(range(geo.num_columns))
