@@ -310,15 +310,23 @@ def read_connectome(path: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"Connectome file not found: {path}.")
     suffix = path.suffix.lower()
-    if suffix == ".graphml":
-        G = nx.read_graphml(path)
-    elif suffix == ".gexf":
-        G = nx.read_gexf(path)
-    elif suffix == ".csv":
-        G = _read_csv(path)
-    else:
+    if suffix not in WRITERS:
         raise ValueError(f"Unsupported connectome format '{path.suffix}'. Choices: "
                          f"{', '.join(WRITERS)}.")
+    if suffix == ".csv":
+        G = _read_csv(path)
+    else:
+        from xml.etree.ElementTree import ParseError
+
+        if b"<!DOCTYPE" in path.read_bytes():
+            raise ValueError(f"Refusing to read {path}: it declares a DOCTYPE (XML entities can "
+                             f"expand without bound or read other files). colgraph writes "
+                             f"none; remove the DOCTYPE if you trust the file.")
+        try:
+            G = nx.read_graphml(path) if suffix == ".graphml" else nx.read_gexf(path)
+        except (ParseError, nx.NetworkXError) as e:
+            raise ValueError(f"Cannot read {path}: it is not a valid {WRITERS[suffix]} file "
+                             f"({e}). Re-export it, or check that it was copied whole.") from None
     for _, d in G.nodes(data=True):
         d.pop("label", None)  # added by the GEXF reader
         d.pop("viz", None)  # GEXF drawing positions (the sheet's own are x / y / z)
@@ -335,6 +343,8 @@ def read_connectome(path: str | os.PathLike):
 
 
 def _read_csv(path: Path):
+    """The edge list ``path`` and its node table, checked row by row (errors name the file
+    and line)."""
     import networkx as nx
 
     nodes_path = path.with_name(path.stem + "_nodes.csv")
@@ -351,13 +361,44 @@ def _read_csv(path: Path):
         except ValueError:
             return v
 
-    with nodes_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            G.add_node(row.pop("node"), **{k: num(k, v) for k, v in row.items() if v != ""})
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            s, t = row.pop("source"), row.pop("target")
-            G.add_edge(s, t, **{k: float(v) for k, v in row.items() if v != ""})
+    def rows(file: Path, needed: tuple[str, ...], empty_ok: bool = False):
+        with file.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [k for k in needed if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{file}: expected a header with the column(s) "
+                                 f"{', '.join(needed)} (got {reader.fieldnames}).")
+            count = 0
+            for row in reader:
+                count += 1
+                yield reader.line_num, row
+            if count == 0 and not empty_ok:
+                raise ValueError(f"{file} has a header but no rows: an empty connectome.")
+
+    for line, row in rows(nodes_path, ("node",)):
+        v = row.pop("node")
+        if v in G:
+            raise ValueError(f"{nodes_path}, line {line}: node {v!r} is listed again.")
+        G.add_node(v, **{k: num(k, x) for k, x in row.items() if x not in ("", None)})
+    for line, row in rows(path, ("source", "target"), empty_ok=True):  # no edges: analysis says
+        s, t = row.pop("source"), row.pop("target")
+        for v in (s, t):
+            if v not in G:
+                raise ValueError(f"{path}, line {line}: node {v!r} is not in the node table "
+                                 f"{nodes_path.name}.")
+        if G.has_edge(s, t):
+            raise ValueError(f"{path}, line {line}: edge {s!r} -> {t!r} is listed again (one "
+                             f"row per edge; merge the rows).")
+        attrs = {}
+        for k, x in row.items():
+            if x in ("", None):
+                continue
+            try:
+                attrs[k] = float(x)
+            except ValueError:
+                raise ValueError(f"{path}, line {line}: edge {s!r} -> {t!r} has {k} = {x!r}, "
+                                 f"not a number.") from None
+        G.add_edge(s, t, **attrs)
     return G
 
 

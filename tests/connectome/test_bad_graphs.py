@@ -226,3 +226,36 @@ def test_to_networkx_refuses_a_diverged_model(model):
         with torch.no_grad():
             bias.copy_(saved)
     assert to_networkx(model, threshold=0.0).number_of_edges() == model.geometry.num_edges
+
+
+# ------------------------------------------------------------------ files
+@pytest.mark.parametrize("name, text, match", [
+    ("empty.graphml", "", r"empty.graphml: it is not a valid GraphML file \(no element found"),
+    ("cut.graphml", "<graphml><graph", r"cut.graphml: it is not a valid GraphML file"),
+    ("cut.gexf", "<gexf", r"cut.gexf: it is not a valid GEXF file"),
+    ("ent.graphml", '<?xml version="1.0"?>\n<!DOCTYPE g [<!ENTITY a "1.0">]>\n<graphml/>',
+     r"Refusing to read .*ent.graphml: it declares a DOCTYPE"),
+    ("bad.csv", "source,target,weight\na,b,x\n", r"bad.csv, line 2: edge 'a' -> 'b' has "
+                                                  r"weight = 'x', not a number"),
+    ("dup.csv", "source,target,weight\na,b,1\na,b,2\n", r"dup.csv, line 3: edge 'a' -> 'b' is "
+                                                        r"listed again"),
+    ("unknown.csv", "source,target\na,zz\n", r"unknown.csv, line 2: node 'zz' is not in the "
+                                             r"node table unknown_nodes.csv"),
+    ("cols.csv", "src,dst\na,b\n", r"cols.csv: expected a header with the column\(s\) source, "
+                                   r"target \(got \['src', 'dst'\]\)"),
+    ("hdr.csv", "source,target\n", None),
+])
+def test_bad_connectome_files_are_refused_naming_the_file(tmp_path, name, text, match):
+    from colgraph.connectome import read_connectome
+
+    (tmp_path / name).write_text(text)
+    nodes = tmp_path / (name[:-4] + "_nodes.csv")
+    nodes.write_text("node,x\na,1\nb,2\n" if name != "hdr.csv" else "node,x\n")
+    if match is None:
+        match = r"hdr_nodes.csv has a header but no rows"
+    with pytest.raises(ValueError, match=match):
+        read_connectome(tmp_path / name)
+    nodes.write_text("node,x\na,1\na,2\n")
+    if name.endswith(".csv") and name != "cols.csv":
+        with pytest.raises(ValueError, match=r"_nodes.csv, line 3: node 'a' is listed again"):
+            read_connectome(tmp_path / name)

@@ -73,7 +73,7 @@ def test_bad_weights_are_refused(w):
 
 
 def test_names_must_differ():
-    with pytest.raises(ValueError, match=r"names must be two different labels"):
+    with pytest.raises(ValueError, match=r"names must be two different, non-empty string labels"):
         compare(ring(), ring(), names=("a", "a"))
 
 
