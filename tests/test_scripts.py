@@ -259,3 +259,16 @@ def test_analyze_failing_midway_leaves_no_partial_output(tiny_run, tmp_path, mon
     with pytest.raises(RuntimeError, match="disk on fire"):
         analyze([str(tiny_run), "--null-models", "1", "--out", str(tmp_path / "out")])
     assert list(tmp_path.iterdir()) == []  # neither out/ nor the staging directory
+
+
+def test_analyze_prints_undefined_metrics_as_na_with_the_reason(tiny_run, tmp_path, capsys):
+    import json
+
+    from colgraph.cli import analyze
+
+    analyze([str(tiny_run), "--prior", "--null-models", "1", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert ", z n/a)" in out and "note: modularity: Q_z n/a: the z-score needs n_null >= 2" in out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert any(n.startswith("modularity: Q_z n/a") for n in m["notes"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging dir is gone
