@@ -19,6 +19,8 @@ def edr_fit(G, bins: int = 30) -> dict[str, Any]:
     distance between the weighted empirical and fitted CDFs, and R^2 of the straight-line
     fit to the log density histogram.
     """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be an integer >= 1 (got {bins!r}).")
     a = _a(G)
     ok = np.isfinite(a.length) & (a.length > 0) & (a.weight > 0)
     ln, w = a.length[ok], a.weight[ok]

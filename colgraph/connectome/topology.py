@@ -82,6 +82,10 @@ def modularity(G, n_null: int = 3, seed: int = 0, resolution: float = 1.0,
     more than 20,000 edges.
     """
     check_settings(n_null=n_null, seed=seed)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or \
+            not np.isfinite(resolution) or resolution <= 0:
+        raise ValueError(f"resolution must be a finite number > 0 (got {resolution!r}): 1 is "
+                         f"standard modularity, larger values give smaller modules.")
     a = _a(G)
     rng = np.random.default_rng(seed)
     jobs = [(a.src, a.dst, a.weight)] + [_config_model_directed(a, rng) for _ in range(n_null)]

@@ -259,3 +259,18 @@ def test_bad_connectome_files_are_refused_naming_the_file(tmp_path, name, text, 
     if name.endswith(".csv") and name != "cols.csv":
         with pytest.raises(ValueError, match=r"_nodes.csv, line 3: node 'a' is listed again"):
             read_connectome(tmp_path / name)
+
+
+def test_bad_metric_options_are_refused():
+    from colgraph.connectome import area_flow, edr_fit
+
+    G = ring()
+    for v in G:
+        G.nodes[v]["area"] = "A" if v < 15 else "B"
+    with pytest.raises(ValueError, match=r"area_flow: unknown area\(s\) 'C' in order. The "
+                                         r"graph's areas: A, B"):
+        area_flow(G, order=["A", "C"])
+    with pytest.raises(ValueError, match=r"bins must be an integer >= 1 \(got 0\)"):
+        edr_fit(G, bins=0)
+    with pytest.raises(ValueError, match=r"resolution must be a finite number > 0 \(got nan\)"):
+        modularity(G, resolution=float("nan"))
