@@ -163,23 +163,23 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     for name, values in (("weight", weight), ("bias", data.bias)):
         bad = ~torch.isfinite(values)
         if bad.any():
+            first = int(bad.nonzero()[0, 0])
             raise ValueError(f"The connectome's edge {name}s hold {int(bad.sum())} non-finite "
-                             f"value(s) of {values.numel()} (e.g. edge {int(bad.nonzero()[0, 0])}): "
+                             f"value(s) of {values.numel()} (e.g. edge {first}): "
                              f"the model diverged (or its input holds NaN). Use a checkpoint "
                              f"from before the divergence, or finite data.")
+    weight_name = "attention" if data.attention is not None else "prior softmax(bias)"
     keep = torch.ones(geo.num_edges, dtype=torch.bool)
     if threshold is not None:
         keep &= weight >= threshold
         if geo.num_edges and not keep.any():
             raise ValueError(f"threshold={threshold} keeps no edge: the strongest weighs "
-                             f"{float(weight.max()):.4g} (weight = "
-                             f"{'attention' if data.attention is not None else 'prior softmax(bias)'}"
-                             f"). Lower the threshold, or use top_k.")
+                             f"{float(weight.max()):.4g} (weight = {weight_name}). Lower the "
+                             f"threshold, or use top_k.")
     if top_k is not None:
         keep &= rank_within_target(geo.edge_index[1], weight, geo.num_columns) < top_k
     labels = geo.labels or list(range(geo.num_columns))
-    G = nx.DiGraph(name=geo.name, weight="attention" if data.attention is not None else
-                   "prior softmax(bias)")
+    G = nx.DiGraph(name=geo.name, weight=weight_name)
     areas, pos = geo.column_areas(), geo.pos.tolist()
     for i, v in enumerate(labels):
         xyz = dict(zip(("x", "y", "z"), pos[i]))
