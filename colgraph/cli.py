@@ -150,7 +150,16 @@ def analyze(argv: list[str] | None = None) -> None:
                         "writes compare.json and compare.png")
     args = p.parse_args(argv)
     out = _check_analyze_args(p, args)
+    try:
+        _analyze(args, out)
+    except EXPECTED as e:  # a refusal that explains itself: the message, no traceback
+        print(f"colgraph-analyze: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
+
+def _analyze(args: argparse.Namespace, out: Path) -> None:
+    """Read the reference and the run, then analyse into a staging directory that becomes
+    ``out`` only once everything in it is written."""
     import os
     import shutil
     import tempfile

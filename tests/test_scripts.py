@@ -222,12 +222,11 @@ def test_analyze_refuses_a_bad_reference_before_the_export(tiny_run, tmp_path, m
     ref = nx.DiGraph()
     ref.add_edge("a", "b", weight=float("nan"))
     nx.write_graphml(ref, tmp_path / "ref.graphml")
-    with pytest.raises(ValueError, match=r"Expected finite edge 'weight' values >= 0"):
-        from colgraph.cli import analyze
-
-        analyze([str(tiny_run), "--reference", str(tmp_path / "ref.graphml"),
-                 "--out", str(tmp_path / "out")])
-    assert not (tmp_path / "out").exists()
+    code, err = analyze_args([tiny_run, "--reference", tmp_path / "ref.graphml",
+                              "--out", tmp_path / "out"])
+    assert code == 1 and err.startswith("colgraph-analyze: error: Expected finite edge "
+                                        "'weight' values >= 0"), err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
 def test_analyze_refuses_a_diverged_run_and_leaves_nothing(tiny_run, tmp_path):
@@ -244,7 +243,8 @@ def test_analyze_refuses_a_diverged_run_and_leaves_nothing(tiny_run, tmp_path):
     before = sorted(p.name for p in run_dir.iterdir())
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "analyze.py"), str(run_dir)],
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "holds a diverged model" in proc.stderr
+    assert proc.returncode == 1 and "holds a diverged model" in proc.stderr
+    assert "Traceback" not in proc.stderr  # the message alone
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no analysis/, no graph
 
 
