@@ -298,6 +298,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise ValueError(f"{path} is not a colgraph checkpoint: it holds a "
                          f"{type(state).__name__}, not a dict.")
+    try:
+        _check(path, state)
+    except RecursionError:
+        raise ValueError(f"{path} is not a colgraph checkpoint: its contents are nested too "
+                         f"deeply to check.") from None
+    state["path"] = str(path)
+    return state
+
+
+def _check(path: Path, state: dict[str, Any]) -> None:
+    """Refuse a state that is not a readable colgraph checkpoint or fails its checksums
+    (which are removed)."""
     fmt = state.get("checkpoint_format")
     if isinstance(state.get("key_checksums"), dict) and (
             "colgraph_version" not in state or fmt not in READABLE_FORMATS):
@@ -306,12 +318,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not a colgraph checkpoint (no 'colgraph_version' key).")
     if fmt not in READABLE_FORMATS:
         raise ValueError(f"{path} was written by colgraph {state['colgraph_version']} in "
-                         f"checkpoint format {fmt}; this colgraph ({__version__}) reads format "
-                         f"{CHECKPOINT_FORMAT}. Load it with the colgraph version that wrote "
-                         f"it, or retrain.")
+                         f"checkpoint format {fmt!r}; this colgraph ({__version__}) reads "
+                         f"format {CHECKPOINT_FORMAT} (and the older "
+                         f"{', '.join(map(str, READABLE_FORMATS[:-1]))}). Load it with the "
+                         f"colgraph version that wrote it, or retrain.")
     _verify(path, state, fmt)
-    state["path"] = str(path)
-    return state
 
 
 def _verify(path: Path, state: dict[str, Any], fmt: int) -> None:
