@@ -88,8 +88,11 @@ def _feed(h: Any, obj: Any, path: str, tensors: dict[str, str]) -> None:
         for i, value in enumerate(obj):
             _feed(h, value, f"{path}[{i}]", tensors)
         h.update(b"]")
-    elif isinstance(obj, (set, frozenset)):
-        h.update(_token(type(obj)(sorted(map(_token, obj)))))  # repr order is hash order
+    elif isinstance(obj, (set, frozenset)):  # in sorted order: iteration order is hash order
+        h.update(b"<%s%d:" % (type(obj).__name__.encode(), len(obj)))
+        for token in sorted(map(_token, obj)):
+            h.update(token)
+        h.update(b">")
     else:
         h.update(_token(obj))
 
@@ -151,7 +154,9 @@ class _RecordingWriter:
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` (a plain nested dict with string keys) to ``path`` in checkpoint
     format :data:`CHECKPOINT_FORMAT` (``checkpoint_format`` is set to it), with the checksums
-    of every tensor and every entry, atomically and durably (see the module docstring).
+    of every tensor and every entry, atomically and durably (see the module docstring). A
+    state from :func:`load_checkpoint` can be written back as it is (its ``path`` entry is
+    not stored): that is how to change a stored value on purpose.
 
     Raises:
         CheckpointWriteError: the file could not be written (disk full, read-only file
@@ -163,7 +168,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     if bad:
         raise TypeError(f"save_checkpoint needs string keys at the top level of the state "
                         f"(got {bad[:3]}).")
-    state = {k: v for k, v in state.items() if k not in INTEGRITY_KEYS}
+    # a loaded state's checksums and 'path' (where it was read from) are not written back
+    state = {k: v for k, v in state.items() if k not in (*INTEGRITY_KEYS, "path")}
     state["checkpoint_format"] = CHECKPOINT_FORMAT
     checksums, key_checksums = _digests(state)
     state.update(checksums=checksums, key_checksums=key_checksums)

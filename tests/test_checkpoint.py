@@ -188,43 +188,37 @@ def test_a_flipped_bit_in_the_config_is_refused(tmp_path):
 def test_an_edited_counter_or_entry_is_refused(tmp_path, key, value):
     """Edited the easy way (torch.load, change, torch.save: the checksums kept): refused,
     naming the entry; the range checks where the counters are used come on top of this."""
-    path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, CONFIGURED)
-    state = torch.load(path, weights_only=True)
-    state[key] = value
-    torch.save(state, path)
+    path = _edited(tmp_path, lambda state: state.__setitem__(key, value))
     with pytest.raises(ValueError, match=f"corrupted: its '{key}' fails the SHA-256"):
         load_checkpoint(path)
 
 
-def test_added_renamed_or_removed_entries_are_refused(tmp_path):
+def _edited(tmp_path, edit):
+    """CONFIGURED saved, loaded with torch.load, changed by ``edit``, saved with torch.save."""
     path = tmp_path / CHECKPOINT_NAME
     save_checkpoint(path, CONFIGURED)
     state = torch.load(path, weights_only=True)
-    for edit, match in ((lambda s: s.update(extra=1), "unexpected entry 'extra'"),
-                        (lambda s: s.pop("epoch"), "missing entry 'epoch'"),
-                        (lambda s: s.update(epoch_=s.pop("epoch")),
-                         "missing entry 'epoch'; unexpected entry 'epoch_'")):
-        edited = dict(state)
-        edit(edited)
-        torch.save(edited, path)
-        with pytest.raises(ValueError, match=f"does not match its checksums: {match}"):
-            load_checkpoint(path)
+    edit(state)
+    torch.save(state, path)
+    return path
 
 
-def test_damaged_checksum_tables_are_refused(tmp_path):
+@pytest.mark.parametrize("edit,match", [
+    (lambda s: s.update(extra=1), "does not match its checksums: unexpected entry 'extra'"),
+    (lambda s: s.pop("epoch"), "does not match its checksums: missing entry 'epoch'"),
+    (lambda s: s.update(epoch_=s.pop("epoch")), "missing entry 'epoch'; unexpected entry "
+                                                "'epoch_'"),
+    (lambda s: s.update(key_checksums="garbage"), "'key_checksums' are damaged"),
+    (lambda s: s.update(checksums={"model/w": 3}), "'checksums' are damaged"),
+    (lambda s: s.pop("key_checksums"), "has no checksums"),  # a format-5 file without them
+])
+def test_added_renamed_or_removed_entries_are_refused(tmp_path, edit, match):
+    with pytest.raises(ValueError, match=match):
+        load_checkpoint(_edited(tmp_path, edit))
+
+
+def test_a_damaged_checksum_table_name_is_damage(tmp_path):
     path = tmp_path / CHECKPOINT_NAME
-    save_checkpoint(path, CONFIGURED)
-    state = torch.load(path, weights_only=True)
-    for key, value, match in (("key_checksums", "garbage", "'key_checksums' are damaged"),
-                              ("checksums", {"model/w": 3}, "'checksums' are damaged")):
-        torch.save({**state, key: value}, path)
-        with pytest.raises(ValueError, match=match):
-            load_checkpoint(path)
-    torch.save({k: v for k, v in state.items() if k != "key_checksums"}, path)
-    with pytest.raises(ValueError, match="has no checksums"):  # a format-5 file without them
-        load_checkpoint(path)
-    # the table's name damaged in the pickle
     save_checkpoint(path, CONFIGURED)
     _patch_pickle(path, b"key_checksums", b"key_checksumz")
     with pytest.raises(ValueError, match="corrupted: its checksums are stored under the "
@@ -233,7 +227,8 @@ def test_damaged_checksum_tables_are_refused(tmp_path):
 
 
 def test_checksums_are_canonical(tmp_path):
-    """Dict order and the process do not matter; a value's type does (1 vs 1.0 vs True)."""
+    """Dict and set order do not matter (sets of strings are ordered by a per-process hash:
+    checked in another process too); a value's type does (1 vs 1.0 vs True)."""
     path = tmp_path / CHECKPOINT_NAME
     save_checkpoint(path, {**STATE, "x": {"b": 1, "a": [1.5, float("nan")], "s": {3, 1, 2}}})
     state = torch.load(path, weights_only=True)
@@ -243,6 +238,11 @@ def test_checksums_are_canonical(tmp_path):
         torch.save({**state, "x": {"a": [1.5, float("nan")], "s": {1, 2, 3}, "b": other}}, path)
         with pytest.raises(ValueError, match="its 'x' fails"):
             load_checkpoint(path)
+    save_checkpoint(path, {**STATE, "x": {"words": {f"w{i}" for i in range(50)}}})
+    code = f"from colgraph.checkpoint import load_checkpoint; load_checkpoint({str(path)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert proc.returncode == 0, proc.stderr
 
 
 def write_format4(path, state):
@@ -440,3 +440,15 @@ def test_a_directory_without_write_permission_is_refused(tmp_path):
     assert "CheckpointWriteError: Cannot write the run directory" in proc.stderr
     assert "permission denied" in proc.stderr and "chmod u+w" in proc.stderr
     assert ensure_writable(run) == run and list(run.iterdir()) == []  # root may; no probe left
+
+
+def test_a_loaded_state_can_be_written_back(tmp_path):
+    """The way to change a stored value on purpose: load, change, save_checkpoint (the
+    checksums are recomputed; the 'path' load_checkpoint adds is not stored)."""
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, CONFIGURED)
+    state = load_checkpoint(tmp_path)
+    state["config"]["optim"]["lr"] = 0.01
+    save_checkpoint(tmp_path / "b.pt", state)
+    again = load_checkpoint(tmp_path / "b.pt")
+    assert again["config"]["optim"]["lr"] == 0.01 and again["path"] == str(tmp_path / "b.pt")
+    assert "path" not in torch.load(tmp_path / "b.pt", weights_only=True)
