@@ -42,7 +42,7 @@ from . import __version__
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CheckpointWriteError", "save_checkpoint",
            "load_checkpoint", "require_keys", "ensure_writable", "tensor_digest",
-           "first_nonfinite"]
+           "first_nonfinite", "objects_refused"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 5  # bump when the checkpoint layout changes incompatibly
@@ -266,6 +266,23 @@ def remove_stale_tmp(path: str | os.PathLike) -> bool:
     return False
 
 
+def objects_refused(path: str | os.PathLike, error: Exception,
+                    fix: str = "colgraph never writes such files",
+                    what: str | None = None) -> ValueError:
+    """The error for a torch file whose pickle holds Python objects that
+    ``torch.load(weights_only=True)`` refused (they could run code when loaded); ``fix`` says
+    what to do instead of trusting the file; ``what``: the object, when known (else read
+    from ``error``)."""
+    if what is None:
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+        what = next((ln for ln in lines if "Unsupported" in ln), lines[-1] if lines else "")
+        what = what.split(" was not an allowed global")[0].split("WeightsUnpickler error: ")[-1]
+    return ValueError(f"Refusing to load {path}: it holds Python objects other than tensors "
+                      f"and plain containers, which could run code when loaded "
+                      f"({what[:200]}). {fix}; only load it by hand, with "
+                      f"torch.load(weights_only=False), if you trust its source.")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file (or ``RUN_DIR/checkpoint.pt``): nothing in it runs, and a
     file that is not a colgraph checkpoint, is damaged, or fails its checksums is refused
@@ -290,11 +307,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 (a damaged pickle fails in any of a dozen ways)
         unsafe = _unsafe_global(path) if isinstance(e, pickle.UnpicklingError) else None
         if unsafe is not None:
-            raise ValueError(f"Refusing to load {path}: it holds a Python object ({unsafe}) "
-                             f"other than tensors and plain containers, which could run code "
-                             f"when loaded. colgraph never writes such files; only load it "
-                             f"by hand, with torch.load(weights_only=False), if you trust "
-                             f"its source.") from None
+            raise objects_refused(path, e, what=unsafe) from None
         # torch wraps an unpickling error in advice on weights_only: keep its own words
         text = str(e).split("\n\nCheck the documentation")[0].strip()
         reason = (text.splitlines() or [""])[-1][:200]

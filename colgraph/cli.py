@@ -34,22 +34,41 @@ def train(argv: list[str] | None = None) -> None:
     tune_allocator()  # before the first tensor: the imports below make some
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import DictConfig
 
     from .config import register_configs
     from .tasks import task_class
     from .training import train as run
+    from .training.logs import log
 
     register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def _main(cfg: DictConfig) -> float:
-        metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        try:
+            metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        except EXPECTED as e:
+            if HydraConfig.get().mode != RunMode.RUN:
+                raise  # a multirun job: hydra records the failure and goes on
+            log.error(str(e))  # the console and train.log, without a traceback
+            raise SystemExit(1) from None
         return metrics["test_" + task_class(cfg.task.name).metric]  # for sweepers
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt as e:  # Interrupted: saved, with the command to resume
+        print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
+              "saved at this point (the run directory keeps its last checkpoint, if any).",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+#: errors that explain themselves (a refused setting, a missing file, a diverged run): a
+#: failed ``colgraph-train`` prints the message, no traceback, and exits with status 1
+EXPECTED = (ValueError, FloatingPointError, OSError)
 
 
 ANALYZE_DOC = """Analyse the connectome a run learned.

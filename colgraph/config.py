@@ -128,6 +128,7 @@ class TrainConfig:
     connectome_every: int = 0  # epochs between connectome snapshots (run_dir/connectome/)
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at each epoch's end only)
     skip_nonfinite: bool = False  # skip a batch whose loss / gradients are not finite (counted)
+    max_skipped_fraction: float = 0.1  # skip_nonfinite: stop when more of an epoch's batches are skipped (1: never)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -144,6 +145,12 @@ class TrainConfig:
         require(self.seed >= 0, "train.seed", self.seed, ">= 0")
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
                 ">= 0 steps (0: at the end of each epoch only)")
+        fraction("train.max_skipped_fraction", self.max_skipped_fraction, high_open=False)
+        require(self.skip_nonfinite or self.max_skipped_fraction == TrainConfig.max_skipped_fraction,
+                "train.max_skipped_fraction", self.max_skipped_fraction,
+                f"left at {TrainConfig.max_skipped_fraction} unless train.skip_nonfinite=true "
+                f"(without skipping, the first non-finite batch stops the run)",
+                "Set train.skip_nonfinite=true or drop the setting.")
 
 
 @dataclass
