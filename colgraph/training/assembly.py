@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, remove_stale_tmp
+from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, ensure_writable, remove_stale_tmp
 from ..config import to_container
 from ..data import Augment, DataSplits
 from ..distributed import Distributed
@@ -128,7 +128,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
                          f"over {ranks.world} processes: give at least one sample per process.")
     if ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable(run_dir)  # a read-only or full disk is refused before any work
     resume, source = load_sources(cfg)
     if train_cfg.freeze != "none" and plasticity_cfg.enabled:
         raise ValueError("train.freeze=sheet freezes the edge biases that plasticity=... "
