@@ -9,6 +9,7 @@ imports torch's users (PyG makes a tensor at import), so its huge-page setting t
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def train(argv: list[str] | None = None) -> None:
         except EXPECTED as e:
             if HydraConfig.get().mode != RunMode.RUN:
                 raise  # a multirun job: hydra records the failure and goes on
-            log.error(str(e))  # the console and train.log, without a traceback
+            _report(log, str(e))  # stderr and train.log, without a traceback
             raise SystemExit(1) from None
         return metrics["test_" + task_class(cfg.task.name).metric]  # for sweepers
 
@@ -64,6 +65,16 @@ def train(argv: list[str] | None = None) -> None:
               "saved at this point (the run directory keeps its last checkpoint, if any).",
               file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _report(log: logging.Logger, message: str) -> None:
+    """An error on stderr (hydra's console handler writes to stdout) and in the run's
+    ``train.log`` (hydra's file handler), once each."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    print(message, file=sys.stderr)
 
 
 #: errors that explain themselves (a refused setting, a missing file, a diverged run): a
