@@ -16,6 +16,7 @@ from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
 from .tasks import Task, build_task, task_class
+from .validation import stored_config
 
 __all__ = ["load_task_data", "build_model", "load_model", "export_model", "EXPORT_KEYS"]
 
@@ -70,7 +71,8 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
     geometry = Geometry.from_state_dict(state["geometry"])
     data = load_task_data(cfg) if with_data else None
     spec = state["task"]
-    model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
+    with stored_config():  # saved before a check existed: what it cannot use, warned about
+        model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
 
