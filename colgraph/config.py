@@ -55,6 +55,8 @@ class TaskConfig:
             check(one_of, "task.pool", self.pool, ("mean", "max"))
             check(fraction, "task.label_smoothing", self.label_smoothing)
             check(fraction, "task.mask_ratio", self.mask_ratio, low_open=True)
+            if check.errors:  # what follows assumes valid values
+                return
             unread_settings(check, self, "task", "task", self.name, self.SETTINGS)
 
 
@@ -116,6 +118,8 @@ class DataConfig:
                 check(require, self.classes >= 2, "data.classes", self.classes, ">= 2")
                 check(require, self.samples >= self.classes, "data.samples", self.samples,
                       f">= data.classes ({self.classes}): one sample per class at least")
+            if check.errors:  # what follows assumes valid values
+                return
             unread_settings(check, self, "data", "data", self.name, self.SETTINGS)
 
 
@@ -177,6 +181,8 @@ class TrainConfig:
             check(require, self.seed >= 0, "train.seed", self.seed, ">= 0")
             check(require, self.checkpoint_every >= 0, "train.checkpoint_every",
                   self.checkpoint_every, ">= 0 steps (0: at the end of each epoch only)")
+            if check.errors:  # what follows assumes valid values
+                return
             check.unread(bool(self.resume and self.init_from),
                          f"train.resume={self.resume} continues that run with all its weights, "
                          f"so train.init_from={self.init_from} would be ignored. Drop "
@@ -204,6 +210,8 @@ class WiringCostConfig:
             check(non_negative, "wiring_cost.weight", self.weight,
                   "0 turns the wiring cost off.")
             check(non_negative, "wiring_cost.p", self.p)
+            if check.errors:  # what follows assumes valid values
+                return
             check.unread(self.weight == 0 and self.p != 1.0,
                          f"wiring_cost.p={self.p} has no effect with wiring_cost.weight=0 (the "
                          f"wiring cost is off; the logged wiring_length is attention x length): "
@@ -236,12 +244,16 @@ class SmoothnessConfig:
     def __post_init__(self) -> None:
         check_types(self, "smoothness")
         with Checks() as check:
-            check(non_negative, "smoothness.weight", self.weight, "0 turns the loss off.")
-            check(positive, "smoothness.temperature", self.temperature)
-            check(require, self.negatives >= 1, "smoothness.negatives", self.negatives, ">= 1")
-            check(require, self.radius is None or (math.isfinite(self.radius)
-                                                   and self.radius > 0),
-                  "smoothness.radius", self.radius, "> 0 or null (the median edge length)")
+            check.refuse(not (self.weight >= 0 and self.temperature > 0 and self.negatives >= 1
+                              and (self.radius is None or self.radius > 0))
+                         or not all(map(math.isfinite, (self.weight, self.temperature,
+                                                        self.radius or 1.0))),
+                         f"smoothness needs weight >= 0, temperature > 0, negatives >= 1 and "
+                         f"radius > 0 or null (the median edge), all finite (got weight="
+                         f"{self.weight}, temperature={self.temperature}, negatives="
+                         f"{self.negatives}, radius={self.radius}).")
+            if check.errors:
+                return
             for key in ("temperature", "negatives"):  # the loss's only: radius is logged too
                 value, default = getattr(self, key), getattr(SmoothnessConfig, key)
                 check.unread(self.weight == 0 and value != default,

@@ -145,12 +145,13 @@ class ColumnformerConfig:
             check.refuse(self.weight_dtype not in self.WEIGHT_DTYPES,
                          f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
                          f"(got {self.weight_dtype!r}).")
-            if self.sharing in SHARING:
-                unread_settings(check, self, "model", "model.sharing", self.sharing,
-                                {mode: ("sharing_rank",) if mode == "lowrank" else ()
-                                 for mode in SHARING})
-            one_step = (f"with model.steps=1 (one recurrent step): set model.steps > 1 or "
-                        f"drop the override.")
+            if check.errors:  # what follows assumes valid values
+                return
+            unread_settings(check, self, "model", "model.sharing", self.sharing,
+                            {mode: ("sharing_rank",) if mode == "lowrank" else ()
+                             for mode in SHARING})
+            one_step = ("with model.steps=1 (one recurrent step): set model.steps > 1 or "
+                        "drop the override.")
             check.unread(self.steps == 1 and not self.tied_depth,
                          f"model.tied_depth=false has no effect {one_step}")
             check.unread(self.steps == 1 and self.inject == "every",
