@@ -28,9 +28,9 @@ from torch import Tensor
 
 from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
+from ..validation import Checks, unread_settings
 from .grow import GROW_RULES, check_pool, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
-from ..validation import Checks, unread_settings
 from .registry import Rule
 
 __all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]

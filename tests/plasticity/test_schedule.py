@@ -93,10 +93,13 @@ def test_schedule_window():
     (dict(name="none", every=-1), "every must be >= 1"),
     (dict(lam=-1.0), "lam must be > 0"),
     (dict(pool=0), "pool must be >= 1"),
-    (dict(name="custom", prune="attention", p=2.0), r"plasticity.p=2.0 does not apply to plasticity.prune="
-                                     r"attention \(its settings: none\); only prune=wiring"),
-    (dict(name="custom", grow="random", pool=4), r"plasticity.pool=4 does not apply to plasticity.grow=random"),
-    (dict(name="custom", grow="random", lam=2.0), r"only grow=geometric \| gradient \| gradient_distance"),
+    (dict(name="custom", prune="attention", p=2.0),
+     r"plasticity.p=2.0 does not apply to plasticity.prune=attention \(its settings: none\); "
+     r"only prune=wiring"),
+    (dict(name="custom", grow="random", pool=4),
+     r"plasticity.pool=4 does not apply to plasticity.grow=random"),
+    (dict(name="custom", grow="random", lam=2.0),
+     r"only grow=geometric \| gradient \| gradient_distance"),
 ])
 def test_bad_config_is_refused(bad, message):
     with pytest.raises(ValueError, match=message):
