@@ -293,3 +293,16 @@ def test_group_defaults_are_never_a_problem():
     for group, cls in GROUPS.items():
         if group != "geometry":
             cls(**required.get(group, {}))
+
+
+def test_room_counts_self_loops_as_unregrowable():
+    """Grown edges are never self-edges: a sheet's self-loops take no room from the pairs
+    that can grow, but count among the edges dropped."""
+    from colgraph.config import PlasticityConfig
+
+    cfg = PlasticityConfig.preset("set")
+    cfg.check_room(3, 4)  # 2 of 6 pairs free, drops round(0.3 * 4) = 1
+    cfg.check_room(3, 7, self_loops=3)  # 4 pairs wired + 3 loops: 2 free, drops 2
+    with pytest.raises(ValueError, match="at most 0 can grow, but the first update drops 3"):
+        cfg.check_room(3, 9, self_loops=3)
+    PlasticityConfig().check_room(3, 6)  # off: nothing to check
