@@ -34,22 +34,41 @@ def train(argv: list[str] | None = None) -> None:
     tune_allocator()  # before the first tensor: the imports below make some
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import DictConfig
 
     from .config import register_configs
     from .tasks import task_class
     from .training import train as run
+    from .training.logs import log
 
     register_configs()
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
     def _main(cfg: DictConfig) -> float:
-        metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        try:
+            metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        except EXPECTED as e:
+            if HydraConfig.get().mode != RunMode.RUN:
+                raise  # a multirun job: hydra records the failure and goes on
+            log.error(str(e))  # the console and train.log, without a traceback
+            raise SystemExit(1) from None
         return metrics["test_" + task_class(cfg.task.name).metric]  # for sweepers
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt as e:  # Interrupted: saved, with the command to resume
+        print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
+              "saved at this point (the run directory keeps its last checkpoint, if any).",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+#: errors that explain themselves (a refused setting, a missing file, a diverged run): a
+#: failed ``colgraph-train`` prints the message, no traceback, and exits with status 1
+EXPECTED = (ValueError, FloatingPointError, OSError)
 
 
 ANALYZE_DOC = """Analyse the connectome a run learned.
@@ -65,6 +84,49 @@ run's own test set (--data for a data file that moved).
 """
 
 
+def _num(value, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``n/a`` for a metric the graph leaves undefined
+    (None / NaN: ``notes`` in metrics.json says why)."""
+    import math
+
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _check_analyze_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """Refuse bad options before anything is loaded; returns the output directory."""
+    import os
+
+    from .connectome.arrays import check_settings
+    from .connectome.export import WRITERS
+
+    for flag, path in (("--reference", args.reference), ("--data", args.data)):
+        if path is not None and not path.is_file():
+            p.error(f"{flag} {path}: no such file")
+    if args.reference is not None and args.reference.suffix.lower() not in WRITERS:
+        p.error(f"--reference {args.reference}: unsupported connectome format "
+                f"'{args.reference.suffix}'. Choices: {', '.join(WRITERS)}")
+    if args.max_batches is not None and args.max_batches < 1:
+        p.error(f"--max-batches must be >= 1 (got {args.max_batches})")
+    for flag, key, value in (("--null-models", "n_null", args.null_models),
+                             ("--edge-fraction", "edge_fraction", args.edge_fraction),
+                             ("--seed", "seed", args.seed)):
+        try:
+            check_settings(**{key: value})
+        except ValueError as e:
+            p.error(str(e).replace(key, flag, 1))
+    run_dir = args.run if args.run.is_dir() else args.run.parent
+    out = args.out or run_dir / "analysis"
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {out}: a file is in the way (the analysis is a directory); choose "
+                f"another --out or move the file")
+    existing = next(a for a in (out, *out.parents) if a.exists())
+    if not existing.is_dir():
+        p.error(f"--out {out}: {existing} is a file, so no directory can be made there")
+    if not os.access(existing, os.W_OK):
+        p.error(f"--out {out}: {existing} is not writable; choose another --out")
+    return out
+
+
 def analyze(argv: list[str] | None = None) -> None:
     """``colgraph-analyze RUN_DIR_OR_CHECKPOINT [options]`` (see ``--help``)."""
     tune_allocator()  # before the first tensor
@@ -75,31 +137,68 @@ def analyze(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batches", type=int, default=None, help="limit the test batches")
     p.add_argument("--prior", action="store_true",
                    help="analyse the bias-only prior connectivity instead of attention")
-    p.add_argument("--null-models", type=int, default=3)
+    p.add_argument("--null-models", type=int, default=3,
+                   help="degree-preserving null models (>= 0; the rich club draws at least 1)")
     p.add_argument("--edge-fraction", type=float, default=0.5,
-                   help="strongest fraction of edges kept for small-world / rich club")
-    p.add_argument("--seed", type=int, default=0)
+                   help="strongest fraction of edges kept for small-world / rich club, in "
+                        "(0, 1]")
+    p.add_argument("--seed", type=int, default=0, help=">= 0")
     p.add_argument("--data", type=Path, default=None,
                    help="the run's data file (data=file) if it moved since training")
     p.add_argument("--reference", type=Path, default=None,
                    help="a reference connectome (GraphML / GEXF / CSV) to compare with: "
                         "writes compare.json and compare.png")
     args = p.parse_args(argv)
-    for flag, path in (("--reference", args.reference), ("--data", args.data)):
-        if path is not None and not path.is_file():
-            p.error(f"{flag} {path}: no such file")
-    if args.max_batches is not None and args.max_batches < 1:
-        p.error(f"--max-batches must be >= 1 (got {args.max_batches})")
+    out = _check_analyze_args(p, args)
+    try:
+        _analyze(args, out)
+    except EXPECTED as e:  # a refusal that explains itself: the message, no traceback
+        print(f"colgraph-analyze: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
-    import json
 
-    from .connectome import report
-    from .data import iterate_batches
+def _analyze(args: argparse.Namespace, out: Path) -> None:
+    """Read the reference and the run, then analyse into a staging directory that becomes
+    ``out`` only once everything in it is written."""
+    import os
+    import shutil
+    import tempfile
+
+    from .connectome import read_connectome
     from .restore import load_model
 
+    reference = None
+    if args.reference is not None:  # read and check it before the expensive export
+        import warnings
+
+        from .connectome.compare import _arrays
+
+        reference = read_connectome(args.reference)
+        with warnings.catch_warnings():  # an undirected graph: compare says so once, below
+            warnings.simplefilter("ignore", UserWarning)
+            _arrays(reference)
     run_dir = args.run if args.run.is_dir() else args.run.parent
-    out = args.out or run_dir / "analysis"
     model, _, _, data = load_model(args.run, with_data=not args.prior, data_path=args.data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:  # everything goes into ``stage``, moved to ``out`` only when all of it is written
+        _analyze_into(stage, args, model, data, reference, run_dir)
+        out.mkdir(exist_ok=True)
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    print(f"wrote {out}")
+
+
+def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
+                  run_dir: Path) -> None:
+    """The analysis of ``colgraph-analyze`` written into ``out``."""
+    import json
+
+    from .connectome import read_connectome, report
+    from .data import iterate_batches
+
     x_test = y_test = None
     if data is not None:
         x_test, y_test = data.x_test, data.y_test
@@ -113,11 +212,15 @@ def analyze(argv: list[str] | None = None) -> None:
     ff += f" ({flow['note']})" if flow.get("note") else ""
     print(f"{m['columns']} columns, {m['edges']} edges, weight = {m['weight']}")
     print(f"feedforward index {ff} over areas {flow['areas']}")
-    print(f"EDR lambda {m['edr']['lambda']:.3f} (KS {m['edr']['ks']:.3f}), wiring per column "
-          f"{m['wiring_per_column']:.3f}, weight-distance rho {m['weight_distance_rho']:.3f}")
-    print(f"modularity Q {mod['Q']:.3f} (null {mod['Q_null_mean']:.3f}, z {mod['Q_z']:.1f}), "
-          f"small-world sigma {sw['sigma']:.2f}, omega {sw['omega']:.2f}, rich club max "
-          f"{m['rich_club']['max_normalized']:.2f}")
+    print(f"EDR lambda {_num(m['edr']['lambda'], '.3f')} (KS {_num(m['edr']['ks'], '.3f')}), "
+          f"wiring per column {m['wiring_per_column']:.3f}, weight-distance rho "
+          f"{_num(m['weight_distance_rho'], '.3f')}")
+    print(f"modularity Q {mod['Q']:.3f} (null {_num(mod['Q_null_mean'], '.3f')}, z "
+          f"{_num(mod['Q_z'], '.1f')}), small-world sigma {_num(sw['sigma'], '.2f')}, omega "
+          f"{_num(sw['omega'], '.2f')}, rich club max "
+          f"{_num(m['rich_club']['max_normalized'], '.2f')}")
+    for note in m.get("notes", []):
+        print(f"note: {note}")
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet
         imap = model.encoder.input_map()
         imap.plot(path=out / "input_map.png")
@@ -136,11 +239,11 @@ def analyze(argv: list[str] | None = None) -> None:
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
     (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
-    if args.reference is not None:  # the same metrics on a reference connectome
-        from .connectome import read_connectome, write_comparison
+    if reference is not None:  # the same metrics on a reference connectome
+        from .connectome import write_comparison
 
         learned = read_connectome(out / "connectome.graphml")
-        result = write_comparison(learned, read_connectome(args.reference), out,
+        result = write_comparison(learned, reference, out,
                                   names=("learned", args.reference.stem),
                                   n_null=args.null_models, edge_fraction=args.edge_fraction,
                                   seed=args.seed)
@@ -154,7 +257,6 @@ def analyze(argv: list[str] | None = None) -> None:
         from .curves import plot_training
 
         plot_training(run_dir, out / "training.png")
-    print(f"wrote {out}")
 
 
 COMMANDS = {"train": train, "analyze": analyze}

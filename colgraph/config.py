@@ -163,6 +163,7 @@ class TrainConfig:
     connectome_every: int = 0  # epochs between connectome snapshots (run_dir/connectome/)
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at each epoch's end only)
     skip_nonfinite: bool = False  # skip a batch whose loss / gradients are not finite (counted)
+    max_skipped_fraction: float = 0.1  # skip_nonfinite: stop when more of an epoch's batches are skipped (1: never)
 
     def __post_init__(self) -> None:
         check_types(self, "train")
@@ -181,8 +182,16 @@ class TrainConfig:
             check(require, self.seed >= 0, "train.seed", self.seed, ">= 0")
             check(require, self.checkpoint_every >= 0, "train.checkpoint_every",
                   self.checkpoint_every, ">= 0 steps (0: at the end of each epoch only)")
+            check(fraction, "train.max_skipped_fraction", self.max_skipped_fraction,
+                  high_open=False)
             if check.errors:  # what follows assumes valid values
                 return
+            default = TrainConfig.max_skipped_fraction
+            check.unread(not self.skip_nonfinite and self.max_skipped_fraction != default,
+                         f"train.max_skipped_fraction must be left at {default} unless "
+                         f"train.skip_nonfinite=true (without skipping, the first non-finite "
+                         f"batch stops the run) (got {self.max_skipped_fraction!r}). Set "
+                         f"train.skip_nonfinite=true or drop the setting.")
             check.unread(bool(self.resume and self.init_from),
                          f"train.resume={self.resume} continues that run with all its weights, "
                          f"so train.init_from={self.init_from} would be ignored. Drop "

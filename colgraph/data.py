@@ -21,6 +21,7 @@ Every kind is standardised per channel with the training split's statistics.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoint import objects_refused
 from .registry import Registry
 
 __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
@@ -65,11 +67,17 @@ class Raw:
         self.modality, self.source = modality, source  # modality None: the file decides
 
 
-def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
+def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, source: str,
+           other: str = ""):
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
+                                                  random_state=seed)
+    except ValueError as e:  # too few test (or training) samples for every class
+        raise ValueError(f"Cannot split the {len(y)} samples of {source} with "
+                         f"data.test_fraction={test_fraction}: {e}. A stratified split puts "
+                         f"every class in both parts: change data.test_fraction{other}.") from None
     return x_tr, y_tr, x_te, y_te
 
 
@@ -80,13 +88,37 @@ def _standardise(x_train: Tensor, x_test: Tensor) -> tuple[Tensor, Tensor]:
     return (x_train - mean) / std, (x_test - mean) / std
 
 
+def _samples(a: Any, key: str, source: str) -> np.ndarray:
+    """Samples as a float32 array, refusing what a cast would silently change: complex
+    values (imaginary part dropped), non-numbers, a bare number, samples of no values,
+    values beyond float32's range (they would become inf)."""
+    a = np.asarray(a)
+    if a.dtype.kind == "c":
+        raise ValueError(f"'{key}' in {source} holds complex numbers ({a.dtype}): casting "
+                         f"them to float would drop the imaginary part. Store real samples "
+                         f"(e.g. np.abs(x), or real and imaginary parts as two channels).")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"'{key}' in {source} is not a numeric array (dtype {a.dtype}). "
+                         f"Save samples as a float array.")
+    if a.ndim == 0:
+        raise ValueError(f"'{key}' in {source} is a single number ({a.item()!r}), not an array "
+                         f"of samples [M, ...]. Save the samples array itself.")
+    if a.size == 0 and len(a):
+        raise ValueError(f"'{key}' in {source} has shape {list(a.shape)}: its samples hold no "
+                         f"values. Save samples with at least one value each.")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4:
+        big = np.isfinite(a) & (np.abs(a) > np.finfo(np.float32).max)
+        if big.any():
+            i = tuple(int(j) for j in np.unravel_index(int(np.argmax(big)), a.shape))
+            raise ValueError(f"{key}{list(i)} = {a[i]:.3g} in {source} is beyond float32's "
+                             f"range (+-3.4e38), which colgraph computes in. Rescale the "
+                             f"samples.")
+    return a.astype(np.float32, copy=False)
+
+
 def _shape(a: np.ndarray, modality: str, key: str, source: str) -> np.ndarray:
     """Add the channel dimension a modality's bare arrays lack; refuse other shapes."""
-    try:
-        a = np.asarray(a, dtype=np.float32)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"'{key}' in {source} is not a numeric array ({e}). Save samples as "
-                         f"a float array {MODALITIES[modality]}.") from None
+    a = _samples(a, key, source)
     ndim = {"image": 4, "sequence": 3}[modality]
     if a.ndim == ndim - 1:
         a = a[:, None]
@@ -111,12 +143,33 @@ def _labels(y: Any, key: str, source: str) -> np.ndarray:
                              f"Store class ids 0 .. K-1.")
     elif y.dtype.kind not in "iu":
         raise ValueError(f"Expected integer class labels in '{key}', got dtype {y.dtype} in "
-                         f"{source}.")
+                         f"{source}. Store class ids 0 .. K-1 (names or other values: "
+                         f"y = np.unique(y, return_inverse=True)[1]).")
     if len(y) and y.min() < 0:
         i = int(np.argmax(y < 0))
         raise ValueError(f"Labels must be >= 0: {key}[{i}] = {y[i]} in {source}. Store class "
                          f"ids 0 .. K-1.")
+    if len(y) and y.max() >= 2 ** 62:  # not a class id, and would not survive int64
+        i = int(np.argmax(y))
+        raise ValueError(f"{key}[{i}] = {y[i]} in {source} is not a class id: labels are "
+                         f"0 .. K-1. Remap them: y = np.unique(y, return_inverse=True)[1].")
     return y.astype(np.int64)
+
+
+def _num_classes(y: np.ndarray, source: str) -> int:
+    """``K`` = the largest training label + 1, once every class 0 .. K-1 is known to occur;
+    never allocates anything of size ``K`` (a label of 10^12 is refused, not met by a 7 TB
+    class-count array)."""
+    present = np.unique(y)
+    k = int(present[-1]) + 1
+    if len(present) < k:
+        starts = np.flatnonzero(np.diff(np.r_[-1, present]) > 1)[:5]  # gaps before these
+        absent = [c for i in starts for c in range(int(present[i - 1]) + 1 if i else 0,
+                                                    int(present[i]))[:5]][:5]
+        raise ValueError(f"Training labels skip {k - len(present)} of the classes 0 .. {k - 1} "
+                         f"(e.g. {absent}) in {source}: labels must be 0 .. K-1. Remap them, "
+                         f"e.g. y = np.unique(y, return_inverse=True)[1].")
+    return k
 
 
 def _check_split(x: np.ndarray, y: np.ndarray, kx: str, ky: str, source: str) -> None:
@@ -140,8 +193,116 @@ def _digits(cfg: Any) -> Raw:
 
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8)
-    return Raw(*_split(x, d.target, cfg.test_fraction, cfg.split_seed), "image",
+    return Raw(*_split(x, d.target, cfg.test_fraction, cfg.split_seed, "data=digits"), "image",
                "data=digits")
+
+
+FILE_KEYS = ("x", "y", "x_test", "y_test")
+_SAVE_HINT = ("Save plain tensors, torch.save({'x': torch.as_tensor(x), 'y': torch.as_tensor(y)}, "
+              "path), or numpy arrays with np.savez(path, x=x, y=y)")
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # a platform without sysconf
+        return None
+
+
+def _check_size(shape: tuple[int, ...], key: str, path: Path) -> None:
+    """Refuse an array whose declared shape needs more memory (as float32) than the machine
+    has, before it is read: a small compressed file or an expanded tensor can declare
+    terabytes."""
+    count = int(np.prod([int(d) for d in shape], dtype=object)) if shape else 1
+    memory = _memory_bytes()
+    if memory is not None and 4 * count > memory:
+        raise ValueError(f"'{key}' in {path} has shape {list(shape)}: {4 * count / 2**30:.3g} "
+                         f"GiB as float32, more than this machine's memory "
+                         f"({memory / 2**30:.3g} GiB). Use fewer or smaller samples.")
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    detail = str(error).splitlines()[0][:200] if str(error) else "no details"
+    kind = "an np.savez" if path.suffix == ".npz" else "a torch.save"
+    return ValueError(f"Cannot read data file {path} ({type(error).__name__}: {detail}). "
+                      f"Expected {kind} file of a dict with 'x' and 'y'.")
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, each header read first: object arrays (pickles) and
+    arrays larger than memory are refused before their data is read."""
+    from numpy.lib import format as npy
+
+    try:  # allow_pickle stays False: no object arrays, no code
+        f = np.load(path)
+    except Exception as e:  # numpy / zipfile each raise their own kinds
+        raise _unreadable(path, e) from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise _unreadable(path, TypeError(f"a single {type(f).__name__}, not an archive"))
+    with f:
+        members = set(f.zip.namelist())
+        out = {}
+        for key in f.files:
+            try:
+                with f.zip.open(key + ".npy" if key + ".npy" in members else key) as fh:
+                    version = npy.read_magic(fh)
+                    read = {(1, 0): npy.read_array_header_1_0,
+                            (2, 0): npy.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f"'{key}' is in .npy format {version}, which holds "
+                                         f"no plain numeric array")
+                    shape, _, dtype = read(fh)
+            except Exception as e:
+                raise _unreadable(path, e) from None
+            if dtype.hasobject:
+                raise objects_refused(path, ValueError(f"'{key}' is an object array"),
+                                      _SAVE_HINT)
+            _check_size(shape, key, path)
+            try:
+                out[key] = f[key]
+            except Exception as e:  # a truncated or damaged member
+                raise _unreadable(path, e) from None
+    return out
+
+
+def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a ``torch.save``'d dict as numpy arrays; nothing in the file runs."""
+    import pickle
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise objects_refused(path, e, _SAVE_HINT) from None
+    except Exception as e:  # zipfile / torch each raise their own kinds
+        raise _unreadable(path, e) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"Data file {path} holds a {type(data).__name__}, not a dict: save "
+                         f"{{'x': samples, 'y': labels}} (optionally 'x_test', 'y_test').")
+    out = {}
+    for key, v in data.items():
+        key = str(key)
+        if isinstance(v, Tensor):
+            if v.layout != torch.strided:
+                raise ValueError(f"'{key}' in {path} is a {v.layout} tensor: save a dense "
+                                 f"one (x.to_dense()).")
+            _check_size(tuple(v.shape), key, path)
+            try:
+                v = v.float() if v.dtype == torch.bfloat16 else v  # numpy has no bfloat16
+                out[key] = v.detach().numpy()
+            except (RuntimeError, TypeError) as e:  # meta, quantized, ... tensors
+                raise ValueError(f"'{key}' in {path} is a {v.dtype} tensor on {v.device} that "
+                                 f"holds no plain values ({str(e).splitlines()[0][:120]}). "
+                                 f"{_SAVE_HINT}.") from None
+            continue
+        try:
+            a = np.asarray(v)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"'{key}' in {path} is not an array ({e}). {_SAVE_HINT}.") from None
+        if a.dtype.hasobject:
+            raise ValueError(f"'{key}' in {path} is a {type(v).__name__}, not an array of "
+                             f"numbers. {_SAVE_HINT}.")
+        out[key] = a
+    return out
 
 
 @DATASETS.register("file")
@@ -156,43 +317,37 @@ def _file(cfg: Any) -> Raw:
                                 f".pt or .npz file with 'x' and 'y'.")
     if path.suffix not in (".npz", ".pt", ".pth"):
         raise ValueError(f"Unsupported data file '{path.name}': expected a .pt or .npz file.")
-    try:
-        if path.suffix == ".npz":  # allow_pickle stays False: no object arrays, no code
-            with np.load(path) as f:
-                data = {k: f[k] for k in f.files}
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # numpy / zipfile / torch each raise their own kinds
-        raise ValueError(f"Cannot read data file {path} ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else 'no details'}). "
-                         f"Expected {'an np.savez' if path.suffix == '.npz' else 'a torch.save'} "
-                         f"file of a dict with 'x' and 'y'.") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"Data file {path} holds a {type(data).__name__}, not a dict: save "
-                         f"{{'x': samples, 'y': labels}} (optionally 'x_test', 'y_test').")
-    data = {k: (v.numpy() if isinstance(v, Tensor) else np.asarray(v)) for k, v in data.items()}
+    data = _npz_arrays(path) if path.suffix == ".npz" else _pt_arrays(path)
     missing = [k for k in ("x", "y") if k not in data]
     if missing:
         raise ValueError(f"Data file {path} lacks {missing}; it has {sorted(data)}. Save "
                          f"samples as 'x' and integer labels as 'y'.")
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise ValueError(f"Data file {path} holds {unknown}, which data=file does not read: "
+                         f"it reads {', '.join(FILE_KEYS)} (x_test / y_test: a fixed test "
+                         f"split). Remove or rename them so nothing in the file is ignored.")
     if ("x_test" in data) != ("y_test" in data):
         have, lack = ("x_test", "y_test") if "x_test" in data else ("y_test", "x_test")
         raise ValueError(f"Data file {path} has '{have}' but no '{lack}': give both for a "
                          f"fixed test split, or neither (a data.test_fraction split is made).")
-    x, y = data["x"], _labels(data["y"], "y", str(path))
+    source = str(path)
+    x, y = _samples(data["x"], "x", source), _labels(data["y"], "y", source)
     if len(x) != len(y) or len(x) == 0:  # before the split; load_data checks the rest
         raise ValueError(f"'x' has {len(x)} samples and 'y' {len(y)} labels in {path}: give "
                          f"one label per sample, and at least one sample.")
     if "x_test" in data:
-        return Raw(x, y, data["x_test"], _labels(data["y_test"], "y_test", str(path)), None,
-                   str(path))
-    counts = np.bincount(y)
-    rare = np.flatnonzero((counts > 0) & (counts < 2))
+        return Raw(x, y, _samples(data["x_test"], "x_test", source),
+                   _labels(data["y_test"], "y_test", source), None, source)
+    _num_classes(y, source)  # before a class is counted or split
+    classes, counts = np.unique(y, return_counts=True)
+    rare = classes[counts < 2]
     if len(rare):
         raise ValueError(f"Class {int(rare[0])} has a single sample in {path}: a stratified "
                          f"train / test split needs >= 2 per class. Add samples, or give "
                          f"'x_test' / 'y_test' yourself.")
-    return Raw(*_split(x, y, cfg.test_fraction, cfg.split_seed), None, str(path))
+    return Raw(*_split(x, y, cfg.test_fraction, cfg.split_seed, source,
+                       ", or give 'x_test' / 'y_test' yourself"), None, source)
 
 
 def _torchvision(name: str) -> Callable[[Any], Raw]:
@@ -255,8 +410,8 @@ def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 
 @DATASETS.register("waves")
 def _waves(cfg: Any) -> Raw:
     x, y = waves(cfg.samples, cfg.length, cfg.classes, cfg.width, cfg.noise, cfg.seed)
-    return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed), "sequence",
-               "data=waves")
+    return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed, "data=waves"),
+               "sequence", "data=waves")
 
 
 def load_data(cfg: Any, modality: str = "image") -> DataSplits:
@@ -279,13 +434,7 @@ def load_data(cfg: Any, modality: str = "image") -> DataSplits:
         raise ValueError(f"Test samples have shape {list(x_te.shape[1:])} but training samples "
                          f"{list(x_tr.shape[1:])} in {raw.source}: both splits must hold "
                          f"samples of one shape.")
-    num_classes = int(y_tr.max()) + 1
-    absent = np.setdiff1d(np.arange(num_classes), y_tr)
-    if len(absent):
-        raise ValueError(f"Training labels skip {len(absent)} of the classes 0 .. "
-                         f"{num_classes - 1} (e.g. {absent[:5].tolist()}) in {raw.source}: "
-                         f"labels must be 0 .. K-1. Remap them, e.g. "
-                         f"y = np.unique(y, return_inverse=True)[1].")
+    num_classes = _num_classes(y_tr, raw.source)
     unseen = y_te >= num_classes
     if unseen.any():
         i = int(np.argmax(unseen))

@@ -6,8 +6,12 @@ How colgraph shards the data: every rank draws the SAME permutation of the train
 each epoch (seeded by ``train.seed`` and the epoch) and takes its contiguous share of each
 global batch of ``train.batch_size`` samples. Averaged gradients then equal the gradient of
 the global batch (exactly for equal shares, up to float order), so a run on K processes
-follows a one-process run with the same ``train.batch_size``, and a checkpoint (which stores
-the position in global batches) resumes at any world size. Only rank 0 evaluates, logs,
+follows a one-process run with the same ``train.batch_size`` as long as nothing random
+happens per sample (no dropout, no augmentation), and a checkpoint (which stores the
+position in global batches) resumes at any world size. Every rank builds the same initial
+model from ``train.seed``; then each rank other than 0 draws its own dropout and
+augmentation masks (:meth:`Distributed.reseed`), so the ranks' shares of a batch are not
+masked alike (rank 0 keeps the one-process stream). Only rank 0 evaluates, logs,
 shows progress and writes checkpoints / connectome snapshots; metrics are reduced across
 ranks.
 
@@ -62,6 +66,17 @@ class Distributed:
         if not self.enabled:
             return tensors
         return tuple(torch.tensor_split(t, self.world)[self.rank] for t in tensors)
+
+    def reseed(self, seed: int, step: int = 0) -> None:
+        """Give this rank its own torch random stream (dropout, augmentation) from ``seed``,
+        its rank and ``step`` (a resumed run restores rank 0's generators on every rank:
+        call it after). Rank 0 keeps its stream, so one process is unchanged; call it after
+        the model is built, so every rank starts from the same parameters."""
+        if self.rank:
+            import numpy as np
+
+            torch.manual_seed(int(np.random.SeedSequence([seed, self.rank, step])
+                                  .generate_state(1)[0]))
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel (gradients averaged in backward); the model

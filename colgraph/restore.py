@@ -7,18 +7,22 @@ connectome export, ``analyze``, the examples and :func:`colgraph.load_model`) an
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import first_nonfinite, load_checkpoint, save_checkpoint
-from .config import Config, to_container
+from .checkpoint import first_nonfinite, load_checkpoint, require_keys, save_checkpoint
+from .config import GROUPS, RENAMED, Config, from_node, to_container, upgrade_config
+from .validation import problems_of
 from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
 from .tasks import Task, build_task, task_class
 from .validation import stored_config
 
-__all__ = ["load_task_data", "build_model", "load_model", "export_model", "EXPORT_KEYS"]
+__all__ = ["load_task_data", "build_model", "checkpoint_config", "as_omegaconf", "load_model",
+           "export_model", "EXPORT_KEYS"]
 
 
 def load_task_data(cfg: Any) -> DataSplits:
@@ -51,30 +55,99 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
         >>> import colgraph
         >>> model, geometry, cfg, data = colgraph.load_model("runs/.../checkpoint.pt")  # doctest: +SKIP
     """
-    from omegaconf import OmegaConf
-
     state = load_checkpoint(path)
+    require_keys(state, ("config", "geometry", "model", "task"), "rebuild a model")
+    config = checkpoint_config(state, ("model", "task", "data") if with_data
+                               else ("model", "task"))
     if data_path is not None:
-        if state["config"].get("data", {}).get("name") != "file":
+        if config.get("data", {}).get("name") != "file":
             raise ValueError(f"data_path (--data) replaces the data file of a data=file run, "
                              f"but {state['path']} was trained on "
-                             f"data={state['config'].get('data', {}).get('name')}, which "
+                             f"data={config.get('data', {}).get('name')}, which "
                              f"needs no file.")
-        state["config"]["data"]["path"] = str(Path(data_path).expanduser().resolve())
+        config["data"]["path"] = str(Path(data_path).expanduser().resolve())
     bad = first_nonfinite(state["model"].items())
     if bad is not None:  # before any figure or file is made from it
         raise ValueError(f"{state['path']} holds a diverged model: parameter {bad}. Use a "
                          f"checkpoint from before the divergence, or retrain with a lower "
                          f"optim.lr.")
-    # on the schema: settings added since the run was trained take their defaults
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), state["config"])
+    cfg = as_omegaconf(config, state["path"])
     geometry = Geometry.from_state_dict(state["geometry"])
     data = load_task_data(cfg) if with_data else None
     spec = state["task"]
-    with stored_config():  # saved before a check existed: what it cannot use, warned about
+    with stored_config(""):  # checkpoint_config warned about what it cannot use
         model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
+
+
+def checkpoint_config(state: dict[str, Any], groups: tuple[str, ...]) -> dict[str, Any]:
+    """The config a checkpoint was trained with (``state["config"]``), old keys under their
+    new names (:func:`colgraph.config.upgrade_config`, silently: a checkpoint cannot be
+    renamed), with the groups that will be read (``groups``, e.g. ``("model", "task")``)
+    validated as a run's own config is. A plain dict; every problem is reported at once,
+    naming the checkpoint's config.
+
+    Only the groups a use reads are validated: a setting of another group that a newer
+    colgraph refuses cannot make an old run unloadable (nor a registered geometry or data
+    set of the training session missing here).
+    """
+    config, path = state["config"], state.get("path", "the checkpoint")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: the checkpoint's config is a {type(config).__name__}, not "
+                         f"a mapping of config groups. The file was edited or damaged: use the "
+                         f"run's last good checkpoint or retrain.")
+    problems = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            config = upgrade_config({**{new: {} for new in RENAMED.values()}, **config})
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        problems.append(f"its renamed groups cannot be read ({e}).")
+    for group in groups:
+        if not isinstance(config.get(group), dict):
+            problems.append(f"group {group} is missing or not a mapping (got "
+                            f"{config.get(group)!r}).")
+            continue
+        try:  # saved before a check existed: a setting it could not use is warned about
+            with stored_config(f"{path}: the checkpoint's config"):
+                from_node(GROUPS[group], config[group], group)
+        except (TypeError, ValueError) as e:
+            problems += problems_of(e)
+    if problems:
+        raise ValueError(f"{path}: the checkpoint's config has "
+                         f"{'a problem' if len(problems) == 1 else f'{len(problems)} problems'}"
+                         f" (was the file edited?):\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def as_omegaconf(config: dict[str, Any], path: Any = "the checkpoint") -> Any:
+    """A checkpoint's plain config on the current schema (settings added since the run was
+    trained take their defaults), every string kept as the literal text it was: the stored
+    config was resolved when it was written, so a ``${...}`` in it is text (a literal the
+    run used, or an edit), never an interpolation to resolve now (``${oc.env:...}`` would
+    read this machine's environment)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.merge(OmegaConf.structured(Config), _literal(config))
+    except OmegaConfBaseException as e:
+        raise ValueError(f"{path}: the checkpoint's config does not fit this colgraph's "
+                         f"config schema: {str(e).splitlines()[0]}. Was the file edited, or "
+                         f"written by another colgraph version?") from None
+
+
+def _literal(obj: Any) -> Any:
+    """``obj`` with every ``${`` in its strings escaped for OmegaConf (``\\${``, and the
+    backslashes before it doubled), so that it reads back as the same text."""
+    if isinstance(obj, str):
+        return re.sub(r"(\\*)\$\{", lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", obj)
+    if isinstance(obj, dict):
+        return {k: _literal(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_literal(v) for v in obj]
+    return obj
 
 
 #: what a weights-only export keeps of a checkpoint (no optimizer, scheduler, RNG or

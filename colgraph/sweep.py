@@ -4,30 +4,35 @@
   paths: a run directory, a hydra multirun directory (one numbered sub-directory per job)
   or any folder of them. Each run's swept settings come from hydra's
   ``.hydra/overrides.yaml``, its final metrics from the last row of ``metrics.csv``.
-* :class:`SweepSummary` is a hydra callback (registered in ``configs/config.yaml``): at the
-  end of a multirun (``python scripts/train.py -m ...``, any launcher or sweeper) it writes
-  ``summary.csv`` into the sweep directory and prints the table.
+* :class:`SweepSummary` is a hydra callback (registered in ``configs/config.yaml``): after
+  every job of a multirun (``python scripts/train.py -m ...``, any launcher or sweeper) it
+  brings ``summary.csv`` in the sweep directory up to date, and at the end prints the table.
+  A job that fails leaves ``failed.txt`` (its error) in its directory and is listed with
+  ``status`` ``failed: <error>``; the jobs that finished keep their rows (hydra stops a
+  multirun at a failed job's batch, before its end: the summary is already written).
 * :func:`plot_summary` draws the final metric of every run and its test curve over epochs
   (``scripts/summarize.py RUN_DIR...``).
 """
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from hydra.experimental.callback import Callback
 
 __all__ = ["collect_runs", "summary_table", "common_settings", "write_summary", "format_table",
-           "plot_summary", "SweepSummary"]
+           "plot_summary", "SweepSummary", "FAILED_NAME"]
 
 # final metrics reported for every run, when the run has them (the task's own test_<stat>
 # columns come first)
 REPORTED = ("test_loss", "wiring_length", "smoothness", "epoch", "step", "time")
+FAILED_NAME = "failed.txt"  # in a multirun job's directory: the job raised this error
 
 
 def _is_run(path: Path) -> bool:
-    return (path / "metrics.csv").is_file()
+    return (path / "metrics.csv").is_file() or (path / FAILED_NAME).is_file()
 
 
 def _numeric_key(path: Path) -> tuple:
@@ -37,7 +42,7 @@ def _numeric_key(path: Path) -> tuple:
 def collect_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Every run under ``paths`` (each a run, a multirun directory or a folder of runs), in
     order: ``{"run": path, "overrides": {key: value}, "final": {metric: value}, "curve":
-    [rows of metrics.csv]}``."""
+    [rows of metrics.csv], "failed": the error of a failed multirun job, else None}``."""
     import yaml
 
     runs, seen = [], set()
@@ -46,8 +51,8 @@ def collect_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         if not root.exists():
             raise FileNotFoundError(f"No such run or sweep directory: {root}.")
         found = [root] if _is_run(root) else sorted(
-            (p.parent for p in root.rglob("metrics.csv")), key=lambda p: (
-                [_numeric_key(Path(part)) for part in p.relative_to(root).parts]))
+            {p.parent for name in ("metrics.csv", FAILED_NAME) for p in root.rglob(name)},
+            key=lambda p: [_numeric_key(Path(part)) for part in p.relative_to(root).parts])
         if not found:
             raise ValueError(f"{root} holds no runs (no metrics.csv below it). Pass run "
                              f"directories or a hydra multirun directory.")
@@ -62,18 +67,24 @@ def collect_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                     key, _, value = str(item).partition("=")
                     if not key.lstrip("+~").startswith("hydra."):
                         overrides[key.lstrip("+~")] = value
-            with (run / "metrics.csv").open(newline="") as f:
-                rows = list(csv.DictReader(f))
-            if not rows:
+            rows = []
+            if (run / "metrics.csv").is_file():
+                with (run / "metrics.csv").open(newline="") as f:
+                    rows = list(csv.DictReader(f))
+            failed = ((run / FAILED_NAME).read_text().strip() or "failed"
+                      if (run / FAILED_NAME).is_file() else None)
+            if not rows and failed is None:
                 continue
-            runs.append({"run": str(run), "overrides": overrides, "final": rows[-1],
-                         "curve": rows})
+            runs.append({"run": str(run), "overrides": overrides,
+                         "final": rows[-1] if rows else {}, "curve": rows, "failed": failed})
     return runs
 
 
 def summary_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: the run, each swept setting (overridden keys whose value differs
-    between runs; every override for a single run), then the final test metrics."""
+    """Header and rows: the run, its status when a run failed (``ok`` or ``failed:
+    <error>``), each swept setting (overridden keys whose value differs between runs; every
+    override for a single run), then the final test metrics (empty for a run that failed
+    before its first epoch ended)."""
     keys: list[str] = []
     for r in runs:
         keys += [k for k in r["overrides"] if k not in keys]
@@ -84,10 +95,17 @@ def summary_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
         metrics += [k for k in r["final"] if k.startswith("test_") and k != "test_loss"
                     and k not in metrics]
     metrics += [m for m in REPORTED if any(m in r["final"] for r in runs)]
-    header = ["run", *keys, *metrics]
-    rows = [[r["run"], *(r["overrides"].get(k, "") for k in keys),
+    status = any(r.get("failed") for r in runs)
+    header = ["run", *(["status"] if status else []), *keys, *metrics]
+    rows = [[r["run"], *([_status(r)] if status else []),
+             *(r["overrides"].get(k, "") for k in keys),
              *(r["final"].get(m, "") for m in metrics)] for r in runs]
     return header, rows
+
+
+def _status(run: dict[str, Any]) -> str:
+    failed = run.get("failed")
+    return "ok" if not failed else "failed: " + " ".join(failed.split())[:300]
 
 
 def _fmt(v: Any) -> str:
@@ -99,12 +117,19 @@ def _fmt(v: Any) -> str:
 
 
 def write_summary(runs: list[dict[str, Any]], path: str | Path) -> Path:
+    """The summary table as CSV, replacing ``path`` atomically (jobs running in parallel
+    may each rewrite it)."""
     header, rows = summary_table(runs)
     path = Path(path)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -185,15 +210,49 @@ def plot_summary(runs: list[dict[str, Any]], path: str | Path, metric: str | Non
 
 
 class SweepSummary(Callback):
-    """Hydra callback: at the end of a multirun, ``summary.csv`` in the sweep directory and
-    the table printed (``hydra.callbacks.summary`` in ``configs/config.yaml``)."""
+    """Hydra callback: ``summary.csv`` in a multirun's sweep directory, rewritten after every
+    job (so the jobs that finished are in it even when another fails and hydra stops the
+    multirun), and the table printed at the end (``hydra.callbacks.summary`` in
+    ``configs/config.yaml``). A failed job's error goes to ``failed.txt`` in its directory
+    and into its row."""
+
+    def on_job_end(self, config: Any, job_return: Any = None, **kwargs: Any) -> None:
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN or job_return is None:
+            return
+        run_dir = Path(config.hydra.runtime.output_dir)
+        marker = run_dir / FAILED_NAME
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            if job_return.status == JobStatus.FAILED:
+                error = getattr(job_return, "_return_value", None)  # .return_value re-raises
+                text = f"{type(error).__name__}: {error}" if error is not None else "failed"
+                marker.write_text(text + "\n")
+                print(f"Job {config.hydra.job.num} failed ({' '.join(text.split())[:200]}); "
+                      f"{sweep_dir / 'summary.csv'} lists the jobs that finished and this "
+                      f"one as failed.")
+            else:
+                marker.unlink(missing_ok=True)  # a job run again into the same directory
+            self._write(sweep_dir)
+        except OSError as e:  # a full or read-only disk: the job's own error says more
+            print(f"Could not update the sweep summary in {sweep_dir}: {e}")
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        runs = self._write(sweep_dir)
+        if runs:
+            print(f"\nSweep summary ({len(runs)} runs, {sweep_dir / 'summary.csv'}):\n"
+                  f"{format_table(runs, sweep_dir)}")
+
+    @staticmethod
+    def _write(sweep_dir: Path) -> list[dict[str, Any]]:
+        """Rewrite ``summary.csv`` from the runs in ``sweep_dir``; the runs."""
         try:
             runs = collect_runs([sweep_dir])
-        except (FileNotFoundError, ValueError) as e:  # e.g. every job failed
+        except (FileNotFoundError, ValueError) as e:  # e.g. no job got far enough
             print(f"No sweep summary: {e}")
-            return
-        path = write_summary(runs, sweep_dir / "summary.csv")
-        print(f"\nSweep summary ({len(runs)} runs, {path}):\n{format_table(runs, sweep_dir)}")
+            return []
+        write_summary(runs, sweep_dir / "summary.csv")
+        return runs

@@ -202,7 +202,7 @@ class Checks:
         where = _STORED.get()
         if where is None:
             self.errors.append(ValueError(message))
-        else:  # a config written before this check existed: it still loads
+        elif where:  # a config written before this check existed: it still loads
             warnings.warn(f"{where}: {message}", UserWarning, stacklevel=4)
 
     def __exit__(self, kind: Any, *exc: Any) -> None:
@@ -220,7 +220,8 @@ _STORED: contextvars.ContextVar[str | None] = contextvars.ContextVar("stored", d
 def stored_config(where: str = "The checkpoint's config") -> Iterator[None]:
     """Read a config written earlier (a checkpoint's): inside this block a setting that
     cannot take effect (:meth:`Checks.unread`) is a warning naming ``where``, not an error,
-    so that runs saved before a check existed still load. Value errors are still raised."""
+    so that runs saved before a check existed still load (``where=""``: not even a warning,
+    for a config already reported). Value errors are still raised."""
     token = _STORED.set(where)
     try:
         yield

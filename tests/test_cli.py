@@ -114,3 +114,17 @@ def test_moved_data_file_is_found_with_data_path(tmp_path):
         digits = tmp_path / "digits"
         train(compose(TINY + ["train.max_steps=1"]), digits)
         colgraph.load_model(digits, data_path=moved)
+
+
+def test_failed_train_exits_non_zero_with_the_message_and_no_traceback(tmp_path):
+    """A refused setting and a diverged run: status 1, the reason, no traceback."""
+    proc = run(["train", *TINY, "train.max_skipped_fraction=2",
+                f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path, ok=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "train.max_skipped_fraction must be in [0, 1]" in out
+    assert "Traceback" not in out
+    proc = run(["train", *TINY, "optim.lr=1e6", "train.skip_nonfinite=true",
+                f"hydra.run.dir={tmp_path / 'diverged'}"], tmp_path, ok=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "the run is diverging" in out and "Traceback" not in out
+    assert "the run is diverging" in (tmp_path / "diverged" / "train.log").read_text()

@@ -111,7 +111,30 @@ BAD_DATA = [
     ({"x": X, "y": Y, "x_test": X[:0], "y_test": Y[:0]}, r"'x_test' in .* holds no samples"),
     ({"x": X, "y": np.r_[Y[:-1], 9][:40] * 0 + np.r_[np.zeros(39, int), 1]},
      r"Class 1 has a single sample"),
-    ({"x": np.array(["a"] * 40, dtype=object), "y": Y}, r"Cannot read data file"),
+    ({"x": np.array(["a"] * 40, dtype=object), "y": Y},
+     r"Refusing to load .*could run code .*'x' is an object array"),
+    # labels are checked before anything is sized by the class count (was a 7 TB allocation)
+    ({"x": X, "y": np.r_[Y[:-1], 10 ** 12]}, r"Training labels skip 999999999996 of the "
+                                             r"classes 0 .. 1000000000000 \(e.g. \[4, 5, 6"),
+    ({"x": X, "y": np.r_[Y[:-1], 10 ** 12], "x_test": X[:4], "y_test": Y[:4]},
+     r"Training labels skip 999999999996 of the classes"),
+    ({"x": X, "y": Y, "x_test": X[:4], "y_test": np.r_[Y[:3], 10 ** 12]},
+     r"y_test\[3\] = 1000000000000 is a class the training labels never use"),
+    ({"x": X, "y": np.r_[Y[:-1], 1e300]}, r"y\[39\] = 1e\+300 in .* is not a class id"),
+    ({"x": X, "y": np.r_[Y[:-1].astype(np.uint64), np.array([2 ** 63 + 5], np.uint64)]},
+     r"y\[39\] = 9223372036854775813 in .* is not a class id"),
+    ({"x": X, "y": Y.astype(str)}, r"got dtype <U21 .*y = np.unique\(y, return_inverse=True\)"),
+    ({"x": X + 1j, "y": Y}, r"'x' in .* holds complex numbers \(complex64\): casting them to "
+                            r"float would drop the imaginary part"),
+    ({"x": X, "y": Y, "x_test": X[:4] + 0j, "y_test": Y[:4]}, r"'x_test' in .* holds complex"),
+    ({"x": np.array(3.0), "y": Y}, r"'x' in .* is a single number \(3.0\), not an array"),
+    ({"x": X, "y": Y, "x_test": np.array(1.0), "y_test": Y[:1]}, r"'x_test' .* single number"),
+    ({"x": np.zeros((40, 0, 8)), "y": Y}, r"'x' in .* has shape \[40, 0, 8\]: its samples hold "
+                                          r"no values"),
+    ({"x": np.where(np.arange(40)[:, None, None] == 5, 1e300, X.astype(np.float64)), "y": Y},
+     r"x\[5, 0, 0\] = 1e\+300 in .* is beyond float32's range"),
+    ({"x": X, "y": Y, "x_val": X[:4]}, r"holds \['x_val'\], which data=file does not read: it "
+                                       r"reads x, y, x_test, y_test"),
 ]
 
 
@@ -170,3 +193,85 @@ def test_every_data_set_composes_and_builds(tmp_path, name):
     model = build_model(cfg, build_geometry(cfg.geometry), data.sample_shape, data.num_classes)
     res = model(data.x_train[:4], data.y_train[:4])
     assert torch.isfinite(res.loss), f"data={name}: loss {res.loss}"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_bad_data_is_refused_from_either_format(tmp_path, suffix):
+    cases = [({"x": X, "y": np.r_[Y[:-1], 10 ** 12]}, r"Training labels skip"),
+             ({"x": X + 1j, "y": Y}, r"holds complex numbers"),
+             ({"x": np.array(3.0), "y": Y}, r"is a single number"),
+             ({"x": X, "y": Y, "z": Y}, r"holds \['z'\], which data=file does not read")]
+    for arrays, match in cases:
+        if suffix == ".pt":
+            arrays = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        with pytest.raises(ValueError, match=match):
+            load_data(_file(tmp_path, "d" + suffix, **arrays))
+
+
+class Payload:  # a class pickled into a data file: loading it could run code
+    pass
+
+
+def test_pickled_objects_in_a_data_file_get_the_checkpoints_message(tmp_path):
+    torch.save({"x": torch.from_numpy(X), "y": torch.from_numpy(Y), "extra": Payload()},
+               tmp_path / "obj.pt")
+    with pytest.raises(ValueError, match=r"Refusing to load .*obj.pt: it holds Python objects "
+                                         r"other than tensors and plain containers, which could "
+                                         r"run code when loaded \(Unsupported global: GLOBAL "
+                                         r".*Payload\). Save plain tensors"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "obj.pt")))
+    torch.save({"x": X, "y": Y}, tmp_path / "numpy.pt")  # numpy arrays are pickled objects too
+    with pytest.raises(ValueError, match=r"could run code .*numpy.*np.savez"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "numpy.pt")))
+
+
+def test_huge_declared_shapes_are_refused_before_reading(tmp_path):
+    """A few bytes can declare terabytes: an .npz header or an expanded tensor."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10 ** 7, 10 ** 6)})
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as z:
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
+        z.writestr("y.npy", b"")
+    with pytest.raises(ValueError, match=r"'x' in .*bomb.npz has shape \[10000000, 1000000\]: "
+                                         r".* GiB as float32, more than this machine's memory"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "bomb.npz")))
+    torch.save({"x": torch.zeros(1).expand(10 ** 12), "y": torch.zeros(3, dtype=torch.long)},
+               tmp_path / "expanded.pt")
+    with pytest.raises(ValueError, match=r"'x' in .*expanded.pt has shape \[1000000000000\]"):
+        load_data(data_cfg(name="file", path=str(tmp_path / "expanded.pt")))
+
+
+@pytest.mark.parametrize("value,match", [
+    (torch.rand(40, 8, 8).to_sparse(), r"'x' in .* is a torch.sparse_coo tensor: save a dense"),
+    ([[1.0, 2.0], [3.0]], r"'x' in .* is not an array \(.*inhomogeneous"),
+    ({"a": 1}, r"'x' in .* is a dict, not an array of numbers"),
+    (torch.empty(40, 8, 8, device="meta"), r"'x' in .* is a torch.float32 tensor on meta that "
+                                           r"holds no plain values"),
+])
+def test_pt_values_that_are_not_arrays(tmp_path, value, match):
+    torch.save({"x": value, "y": torch.from_numpy(Y)}, tmp_path / "d.pt")
+    with pytest.raises(ValueError, match=match):
+        load_data(data_cfg(name="file", path=str(tmp_path / "d.pt")))
+
+
+def test_a_split_without_room_for_every_class_names_test_fraction(tmp_path):
+    cfg = _file(tmp_path, x=X, y=Y)
+    cfg.test_fraction = 0.05  # 2 test samples for 4 classes
+    with pytest.raises(ValueError, match=r"Cannot split the 40 samples of .*d.npz with "
+                                         r"data.test_fraction=0.05: .*change "
+                                         r"data.test_fraction, or give 'x_test' / 'y_test'"):
+        load_data(cfg)
+
+
+def test_boolean_and_bfloat16_samples_are_read_as_their_values(tmp_path):
+    fixed = {"y": Y, "x_test": X[:8], "y_test": Y[:8]}
+    as_bool = load_data(_file(tmp_path, x=X > 0.5, **fixed))
+    as_float = load_data(_file(tmp_path, "f.npz", x=(X > 0.5).astype(np.float32), **fixed))
+    assert torch.equal(as_bool.x_train, as_float.x_train)
+    half = torch.from_numpy(X).to(torch.bfloat16)
+    data = load_data(_file(tmp_path, "h.pt", x=half, y=torch.from_numpy(Y)))
+    assert data.x_train.dtype == torch.float32 and data.sample_shape == (1, 8, 8)

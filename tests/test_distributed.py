@@ -1,5 +1,6 @@
 """Data-parallel training: 2 CPU processes (gloo) follow a 1-process run with the same
 global batch; only rank 0 writes; a 2-process checkpoint resumes in 1 process."""
+import csv
 import os
 import socket
 import subprocess
@@ -140,3 +141,56 @@ def test_torchrun_runs_the_training_script(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes" in proc.stdout and proc.stdout.count("test accuracy") == 1
     assert load_checkpoint(tmp_path / "run")["step"] == 6
+
+
+def _stream_worker(rank: int, world: int, port: int, overrides: list, out: str) -> None:
+    """A rank that saves its random generator and parameters before the first batch."""
+    from colgraph.training import Hook
+
+    class Record(Hook):
+        def epoch_start(self, run):
+            if run.state.step == 0:
+                torch.save({"rng": torch.get_rng_state(),
+                            "params": {k: v.detach().clone()
+                                       for k, v in run.model.state_dict().items()
+                                       if torch.is_tensor(v)}}, f"{out}/rank{rank}.pt")
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train(compose(overrides), f"{out}/run{rank}", hooks=[Record()])
+
+
+def test_each_rank_draws_its_own_dropout_masks(tmp_path):
+    """Every rank starts from the same parameters, but the ranks' random streams (dropout,
+    augmentation) differ; rank 0's is the one-process stream. So with dropout, 2 processes
+    do not repeat 1 process (without it they do: the test above)."""
+    overrides = BASE + ["model.dropout=0.2", "data.augment.flip=true"]
+    mp.spawn(_stream_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+             join=True)
+    (tmp_path / "one").mkdir()
+    _stream_worker(0, 1, 0, overrides, str(tmp_path / "one"))
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    one = torch.load(tmp_path / "one" / "rank0.pt")
+    assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
+    assert not torch.equal(a["rng"], b["rng"])
+    assert torch.equal(a["rng"], one["rng"])
+    two, single = (load_checkpoint(tmp_path / d)["model"] for d in ("run0", "one/run0"))
+    assert max((two[k] - single[k]).abs().max().item() for k in two
+               if torch.is_tensor(two[k]) and two[k].is_floating_point()) > 1e-4
+
+
+def test_a_test_set_smaller_than_the_world_is_evaluated(tmp_path):
+    """One test sample, two processes: rank 1's share of the test set is empty, and it still
+    reaches every collective of the evaluation."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x=rng.random((60, 8, 8)).astype(np.float32), y=np.arange(60) % 3,
+             x_test=rng.random((1, 8, 8)).astype(np.float32), y_test=np.array([1]))
+    overrides = BASE + ["data=file", f"data.path={path}", "train.max_steps=2"]
+    _spawn(overrides, [str(tmp_path / "run0"), str(tmp_path / "run1")])
+    rows = list(csv.DictReader((tmp_path / "run0" / "metrics.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["test_acc"]) in (0.0, 1.0)
+    assert float(rows[0]["test_loss"]) > 0

@@ -1,4 +1,6 @@
 """The shipped entry points run as a user would run them."""
+import re
+
 import pytest
 import subprocess
 import sys
@@ -161,3 +163,112 @@ def test_analyze_reports_missing_run(tmp_path):
                            str(tmp_path / "nope")], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Checkpoint not found" in proc.stderr
     assert not (tmp_path / "nope").exists()  # nothing written for a run that isn't there
+
+
+# ------------------------------------------------------- colgraph-analyze's arguments
+def analyze_args(argv):
+    """``colgraph-analyze argv`` in this process: ``(exit code, stderr)`` of a refusal."""
+    import contextlib
+    import io
+
+    from colgraph.cli import analyze
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        analyze([str(a) for a in argv])
+    return exit_.value.code, err.getvalue()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--edge-fraction", "0"], r"--edge-fraction must be in \(0, 1\] \(got 0.0\)"),
+    (["--edge-fraction", "1.5"], r"--edge-fraction must be in \(0, 1\]"),
+    (["--edge-fraction", "nan"], r"--edge-fraction must be in \(0, 1\] \(got nan\)"),
+    (["--null-models", "-1"], r"--null-models must be an integer >= 0 \(got -1\)"),
+    (["--seed", "-3"], r"--seed must be an integer >= 0"),
+    (["--max-batches", "0"], r"--max-batches must be >= 1"),
+    (["--reference", "missing.graphml"], r"--reference .*missing.graphml: no such file"),
+    (["--reference", "ref.txt"], r"unsupported connectome format '.txt'. Choices: .graphml"),
+    (["--out", "a_file"], r"--out .*a_file: a file is in the way"),
+    (["--out", "a_file/sub/analysis"], r"a_file is a file, so no directory can be made"),
+])
+def test_analyze_checks_its_arguments_before_loading_anything(tmp_path, args, match):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "ref.txt").write_text("x")
+    args = [str(tmp_path / a) if a in ("missing.graphml", "ref.txt", "a_file",
+                                       "a_file/sub/analysis") else a for a in args]
+    # the run does not exist: the argument is refused first, before any checkpoint is read
+    code, err = analyze_args([tmp_path / "no_run", *args])
+    assert code == 2 and re.search(match, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "ref.txt"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from colgraph.training import train
+
+    from conftest import compose
+
+    path = tmp_path_factory.mktemp("run")
+    train(compose(TINY + ["train.max_steps=1", "train.epochs=1"]), path)
+    return path
+
+
+def test_analyze_refuses_a_bad_reference_before_the_export(tiny_run, tmp_path, monkeypatch):
+    import networkx as nx
+
+    from colgraph import restore
+
+    monkeypatch.setattr(restore, "load_model", None)  # never reached
+    ref = nx.DiGraph()
+    ref.add_edge("a", "b", weight=float("nan"))
+    nx.write_graphml(ref, tmp_path / "ref.graphml")
+    code, err = analyze_args([tiny_run, "--reference", tmp_path / "ref.graphml",
+                              "--out", tmp_path / "out"])
+    assert code == 1 and err.startswith("colgraph-analyze: error: Expected finite edge "
+                                        "'weight' values >= 0"), err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_analyze_refuses_a_diverged_run_and_leaves_nothing(tiny_run, tmp_path):
+    import shutil
+
+    from colgraph.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+
+    run_dir = tmp_path / "diverged"
+    shutil.copytree(tiny_run, run_dir)
+    state = load_checkpoint(run_dir)
+    state["model"]["columnformer.column_embed"][0, 0] = float("nan")
+    del state["path"]
+    save_checkpoint(run_dir / CHECKPOINT_NAME, state)
+    before = sorted(p.name for p in run_dir.iterdir())
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "analyze.py"), str(run_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "holds a diverged model" in proc.stderr
+    assert "Traceback" not in proc.stderr  # the message alone
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # no analysis/, no graph
+
+
+def test_analyze_failing_midway_leaves_no_partial_output(tiny_run, tmp_path, monkeypatch):
+    from colgraph import objectives
+    from colgraph.cli import analyze
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(objectives, "measure_topography", broken)  # after the graph is written
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        analyze([str(tiny_run), "--null-models", "1", "--out", str(tmp_path / "out")])
+    assert list(tmp_path.iterdir()) == []  # neither out/ nor the staging directory
+
+
+def test_analyze_prints_undefined_metrics_as_na_with_the_reason(tiny_run, tmp_path, capsys):
+    import json
+
+    from colgraph.cli import analyze
+
+    analyze([str(tiny_run), "--prior", "--null-models", "1", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert ", z n/a)" in out and "note: modularity: Q_z n/a: the z-score needs n_null >= 2" in out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert any(n.startswith("modularity: Q_z n/a") for n in m["notes"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging dir is gone

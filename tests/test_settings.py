@@ -264,9 +264,13 @@ def test_a_checkpoints_config_only_warns(tmp_path):
     old["plasticity"]["every"] = 10  # plasticity=none: unread
     old["train"]["init_from"] = str(tmp_path / "elsewhere")
     save_checkpoint(tmp_path / "a" / "checkpoint.pt", state)
-    with pytest.warns(UserWarning, match=r"The checkpoint's config: model.sharing_rank=8 does "
-                                         r"not apply to model.sharing=none"):
+    with pytest.warns(UserWarning) as record:
         model, _, cfg, _ = load_model(tmp_path / "a", with_data=False)
+    said = [str(w.message) for w in record if "sharing_rank" in str(w.message)]
+    assert len(said) == 1 and said[0].endswith(  # once, naming the file
+        "the checkpoint's config: model.sharing_rank=8 does not apply to model.sharing=none "
+        "(its settings: none); only sharing=lowrank read it. Remove the override or choose "
+        "one of those.") and str(tmp_path / "a") in said[0]
     assert cfg.model.sharing_rank == 8 and model.columnformer.num_columns == 80
     with pytest.warns(UserWarning) as record:
         checked = validate_config(old, stored=True)

@@ -188,8 +188,16 @@ def test_mid_epoch_stop_resumes_exactly(tmp_path):
     assert b["step"] == a["step"] == 24 and b["epoch"] == 2
     tensors = [k for k in a["model"] if torch.is_tensor(a["model"][k])]
     assert all(torch.allclose(a["model"][k], b["model"][k], atol=1e-5) for k in tensors)
-    rows = list(csv.DictReader((tmp_path / "part" / "metrics.csv").open()))
-    assert [float(r["epoch"]) for r in rows] == [5 / 12, 1.0, 2.0]
+    # the logs are those of the uninterrupted run: the partial row of the stop at step 5
+    # is replaced by epoch 1's full row, whose training statistics cover batches 1-12
+    assert _rows(tmp_path / "part") == _rows(tmp_path / "straight")
+    assert [r["epoch"] for r in _rows(tmp_path / "part")] == ["1", "2"]
+
+
+def _rows(run_dir, name="metrics.csv"):
+    """A log's rows without the wall-clock column."""
+    rows = list(csv.DictReader((run_dir / name).open()))
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
 
 
 def test_checkpoint_every_writes_mid_epoch(tmp_path, monkeypatch):
@@ -243,8 +251,8 @@ def test_divergence_names_the_tensor_and_keeps_the_good_checkpoint(tmp_path, mon
         train(compose(TINY + [f"train.resume={tmp_path}"]), tmp_path)
     after = load_checkpoint(tmp_path)["model"]
     assert all(torch.equal(good[k], after[k]) for k in good if torch.is_tensor(good[k]))
-    metrics = train(compose(TINY + ["train.skip_nonfinite=true", f"train.resume={tmp_path}"]),
-                    tmp_path)
+    metrics = train(compose(TINY + ["train.skip_nonfinite=true", "train.max_skipped_fraction=1",
+                                    f"train.resume={tmp_path}"]), tmp_path)
     assert metrics["skipped_batches"] == 12 and load_checkpoint(tmp_path)["skipped"] == 12
 
 
@@ -356,3 +364,55 @@ def test_epoch_callbacks_run_on_every_epoch(tmp_path):
     assert seen == [(1, tmp_path), (2, tmp_path)]
     with pytest.raises(ValueError, match=r"ConnectomeSnapshots needs every >= 1"):
         ConnectomeSnapshots(0)
+
+
+def test_diverged_but_finite_run_is_stopped(tmp_path):
+    """optim.lr=1e6 with skip_nonfinite: more than train.max_skipped_fraction (0.1) of an
+    epoch's 12 batches skipped stops the run with the reason, instead of finishing at
+    chance; the last good checkpoint stays as it was."""
+    train(compose(TINY + ["train.epochs=1"]), tmp_path)
+    good = load_checkpoint(tmp_path)
+    with pytest.raises(FloatingPointError, match=r"Stopped at step \d+: 2 of the first \d+ "
+                       r"batches of epoch 2 were skipped .*more than "
+                       r"train.max_skipped_fraction=0.1 of its 12 batches allows: the run is "
+                       r"diverging. Lower optim.lr.*last good checkpoint is"):
+        train(compose(TINY + ["optim.lr=1e6", "train.skip_nonfinite=true",
+                              f"train.resume={tmp_path}"]), tmp_path)
+    after = load_checkpoint(tmp_path)
+    assert after["step"] == good["step"] == 12
+    assert all(torch.equal(good["model"][k], after["model"][k]) for k in good["model"]
+               if torch.is_tensor(good["model"][k]))
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.max_skipped_fraction=1.5", r"train.max_skipped_fraction must be in \[0, 1\]"),
+    ("train.max_skipped_fraction=nan", r"train.max_skipped_fraction must be in \[0, 1\]"),
+    ("train.max_skipped_fraction=-0.1", r"train.max_skipped_fraction must be in \[0, 1\]"),
+    ("train.max_skipped_fraction=0.5", r"train.max_skipped_fraction must be left at 0.1 unless "
+                                       r"train.skip_nonfinite=true"),
+])
+def test_max_skipped_fraction_is_checked_before_any_work(tmp_path, override, match):
+    with pytest.raises(ValueError, match=match):
+        train(compose(TINY + [override]), tmp_path)
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_one_skipped_batch_in_an_epoch_is_within_the_default(tmp_path, monkeypatch):
+    """The boundary: 1 of 12 batches (<= 0.1 * 12) is skipped and the run goes on; with
+    max_skipped_fraction=0 the first skip stops it."""
+    from colgraph.training import loop
+
+    real, calls = loop.check_and_clip, []
+
+    def one_bad(*args, **kwargs):
+        calls.append(1)
+        return "the loss is nan (on some rank)" if len(calls) == 3 else real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "check_and_clip", one_bad)
+    metrics = train(compose(TINY + ["train.epochs=1", "train.skip_nonfinite=true"]), tmp_path)
+    assert metrics["skipped_batches"] == 1 and metrics["step"] == 11
+    calls.clear()
+    with pytest.raises(FloatingPointError, match=r"1 of the first 3 batches .*"
+                                                 r"max_skipped_fraction=0.0"):
+        train(compose(TINY + ["train.epochs=1", "train.skip_nonfinite=true",
+                              "train.max_skipped_fraction=0"]), tmp_path / "zero")

@@ -26,11 +26,15 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     import json
     from pathlib import Path
 
-    G = to_networkx(model_or_path, loader=loader, max_batches=max_batches)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_connectome(add_node_metrics(G, seed=seed), out_dir / "connectome.graphml")
+    from .arrays import check_settings
+
+    check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
+    G = add_node_metrics(to_networkx(model_or_path, loader=loader, max_batches=max_batches),
+                         seed=seed)
     metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed)
+    out_dir = Path(out_dir)  # written only once the analysis stands (nothing for a bad graph)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_connectome(G, out_dir / "connectome.graphml")
     plot_all(G, metrics, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
     return metrics

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import ALIASES, EdgeArrays, _a, _summary, arrays
+from .arrays import ALIASES, EdgeArrays, _a, _summary, arrays, check_settings
 from .degrees import degree_stats, reciprocity
 from .flow import area_flow, disjoint_areas, plain_areas
 from .lengths import edr_fit, receptive_fields, weight_distance, wiring
@@ -52,6 +52,7 @@ def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarr
     Write them next to a surface with :func:`colgraph.geometry.write_vertex_data`, or as
     node attributes with :func:`colgraph.connectome.write_connectome`.
     """
+    check_settings(seed=seed)
     a = _a(G)
     out = {"in_degree": np.bincount(a.dst, minlength=a.n).astype(float),
            "out_degree": np.bincount(a.src, minlength=a.n).astype(float),
@@ -66,10 +67,20 @@ def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarr
 
 def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500,
             seed: int = 0) -> dict[str, Any]:
-    """All metrics of this module in one JSON-ready dict."""
-    a = arrays(G)
+    """All metrics of this module in one JSON-ready dict.
+
+    ``G``: a connectome ``DiGraph`` (an undirected graph is analysed with both directions of
+    each edge, with a warning and a ``notes`` entry; parallel edges, non-numeric, NaN or
+    negative weights and lengths, and graphs without an edge between two columns are
+    refused). A metric a graph does not define (small-world sigma without triangles in the
+    random reference, the null models' z-score with fewer than 2 nulls, ...) is NaN and
+    ``notes`` says why.
+    """
+    check_settings(n_null, edge_fraction, n_sources, seed)  # before any work
+    a = _a(G)
     out: dict[str, Any] = {"columns": a.n, "edges": int(a.src.size),
-                           "weight": G.graph.get("weight", "weight")}
+                           "weight": G.graph.get("weight", "weight")
+                           if not isinstance(G, EdgeArrays) else a.weight_name}
     out["degrees"] = degree_stats(a)
     out.update(reciprocity(a))
     out["edr"] = edr_fit(a)
@@ -82,4 +93,13 @@ def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500
     out["modularity"] = modularity(a, n_null=n_null, seed=seed)
     out["small_world"] = small_world(a, edge_fraction, n_sources, seed)
     out["rich_club"] = rich_club(a, edge_fraction, n_null, seed)
+    notes = list(a.notes) + [f"{name}: {section['note']}" for name, section in (
+        ("edr", out["edr"]), ("modularity", out["modularity"]),
+        ("small_world", out["small_world"]), ("rich_club", out["rich_club"]))
+        if section.get("note")]
+    if np.isnan(out["weight_distance_rho"]):
+        notes.append("weight_distance_rho: n/a: needs at least 3 edges with lengths and "
+                     "weights and lengths that vary")
+    if notes:  # only when something is undefined: a well-formed sheet's report is unchanged
+        out["notes"] = notes
     return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from .analysis import (EdgeArrays, _a, edr_fit, modularity, reciprocity, rich_club,
                        small_world, weight_distance)
+from .arrays import check_settings
 
 __all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS"]
 
@@ -59,13 +60,6 @@ def _arrays(G) -> EdgeArrays:
         raise TypeError(f"compare expects networkx graphs (e.g. colgraph.connectome."
                         f"to_networkx(run) or read_connectome(path)), got {type(G).__name__}.")
     a = _with_lengths(_a(G))
-    if a.n < 2 or not a.src.size:
-        raise ValueError(f"compare needs graphs with edges, got {a.n} node(s) and "
-                         f"{a.src.size} edge(s).")
-    bad = ~np.isfinite(a.weight) | (a.weight < 0)
-    if bad.any():
-        raise ValueError(f"Edge weights must be finite and >= 0 ({int(bad.sum())} are not, "
-                         f"e.g. {a.weight[bad][0]!r}).")
     return a
 
 
@@ -110,7 +104,9 @@ def _scalars(a: EdgeArrays, n_null: int, edge_fraction: float, seed: int) -> dic
 def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"),
             n_null: int = 3, edge_fraction: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """The same metrics on ``learned`` and ``reference`` (networkx ``DiGraph`` s with
-    ``weight`` and ``length`` edge attributes or node ``pos``), side by side.
+    ``weight`` and ``length`` edge attributes or node ``pos``), side by side. An undirected
+    graph is compared with both directions of each edge (a warning and a note say so); the
+    graphs are checked as :func:`~colgraph.connectome.analyze` checks them.
 
     Returns a JSON-ready dict: ``names``; ``metrics`` (scalar name -> {name: value}, see
     :data:`SCALARS`; ``None`` where a graph lacks what the metric needs); ``ks`` (per
@@ -124,8 +120,11 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
         >>> out["ks"]["in_degree"]["D"] > 0.9   # very different degrees
         True
     """
-    if len(names) != 2 or names[0] == names[1]:
-        raise ValueError(f"names must be two different labels, got {names!r}.")
+    if isinstance(names, str) or len(names) != 2 or names[0] == names[1] or not all(
+            isinstance(n, str) and n for n in names):
+        raise ValueError(f"names must be two different, non-empty string labels, got "
+                         f"{names!r}.")
+    check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
     graphs = dict(zip(names, (_arrays(learned), _arrays(reference))))
     per = {n: _scalars(a, n_null, edge_fraction, seed) for n, a in graphs.items()}
     metrics = {k: {n: per[n][k] for n in names} for k in SCALARS}
@@ -138,6 +137,7 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
             r = ks_2samp(samples[names[0]][key], samples[names[1]][key])
             ks[key] = {"D": float(r.statistic), "p": float(r.pvalue)}
     for n in names:
+        notes += [f"'{n}': {note}" for note in graphs[n].notes]
         if "edge_length" not in samples[n]:
             notes.append(f"'{n}' has no edge lengths (no 'length' attribute, no node 'pos'): "
                          f"no EDR, weight-distance or length comparison.")

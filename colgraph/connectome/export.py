@@ -72,12 +72,18 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
             attention, bias only.
         max_batches: stop after this many batches.
     """
+    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(
+            max_batches, int) or max_batches < 1):
+        raise ValueError(f"max_batches must be an integer >= 1 or None (got {max_batches!r}).")
+    if isinstance(loader, str) and loader != "test":
+        raise ValueError(f"loader must be 'test' (the checkpoint's test set), None (bias only) "
+                         f"or an iterable of batches (got {loader!r}).")
     model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
     bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.blocks]).mean(0)
     if loader is None:
         return ConnectomeData(geometry, bias.cpu(), None)
     if isinstance(loader, str):
-        if loader != "test" or data is None:
+        if data is None:
             raise ValueError("loader='test' needs a checkpoint path (its config names the data).")
         from ..data import iterate_batches
 
@@ -117,8 +123,11 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
         loader: data to measure attention on (see :func:`edge_data`); ``"test"`` uses the
             checkpoint's test set; ``None`` exports the bias-only prior connectivity.
         steps: ``"mean"`` (average attention over steps) or a step index.
-        threshold: keep edges whose ``weight`` is at least this.
+        threshold: keep edges whose ``weight`` is at least this (a finite number; one that
+            keeps no edge is refused).
         top_k: keep each column's ``top_k`` strongest incoming edges.
+
+    Non-finite weights or biases (a diverged model, NaN input) are refused.
 
     Example:
         >>> G = to_networkx("runs/2026-11-24/06-25-03", loader="test")  # doctest: +SKIP
@@ -126,8 +135,17 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     """
     import networkx as nx
 
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 (got {top_k}); use None to keep every edge.")
+    import math
+
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1 (got {top_k!r}); use None to keep every "
+                         f"edge.")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+            threshold, (int, float)) or not math.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number (got {threshold!r}): edges whose "
+                         f"weight is at least this are kept; use None to keep every edge.")
+    if steps != "mean" and (isinstance(steps, bool) or not isinstance(steps, int)):
+        raise ValueError(f"steps must be 'mean' or a step index (got {steps!r}).")
     data = model_or_path if isinstance(model_or_path, ConnectomeData) else edge_data(
         model_or_path, loader, max_batches)
     geo = data.geometry
@@ -142,14 +160,26 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
                              f"(got {steps!r}).")
     else:
         weight = _prior_weight(geo, data.bias)
+    for name, values in (("weight", weight), ("bias", data.bias)):
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            first = int(bad.nonzero()[0, 0])
+            raise ValueError(f"The connectome's edge {name}s hold {int(bad.sum())} non-finite "
+                             f"value(s) of {values.numel()} (e.g. edge {first}): "
+                             f"the model diverged (or its input holds NaN). Use a checkpoint "
+                             f"from before the divergence, or finite data.")
+    weight_name = "attention" if data.attention is not None else "prior softmax(bias)"
     keep = torch.ones(geo.num_edges, dtype=torch.bool)
     if threshold is not None:
         keep &= weight >= threshold
+        if geo.num_edges and not keep.any():
+            raise ValueError(f"threshold={threshold} keeps no edge: the strongest weighs "
+                             f"{float(weight.max()):.4g} (weight = {weight_name}). Lower the "
+                             f"threshold, or use top_k.")
     if top_k is not None:
         keep &= rank_within_target(geo.edge_index[1], weight, geo.num_columns) < top_k
     labels = geo.labels or list(range(geo.num_columns))
-    G = nx.DiGraph(name=geo.name, weight="attention" if data.attention is not None else
-                   "prior softmax(bias)")
+    G = nx.DiGraph(name=geo.name, weight=weight_name)
     areas, pos = geo.column_areas(), geo.pos.tolist()
     for i, v in enumerate(labels):
         xyz = dict(zip(("x", "y", "z"), pos[i]))
@@ -280,15 +310,23 @@ def read_connectome(path: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"Connectome file not found: {path}.")
     suffix = path.suffix.lower()
-    if suffix == ".graphml":
-        G = nx.read_graphml(path)
-    elif suffix == ".gexf":
-        G = nx.read_gexf(path)
-    elif suffix == ".csv":
-        G = _read_csv(path)
-    else:
+    if suffix not in WRITERS:
         raise ValueError(f"Unsupported connectome format '{path.suffix}'. Choices: "
                          f"{', '.join(WRITERS)}.")
+    if suffix == ".csv":
+        G = _read_csv(path)
+    else:
+        from xml.etree.ElementTree import ParseError
+
+        if b"<!DOCTYPE" in path.read_bytes():
+            raise ValueError(f"Refusing to read {path}: it declares a DOCTYPE (XML entities can "
+                             f"expand without bound or read other files). colgraph writes "
+                             f"none; remove the DOCTYPE if you trust the file.")
+        try:
+            G = nx.read_graphml(path) if suffix == ".graphml" else nx.read_gexf(path)
+        except (ParseError, nx.NetworkXError) as e:
+            raise ValueError(f"Cannot read {path}: it is not a valid {WRITERS[suffix]} file "
+                             f"({e}). Re-export it, or check that it was copied whole.") from None
     for _, d in G.nodes(data=True):
         d.pop("label", None)  # added by the GEXF reader
         d.pop("viz", None)  # GEXF drawing positions (the sheet's own are x / y / z)
@@ -305,6 +343,8 @@ def read_connectome(path: str | os.PathLike):
 
 
 def _read_csv(path: Path):
+    """The edge list ``path`` and its node table, checked row by row (errors name the file
+    and line)."""
     import networkx as nx
 
     nodes_path = path.with_name(path.stem + "_nodes.csv")
@@ -321,13 +361,44 @@ def _read_csv(path: Path):
         except ValueError:
             return v
 
-    with nodes_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            G.add_node(row.pop("node"), **{k: num(k, v) for k, v in row.items() if v != ""})
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            s, t = row.pop("source"), row.pop("target")
-            G.add_edge(s, t, **{k: float(v) for k, v in row.items() if v != ""})
+    def rows(file: Path, needed: tuple[str, ...], empty_ok: bool = False):
+        with file.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [k for k in needed if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{file}: expected a header with the column(s) "
+                                 f"{', '.join(needed)} (got {reader.fieldnames}).")
+            count = 0
+            for row in reader:
+                count += 1
+                yield reader.line_num, row
+            if count == 0 and not empty_ok:
+                raise ValueError(f"{file} has a header but no rows: an empty connectome.")
+
+    for line, row in rows(nodes_path, ("node",)):
+        v = row.pop("node")
+        if v in G:
+            raise ValueError(f"{nodes_path}, line {line}: node {v!r} is listed again.")
+        G.add_node(v, **{k: num(k, x) for k, x in row.items() if x not in ("", None)})
+    for line, row in rows(path, ("source", "target"), empty_ok=True):  # no edges: analysis says
+        s, t = row.pop("source"), row.pop("target")
+        for v in (s, t):
+            if v not in G:
+                raise ValueError(f"{path}, line {line}: node {v!r} is not in the node table "
+                                 f"{nodes_path.name}.")
+        if G.has_edge(s, t):
+            raise ValueError(f"{path}, line {line}: edge {s!r} -> {t!r} is listed again (one "
+                             f"row per edge; merge the rows).")
+        attrs = {}
+        for k, x in row.items():
+            if x in ("", None):
+                continue
+            try:
+                attrs[k] = float(x)
+            except ValueError:
+                raise ValueError(f"{path}, line {line}: edge {s!r} -> {t!r} has {k} = {x!r}, "
+                                 f"not a number.") from None
+        G.add_edge(s, t, **attrs)
     return G
 
 

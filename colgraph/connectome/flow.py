@@ -51,6 +51,10 @@ def area_flow(G, order: list[str] | None = None) -> dict[str, Any]:
     two disjoint areas or no weight between them.
     """
     a = _a(G)
+    unknown = [k for k in order or () if k not in a.areas]
+    if unknown:
+        raise ValueError(f"area_flow: unknown area(s) {', '.join(map(repr, unknown))} in "
+                         f"order. The graph's areas: {', '.join(a.areas) or '(none)'}.")
     names, dropped = disjoint_areas(a, order or plain_areas(a))
     if order is None and "input" in a.areas and len(names) > 1:
         edges = torch.from_numpy(np.stack([a.src, a.dst]))

@@ -19,11 +19,15 @@ def edr_fit(G, bins: int = 30) -> dict[str, Any]:
     distance between the weighted empirical and fitted CDFs, and R^2 of the straight-line
     fit to the log density histogram.
     """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be an integer >= 1 (got {bins!r}).")
     a = _a(G)
     ok = np.isfinite(a.length) & (a.length > 0) & (a.weight > 0)
     ln, w = a.length[ok], a.weight[ok]
     if ln.size < 2:
-        return {"lambda": float("nan"), "ks": float("nan"), "r2": float("nan")}
+        return {"lambda": float("nan"), "ks": float("nan"), "r2": float("nan"),
+                "note": f"n/a: {ln.size} edge(s) with a length > 0 and a weight > 0 (the fit "
+                        f"needs 2 or more)"}
     l_min = float(ln.min())
     lam = max(float(np.average(ln, weights=w)) - l_min, 1e-12)
     order = np.argsort(ln)

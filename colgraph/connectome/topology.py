@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import _a, _config_model_directed, _random_undirected, _symmetric, _threshold
+from .arrays import (_a, _config_model_directed, _random_undirected, _symmetric, _threshold,
+                     check_settings)
 
 __all__ = ["weighted_clustering", "modularity", "small_world", "rich_club"]
 
@@ -80,8 +81,11 @@ def modularity(G, n_null: int = 3, seed: int = 0, resolution: float = 1.0,
     nulls run in parallel processes (``workers``, default: all cores) when the graph has
     more than 20,000 edges.
     """
-    if n_null < 0:
-        raise ValueError(f"n_null must be >= 0 (got {n_null}).")
+    check_settings(n_null=n_null, seed=seed)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or \
+            not np.isfinite(resolution) or resolution <= 0:
+        raise ValueError(f"resolution must be a finite number > 0 (got {resolution!r}): 1 is "
+                         f"standard modularity, larger values give smaller modules.")
     a = _a(G)
     rng = np.random.default_rng(seed)
     jobs = [(a.src, a.dst, a.weight)] + [_config_model_directed(a, rng) for _ in range(n_null)]
@@ -102,10 +106,15 @@ def modularity(G, n_null: int = 3, seed: int = 0, resolution: float = 1.0,
     for i, c in enumerate(sorted(comms, key=len, reverse=True)):
         module[list(c)] = i
     std = float(null.std()) if n_null > 1 else float("nan")
-    return {"Q": float(q), "modules": len(comms), "Q_null_mean": float(null.mean()) if n_null
-            else float("nan"), "Q_null_std": std,
-            "Q_z": float((q - null.mean()) / std) if n_null > 1 and std > 0 else float("nan"),
-            "communities": module.tolist()}
+    out = {"Q": float(q), "modules": len(comms), "Q_null_mean": float(null.mean()) if n_null
+           else float("nan"), "Q_null_std": std,
+           "Q_z": float((q - null.mean()) / std) if n_null > 1 and std > 0 else float("nan"),
+           "communities": module.tolist()}
+    if n_null < 2:
+        out["note"] = f"Q_z n/a: the z-score needs n_null >= 2 null models (got {n_null})"
+    elif not std > 0:
+        out["note"] = "Q_z n/a: every null model has the same Q (std 0)"
+    return out
 
 
 def small_world(G, edge_fraction: float = 0.5, n_sources: int = 500, seed: int = 0
@@ -116,6 +125,7 @@ def small_world(G, edge_fraction: float = 0.5, n_sources: int = 500, seed: int =
     ``omega = L_rand / L - C / C_latt`` (about 0: small world; -> -1 lattice, -> +1 random).
     See the module docstring for the thresholding and the references.
     """
+    check_settings(edge_fraction=edge_fraction, n_sources=n_sources, seed=seed)
     a = _a(G)
     rng = np.random.default_rng(seed)
     A = _threshold(_symmetric(a.n, a.src, a.dst, a.weight), edge_fraction)
@@ -124,10 +134,28 @@ def small_world(G, edge_fraction: float = 0.5, n_sources: int = 500, seed: int =
     C_r, L_r = _clustering(R), _path_length(R, n_sources, rng)
     k = float(A.sum() / a.n)
     C_l = 3 * (k - 2) / (4 * (k - 1)) if k > 2 else float("nan")
-    return {"clustering": C, "path_length": L, "clustering_rand": C_r, "path_length_rand": L_r,
-            "clustering_latt": C_l, "mean_degree": k,
-            "sigma": (C / C_r) / (L / L_r) if C_r > 0 and L > 0 else float("nan"),
-            "omega": L_r / L - C / C_l if L > 0 and C_l == C_l else float("nan")}
+    out = {"clustering": C, "path_length": L, "clustering_rand": C_r, "path_length_rand": L_r,
+           "clustering_latt": C_l, "mean_degree": k,
+           "sigma": (C / C_r) / (L / L_r) if C_r > 0 and L > 0 else float("nan"),
+           "omega": L_r / L - C / C_l if L > 0 and C_l == C_l else float("nan")}
+    notes = []
+    if not np.isfinite(L_r):
+        notes.append("sigma, omega n/a: the random reference graph has no edges")
+        out["sigma"] = out["omega"] = float("nan")
+    elif not C_r > 0:
+        notes.append("sigma n/a: the random reference graph has no triangles (C_rand = 0)")
+    if not C_l == C_l:
+        notes.append(f"omega n/a: mean degree {k:.3g} <= 2 after thresholding: the ring "
+                     f"lattice reference has no triangles")
+    from scipy.sparse.csgraph import connected_components
+
+    parts = connected_components(A, directed=False)[0] - int((np.asarray(A.sum(1)) == 0).sum())
+    if parts > 1:  # isolated columns are no component of the thresholded graph's paths
+        notes.append(f"the thresholded graph has {parts} components: path lengths average "
+                     f"over connected pairs only")
+    if notes:
+        out["note"] = "; ".join(notes)
+    return out
 
 
 def rich_club(G, edge_fraction: float = 0.5, n_null: int = 5, seed: int = 0,
@@ -136,8 +164,13 @@ def rich_club(G, edge_fraction: float = 0.5, n_null: int = 5, seed: int = 0,
 
     ``phi(k) = 2 E_k / (N_k (N_k - 1))`` over the ``N_k`` columns of degree > ``k``;
     ``phi_rand`` averages degree-preserving random graphs. Reported for up to ``levels``
-    degrees with at least 5 rich columns; ``max_normalized`` summarises the curve.
+    degrees with at least 5 rich columns; ``max_normalized`` summarises the curve (NaN, with
+    a ``note``, when no level has a finite value). The normalisation needs a null model:
+    ``n_null=0`` draws one.
     """
+    check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"levels must be an integer >= 1 (got {levels!r}).")
     a = _a(G)
     rng = np.random.default_rng(seed)
     A = _threshold(_symmetric(a.n, a.src, a.dst, a.weight), edge_fraction)
@@ -166,6 +199,10 @@ def rich_club(G, edge_fraction: float = 0.5, n_null: int = 5, seed: int = 0,
                           axis=0)
     norm = raw / np.where(rand > 0, rand, np.nan)
     finite = norm[np.isfinite(norm)]
-    return {"degrees": ks.tolist(), "phi": raw.tolist(), "phi_rand": rand.tolist(),
-            "normalized": norm.tolist(),
-            "max_normalized": float(finite.max()) if finite.size else float("nan")}
+    out = {"degrees": ks.tolist(), "phi": raw.tolist(), "phi_rand": rand.tolist(),
+           "normalized": norm.tolist(),
+           "max_normalized": float(finite.max()) if finite.size else float("nan")}
+    if not finite.size:
+        out["note"] = ("max_normalized n/a: no degree has 5 or more richer columns" if not
+                       ks.size else "max_normalized n/a: the null graphs have no rich club")
+    return out

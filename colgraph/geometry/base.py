@@ -226,8 +226,8 @@ class Geometry:
         if not torch.isfinite(pos).all():
             bad = (~torch.isfinite(pos)).any(1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"Expected finite column positions, but 'pos' has NaN/inf at "
-                             f"columns {bad}. Fix or drop those columns before building the "
-                             f"geometry.")
+                             f"columns {self._named(bad)}. Fix or drop those columns before "
+                             f"building the geometry.")
         if ei.dim() != 2 or ei.size(0) != 2:
             raise ValueError(f"Expected 'edge_index' to have shape [2, E] (got "
                              f"{list(ei.shape)}). Build it with colgraph.geometry.knn(...) "
@@ -248,19 +248,19 @@ class Geometry:
         zero = (length == 0) & (ei[0] != ei[1])
         if zero.any():
             s, t = ei[:, zero.nonzero()[0, 0]].tolist()
-            raise ValueError(f"Edge {s} -> {t} joins two different columns but has length 0 "
-                             f"({int(zero.sum())} such edges). Only self-loops may have zero "
-                             f"length: give the columns distinct positions or the edge a "
-                             f"positive length.")
+            raise ValueError(f"Edge {self._named([s, t], ' -> ')} joins two different columns "
+                             f"but has length 0 ({int(zero.sum())} such edges). Only "
+                             f"self-loops may have zero length: give the columns distinct "
+                             f"positions or the edge a positive length.")
         self._check_unique_positions()
         missing = torch.ones(n, dtype=torch.bool)
         missing[ei[1]] = False
         if missing.any():
             cols = missing.nonzero().flatten()
             raise ValueError(f"{cols.numel()} column(s) have no incoming edges (e.g. "
-                             f"{cols[:5].tolist()}): attention over their inputs is undefined. "
-                             f"Use a wiring that gives every column inputs (knn, or "
-                             f"self_loops=true), or drop those columns.")
+                             f"{self._named(cols[:5].tolist())}): attention over their inputs "
+                             f"is undefined. Use a wiring that gives every column inputs "
+                             f"(knn, or self_loops=true), or drop those columns.")
         if self.metric not in METRICS:
             raise ValueError(f"Unknown metric '{self.metric}'. Choices: {', '.join(METRICS)}.")
         if self.labels is not None and len(self.labels) != n:
@@ -288,6 +288,15 @@ class Geometry:
                                  f"token twice).")
         return self
 
+    def _named(self, cols: list[int], sep: str | None = None) -> str:
+        """Column indices as an error shows them, with their labels when the geometry has
+        them: ``[0, 3] (nodes 'a', 'd')``; with ``sep`` an edge: ``0 -> 3 ('a' -> 'd')``."""
+        text = sep.join(map(str, cols)) if sep else str(cols)
+        if self.labels is None or len(self.labels) != self.num_columns:
+            return text
+        names = (sep or ", ").join(repr(self.labels[i]) for i in cols)
+        return f"{text} ({names})" if sep else f"{text} (nodes {names})"
+
     def _check_unique_positions(self) -> None:
         pos = self.pos
         if pos.size(0) < 2:
@@ -295,16 +304,17 @@ class Geometry:
         _, inverse, counts = torch.unique(pos, dim=0, return_inverse=True, return_counts=True)
         if (counts > 1).any():
             dup = (counts[inverse] > 1).nonzero().flatten()[:5].tolist()
-            raise ValueError(f"Columns {dup} share a position: every column needs its own "
-                             f"place on the sheet. Remove duplicates or jitter them.")
+            raise ValueError(f"Columns {self._named(dup)} share a position: every column needs "
+                             f"its own place on the sheet. Remove duplicates or jitter them.")
 
     def _check_duplicates(self) -> None:
         key = self.edge_index[1] * self.num_columns + self.edge_index[0]
         if key.numel() > 1 and (key[1:] == key[:-1]).any():
             i = int((key[1:] == key[:-1]).nonzero()[0])
             s, t = self.edge_index[:, i].tolist()
-            raise ValueError(f"Duplicate edge {s} -> {t} in 'edge_index'. Edges must be "
-                             f"unique; remove repeats (torch_geometric.utils.coalesce).")
+            raise ValueError(f"Duplicate edge {self._named([s, t], ' -> ')} in 'edge_index'. "
+                             f"Edges must be unique; remove repeats "
+                             f"(torch_geometric.utils.coalesce).")
 
     def with_wiring(self, *rules) -> "Geometry":
         """This sheet with more edges: its own edges (lengths kept, e.g. a mesh's geodesic

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Geometry, pairwise_length
+from .base import Geometry, _indices, pairwise_length
 
 __all__ = ["from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg",
            "GRAPH_FORMATS"]
@@ -39,27 +39,66 @@ def _area_names(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _position(value: Any, node: Hashable) -> list[float]:
-    if value is None:
-        raise ValueError(f"Node {node!r} has position None. Give every node its coordinates: "
-                         f"G.nodes[v]['pos'] = (x, y[, z]).")
-    if isinstance(value, str):  # GraphML stores vectors as text: "0.5 1.0" or "0.5,1.0"
-        value = value.replace(",", " ").split()
-    try:
-        return [float(v) for v in np.atleast_1d(np.asarray(value, dtype=float))]
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"Node {node!r} has position {value!r}, which is not a list of "
-                         f"numbers.") from e
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _patch_index(value: Any, node: Hashable) -> int:
+def _real(value: Any, where: str) -> float:
+    """``value`` as a finite float that float32 holds, or an error starting with ``where``
+    (a file and line, or a node / edge)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{where}: expected a number, got the boolean {value!r}.")
     try:
         f = float(value)
     except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected a number, got {value!r}.") from None
+    if not np.isfinite(f):
+        raise ValueError(f"{where}: expected a finite number, got {value!r}. Fix or drop "
+                         f"it.")
+    if abs(f) > FLOAT32_MAX:
+        raise ValueError(f"{where}: {value!r} is beyond float32's range (+-3.4e38), which "
+                         f"colgraph computes in. Rescale the values.")
+    return f
+
+
+def _length(value: Any, where: str, self_loop: bool) -> float:
+    """An edge length: a finite number >= 0, and 0 only for a self-loop."""
+    f = _real(value, where)
+    if f < 0:
+        raise ValueError(f"{where}: expected a length >= 0, got {value!r}.")
+    if f == 0 and not self_loop:
+        raise ValueError(f"{where}: length 0 on an edge between two different nodes; only a "
+                         f"self-loop may have length 0. Give the edge a positive length.")
+    return f
+
+
+def _position(value: Any, node: Hashable, attr: str = "pos") -> list[float]:
+    if value is None:
+        raise ValueError(f"Node {node!r} has position None. Give every node its coordinates: "
+                         f"G.nodes[v]['{attr}'] = (x, y[, z]).")
+    where = f"Node {node!r} has {attr} {value!r}"
+    if isinstance(value, str):  # GraphML stores vectors as text: "0.5 1.0" or "0.5,1.0"
+        value = value.replace(",", " ").split()
+    try:
+        a = np.asarray(value)
+        flags = value if isinstance(value, (list, tuple)) else []
+        if a.dtype.kind in "bc" or any(isinstance(v, (bool, np.bool_)) for v in flags):
+            raise TypeError(a.dtype)  # True / 1+2j would become 1.0 silently
+        a = np.atleast_1d(a.astype(float))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}, which is not a list of numbers. Give (x, y[, z]).") from None
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"{where}: expected a flat list of coordinates (x, y[, z]).")
+    return [_real(float(v), where) for v in a]
+
+
+def _patch_index(value: Any, where: str) -> int:
+    try:
+        f = float("nan") if isinstance(value, (bool, np.bool_)) else float(value)
+    except (TypeError, ValueError):
         f = float("nan")
-    if not (f == f and f == int(f) and f >= -1):
-        raise ValueError(f"Node {node!r} has input_map {value!r}: expected the index (>= 0) "
-                         f"of the patch it receives, or -1 for none.")
+    if not (f == f and abs(f) < 2 ** 53 and f == int(f) and f >= -1):  # nan, 1e30, 1.5
+        raise ValueError(f"{where}: expected the index (>= 0) of the patch it receives, or -1 "
+                         f"for none.")
     return int(f)
 
 
@@ -106,12 +145,16 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
     for v in labels:
         data = G.nodes[v]
         if pos in data:
-            coords.append(_position(data[pos], v))
+            coords.append(_position(data[pos], v, pos))
         elif "x" in data and "y" in data:
-            coords.append([float(data[c]) for c in ("x", "y", "z") if c in data])
+            coords.append([_real(data[c], f"Node {v!r}, coordinate '{c}'")
+                           for c in ("x", "y", "z") if c in data])
         else:
-            raise ValueError(f"Node {v!r} has no '{pos}' attribute. Give every node its "
-                             f"coordinates: G.nodes[v]['{pos}'] = (x, y[, z]).")
+            have = [c for c in ("x", "y", "z") if c in data]
+            raise ValueError(f"Node {v!r} has no '{pos}' attribute"
+                             + (f" (only {', '.join(have)})" if have else "")
+                             + f". Give every node its coordinates: G.nodes[v]['{pos}'] = "
+                               f"(x, y[, z]), or x and y (and z) attributes.")
     dims = {len(c) for c in coords}
     if len(dims) != 1:
         first = {d: next(v for v, c in zip(labels, coords) if len(c) == d) for d in dims}
@@ -120,19 +163,28 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
                          + "; give every node the same number of coordinates.")
     pos_t = torch.tensor(coords, dtype=torch.float32)
     src, dst, lengths = [], [], []
+    arrow = "->" if G.is_directed() else "-"
     for u, v, data in G.edges(data=True):
         pairs = [(u, v)] if G.is_directed() or u == v else [(u, v), (v, u)]
         if length is not None and length not in data:
-            raise ValueError(f"Edge {u!r} - {v!r} has no '{length}' attribute. Give every "
-                             f"edge a length or pass length=None for Euclidean lengths.")
+            raise ValueError(f"Edge {u!r} {arrow} {v!r} has no '{length}' attribute. Give "
+                             f"every edge a '{length}', or none of them (lengths from "
+                             f"positions: length=None).")
+        if length is not None:
+            ln = _length(data[length], f"Edge {u!r} {arrow} {v!r}, '{length}'", u == v)
         for a, b in pairs:
             src.append(index[a])
             dst.append(index[b])
             if length is not None:
-                lengths.append(float(data[length]))
+                lengths.append(ln)
     edge_index = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
     if length is None:
         edge_length = pairwise_length(pos_t, edge_index[0], edge_index[1])
+        if not torch.isfinite(edge_length).all():  # coordinates near float32's limit
+            s, t = edge_index[:, int((~torch.isfinite(edge_length)).nonzero()[0, 0])].tolist()
+            raise ValueError(f"Edge {labels[s]!r} -> {labels[t]!r}: its length from the "
+                             f"positions overflows float32 (coordinates up to "
+                             f"{float(pos_t.abs().max()):.3g}). Rescale the coordinates.")
     else:
         edge_length = torch.tensor(lengths, dtype=torch.float32)
     areas: dict[str, list[int]] = {}
@@ -141,7 +193,9 @@ def from_networkx(G, pos: str = "pos", length: str | None = None, area: str = "a
             areas.setdefault(a, []).append(index[v])
     patches = None
     if any(input_map in G.nodes[v] for v in labels):
-        patches = torch.tensor([_patch_index(G.nodes[v].get(input_map, -1), v)
+        patches = torch.tensor([_patch_index(G.nodes[v].get(input_map, -1),
+                                             f"Node {v!r} has input_map "
+                                             f"{G.nodes[v].get(input_map)!r}")
                                 for v in labels])
     return Geometry(pos_t, edge_index, edge_length,
                     {k: torch.tensor(v) for k, v in areas.items()},
@@ -191,7 +245,10 @@ def from_mesh(vertices, faces, k_ring: int = 1, geodesic: bool = False,
     import scipy.sparse as sp
 
     verts = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
-    f = np.asarray(faces, dtype=np.int64)
+    f = np.asarray(faces)
+    if f.dtype.kind not in "iu":  # 2.7 is refused, not truncated to vertex 2
+        f = _indices(f.astype(f.dtype.newbyteorder("=")), "faces").numpy()
+    f = f.astype(np.int64)
     n = verts.size(0)
     if verts.dim() != 2 or f.ndim != 2 or f.shape[1] != 3:
         raise ValueError(f"Expected vertices [V, D] and faces [F, 3] (got {list(verts.shape)} "
@@ -259,9 +316,62 @@ def _hop_limited_paths(verts: torch.Tensor, adj, k: int):
     return edge_index, torch.from_numpy(dist).float()
 
 
-def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
-    import csv
+NODE_COLUMNS = ("node", "x", "y", "z", "area", "input_map")
+EDGE_COLUMNS = ("source", "target", "length")
 
+
+def _csv_rows(path: Path, allowed: tuple[str, ...], required: tuple[str, ...],
+              layout: str, what: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and ``(line, row)`` pairs of a comma-separated UTF-8 file (a byte-order
+    mark is fine), refusing what ``csv`` would accept silently: another delimiter, unknown
+    or repeated columns, rows with too few or too many fields, a header without rows."""
+    import csv
+    import io
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: "
+                         f"{e.object[e.start:e.start + 1]!r}). Save it as a UTF-8 CSV.") from None
+    if not text.strip():
+        raise ValueError(f"{path} is empty: expected the header {layout} and one {what} per "
+                         f"line.")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    fields = list(reader.fieldnames or [])
+    other = next((d for d in ";\t|" if len(fields) == 1 and d in fields[0]), None)
+    if other is not None:
+        raise ValueError(f"{path} is not comma-separated: its header {fields[0]!r} uses "
+                         f"{other!r}. Save it with commas: {layout}.")
+    for i, f in enumerate(fields):
+        if f in fields[:i]:
+            raise ValueError(f"{path}: the header names column {f!r} twice. Name each column "
+                             f"once: {layout}.")
+        if f not in allowed:
+            near = f.strip().lower()
+            hint = (f" (did you mean {near!r}? Column names are lower-case, without spaces)"
+                    if near in allowed else " (a trailing comma?)" if not f else "")
+            raise ValueError(f"{path}: unknown column {f!r} in the header{hint}. Expected "
+                             f"{layout}; remove or rename the column, so nothing in the file "
+                             f"is ignored.")
+    missing = [c for c in required if c not in fields]
+    if missing:
+        raise ValueError(f"{path}: the header lacks {missing} (it has {fields}). Expected "
+                         f"{layout}.")
+    rows = []
+    for r in reader:
+        if None in r or None in r.values():
+            n = len(fields) + len(r.get(None, [])) - sum(v is None for v in r.values())
+            raise ValueError(f"{path}, line {reader.line_num}: {n} field(s), but the header "
+                             f"has {len(fields)} ({','.join(fields)}). Give every row one "
+                             f"value per column (quote values that contain commas).")
+        rows.append((reader.line_num, r))
+    if not rows:
+        raise ValueError(f"{path} has a header but no rows: list one {what} per line "
+                         f"({layout}).")
+    return fields, rows
+
+
+def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
     if not coords:
         raise ValueError(f"An edge-list CSV ({path.name}) needs a coordinates CSV too: set "
                          f"geometry.coords=/path/to/nodes.csv with columns node,x,y[,z][,area].")
@@ -271,69 +381,143 @@ def _read_csv_geometry(path: Path, coords: str | None) -> Geometry:
     import networkx as nx
 
     G = nx.DiGraph(name=path.stem)
-    with cpath.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "node" not in rows[0]:
-        raise ValueError(f"{cpath} must have a header with 'node' and coordinate columns "
-                         f"(x, y[, z]) and optionally 'area'.")
-    axes = [c for c in ("x", "y", "z") if c in rows[0]]
+    fields, rows = _csv_rows(cpath, NODE_COLUMNS, ("node",),
+                             "node,x,y[,z][,area][,input_map]", "node")
+    axes = [c for c in ("x", "y", "z") if c in fields]
     if not axes:
         raise ValueError(f"{cpath} has no coordinate columns: expected x, y[, z].")
     seen: dict[str, int] = {}
-    for line, r in enumerate(rows, start=2):  # line 1 is the header
-        if r["node"] in seen:
-            raise ValueError(f"{cpath}, line {line}: node {r['node']!r} is listed again (first "
-                             f"on line {seen[r['node']]}). Node ids must be unique.")
-        seen[r["node"]] = line
-        G.add_node(r["node"], pos=[_number(r.get(c), cpath, line, c) for c in axes],
+    for line, r in rows:
+        node = r["node"]
+        if not node.strip():
+            raise ValueError(f"{cpath}, line {line}: the node id is empty. Give every node an "
+                             f"id.")
+        if node in seen:
+            raise ValueError(f"{cpath}, line {line}: node {node!r} is listed again (first on "
+                             f"line {seen[node]}). Node ids must be unique.")
+        seen[node] = line
+        G.add_node(node, pos=[_real(r[c], f"{cpath}, line {line}, column '{c}'") for c in axes],
                    area=r.get("area") or "")
         if r.get("input_map"):
-            G.nodes[r["node"]]["input_map"] = _number(r["input_map"], cpath, line, "input_map")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"source", "target"} <= set(reader.fieldnames):
-            raise ValueError(f"{path} must have a header with 'source' and 'target' (and "
-                             f"optionally 'length').")
-        has_length = "length" in reader.fieldnames
-        for line, r in enumerate(reader, start=2):
-            for end in ("source", "target"):
-                if r[end] not in G:
-                    raise ValueError(f"{path}, line {line}: edge {r['source']} -> "
-                                     f"{r['target']} names node {r[end]!r}, which "
-                                     f"{cpath.name} lacks.")
-            attrs = {"length": _number(r["length"], path, line, "length")} if has_length else {}
-            G.add_edge(r["source"], r["target"], **attrs)
-    return from_networkx(G, length="length" if has_length else None, name=path.stem)
-
-
-def _number(text: str | None, path: Path, line: int, column: str) -> float:
+            G.nodes[node]["input_map"] = _patch_index(
+                r["input_map"], f"{cpath}, line {line}, column 'input_map' ({r['input_map']!r})")
+    fields, rows = _csv_rows(path, EDGE_COLUMNS, ("source", "target"),
+                             "source,target[,length]", "edge")
+    has_length = "length" in fields
+    first: dict[tuple[str, str], int] = {}
+    for line, r in rows:
+        s, t = r["source"], r["target"]
+        for end in (s, t):
+            if end not in G:
+                close = next((v for v in G if v.strip() == end.strip()), None)
+                hint = f" (it has {close!r}: mind the spaces)" if close is not None else ""
+                raise ValueError(f"{path}, line {line}: edge {s} -> {t} names node {end!r}, "
+                                 f"which {cpath.name} lacks{hint}.")
+        if (s, t) in first:
+            raise ValueError(f"{path}, line {line}: edge {s} -> {t} is listed again (first on "
+                             f"line {first[s, t]}). Edges must be unique: remove the repeat.")
+        first[s, t] = line
+        attrs = {}
+        if has_length:
+            attrs["length"] = _length(r["length"], f"{path}, line {line}, column 'length'",
+                                      s == t)
+        G.add_edge(s, t, **attrs)
     try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}, line {line}, column '{column}': expected a number, got "
-                         f"{text!r}.") from None
+        return from_networkx(G, length="length" if has_length else None, name=path.stem)
+    except ValueError as e:  # the sheet as a whole (e.g. a node without inputs)
+        raise ValueError(f"{path} with {cpath.name}: {e}") from None
 
 
-def _duplicate_graphml_node(path: Path) -> str | None:
-    """The first node id a GraphML file declares twice (networkx would merge them)."""
-    import xml.etree.ElementTree as ET
+_LAYOUT = {".graphml": "well-formed GraphML: one <graph> of <node id=...> elements (unique "
+                       "ids, with x, y[, z] or pos data) and <edge source=... target=...> "
+                       "elements",
+           ".gml": "GML: one graph [ ... ] whose nodes have a unique 'id' and 'label' and "
+                   "x, y[, z] (or pos), and edges with 'source' and 'target'"}
 
-    seen = set()
-    for _, el in ET.iterparse(path, events=("end",)):
-        if el.tag.rsplit("}", 1)[-1] == "node":
-            nid = el.get("id")
-            if nid in seen:
-                return nid
-            seen.add(nid)
-        el.clear()
+
+def _scan_graphml(path: Path) -> None:
+    """Refuse, with the line, what networkx would merge or expand silently: a node id
+    declared twice, an edge listed twice (networkx makes a multigraph), a second graph (it
+    reads only the first), XML entity declarations (an entity can expand to gigabytes)."""
+    import xml.parsers.expat
+
+    parser = xml.parsers.expat.ParserCreate()
+    nodes: dict[str, int] = {}
+    edges: dict[tuple, int] = {}
+    directed: list[bool] = []  # one per open <graph>
+    graphs = 0
+
+    def start(name: str, attrs: dict) -> None:
+        nonlocal graphs
+        tag, line = name.rsplit(":", 1)[-1], parser.CurrentLineNumber
+        if tag == "graph":
+            if not directed:
+                graphs += 1
+                if graphs > 1:
+                    raise ValueError(f"{path}, line {line}: a second <graph>; networkx reads "
+                                     f"only the first. Keep one graph per file.")
+            directed.append(attrs.get("edgedefault") == "directed")  # networkx's default
+        elif tag == "node":
+            nid = attrs.get("id")
+            if nid in nodes:
+                raise ValueError(f"{path}, line {line}: node id {nid!r} is declared twice "
+                                 f"(first on line {nodes[nid]}); networkx would merge the two "
+                                 f"nodes silently. Node ids must be unique.")
+            nodes[nid] = line
+        elif tag == "edge":
+            s, t = attrs.get("source"), attrs.get("target")
+            one_way = not directed or directed[-1]
+            key = (s, t) if one_way else tuple(sorted((str(s), str(t))))
+            if key in edges:
+                kind = "" if one_way else "; in an undirected graph one edge runs both ways"
+                raise ValueError(f"{path}, line {line}: edge {s!r} {'->' if one_way else '-'} "
+                                 f"{t!r} is listed again (first on line {edges[key]}{kind}). "
+                                 f"Edges must be unique: remove the repeat.")
+            edges[key] = line
+
+    def end(name: str) -> None:
+        if name.rsplit(":", 1)[-1] == "graph":
+            directed.pop()
+
+    def entity(name: str, *_) -> None:
+        raise ValueError(f"{path}, line {parser.CurrentLineNumber}: declares the XML entity "
+                         f"{name!r}. GraphML needs none, and entities can expand to "
+                         f"gigabytes: remove the <!DOCTYPE ...> block.")
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.EntityDeclHandler = entity
+    try:
+        with path.open("rb") as fh:
+            parser.ParseFile(fh)
+    except xml.parsers.expat.ExpatError as e:
+        raise ValueError(f"Cannot read {path}: {e}. Expected {_LAYOUT['.graphml']}.") from None
+    for (s, t), line in edges.items():  # networkx would add such a node, with no position
+        for end in (s, t):
+            if end not in nodes:
+                raise ValueError(f"{path}, line {line}: an edge names node {end!r}, which no "
+                                 f"<node> declares. Declare it (with its coordinates) or "
+                                 f"remove the edge.")
+
+
+def _parallel_edge(G) -> str | None:
+    """The first edge a multigraph holds more than once, as text."""
+    for u, v, k in G.edges(keys=True):
+        if G.number_of_edges(u, v) > 1:
+            return f"{u!r} {'->' if G.is_directed() else '-'} {v!r}"
     return None
 
 
 def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     """Read a geometry from a file: GraphML / GML (node ``pos`` or ``x``/``y``/``z``, optional
     ``area``; edge ``length``), or an edge-list CSV (``source,target[,length]``) with a
-    coordinates CSV (``node,x,y[,z][,area][,input_map]``) given as ``coords``. CSV edges are directed;
-    GraphML / GML follow the file's own directedness.
+    coordinates CSV (``node,x,y[,z][,area][,input_map]``) given as ``coords``. CSV edges are
+    directed; GraphML / GML follow the file's own directedness.
+
+    Nothing is merged, dropped or guessed: a repeated node or edge, a value that is not a
+    finite number (or beyond float32), a negative length, an unknown CSV column, a row with
+    too few or too many fields, an empty file is refused with the file and its line (CSV,
+    GraphML) or the node / edge (GML) named. CSVs are UTF-8 (a byte-order mark is fine),
+    comma-separated.
     """
     import networkx as nx
 
@@ -347,19 +531,26 @@ def read_geometry(path: str | Path, coords: str | None = None) -> Geometry:
     if suffix not in (".graphml", ".gml"):
         raise ValueError(f"Unsupported geometry file '{path.name}'. Choices: "
                          f"{', '.join(GRAPH_FORMATS)}.")
+    if coords:
+        raise ValueError(f"A coordinates file ({coords}) goes with an edge-list CSV only; "
+                         f"{path.name} holds its own positions. Unset geometry.coords.")
+    if suffix == ".graphml":
+        _scan_graphml(path)
     try:
-        if suffix == ".graphml":
-            duplicate = _duplicate_graphml_node(path)
-            if duplicate is not None:
-                raise ValueError(f"node id {duplicate!r} is declared twice (networkx would "
-                                 f"merge the two nodes silently). Node ids must be unique.")
-            G = nx.read_graphml(path)
-        else:
-            G = nx.read_gml(path)  # refuses duplicate ids itself
-    except Exception as e:  # xml / networkx parse errors, with the file named
-        raise ValueError(f"Cannot read {path}: {e}") from None
+        G = nx.read_graphml(path) if suffix == ".graphml" else nx.read_gml(path)
+    except Exception as e:  # xml / networkx parse errors (gml: duplicate ids), file named
+        raise ValueError(f"Cannot read {path}: {e}. Expected {_LAYOUT[suffix]}.") from None
+    if G.is_multigraph():
+        parallel = _parallel_edge(G)
+        if parallel is not None:
+            raise ValueError(f"{path}: edge {parallel} is listed more than once. Edges must be "
+                             f"unique: remove the repeats.")
+        G = nx.DiGraph(G) if G.is_directed() else nx.Graph(G)
     has_length = any("length" in d for _, _, d in G.edges(data=True))
-    return from_networkx(G, length="length" if has_length else None, name=path.stem)
+    try:
+        return from_networkx(G, length="length" if has_length else None, name=path.stem)
+    except ValueError as e:  # a node, an edge or the sheet as a whole, with the file named
+        raise ValueError(f"{path}: {e}") from None
 
 
 def write_geometry(geometry: Geometry, path: str | Path) -> Path:

@@ -38,6 +38,7 @@ from torch import Tensor
 from ..geometry import canonical_order
 from ..geometry.wiring import edge_keys, edr_sources, position_tree, sample_sources
 from ..nn import EdgeCSR, sddmm
+from .prune import check_count, check_edge_index
 from .registry import RuleRegistry
 
 __all__ = ["GROW_RULES", "GrowInputs", "register_grow", "MAX_CANDIDATES", "check_pool",
@@ -50,6 +51,9 @@ MAX_CANDIDATES = 50_000_000  # gradient pools larger than this per update are re
 
 def check_pool(pool: int, num_columns: int) -> None:
     """Refuse a gradient candidate pool that is empty or too large to score (O(N^2))."""
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)):
+        raise ValueError(f"The candidate pool must be an integer >= 1 per column (got "
+                         f"{pool!r}).")
     if pool < 1:
         raise ValueError(f"The candidate pool must be >= 1 per column (got {pool}).")
     count = min(pool, num_columns - 1) * num_columns
@@ -57,6 +61,43 @@ def check_pool(pool: int, num_columns: int) -> None:
         raise ValueError(f"plasticity.pool={pool} would score {count:,} candidate edges per "
                          f"update on {num_columns:,} columns (limit {MAX_CANDIDATES:,}). Lower "
                          f"plasticity.pool (e.g. 8).")
+
+
+def _check_pos(pos, who: str) -> int:
+    """Check column positions ``[N, D]`` (floating, finite, N, D >= 1); returns ``N``."""
+    if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.size(0) < 1 or pos.size(1) < 1 \
+            or not pos.is_floating_point():
+        got = f"{list(pos.shape)} {pos.dtype}" if isinstance(pos, Tensor) else type(pos).__name__
+        raise ValueError(f"{who}: expected 'pos' to be a floating tensor of shape [N, D] (one "
+                         f"row of coordinates per column), got {got}. Pass model.edges.pos.")
+    if not torch.isfinite(pos).all():
+        bad = (~torch.isfinite(pos)).any(1).nonzero().flatten()
+        raise ValueError(f"{who}: 'pos' holds NaN/inf at {bad.numel()} column(s) (e.g. "
+                         f"{bad[:5].tolist()}).")
+    return pos.size(0)
+
+
+def _check_sheet(edge_index, pos, rng, period, who: str) -> int:
+    """Check the sheet a grow operator reads: positions, edges, rng, period; returns ``N``."""
+    N = _check_pos(pos, who)
+    check_edge_index(edge_index, N, who)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{who}: expected 'rng' to be a numpy Generator (got "
+                         f"{type(rng).__name__}), e.g. rng=np.random.default_rng(0).")
+    if period is not None and (not isinstance(period, Tensor) or period.shape != (pos.size(1),)
+                               or not torch.isfinite(period).all() or (period <= 0).any()):
+        got = period.tolist() if isinstance(period, Tensor) else period
+        raise ValueError(f"{who}: expected 'period' to hold one finite box size > 0 per "
+                         f"dimension ({pos.size(1)}), got {got!r}; None for a sheet that does "
+                         f"not wrap.")
+    return N
+
+
+def _check_lam(lam, who: str) -> None:
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not np.isfinite(lam) \
+            or lam <= 0:
+        raise ValueError(f"{who}: lam must be a finite number > 0 (got {lam!r}): the length "
+                         f"scale of the exponential distance rule (plasticity.lam).")
 
 
 def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources: str,
@@ -72,7 +113,17 @@ def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources
         rng: numpy random generator.
         tree: an optional cached ``cKDTree`` over the positions (for ``"edr"``).
     """
-    n = pos.size(0)
+    who = "sample_candidates"
+    n = _check_sheet(edge_index, pos, rng, period, who)
+    need = np.asarray(need)
+    if need.shape != (n,) or need.dtype.kind not in "iu" or (need < 0).any():
+        raise ValueError(f"{who}: expected 'need' to be {n} integers >= 0 (new sources wanted "
+                         f"per target column; at most N - 1 = {n - 1} can exist), got shape "
+                         f"{list(need.shape)} {need.dtype}" + (
+                             f", min {need.min()}" if need.size and need.dtype.kind in "iuf"
+                             else "") + ".")
+    if sources == "edr":
+        _check_lam(lam, who)
     taken = edge_keys(edge_index, n)
     if sources == "uniform":
         def draw(t: np.ndarray) -> np.ndarray:
@@ -111,6 +162,20 @@ def gradient_scores(records: Sequence[dict[str, Tensor]], candidates: Tensor,
     if not records:
         raise ValueError("No attention records: run a forward pass with recording on "
                          "(ColumnAttention.start_recording()) and a backward pass first.")
+    check_edge_index(candidates, num_columns, "gradient_scores")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not {"v", "out", "grad"} <= set(r):
+            raise ValueError(f"gradient_scores: expected each record to be a dict with 'v', "
+                             f"'out' and 'grad' (what ColumnAttention.stop_recording() "
+                             f"returns), record {i} is {type(r).__name__}"
+                             + (f" with keys {sorted(r)}" if isinstance(r, dict) else "") + ".")
+        shapes = {k: tuple(r[k].shape) for k in ("v", "out", "grad")
+                  if isinstance(r[k], Tensor)}
+        if r["grad"] is not None and (len(shapes) < 3 or len(set(shapes.values())) > 1 or
+                                      len(shapes["v"]) != 2 or shapes["v"][0] != num_columns):
+            raise ValueError(f"gradient_scores: expected record {i}'s 'v', 'out' and 'grad' to "
+                             f"be tensors of one shape [N, F] with N = {num_columns} (got "
+                             f"{shapes}).")
     block = EdgeCSR(candidates, num_columns).block(1)
     score = torch.zeros(candidates.size(1), device=candidates.device)
     own = torch.zeros(num_columns, device=candidates.device)
@@ -178,13 +243,30 @@ def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, po
         torch.Size([2, 10])
     """
     entry = GROW_RULES.lookup(rule)
-    if n <= 0:
+    who = f"grow_edges('{entry.name}')"
+    n = check_count(n, "n", who)
+    N = _check_sheet(edge_index, pos, rng, period, who)
+    if length_fn is not None and not callable(length_fn):
+        raise ValueError(f"{who}: expected 'length_fn' to be a function (source, target) -> "
+                         f"length, e.g. model.edges.measure (got {type(length_fn).__name__}).")
+    if n == 0:
         return edge_index.new_empty(2, 0)
     if entry.records and records is None:
         raise ValueError(f"Grow rule '{entry.name}' needs attention records (a recorded forward "
                          f"and backward pass).")
     inputs = GrowInputs(edge_index, pos, rng, period, length_fn, records, tree)
-    return entry(inputs, n, **settings)
+    add = entry(inputs, n, **settings)
+    if not isinstance(add, Tensor) or add.dim() != 2 or add.size(0) != 2 or add.size(1) > n:
+        got = list(add.shape) if isinstance(add, Tensor) else type(add).__name__
+        raise ValueError(f"The grow rule '{entry.name}' returned {got}; a grow rule must return "
+                         f"at most n = {n} new edges, a tensor of shape [2, <= {n}].")
+    if add.numel():
+        check_edge_index(add, N, f"the edges grow rule '{entry.name}' returned")
+        if (add[0] == add[1]).any():
+            raise ValueError(f"The grow rule '{entry.name}' returned self-edges (e.g. column "
+                             f"{int(add[0][add[0] == add[1]][0])}); a grow rule proposes "
+                             f"edges between different columns.")
+    return add
 
 
 def _uniform_targets(inputs: GrowInputs, n: int, sources: str, lam: float = 1.0) -> Tensor:
@@ -203,6 +285,7 @@ def grow_random(inputs: GrowInputs, n: int) -> Tensor:
 @register_grow("geometric")
 def grow_geometric(inputs: GrowInputs, n: int, *, lam: float = 1.0) -> Tensor:
     """Uniform targets, sources by the exponential distance rule with scale ``lam``."""
+    _check_lam(lam, "grow rule 'geometric'")
     return _uniform_targets(inputs, n, "edr", lam)
 
 
@@ -214,6 +297,7 @@ def _gradient_growth(inputs: GrowInputs, n: int, lam: float, pool: int,
                                           inputs.period, inputs.tree)
     N = pos.size(0)
     check_pool(pool, N)
+    _check_lam(lam, "the gradient grow rules")
     if pool >= N - 1:
         cand = _all_non_edges(edge_index, N)
     else:

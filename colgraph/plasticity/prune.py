@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.utils import softmax
@@ -36,7 +37,76 @@ from ..geometry import hops_from, rank_within_target
 from .registry import RuleRegistry
 
 __all__ = ["PRUNE_CRITERIA", "PruneInputs", "register_prune", "prune_scores", "select_prune",
-           "reachability_edges", "rank_within_target"]
+           "reachability_edges", "rank_within_target", "check_count", "check_edge_index",
+           "check_per_edge", "check_columns"]
+
+# ------------------------------------------------------------------ boundary checks
+# The operators are public: what they are given is checked here, with errors that say what
+# was expected, what arrived and how to fix it (never an IndexError deep inside).
+def check_count(value, name: str, who: str, low: int = 0) -> int:
+    """``value`` as an int ``>= low`` (an int, a numpy int or a 0-d integer tensor)."""
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.is_floating_point() \
+            and value.dtype != torch.bool:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{who}: expected '{name}' to be an integer >= {low} (got {value!r}).")
+    return int(value)
+
+
+def check_edge_index(edge_index, num_columns, who: str) -> int:
+    """Check ``edge_index [2, E]`` (integer, values in ``[0, num_columns)``); returns ``E``."""
+    check_count(num_columns, "num_columns", who, low=1)
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        shape = list(edge_index.shape) if isinstance(edge_index, Tensor) else \
+            type(edge_index).__name__
+        raise ValueError(f"{who}: expected 'edge_index' to be a tensor of shape [2, E] (got "
+                         f"{shape}). Pass the sheet's edges (model.edges.index) or transpose "
+                         f"your edge list.")
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise ValueError(f"{who}: expected 'edge_index' to hold integer column ids (got "
+                         f"{edge_index.dtype}). Use edge_index.long().")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_columns):
+        raise ValueError(f"{who}: expected 'edge_index' values in [0, {num_columns - 1}] for "
+                         f"num_columns={num_columns} (got min {int(edge_index.min())}, max "
+                         f"{int(edge_index.max())}). Pass the number of columns of the sheet "
+                         f"the edges belong to.")
+    return edge_index.size(1)
+
+
+def check_per_edge(values, E: int, name: str, who: str, dtype: str = "real") -> Tensor:
+    """Check a per-edge tensor ``[E]``: ``dtype`` ``"real"`` (floating or integer, no NaN) or
+    ``"bool"``."""
+    if not isinstance(values, Tensor) or values.shape != (E,):
+        shape = list(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(f"{who}: expected '{name}' to be a tensor of shape [{E}] (one value "
+                         f"per edge of edge_index), got {shape}.")
+    if dtype == "bool":
+        if values.dtype != torch.bool:
+            raise ValueError(f"{who}: expected '{name}' to be a bool mask (got {values.dtype}).")
+        return values
+    if values.dtype == torch.bool or values.is_complex():
+        raise ValueError(f"{who}: expected real-valued '{name}' (got {values.dtype}).")
+    if values.is_floating_point() and torch.isnan(values).any():
+        bad = torch.isnan(values).nonzero().flatten()
+        raise ValueError(f"{who}: '{name}' holds NaN at {bad.numel()} edge(s) (e.g. edge "
+                         f"{int(bad[0])}): the ranking would be arbitrary. A NaN comes from a "
+                         f"diverged model or NaN inputs of the criterion.")
+    return values
+
+
+def check_columns(ids, num_columns: int, name: str, who: str) -> Tensor:
+    """Check a non-empty 1-D integer tensor of column ids in ``[0, num_columns)``."""
+    if not isinstance(ids, Tensor) or ids.dim() != 1 or ids.numel() == 0 or \
+            ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        got = f"{list(ids.shape)} {ids.dtype}" if isinstance(ids, Tensor) else type(ids).__name__
+        raise ValueError(f"{who}: expected '{name}' to be a non-empty 1-D integer tensor of "
+                         f"column ids (got {got}), e.g. model.input_index.")
+    if int(ids.min()) < 0 or int(ids.max()) >= num_columns:
+        raise ValueError(f"{who}: expected '{name}' in [0, {num_columns - 1}] for "
+                         f"num_columns={num_columns} (got min {int(ids.min())}, max "
+                         f"{int(ids.max())}).")
+    return ids
+
 
 PRUNE_CRITERIA = RuleRegistry("prune criterion")  # name -> Rule
 register_prune = PRUNE_CRITERIA.register
@@ -93,8 +163,26 @@ def prune_scores(criterion: str | Callable[..., Tensor], edge_index: Tensor, num
         [0.5, 0.25, 1.0]
     """
     rule = PRUNE_CRITERIA.lookup(criterion)
+    who = f"prune_scores('{rule.name}')"
+    E = check_edge_index(edge_index, num_columns, who)
+    for name, value in (("attention", attention), ("length", length)):
+        if value is not None:
+            check_per_edge(value, E, name, who)
+    if bias is not None and (not isinstance(bias, Tensor) or bias.dim() not in (2, 3)
+                             or bias.size(-2) != E):
+        shape = list(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
+        raise ValueError(f"{who}: expected 'bias' of shape [E, H] or [S, E, H] with E = {E} "
+                         f"(got {shape}).")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"{who}: expected 'generator' to be a torch.Generator (got "
+                         f"{type(generator).__name__}).")
     inputs = PruneInputs(edge_index, num_columns, bias, attention, length, generator)
-    return rule(inputs, **settings)
+    score = rule(inputs, **settings)
+    if not isinstance(score, Tensor) or score.shape != (E,):
+        got = list(score.shape) if isinstance(score, Tensor) else type(score).__name__
+        raise ValueError(f"The prune criterion '{rule.name}' returned {got}; a criterion must "
+                         f"return one keep-score per edge, a tensor of shape [{E}].")
+    return check_per_edge(score, E, "score", who)
 
 
 @register_prune("attention")
@@ -117,6 +205,8 @@ def bias_score(inputs: PruneInputs) -> Tensor:
 @register_prune("wiring")
 def wiring_score(inputs: PruneInputs, *, p: float = 1.0) -> Tensor:
     """Attention per unit of wire, ``attention / length^p``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not np.isfinite(p):
+        raise ValueError(f"Prune criterion 'wiring': p must be a finite number (got {p!r}).")
     att = inputs.need("attention", "wiring").float()
     ln = inputs.need("length", "wiring").float()
     return att / ln.clamp_min(1e-12).pow(p)  # self-loops (length 0) are never pruned
@@ -141,9 +231,16 @@ def select_prune(score: Tensor, edge_index: Tensor, num_columns: int, n: int,
         >>> select_prune(torch.tensor([0.9, 0.1, 0.5, 0.4]), ei, 3, n=3).tolist()
         [True, False, True, False]
     """
-    E = edge_index.size(1)
-    if n < 0:
-        raise ValueError(f"Cannot prune a negative number of edges (got n={n}).")
+    who = "select_prune"
+    E = check_edge_index(edge_index, num_columns, who)
+    check_per_edge(score, E, "score", who)
+    n = check_count(n, "n", who)
+    if n > E:
+        raise ValueError(f"select_prune: cannot prune n={n} edges from {E} (n counts edges to "
+                         f"remove, at most E).")
+    min_in_degree = check_count(min_in_degree, "min_in_degree", who)
+    if protect is not None:
+        check_per_edge(protect, E, "protect", who, dtype="bool")
     removable = rank_within_target(edge_index[1], score, num_columns) >= min_in_degree
     if protect is not None:
         removable &= ~protect
@@ -165,6 +262,11 @@ def reachability_edges(edge_index: Tensor, num_columns: int, sources: Tensor,
     stays able to route input to output) while leaving every other edge free to prune.
     ``O(E)``; never an ``N x N`` matrix.
     """
+    who = "reachability_edges"
+    E = check_edge_index(edge_index, num_columns, who)
+    check_columns(sources, num_columns, "sources", who)
+    check_columns(sinks, num_columns, "sinks", who)
+    check_per_edge(score, E, "score", who)
     hops = hops_from(edge_index, num_columns, sources).to(edge_index.device)  # (N,)
     src, dst = edge_index
     tree = (hops[src] >= 0) & (hops[dst] == hops[src] + 1)  # edges one hop outward

@@ -19,6 +19,17 @@ from ..geometry.wiring import position_tree
 __all__ = ["add_columns", "refine_grid"]
 
 
+def _columnformer(model, who: str):
+    """The Columnformer of ``model`` (itself, or ``model.columnformer``), or a clear error."""
+    from ..model import Columnformer
+
+    cf = getattr(model, "columnformer", model)
+    if not isinstance(cf, Columnformer):
+        raise TypeError(f"{who}: expected a Columnformer or a model holding one "
+                        f"(.columnformer), got {type(model).__name__}.")
+    return cf
+
+
 def add_columns(model, pos: Tensor, wiring: Wiring | None = None,
                 areas: dict[str, Tensor] | None = None,
                 optimizer: torch.optim.Optimizer | None = None) -> dict[str, int]:
@@ -41,11 +52,34 @@ def add_columns(model, pos: Tensor, wiring: Wiring | None = None,
         >>> add_columns(model, torch.tensor([[0.5, 0.5], [1.5, 0.5]]))["columns"]
         18
     """
-    cf = getattr(model, "columnformer", model)
+    cf = _columnformer(model, "add_columns")
     edges = cf.edges
     edges.check()
     N = edges.num_columns
     pos = edges.check_new_positions(pos)
+    if wiring is not None and not callable(wiring):
+        raise ValueError(f"add_columns: expected 'wiring' to be a wiring rule such as "
+                         f"colgraph.geometry.knn(k=8), or None (got {type(wiring).__name__}).")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"add_columns: expected 'optimizer' to be a torch.optim.Optimizer or "
+                         f"None (got {type(optimizer).__name__}).")
+    if areas is not None:  # checked here: nothing may change before every input is right
+        if not isinstance(areas, dict):
+            raise ValueError(f"add_columns: expected 'areas' to be a dict area name -> indices "
+                             f"into pos (got {type(areas).__name__}).")
+        for name, idx in areas.items():
+            if name not in edges.areas:
+                raise ValueError(f"add_columns: unknown area {name!r}. This sheet has areas: "
+                                 f"{', '.join(sorted(edges.areas))}.")
+            idx = torch.as_tensor(idx)
+            if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool or \
+                    idx.dim() > 1:
+                raise ValueError(f"add_columns: area {name!r}: expected a 1-D list of integer "
+                                 f"indices into pos (got {list(idx.shape)} {idx.dtype}).")
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= pos.size(0)):
+                raise ValueError(f"add_columns: area {name!r}: indices into pos must be in "
+                                 f"[0, {pos.size(0) - 1}] (got min {int(idx.min())}, max "
+                                 f"{int(idx.max())}).")
     tree, _ = position_tree(edges.pos, edges.period)
     query = pos.detach().cpu().double().numpy()
     if edges.period is not None:
@@ -93,9 +127,9 @@ def refine_grid(model, area: str, factor: int = 2) -> Tensor:
         >>> refine_grid(model, "sheet").shape    # 5 x 5 lattice minus the 9 columns
         torch.Size([16, 2])
     """
-    cf = getattr(model, "columnformer", model)
-    if factor < 2:
-        raise ValueError(f"factor must be an integer >= 2 (got {factor}).")
+    cf = _columnformer(model, "refine_grid")
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2 (got {factor!r}).")
     pos = cf.edges.pos.detach().cpu()[cf.edges.area(area).cpu()].double()  # (n, D)
     lo, hi = pos.min(0).values, pos.max(0).values
     axes, spacing = [], None

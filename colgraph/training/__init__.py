@@ -4,10 +4,12 @@
   schedule -> state restored from ``train.resume`` / ``train.init_from`` -> hooks
   (:func:`assemble` returns a :class:`Run`);
 * :mod:`~colgraph.training.loop`: :func:`train`, the loop itself (forward, loss, backward,
-  the non-finite guard, update, hooks);
+  the non-finite guard, update, hooks; Ctrl-C saves at the batch boundary and raises
+  :class:`Interrupted`);
 * :mod:`~colgraph.training.hooks`: the step / epoch hook contract and the built-in hooks
   (logs, plasticity, sheet growth, progress, epoch callbacks, checkpoints, figures);
-* :mod:`~colgraph.training.state`: the run state (epoch, step, batch, skipped, RNG);
+* :mod:`~colgraph.training.state`: the run state (epoch, step, batch, skipped, the epoch's
+  sums so far, RNG);
 * :mod:`~colgraph.training.guard`, :mod:`~colgraph.training.optim`,
   :mod:`~colgraph.training.sources`, :mod:`~colgraph.training.evaluation`,
   :mod:`~colgraph.training.logs`: the named calls the loop makes.
@@ -18,8 +20,8 @@ by :mod:`colgraph.restore` (``load_model``, ``build_model``): import them from t
 from .assembly import Run, assemble
 from .evaluation import evaluate
 from .hooks import Hook
-from .loop import train
+from .loop import Interrupted, train
 from .optim import param_groups
 from .state import RunState
 
-__all__ = ["train", "evaluate", "Run", "assemble", "Hook", "RunState", "param_groups"]
+__all__ = ["train", "Interrupted", "evaluate", "Run", "assemble", "Hook", "RunState", "param_groups"]

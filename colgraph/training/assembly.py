@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, remove_stale_tmp
+from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, ensure_writable, remove_stale_tmp
 from ..config import check_geometry, to_container
 from ..data import Augment, DataSplits
 from ..distributed import Distributed
@@ -27,10 +27,10 @@ from ..tasks import Task
 from .evaluation import Totals, evaluate, smoothness_radius
 from .hooks import (CheckpointHook, EpochCallbacks, FiguresHook, GrowthHook, Hook, MetricsHook,
                     PlasticityHook, ProgressHook)
-from .logs import log
+from .logs import log, truncate_log
 from .optim import apply_optim_settings, build_optimizer
 from .sources import PRETRAINED, check_resume_geometry, init_from, load_sources
-from .state import RunState
+from .state import RunState, check_position
 
 __all__ = ["Run", "assemble", "resolve_device", "seed_everything"]
 
@@ -77,7 +77,6 @@ class Run:
     steps_per_epoch: int
     radius: float  # of the smoothness loss and measure
     hooks: list[Hook] = field(default_factory=list)
-    totals: Totals = field(default_factory=Totals)  # the current epoch's sums so far
     metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's
     start: float = field(default_factory=time.perf_counter)
 
@@ -85,6 +84,11 @@ class Run:
     def main(self) -> bool:
         """Rank 0: it logs, shows progress and writes every file."""
         return self.ranks.is_main
+
+    @property
+    def totals(self) -> Totals:
+        """The current epoch's sums so far (part of the run state)."""
+        return self.state.totals
 
     @property
     def checkpoint_path(self) -> Path:
@@ -102,13 +106,14 @@ class Run:
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint: config (with absolute file paths), geometry, model (its CURRENT
-        wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata."""
+        wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata.
+        A collective (the epoch's sums of every rank): call it on every rank."""
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
                 "geometry": self.geometry.state_dict(),
                 "geometry_fingerprint": self.geometry.fingerprint(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), **self.state.state_dict(),
+                "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
                 "plasticity": self.plasticity.state_dict() if self.plasticity else None,
                 "metrics": self.metrics, "task": self.model.spec()}
 
@@ -123,7 +128,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
                          f"over {ranks.world} processes: give at least one sample per process.")
     if ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable(run_dir)  # a read-only or full disk is refused before any work
     resume, source = load_sources(cfg)
     if train_cfg.freeze != "none" and plasticity_cfg.enabled:
         raise ValueError("train.freeze=sheet freezes the edge biases that plasticity=... "
@@ -147,6 +152,9 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(PRETRAINED))
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.train.batch_size)
+    if resume is not None:  # its counters, before they index anything
+        check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train),
+                       ("loss", *model.stats))
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
@@ -165,18 +173,20 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     if resume is not None:
         if plasticity is not None and resume.get("plasticity") is not None:
             plasticity.load_state_dict(resume["plasticity"])
-        state.load_state_dict(resume)  # position and random generators
+        state.load_state_dict(resume, ranks.is_main)  # position, sums, random generators
         if ranks.is_main:
             log.info(f"Resumed from {resume['path']} at epoch {state.epoch}, step "
                      f"{state.step} ({model.columnformer.edges.num_edges} edges).")
     state.done = cfg.train.max_steps is not None and state.step >= cfg.train.max_steps
+    ranks.reseed(cfg.train.seed, state.step)  # each rank its own dropout / augmentation masks
     run = Run(cfg=cfg, checked=checked, run_dir=run_dir, device=device, ranks=ranks,
               geometry=geometry, data=data, augment=augment, model=model,
               optimizer=optimizer, scheduler=scheduler, plasticity=plasticity, state=state,
               steps_per_epoch=steps_per_epoch,
               radius=smoothness_radius(cfg, model.columnformer.edge_length))
     if ranks.is_main:
-        _link_runs(run_dir, resume, run.say)
+        if _link_runs(run_dir, resume, run.say):  # the directory's logs are this run's
+            _truncate_logs(run, resume)
     run.hooks = default_hooks(run, callbacks, hooks)
     if ranks.is_main and remove_stale_tmp(run.checkpoint_path):
         run.say(f"Removed {run.checkpoint_path}.tmp, a partial checkpoint left by a crash "
@@ -220,16 +230,41 @@ def _absolute_paths(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
+def _truncate_logs(run: Run, resume: dict[str, Any]) -> None:
+    """The run directory's logs as if the run had never stopped: rows written after the
+    checkpoint (by a run killed before its next checkpoint) go, and so does a partial-epoch
+    row at the checkpoint's own position (where ``train.max_steps`` stopped the run), which
+    the epoch's full row will replace (the saved sums carry its batches)."""
+    step, epoch, batch = resume["step"], resume["epoch"], resume.get("batch", 0)
+    position = epoch + batch / run.steps_per_epoch if batch else epoch
+
+    def before(row: dict[str, str]) -> bool:
+        if row.get("step") and int(float(row["step"])) > step:
+            return False
+        at = float(row["epoch"])
+        return at < position or (at == position and not batch)
+
+    dropped = {name: truncate_log(run.run_dir / name, keep)
+               for name, keep in (("metrics.csv", before),
+                                  ("plasticity.csv", lambda r: int(r["step"]) <= step))}
+    if any(dropped.values()):
+        run.say("Dropped the log rows the resumed run writes anew (" + ", ".join(
+            f"{n} from {name}" for name, n in dropped.items() if n) + "): the logs continue "
+            f"from step {step} as if the run had never stopped.")
+
+
+def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> bool:
     """Keep a run directory's records one run's: resuming into a NEW directory starts its
     ``metrics.csv`` / ``plasticity.csv`` with the earlier run's rows and notes where it came
     from (``resumed_from.txt``); a directory that already holds another run's metrics is
-    appended to only with a warning."""
+    appended to only with a warning. Returns whether the directory's logs continue the
+    resumed run's (resumed in place, or copied here)."""
     import shutil
 
     source = Path(resume["path"]).parent if resume is not None else None
     same = source is not None and source.resolve() == run_dir.resolve()
-    if (run_dir / "metrics.csv").exists() and not same:
+    foreign = (run_dir / "metrics.csv").exists() and not same
+    if foreign:
         warnings.warn(f"{run_dir} already holds metrics.csv of another run: this run appends "
                       f"its rows to it. Use a fresh run directory (hydra.run.dir=...) to keep "
                       f"runs apart.", stacklevel=4)
@@ -240,3 +275,4 @@ def _link_runs(run_dir: Path, resume: dict[str, Any] | None, say: Any) -> None:
         (run_dir / "resumed_from.txt").write_text(
             f"{resume['path']}\nstep {resume['step']}, epoch {resume['epoch']}\n")
         say(f"Continuing {source} in {run_dir} (its metrics so far copied; resumed_from.txt).")
+    return source is not None and not foreign

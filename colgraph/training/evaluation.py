@@ -1,7 +1,7 @@
 """Sums over batches and the held-out evaluation of a run."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -34,14 +34,36 @@ class Totals:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.n += n
 
-    def means(self, prefix: str, ranks: Distributed | None = None) -> dict[str, float]:
-        """Means over the batches seen (on every rank, with ``ranks``)."""
-        sums, n = self.sums, self.n
+    def means(self, prefix: str, ranks: Distributed | None = None,
+              keys: Sequence[str] = ()) -> dict[str, float]:
+        """Means over the batches seen (on every rank, with ``ranks``). ``keys``: sums every
+        rank reduces even where it saw no batch (a rank with an empty share of the test
+        set still reaches the collective with the same values)."""
+        sums, n = {**dict.fromkeys(keys, 0.0), **self.sums}, self.n
         if ranks is not None and ranks.enabled:
             total = ranks.sum({**sums, "__n": n})
             n = total.pop("__n")
             sums = total
         return {f"{prefix}{k}": v / max(n, 1) for k, v in sums.items()}
+
+    def reduced(self, ranks: Distributed | None = None) -> "Totals":
+        """The sums over every rank (one all-reduce; every rank must call it)."""
+        out = Totals()
+        out.sums, out.n = dict(self.sums), self.n
+        if ranks is not None and ranks.enabled:
+            total = ranks.sum({**self.sums, "__n": self.n})
+            out.n = int(total.pop("__n"))
+            out.sums = total
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "n": self.n}
+
+    def load_state_dict(self, state: dict[str, Any], main: bool = True) -> None:
+        """Continue from saved (global) sums: on the main rank; the other ranks start from
+        zeros under the same keys (so their reductions match and the sums count once)."""
+        self.sums = {k: float(v) if main else 0.0 for k, v in state["sums"].items()}
+        self.n = int(state["n"]) if main else 0
 
 
 def smoothness_radius(cfg: Any, edge_length: torch.Tensor) -> float:
@@ -77,7 +99,8 @@ def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
             wiring_length(res.out.attention, edges.index, edges.length)),
             smoothness=topo["smoothness"], silent=float(act.silent.mean()),
             active_columns=float(act.active.mean()))
-    m = totals.means("test_", ranks)
+    keys = ("loss", *model.stats, "wiring_length", "smoothness", "silent", "active_columns")
+    m = totals.means("test_", ranks, keys)
     extra = ("test_loss", "test_wiring_length", "test_smoothness", "test_silent",
              "test_active_columns")
     return {**{k: v for k, v in m.items() if k not in extra}, "test_loss": m["test_loss"],

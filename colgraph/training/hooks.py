@@ -194,7 +194,8 @@ class CheckpointHook(Hook):
     """The run's checkpoint (:meth:`Run.state_dict`), written atomically by rank 0 at
     every epoch's end, where ``train.max_steps`` stops the run, and every ``every`` steps
     within an epoch (``train.checkpoint_every``; 0: never within). A model holding a
-    non-finite tensor is never written: the last good checkpoint stays."""
+    non-finite tensor is never written: the last good checkpoint stays. :meth:`save` runs
+    on every rank (the epoch's sums in the run state are reduced over the ranks)."""
 
     def __init__(self, every: int = 0) -> None:
         self.every = every
@@ -214,8 +215,9 @@ class CheckpointHook(Hook):
             raise FloatingPointError(
                 f"Not writing a checkpoint at step {run.state.step}: parameter {bad}. "
                 f"{last_good(run)} Lower optim.lr or set optim.grad_clip.")
+        state = run.state_dict()  # on every rank: the epoch's sums are reduced over them
         if run.main:
-            save_checkpoint(run.checkpoint_path, run.state_dict())
+            save_checkpoint(run.checkpoint_path, state)
 
 
 def last_good(run: "Run") -> str:

@@ -12,9 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["log", "console_logging", "CsvLog", "TensorBoard", "metrics_schema", "epoch_line"]
+__all__ = ["log", "console_logging", "CsvLog", "TensorBoard", "metrics_schema", "epoch_line",
+           "truncate_log"]
 
 log = logging.getLogger("colgraph")  # hydra's job logging puts it in <run dir>/train.log
 
@@ -115,6 +116,38 @@ class CsvLog:
             w.writerows(rows)
         if mode == "w":
             os.replace(path, self.path)
+
+
+def truncate_log(path: str | os.PathLike, keep: Callable[[dict[str, str]], bool]) -> int:
+    """Keep the rows of the CSV log ``path`` that ``keep`` accepts (a row it cannot read,
+    e.g. the torn last line of a process killed mid-write, is dropped), rewritten atomically;
+    returns how many rows went.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "m.csv"
+        >>> _ = path.write_text(chr(10).join(["step,loss", "1,0.5", "2,0.4", "3,0."]))
+        >>> truncate_log(path, lambda row: int(row["step"]) <= 2)
+        1
+        >>> path.read_text().splitlines()
+        ['step,loss', '1,0.5', '2,0.4']
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+
+    def readable(row: dict[str, str]) -> bool:
+        try:
+            return None not in row.values() and bool(keep(row))
+        except (TypeError, ValueError, KeyError):
+            return False
+
+    kept = [r for r in rows if readable(r)]
+    if len(kept) < len(rows) or not path.read_text().endswith("\n"):
+        CsvLog(path)._write(kept, "w")
+    return len(rows) - len(kept)
 
 
 class TensorBoard:

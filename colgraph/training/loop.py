@@ -9,11 +9,15 @@ is a hook (:mod:`colgraph.training.hooks`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -22,12 +26,16 @@ from ..data import iterate_batches
 from ..distributed import Distributed
 from ..objectives import total_loss
 from .assembly import Run, assemble, resolve_device
-from .evaluation import Totals
 from .guard import check_and_clip
-from .hooks import Hook, last_good
+from .hooks import CheckpointHook, Hook, last_good
 from .logs import console_logging, epoch_line, log
 
-__all__ = ["train"]
+__all__ = ["train", "Interrupted"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run at a batch boundary, after saving a checkpoint there;
+    the message says how to resume."""
 
 
 def train(cfg: Any, run_dir: str | os.PathLike = ".",
@@ -61,23 +69,29 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
         # every line twice
         with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
             run = assemble(cfg, checked, Path(run_dir), device, ranks, callbacks, hooks)
-            return loop(run)
+            with _catch_sigint(not ranks.enabled) as interrupt:
+                return loop(run, interrupt)
     finally:
         ranks.close()
 
 
-def loop(run: Run) -> dict[str, Any]:
-    """Train until ``train.epochs`` or ``train.max_steps``; return the final metrics."""
+def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Train until ``train.epochs`` or ``train.max_steps``; return the final metrics. When
+    ``interrupt()`` says so at a batch boundary, save a checkpoint there and raise
+    :class:`Interrupted`."""
     cfg, state, model, ranks = run.cfg, run.state, run.model, run.ranks
     net = ranks.wrap(model)  # the forward pass; everything else reaches into `model`
     while state.epoch < cfg.train.epochs and not state.done:
         model.train()
-        run.totals = Totals()
+        if not state.batch:  # else resumed mid-epoch: the sums so far are restored
+            state.new_epoch()
         gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + state.epoch)
         batches = iterate_batches(run.data.x_train, run.data.y_train, cfg.train.batch_size,
                                   shuffle=True, generator=gen, start=state.batch)
         _call(run, "epoch_start")
         for xb, yb in batches:
+            if interrupt():
+                _stop_interrupted(run)
             state.batch += 1
             if len(xb) < ranks.world:  # a last global batch too small to split: dropped
                 continue
@@ -110,6 +124,8 @@ def loop(run: Run) -> dict[str, Any]:
         _call(run, "epoch_end", run.metrics)
         if state.batch:
             break
+    if interrupt():
+        run.say("Ctrl-C came after the last batch: the run finishes.")
     if "wiring_length" not in run.metrics:
         run.metrics.update(run.evaluate())
     run.metrics["checkpoint"] = str(run.checkpoint_path)
@@ -128,18 +144,77 @@ def _call(run: Run, event: str, *args: Any) -> None:
 
 def _skip(run: Run, reason: str, xb: torch.Tensor) -> None:
     """A batch whose loss or gradient is not finite: stop with the cause, or skip it
-    (``train.skip_nonfinite``)."""
+    (``train.skip_nonfinite``), unless more than ``train.max_skipped_fraction`` of the
+    epoch's batches have been skipped: a run that diverged is stopped, not finished."""
+    s, train_cfg = run.state, run.cfg.train
     cause = ("the batch holds non-finite inputs (check the data)"
              if not bool(torch.isfinite(xb).all()) else "Lower optim.lr or set optim.grad_clip")
-    if not run.cfg.train.skip_nonfinite:
-        raise FloatingPointError(f"At step {run.state.step} {reason}: {cause}. "
+    if not train_cfg.skip_nonfinite:
+        raise FloatingPointError(f"At step {s.step} {reason}: {cause}. "
                                  f"{last_good(run)} train.skip_nonfinite=true skips such "
                                  f"batches instead.")
-    run.state.skipped += 1
+    s.skipped += 1
+    s.epoch_skipped += 1
     run.optimizer.zero_grad(set_to_none=True)
+    allowed = train_cfg.max_skipped_fraction * run.steps_per_epoch
+    if s.epoch_skipped > allowed:
+        raise FloatingPointError(
+            f"Stopped at step {s.step}: {s.epoch_skipped} of the first {s.batch} batches of "
+            f"epoch {s.epoch + 1} were skipped for a non-finite loss or gradient (the last: "
+            f"{reason}), more than train.max_skipped_fraction={train_cfg.max_skipped_fraction} "
+            f"of its {run.steps_per_epoch} batches allows: the run is diverging. {cause}. "
+            f"{last_good(run)} (train.max_skipped_fraction=1 never stops.)")
     _call(run, "skipped", reason)
-    run.say(f"step {run.state.step}: skipped a batch ({reason}); {run.state.skipped} skipped "
-            f"so far")
+    run.say(f"step {s.step}: skipped a batch ({reason}); {s.skipped} skipped so far")
+
+
+@contextlib.contextmanager
+def _catch_sigint(enabled: bool = True) -> Iterator[Callable[[], bool]]:
+    """Within: Ctrl-C (SIGINT) is noted, and the loop stops at the next batch boundary
+    (:func:`_stop_interrupted`); a second Ctrl-C stops at once. Yields the question "was
+    it pressed?". Only in the main thread of a single process (several processes would
+    have to agree on the batch; there Ctrl-C stops as Python's default does)."""
+    pressed = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        log.warning("Ctrl-C: stopping after this batch with a checkpoint (again to stop at "
+                    "once, without one).")
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_interrupted(run: Run) -> None:
+    """Save a checkpoint at the current batch boundary and say how to continue."""
+    s = run.state
+    next(h for h in run.hooks if isinstance(h, CheckpointHook)).save(run)
+    raise Interrupted(f"Interrupted (Ctrl-C) at step {s.step}, after batch {s.batch} of "
+                      f"{run.steps_per_epoch} of epoch {s.epoch + 1}: saved "
+                      f"{run.checkpoint_path}. Resume with\n  {resume_command(run)}")
+
+
+def resume_command(run: Run) -> str:
+    """The command line that continues ``run`` in its directory: the run's own overrides
+    (under hydra; else "your settings") with ``train.resume`` and ``hydra.run.dir``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    ours = ("train.resume", "hydra.run.dir")
+    args = ([a for a in HydraConfig.get().overrides.task
+             if a.split("=")[0].lstrip("+~") not in ours]
+            if HydraConfig.initialized() else ["<your settings>"])
+    args += [f"train.resume={run.checkpoint_path.resolve()}",
+             f"hydra.run.dir={run.run_dir.resolve()}"]
+    return "python -m colgraph train " + " ".join(
+        a if a == "<your settings>" else shlex.quote(a) for a in args)
 
 
 def _epoch_metrics(run: Run) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, require_keys
 from ..config import to_container
 from ..geometry import Geometry, build_geometry
 from ..model import ColumnformerConfig
+from ..restore import checkpoint_config
 from ..tasks import TASKS, Task, task_class
 
 __all__ = ["PRETRAINED", "load_sources", "check_resume_geometry", "architecture_differences",
@@ -17,13 +18,19 @@ __all__ = ["PRETRAINED", "load_sources", "check_resume_geometry", "architecture_
 
 PRETRAINED = ("encoder.", "columnformer.")  # what train.init_from carries over / freeze fixes
 ARCHITECTURE_TASK_KEYS = ("name", "patch_size", "window", "decoder_area")
+# what each use reads of a checkpoint
+RESUME_KEYS = ("config", "geometry", "geometry_fingerprint", "model", "optimizer", "scheduler",
+               "epoch", "step")
+INIT_KEYS = ("config", "geometry", "geometry_fingerprint", "model", "task")
 
 
 def load_sources(cfg: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The checkpoints of ``train.resume`` and ``train.init_from`` (``None`` when unset; a
     resumed run ignores ``init_from``), each refused when it cannot serve: a weights-only
     export cannot be resumed, a checkpoint of other model settings neither, an
-    ``init_from`` source must read the same kind of samples on the same sheet."""
+    ``init_from`` source must read the same kind of samples on the same sheet. The config
+    each was trained with is validated (the groups read here: see
+    :func:`colgraph.restore.checkpoint_config`) and stored back, old keys renamed."""
     resume = load_checkpoint(cfg.train.resume) if cfg.train.resume else None
     if resume is not None and resume.get("weights_only"):
         raise ValueError(f"train.resume={cfg.train.resume} is a weights-only export (no "
@@ -32,8 +39,18 @@ def load_sources(cfg: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None
     source = (load_checkpoint(cfg.train.init_from)
               if cfg.train.init_from and resume is None else None)
     if source is not None:
+        require_keys(source, INIT_KEYS, "start a run from its weights (train.init_from)")
+        source["config"] = checkpoint_config(source, ("model",))
         check_init_source(source, cfg)
     if resume is not None:
+        require_keys(resume, RESUME_KEYS, "resume a run (train.resume)")
+        resume["config"] = checkpoint_config(resume, ("model", "task", "optim"))
+        train = resume["config"].get("train")
+        batch_size = train.get("batch_size") if isinstance(train, dict) else None
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValueError(f"{resume['path']}: the checkpoint's config has a problem: "
+                             f"train.batch_size must be an integer >= 1 (got {batch_size!r}). "
+                             f"Was the file edited?")
         differ = architecture_differences(resume["config"], cfg)
         if differ:
             raise ValueError(f"Cannot resume from {resume['path']}: it was trained with other "

@@ -129,7 +129,7 @@ def test_bad_arguments():
     G = two_area_sheet()
     with pytest.raises(ValueError, match=r"edge_fraction must be in \(0, 1\]"):
         small_world(G, edge_fraction=1.5)
-    with pytest.raises(ValueError, match="n_null must be >= 0"):
+    with pytest.raises(ValueError, match="n_null must be an integer >= 0"):
         modularity(G, n_null=-1)
 
 

@@ -56,8 +56,8 @@ def test_length_attribute_wins_over_positions():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (nx.DiGraph(), r"compare needs graphs with edges, got 0 node"),
-    (nx.empty_graph(5, create_using=nx.DiGraph), r"got 5 node\(s\) and 0 edge"),
+    (nx.DiGraph(), r"Cannot analyse a connectome of 0 column\(s\) and 0 edge"),
+    (nx.empty_graph(5, create_using=nx.DiGraph), r"of 5 column\(s\) and 0 edge\(s\) between"),
 ])
 def test_graphs_without_edges_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -68,12 +68,12 @@ def test_graphs_without_edges_are_refused(bad, match):
 def test_bad_weights_are_refused(w):
     G = ring()
     G.edges[0, 1]["weight"] = w
-    with pytest.raises(ValueError, match=r"Edge weights must be finite and >= 0 \(1 are not"):
+    with pytest.raises(ValueError, match=r"Expected finite edge 'weight' values >= 0, but 1 are not \(e.g. 0 -> 1"):
         compare(G, ring())
 
 
 def test_names_must_differ():
-    with pytest.raises(ValueError, match=r"names must be two different labels"):
+    with pytest.raises(ValueError, match=r"names must be two different, non-empty string labels"):
         compare(ring(), ring(), names=("a", "a"))
 
 

@@ -55,7 +55,7 @@ def test_threshold_top_k_and_steps(model):
     G1 = to_networkx(model, loader=tokens(), steps=1)
     e = next(iter(G1.edges(data=True)))[2]
     assert e["weight"] == e["attention_t1"]
-    with pytest.raises(ValueError, match="top_k must be >= 1"):
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
         to_networkx(model, top_k=0)
     with pytest.raises(ValueError, match="steps must be 'mean' or a step index"):
         to_networkx(model, loader=tokens(), steps=5)

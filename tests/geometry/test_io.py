@@ -109,6 +109,10 @@ def test_read_csv(tmp_path):
         read_geometry(tmp_path / "bad.csv", coords=tmp_path / "nodes.csv")
     with pytest.raises(ValueError, match="needs a coordinates CSV"):
         read_geometry(tmp_path / "edges.csv")
+    nx.write_graphml(two_node_graph(), tmp_path / "g.graphml")
+    with pytest.raises(ValueError, match=r"goes with an edge-list CSV only; g.graphml holds its "
+                                         r"own positions. Unset geometry.coords"):
+        read_geometry(tmp_path / "g.graphml", coords=tmp_path / "nodes.csv")  # was ignored
 
 
 def test_read_errors(tmp_path):
@@ -154,6 +158,12 @@ def test_mesh_errors():
         from_mesh(verts, faces + 100)
     with pytest.raises(ValueError, match=r"faces \[F, 3\]"):
         from_mesh(verts, faces[:, :2])
+    with pytest.raises(ValueError, match=r"integer column indices in faces, got 2.5"):
+        from_mesh(verts, np.where(faces == 2, 2.5, faces))  # was truncated to vertex 2
+    bad = verts.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"'pos' has NaN/inf at columns \[3\]"):
+        from_mesh(bad, faces)
 
 
 def test_with_wiring_keeps_the_sheet_and_adds_edges():
@@ -247,3 +257,35 @@ def test_one_function_called_to_networkx():
     assert not hasattr(colgraph.geometry, "to_networkx")
     assert not hasattr(colgraph.geometry, "to_pyg")
     assert callable(colgraph.connectome.to_networkx)
+
+
+def test_valid_files_read_exactly_as_before(tmp_path):
+    """The stricter readers change nothing on valid files: the shipped example and files
+    written by write_geometry give the same sheets, bit for bit (prints taken before the
+    checks were added)."""
+    import hashlib
+    from pathlib import Path
+
+    from colgraph.geometry import grid, stack, torus, write_geometry
+
+    example = Path(__file__).parents[2] / "examples" / "two_areas.graphml"
+    geo = read_geometry(example)
+    assert geo.fingerprint() == "417585dbc825520c"
+    assert hashlib.sha1(geo.edge_length.numpy().tobytes()).hexdigest()[:10] == "85ac05169d"
+    assert geo.labels[:2] == ["V1-r0c0", "V1-r0c1"]
+    sheets = {"stack": (stack([4, 2], wiring=knn(5)), "ad684cdfbedd4cad"),
+              "grid": (grid(5, wiring=knn(4)), "8a197b75b4d01adf"),
+              "sphere": (sphere(30, wiring=knn(4)), "b46ae845e7c71204"),
+              "torus": (torus(4, wiring=knn(4)), "f8bba2e89c0b4f5d")}
+    sheets["stack"][0].input_map = torch.cat([torch.arange(16).flip(0), torch.full((4,), -1)])
+    for name, (sheet, print_) in sheets.items():
+        assert sheet.fingerprint() == print_, name
+        for suffix in (".graphml", ".gml", ".csv"):
+            path = write_geometry(sheet, tmp_path / f"{name}{suffix}")
+            back = read_geometry(path, coords=str(tmp_path / f"{name}_nodes.csv")
+                                 if suffix == ".csv" else None)
+            assert back.fingerprint() == print_, (name, suffix)
+            assert torch.equal(back.edge_length, sheet.edge_length), (name, suffix)
+            assert back.labels == [str(i) for i in range(sheet.num_columns)]
+            if sheet.input_map is not None:
+                assert torch.equal(back.input_map, sheet.input_map)

@@ -185,3 +185,105 @@ def test_small_isolated_sheets_do_not_loop_forever():
     geo = from_coords(torch.rand(5, 2), knn(4))  # complete: no absent edge exists
     add = grow_edges("random", 3, geo.edge_index, geo.pos, rng=np.random.default_rng(0))
     assert add.size(1) == 0
+
+
+# ------------------------------------------------------------- boundary checks (issue 21)
+@pytest.mark.parametrize("case, match", [
+    ("pos_short", r"grow_edges\('random'\): expected 'edge_index' values in \[0, 3\] for "
+                  r"num_columns=4"),
+    ("pos_1d", r"expected 'pos' to be a floating tensor of shape \[N, D\] .* got \[16\]"),
+    ("pos_int", r"expected 'pos' to be a floating tensor .* torch.int64"),
+    ("pos_nan", r"'pos' holds NaN/inf at 1 column\(s\) \(e.g. \[2\]\)"),
+    ("edges_out_of_range", r"values in \[0, 15\] for num_columns=16 \(got min 100"),
+    ("edges_negative", r"\(got min -1"),
+    ("edges_3_rows", r"shape \[2, E\] \(got \[3, 64\]\)"),
+    ("n_negative", r"expected 'n' to be an integer >= 0 \(got -3\)"),
+    ("n_float", r"expected 'n' to be an integer >= 0 \(got 2.5\)"),
+    ("rng_int", r"expected 'rng' to be a numpy Generator \(got int\)"),
+    ("period_short", r"expected 'period' to hold one finite box size > 0 per dimension \(2\), "
+                     r"got \[1.0\]"),
+    ("period_zero", r"got \[4.0, 0.0\]"),
+    ("length_fn", r"expected 'length_fn' to be a function"),
+    ("lam_negative", r"grow rule 'geometric': lam must be a finite number > 0 \(got -1.0\)"),
+    ("lam_nan", r"lam must be a finite number > 0 \(got nan\)"),
+])
+def test_grow_edges_refuses_bad_inputs(case, match):
+    geo = grid(4, wiring=knn(4))
+    ei, pos = geo.edge_index, geo.pos
+    nan = pos.clone()
+    nan[2, 0] = float("nan")
+    rule, n, kwargs = "random", 5, dict(rng=np.random.default_rng(0))
+    args = {"edge_index": ei, "pos": pos}
+    change = {
+        "pos_short": {"pos": pos[:4]}, "pos_1d": {"pos": pos[:, 0]},
+        "pos_int": {"pos": pos.long()}, "pos_nan": {"pos": nan},
+        "edges_out_of_range": {"edge_index": ei + 100}, "edges_negative": {"edge_index": ei - 1},
+        "edges_3_rows": {"edge_index": torch.cat([ei, ei[:1]])},
+        "n_negative": {"n": -3}, "n_float": {"n": 2.5}, "rng_int": {"rng": 0},
+        "period_short": {"period": torch.tensor([1.0])},
+        "period_zero": {"period": torch.tensor([4.0, 0.0])},
+        "length_fn": {"length_fn": 3}, "lam_negative": {"lam": -1.0, "rule": "geometric"},
+        "lam_nan": {"lam": float("nan"), "rule": "geometric"},
+    }[case]
+    rule = change.pop("rule", rule)
+    n = change.pop("n", n)
+    for k in ("edge_index", "pos"):
+        if k in change:
+            args[k] = change.pop(k)
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=match):
+        grow_edges(rule, n, args["edge_index"], args["pos"], **kwargs)
+
+
+def test_grow_edges_checks_what_a_rule_returns():
+    geo = grid(4, wiring=knn(4))
+    rng = np.random.default_rng(0)
+    for bad, match in [(lambda inputs, n: torch.zeros(3, 1, dtype=torch.long),
+                        r"returned \[3, 1\]; a grow rule must return at most n = 2"),
+                       (lambda inputs, n: torch.tensor([[0, 1, 2], [3, 4, 5]]),
+                        r"returned \[2, 3\]"),
+                       (lambda inputs, n: torch.tensor([[0], [99]]),
+                        r"the edges grow rule '<lambda>' returned: expected 'edge_index' values "
+                        r"in \[0, 15\]"),
+                       (lambda inputs, n: torch.tensor([[4], [4]]),
+                        r"returned self-edges \(e.g. column 4\)")]:
+        with pytest.raises(ValueError, match=match):
+            grow_edges(bad, 2, geo.edge_index, geo.pos, rng=rng)
+
+
+def test_grow_edges_asking_for_more_than_exists_gives_what_exists():
+    geo = grid(4, wiring=knn(4))  # 16 * 15 possible edges, 64 exist: 176 absent
+    add = grow_edges("random", 10_000, geo.edge_index, geo.pos, rng=np.random.default_rng(0))
+    assert add.size(1) == 176  # documented: at most n
+
+
+@pytest.mark.parametrize("need, match", [
+    (np.ones(3, int), r"expected 'need' to be 16 integers >= 0 .* got shape \[3\]"),
+    (-np.ones(16, int), r"min -1"),
+    (np.full(16, 0.5), r"float64"),
+])
+def test_sample_candidates_refuses_bad_needs(need, match):
+    geo = grid(4, wiring=knn(4))
+    with pytest.raises(ValueError, match=r"sample_candidates: .*" + match):
+        sample_candidates(geo.edge_index, geo.pos, need, "uniform", np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"lam must be a finite number > 0 \(got 0.0\)"):
+        sample_candidates(geo.edge_index, geo.pos, np.ones(16, int), "edr",
+                          np.random.default_rng(0), lam=0.0)
+
+
+def test_gradient_scores_refuses_mismatched_records():
+    N = 16
+    ok = {"v": torch.zeros(N, 2), "out": torch.zeros(N, 2), "grad": torch.zeros(N, 2)}
+    with pytest.raises(ValueError, match=r"gradient_scores: expected 'edge_index' values in "
+                                         r"\[0, 15\] for num_columns=16 \(got min 0, max 99\)"):
+        gradient_scores([ok], torch.tensor([[99], [0]]), N)
+    with pytest.raises(ValueError, match=r"record 0's 'v', 'out' and 'grad' to be tensors of one "
+                                         r"shape \[N, F\] with N = 16 \(got \{'v': \(3, 2\)"):
+        gradient_scores([{**ok, "v": torch.zeros(3, 2)}], torch.tensor([[1], [0]]), N)
+    with pytest.raises(ValueError, match=r"record 0 is dict with keys \['out', 'v'\]"):
+        gradient_scores([{"v": ok["v"], "out": ok["out"]}], torch.tensor([[1], [0]]), N)
+    with pytest.raises(ValueError, match=r"The candidate pool must be an integer >= 1 per "
+                                         r"column \(got 2.5\)"):
+        from colgraph.plasticity.grow import check_pool
+
+        check_pool(2.5, N)

@@ -1,5 +1,6 @@
 from dataclasses import fields
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -119,5 +120,120 @@ def test_reachability_tree_keeps_every_output_as_close(n, k, seed):
 
 def test_select_prune_rejects_negative_counts():
     geo = grid(3, wiring=knn(2))
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"select_prune: expected 'n' to be an integer >= 0 "
+                                         r"\(got -1\)"):
         select_prune(torch.rand(geo.num_edges), geo.edge_index, 9, -1)
+
+
+# ------------------------------------------------------------- boundary checks (issue 21)
+def _sheet():
+    geo = grid(4, wiring=knn(4))
+    return geo, geo.num_columns, geo.num_edges, geo.edge_index
+
+
+@pytest.mark.parametrize("case, match", [
+    ("score_short", r"select_prune: expected 'score' to be a tensor of shape \[64\] .* got \[5\]"),
+    ("score_long", r"expected 'score' to be a tensor of shape \[64\] .* got \[69\]"),
+    ("score_2d", r"got \[64, 1\]"),
+    ("score_numpy", r"got ndarray"),
+    ("score_nan", r"'score' holds NaN at 1 edge\(s\) \(e.g. edge 7\)"),
+    ("score_bool", r"expected real-valued 'score'"),
+    ("columns_small", r"expected 'edge_index' values in \[0, 2\] for num_columns=3 "
+                      r"\(got min 0, max 15\)"),
+    ("columns_zero", r"expected 'num_columns' to be an integer >= 1 \(got 0\)"),
+    ("edges_3_rows", r"expected 'edge_index' to be a tensor of shape \[2, E\] \(got \[3, 64\]\)"),
+    ("edges_negative", r"values in \[0, 15\] for num_columns=16 \(got min -1"),
+    ("edges_float", r"integer column ids \(got torch.float32\)"),
+    ("n_too_many", r"cannot prune n=65 edges from 64"),
+    ("n_float", r"expected 'n' to be an integer >= 0 \(got 2.5\)"),
+    ("n_bool", r"expected 'n' to be an integer >= 0 \(got True\)"),
+    ("min_in_degree", r"expected 'min_in_degree' to be an integer >= 0 \(got -1\)"),
+    ("protect_short", r"expected 'protect' to be a tensor of shape \[64\]"),
+    ("protect_float", r"expected 'protect' to be a bool mask \(got torch.float32\)"),
+])
+def test_select_prune_refuses_bad_inputs(case, match):
+    geo, N, E, ei = _sheet()
+    score = torch.rand(E)
+    nan = score.clone()
+    nan[7] = float("nan")
+    args = dict(score=score, edge_index=ei, num_columns=N, n=5)
+    args.update({
+        "score_short": {"score": score[:5]}, "score_long": {"score": torch.rand(E + 5)},
+        "score_2d": {"score": score[:, None]}, "score_numpy": {"score": score.numpy()},
+        "score_nan": {"score": nan}, "score_bool": {"score": score > 0.5},
+        "columns_small": {"num_columns": 3}, "columns_zero": {"num_columns": 0},
+        "edges_3_rows": {"edge_index": torch.cat([ei, ei[:1]])},
+        "edges_negative": {"edge_index": ei - 1}, "edges_float": {"edge_index": ei.float()},
+        "n_too_many": {"n": E + 1}, "n_float": {"n": 2.5}, "n_bool": {"n": True},
+        "min_in_degree": {"min_in_degree": -1},
+        "protect_short": {"protect": torch.zeros(3, dtype=torch.bool)},
+        "protect_float": {"protect": torch.zeros(E)},
+    }[case])
+    with pytest.raises(ValueError, match=match):
+        select_prune(**args)
+
+
+def test_select_prune_takes_integer_likes_and_keeps_its_results():
+    geo, N, E, ei = _sheet()
+    score = torch.rand(E, generator=torch.Generator().manual_seed(3))
+    keep = select_prune(score, ei, N, 5)
+    assert torch.equal(select_prune(score, ei, N, torch.tensor(5)), keep)
+    assert torch.equal(select_prune(score, ei, N, np.int64(5)), keep)
+    assert int((~select_prune(score, ei, N, E, min_in_degree=0)).sum()) == E  # n = E: all
+
+
+@pytest.mark.parametrize("case, match", [
+    ("sink_out_of_range", r"reachability_edges: expected 'sinks' in \[0, 15\] for "
+                          r"num_columns=16 \(got min 99"),
+    ("source_out_of_range", r"expected 'sources' in \[0, 15\] .* \(got min 99"),
+    ("sink_negative", r"expected 'sinks' in \[0, 15\] .* \(got min -1"),
+    ("sources_empty", r"expected 'sources' to be a non-empty 1-D integer tensor .*\(got \[0\] "
+                      r"torch.int64\)"),
+    ("sinks_empty", r"expected 'sinks' to be a non-empty"),
+    ("sources_float", r"'sources' to be a non-empty 1-D integer tensor of column ids \(got "
+                      r"\[1\] torch.float32\)"),
+    ("sources_list", r"\(got list\), e.g. model.input_index"),
+    ("score_short", r"expected 'score' to be a tensor of shape \[64\]"),
+    ("columns_small", r"expected 'edge_index' values in \[0, 2\] for num_columns=3"),
+])
+def test_reachability_edges_refuses_bad_inputs(case, match):
+    geo, N, E, ei = _sheet()
+    args = dict(edge_index=ei, num_columns=N, sources=torch.tensor([0]),
+                sinks=torch.tensor([15]), score=torch.rand(E))
+    args.update({
+        "sink_out_of_range": {"sinks": torch.tensor([99])},
+        "source_out_of_range": {"sources": torch.tensor([99])},
+        "sink_negative": {"sinks": torch.tensor([-1])},
+        "sources_empty": {"sources": torch.tensor([], dtype=torch.long)},
+        "sinks_empty": {"sinks": torch.tensor([], dtype=torch.long)},
+        "sources_float": {"sources": torch.tensor([0.0])}, "sources_list": {"sources": [0]},
+        "score_short": {"score": torch.rand(3)}, "columns_small": {"num_columns": 3,
+                                                                   "sinks": torch.tensor([2])},
+    }[case])
+    with pytest.raises(ValueError, match=match):
+        reachability_edges(**args)
+
+
+@pytest.mark.parametrize("criterion, kwargs, match", [
+    ("attention", {"attention": torch.rand(3)}, r"prune_scores\('attention'\): expected "
+                                                r"'attention' to be a tensor of shape \[64\]"),
+    ("wiring", {"attention": torch.rand(64), "length": torch.rand(3)}, r"'length' .* \[64\]"),
+    ("bias", {"bias": torch.rand(3, 2)}, r"expected 'bias' of shape \[E, H\] or \[S, E, H\] "
+                                         r"with E = 64 \(got \[3, 2\]\)"),
+    ("bias", {"bias": torch.rand(64)}, r"\(got \[64\]\)"),
+    ("wiring", {"attention": torch.rand(64), "length": torch.rand(64), "p": float("nan")},
+     r"p must be a finite number \(got nan\)"),
+    ("wiring", {"attention": torch.full((64,), float("nan")), "length": torch.rand(64)},
+     r"prune_scores\('wiring'\): 'attention' holds NaN at 64 edge"),
+    (lambda inputs: torch.full((64,), float("nan")), {},
+     r"prune_scores\('<lambda>'\): 'score' holds NaN at 64 edge\(s\)"),
+    ("random", {"generator": 0}, r"expected 'generator' to be a torch.Generator"),
+    (lambda inputs: torch.rand(3), {}, r"The prune criterion '<lambda>' returned \[3\]; a "
+                                       r"criterion must return one keep-score per edge"),
+])
+def test_prune_scores_refuses_bad_inputs(criterion, kwargs, match):
+    geo, N, E, ei = _sheet()
+    with pytest.raises(ValueError, match=match):
+        prune_scores(criterion, ei, N, **kwargs)
+    with pytest.raises(ValueError, match=r"values in \[0, 2\] for num_columns=3"):
+        prune_scores(criterion, ei, 3, **kwargs)

@@ -151,3 +151,26 @@ def test_refine_grid_names_the_areas_it_knows():
     model = Columnformer(GEO, channels=8, steps=3)
     with pytest.raises(KeyError, match="Unknown area 'V2'. This sheet has areas"):
         refine_grid(model, "V2")
+
+
+def test_bad_arguments_are_refused_before_anything_changes():
+    model = Columnformer(GEO, channels=8, steps=4, heads=1)
+    N, E = model.num_columns, model.edges.num_edges
+    new = torch.tensor([[0.5, 0.5, 2.0]])
+    cases = [(dict(areas={"aera1": [0]}), r"add_columns: unknown area 'aera1'. This sheet has "
+                                          r"areas: area0, area1"),
+             (dict(areas={"area1": [0.7]}), r"area 'area1': expected a 1-D list of integer "
+                                            r"indices into pos"),
+             (dict(areas={"area1": [3]}), r"indices into pos must be in \[0, 0\] \(got min 3"),
+             (dict(areas=[0]), r"expected 'areas' to be a dict"),
+             (dict(wiring="knn"), r"expected 'wiring' to be a wiring rule"),
+             (dict(optimizer="adam"), r"expected 'optimizer' to be a torch.optim.Optimizer")]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            add_columns(model, new, **kwargs)
+        assert model.num_columns == N and model.edges.num_edges == E
+    with pytest.raises(TypeError, match=r"add_columns: expected a Columnformer or a model "
+                                        r"holding one"):
+        add_columns(object(), new)
+    with pytest.raises(ValueError, match=r"factor must be an integer >= 2 \(got 2.5\)"):
+        refine_grid(model, "area1", 2.5)

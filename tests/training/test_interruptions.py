@@ -1,0 +1,136 @@
+"""A run stopped by a signal (SIGKILL, SIGTERM, Ctrl-C) resumes to the logs of a run that
+never stopped; an edited checkpoint's counters are refused."""
+import csv
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from colgraph.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from colgraph.training import train
+
+from conftest import TINY, compose
+
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+# plasticity rows at steps 3, 6, 9, ...; a mid-epoch checkpoint at step 8 (12 per epoch)
+LOGGED = TINY + ["plasticity=set", "plasticity.every=3", "train.checkpoint_every=8"]
+
+KILLER = """
+import os, signal, sys
+from conftest import compose
+from colgraph.training import Hook, train
+
+class Kill(Hook):  # runs after metrics.csv got epoch 1's row, before its checkpoint
+    def epoch_end(self, run, metrics):
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+
+train(compose(sys.argv[3:]), sys.argv[2], hooks=[Kill()])
+"""
+
+
+def _rows(path):
+    """A log's rows without the wall-clock column."""
+    return [{k: v for k, v in r.items() if k != "time"} for r in csv.DictReader(path.open())]
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight")
+    train(compose(LOGGED), run)
+    return run
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_logs_of_one_that_never_stopped(tmp_path, straight, sig):
+    """Killed at the end of epoch 1, after its metrics row and plasticity rows 9 and 12 were
+    written but before its checkpoint: the resume from the step-8 checkpoint drops those
+    rows, carries the sums of batches 1-8, and ends with the uninterrupted run's logs."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILLER, sig, str(run), *LOGGED],
+                          env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -getattr(signal, sig), proc.stderr[-2000:]
+    ckpt = load_checkpoint(run)
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 8, 8)
+    assert [r["epoch"] for r in _rows(run / "metrics.csv")] == ["1"]  # the orphan row
+    assert [r["step"] for r in _rows(run / "plasticity.csv")] == ["3", "6", "9", "12"]
+    train(compose(LOGGED + [f"train.resume={run}"]), run)
+    for name in ("metrics.csv", "plasticity.csv"):
+        assert _rows(run / name) == _rows(straight / name), name
+    assert load_checkpoint(run)["step"] == 24
+
+
+def test_resume_into_a_new_directory_truncates_the_copied_logs(tmp_path, straight):
+    """A checkpoint older than the logs beside it (the run went on after it): the copy in
+    the new directory holds the rows up to the checkpoint only, then the resumed ones."""
+    part = tmp_path / "part"
+    train(compose(LOGGED + ["train.max_steps=8"]), part)
+    ckpt = load_checkpoint(part)
+    train(compose(LOGGED + ["train.max_steps=14"]), part / "later")  # unrelated
+    (part / "plasticity.csv").write_text((part / "plasticity.csv").read_text()
+                                         + "0,99,1,1,0\n0,100,1")  # rows after it, torn
+    del ckpt["path"]
+    save_checkpoint(part / CHECKPOINT_NAME, ckpt)
+    train(compose(LOGGED + [f"train.resume={part}"]), tmp_path / "new")
+    for name in ("metrics.csv", "plasticity.csv"):
+        assert _rows(tmp_path / "new" / name) == _rows(straight / name), name
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path):
+    """SIGINT at step 5: a checkpoint at that batch, no traceback, exit status 130 and the
+    command that continues the run, which ends with the uninterrupted run's logs."""
+    base = TINY + ["train.epochs=1"]
+    straight = tmp_path / "straight"
+    train(compose(base), straight)
+    script = """
+import os, signal, sys
+from colgraph.training import Hook, assembly
+from colgraph.cli import train
+
+class CtrlC(Hook):
+    def after_step(self, run, result):
+        if run.state.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+real = assembly.default_hooks
+assembly.default_hooks = lambda run, callbacks=(), hooks=(): real(run, callbacks, [CtrlC()])
+train(sys.argv[1:])
+"""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", script, *base, f"hydra.run.dir={run}"],
+                          env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "Interrupted (Ctrl-C) at step 5, after batch 5 of 12 of epoch 1" in proc.stderr
+    ckpt = load_checkpoint(run)
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 5, 5)
+    command = proc.stderr.split("Resume with\n")[1].strip().splitlines()[0]
+    args = shlex.split(command)
+    assert args[:4] == ["python", "-m", "colgraph", "train"]
+    assert f"train.resume={run / CHECKPOINT_NAME}" in args and f"hydra.run.dir={run}" in args
+    assert "train.epochs=1" in args and "model.channels=16" in args
+    done = subprocess.run([sys.executable, *args[1:]], env=_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _rows(run / "metrics.csv") == _rows(straight / "metrics.csv")
+
+
+def test_edited_counters_are_refused_on_resume(tmp_path):
+    train(compose(TINY + ["train.max_steps=1"]), tmp_path)
+    state = load_checkpoint(tmp_path)
+    del state["path"]
+    for key, value, match in (("step", 10 ** 9, r"The checkpoint's step=1000000000 is invalid"),
+                              ("batch", 10 ** 6, r"The checkpoint's batch=1000000 is invalid"),
+                              ("epoch", -3, r"The checkpoint's epoch=-3 is invalid")):
+        save_checkpoint(tmp_path / CHECKPOINT_NAME, {**state, key: value})
+        with pytest.raises(ValueError, match=match):
+            train(compose(TINY + [f"train.resume={tmp_path}"]), tmp_path)
