@@ -5,6 +5,7 @@ YAML variants live in ``configs/<group>/``; each starts from its group's schema
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,14 +14,14 @@ from omegaconf import MISSING
 from .model import ColumnformerConfig
 from .plasticity import PlasticityConfig
 from .geometry import GeometryConfig
-from .validation import (check_types, fraction, from_mapping, non_negative, one_of, positive,
-                         problems_of, require)
+from .validation import (Checks, check_types, fraction, from_mapping, non_negative, one_of,
+                         positive, problems_of, require, unread_settings)
 
 __all__ = ["TaskConfig", "AugmentConfig", "DataConfig",
            "OptimConfig", "TrainConfig", "WiringCostConfig", "RenamedWiringCost", "RENAMED",
            "upgrade_config", "PlasticityConfig", "ScaleConfig",
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
-           "to_container", "validate_config", "GROUPS"]
+           "to_container", "validate_config", "check_geometry", "GROUPS"]
 
 
 
@@ -35,18 +36,28 @@ class TaskConfig:
     norm_pix: bool = False  # masked_image: predict per-patch normalised pixels
     decoder_area: str | None = None  # masked_image: area read out (default: the input area)
 
+    #: the settings each built-in task reads (a task registered by a user may read any)
+    SETTINGS = {"classify_image": ("patch_size", "pool", "label_smoothing"),
+                "classify_sequence": ("window", "pool", "label_smoothing"),
+                "masked_image": ("patch_size", "mask_ratio", "norm_pix", "decoder_area"),
+                "predict_sequence": ("window",)}
+
     def __post_init__(self) -> None:
         from .tasks import TASKS
 
         check_types(self, "task")
-        require(self.name in TASKS, "task", self.name, "one of " + ", ".join(TASKS),
-                "Pick one with task=<name>.")
-        for key in ("patch_size", "window"):
-            v = getattr(self, key)
-            require(v is None or v >= 1, f"task.{key}", v, ">= 1 or null (automatic)")
-        one_of("task.pool", self.pool, ("mean", "max"))
-        fraction("task.label_smoothing", self.label_smoothing)
-        fraction("task.mask_ratio", self.mask_ratio, low_open=True)
+        with Checks() as check:
+            check(require, self.name in TASKS, "task", self.name,
+                  "one of " + ", ".join(TASKS), "Pick one with task=<name>.")
+            for key in ("patch_size", "window"):
+                v = getattr(self, key)
+                check(require, v is None or v >= 1, f"task.{key}", v, ">= 1 or null (automatic)")
+            check(one_of, "task.pool", self.pool, ("mean", "max"))
+            check(fraction, "task.label_smoothing", self.label_smoothing)
+            check(fraction, "task.mask_ratio", self.mask_ratio, low_open=True)
+            if check.errors:  # what follows assumes valid values
+                return
+            unread_settings(check, self, "task", "task", self.name, self.SETTINGS)
 
 
 @dataclass
@@ -59,8 +70,10 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "data.augment")
-        require(self.shift >= 0, "data.augment.shift", self.shift, ">= 0 pixels / samples")
-        fraction("data.augment.scale", self.scale)
+        with Checks() as check:
+            check(require, self.shift >= 0, "data.augment.shift", self.shift,
+                  ">= 0 pixels / samples")
+            check(fraction, "data.augment.scale", self.scale)
 
 
 @dataclass
@@ -79,16 +92,35 @@ class DataConfig:
     seed: int = 0  # waves: generator seed
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    #: the settings each built-in data set reads (``augment`` applies to all; a data set
+    #: registered by a user may read any)
+    SETTINGS = {"digits": ("test_fraction", "split_seed"),
+                "file": ("path", "test_fraction", "split_seed"),
+                "mnist": ("root", "download"), "cifar10": ("root", "download"),
+                "waves": ("samples", "length", "classes", "width", "noise", "seed",
+                          "test_fraction", "split_seed")}
+
     def __post_init__(self) -> None:
         from .data import DATASETS
 
         check_types(self, "data")
-        require(self.name in DATASETS, "data", self.name, "one of " + ", ".join(DATASETS),
-                "Pick one with data=<name>.")
-        fraction("data.test_fraction", self.test_fraction, low_open=True)
-        for key in ("samples", "length", "classes", "width"):
-            require(getattr(self, key) >= 1, f"data.{key}", getattr(self, key), ">= 1")
-        non_negative("data.noise", self.noise)
+        with Checks() as check:
+            check(require, self.name in DATASETS, "data", self.name,
+                  "one of " + ", ".join(DATASETS), "Pick one with data=<name>.")
+            check(fraction, "data.test_fraction", self.test_fraction, low_open=True)
+            for key in ("samples", "length", "classes", "width"):
+                check(require, getattr(self, key) >= 1, f"data.{key}", getattr(self, key),
+                      ">= 1")
+            check(non_negative, "data.noise", self.noise)
+            if self.name == "waves":  # before generating anything
+                check(require, self.width <= self.length, "data.width", self.width,
+                      f"<= data.length ({self.length}): a template fits in the signal")
+                check(require, self.classes >= 2, "data.classes", self.classes, ">= 2")
+                check(require, self.samples >= self.classes, "data.samples", self.samples,
+                      f">= data.classes ({self.classes}): one sample per class at least")
+            if check.errors:  # what follows assumes valid values
+                return
+            unread_settings(check, self, "data", "data", self.name, self.SETTINGS)
 
 
 @dataclass
@@ -103,14 +135,17 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "optim")
-        positive("optim.lr", self.lr, "A typical value is 1e-3.")
-        non_negative("optim.weight_decay", self.weight_decay, "0 turns it off.")
-        require(len(self.betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1
-                                             for b in self.betas),
-                "optim.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.95]")
-        non_negative("optim.warmup_epochs", self.warmup_epochs, "0 turns warmup off.")
-        fraction("optim.min_lr_ratio", self.min_lr_ratio, high_open=False)
-        non_negative("optim.grad_clip", self.grad_clip, "0 turns clipping off.")
+        with Checks() as check:
+            check(positive, "optim.lr", self.lr, "A typical value is 1e-3.")
+            check(non_negative, "optim.weight_decay", self.weight_decay, "0 turns it off.")
+            check(require, len(self.betas) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                for b in self.betas),
+                  "optim.betas", list(self.betas), "two numbers in [0, 1), e.g. [0.9, 0.95]")
+            check(non_negative, "optim.warmup_epochs", self.warmup_epochs,
+                  "0 turns warmup off.")
+            check(fraction, "optim.min_lr_ratio", self.min_lr_ratio, high_open=False)
+            check(non_negative, "optim.grad_clip", self.grad_clip, "0 turns clipping off.")
 
 
 @dataclass
@@ -131,26 +166,42 @@ class TrainConfig:
     max_skipped_fraction: float = 0.1  # skip_nonfinite: stop when more of an epoch's batches are skipped (1: never)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"train.epochs and train.batch_size must be >= 1 (got "
-                             f"{self.epochs}, {self.batch_size}).")
-        if self.freeze not in ("none", "sheet"):
-            raise ValueError(f"train.freeze must be 'none' or 'sheet' (got {self.freeze!r}).")
         check_types(self, "train")
-        require(self.eval_every >= 1, "train.eval_every", self.eval_every, ">= 1 epoch")
-        require(self.max_steps is None or self.max_steps >= 1, "train.max_steps",
-                self.max_steps, ">= 1 or null (no limit)")
-        require(self.connectome_every >= 0, "train.connectome_every", self.connectome_every,
-                ">= 0 epochs (0: no snapshots)")
-        require(self.seed >= 0, "train.seed", self.seed, ">= 0")
-        require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every,
-                ">= 0 steps (0: at the end of each epoch only)")
-        fraction("train.max_skipped_fraction", self.max_skipped_fraction, high_open=False)
-        require(self.skip_nonfinite or self.max_skipped_fraction == TrainConfig.max_skipped_fraction,
-                "train.max_skipped_fraction", self.max_skipped_fraction,
-                f"left at {TrainConfig.max_skipped_fraction} unless train.skip_nonfinite=true "
-                f"(without skipping, the first non-finite batch stops the run)",
-                "Set train.skip_nonfinite=true or drop the setting.")
+        with Checks() as check:
+            check.refuse(self.epochs < 1 or self.batch_size < 1,
+                         f"train.epochs and train.batch_size must be >= 1 (got "
+                         f"{self.epochs}, {self.batch_size}).")
+            check.refuse(self.freeze not in ("none", "sheet"),
+                         f"train.freeze must be 'none' or 'sheet' (got {self.freeze!r}).")
+            check(require, self.eval_every >= 1, "train.eval_every", self.eval_every,
+                  ">= 1 epoch")
+            check(require, self.max_steps is None or self.max_steps >= 1, "train.max_steps",
+                  self.max_steps, ">= 1 or null (no limit)")
+            check(require, self.connectome_every >= 0, "train.connectome_every",
+                  self.connectome_every, ">= 0 epochs (0: no snapshots)")
+            check(require, self.seed >= 0, "train.seed", self.seed, ">= 0")
+            check(require, self.checkpoint_every >= 0, "train.checkpoint_every",
+                  self.checkpoint_every, ">= 0 steps (0: at the end of each epoch only)")
+            check(fraction, "train.max_skipped_fraction", self.max_skipped_fraction,
+                  high_open=False)
+            if check.errors:  # what follows assumes valid values
+                return
+            default = TrainConfig.max_skipped_fraction
+            check.unread(not self.skip_nonfinite and self.max_skipped_fraction != default,
+                         f"train.max_skipped_fraction must be left at {default} unless "
+                         f"train.skip_nonfinite=true (without skipping, the first non-finite "
+                         f"batch stops the run) (got {self.max_skipped_fraction!r}). Set "
+                         f"train.skip_nonfinite=true or drop the setting.")
+            check.unread(bool(self.resume and self.init_from),
+                         f"train.resume={self.resume} continues that run with all its weights, "
+                         f"so train.init_from={self.init_from} would be ignored. Drop "
+                         f"train.init_from to resume (the resumed run keeps what it started "
+                         f"from), or drop train.resume to start a new run from "
+                         f"train.init_from.")
+            check.unread(self.connectome_every > self.epochs,
+                         f"train.connectome_every={self.connectome_every} epochs is more than "
+                         f"train.epochs={self.epochs}: no connectome snapshot would be taken. "
+                         f"Set train.connectome_every <= train.epochs, or 0 for none.")
 
 
 @dataclass
@@ -164,8 +215,16 @@ class WiringCostConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "wiring_cost")
-        non_negative("wiring_cost.weight", self.weight, "0 turns the wiring cost off.")
-        non_negative("wiring_cost.p", self.p)
+        with Checks() as check:
+            check(non_negative, "wiring_cost.weight", self.weight,
+                  "0 turns the wiring cost off.")
+            check(non_negative, "wiring_cost.p", self.p)
+            if check.errors:  # what follows assumes valid values
+                return
+            check.unread(self.weight == 0 and self.p != 1.0,
+                         f"wiring_cost.p={self.p} has no effect with wiring_cost.weight=0 (the "
+                         f"wiring cost is off; the logged wiring_length is attention x length): "
+                         f"set wiring_cost.weight > 0 or drop wiring_cost.p.")
 
 
 @dataclass
@@ -192,12 +251,25 @@ class SmoothnessConfig:
     negatives: int = 8  # random distant partners per column
 
     def __post_init__(self) -> None:
-        if self.weight < 0 or self.temperature <= 0 or self.negatives < 1 or (
-                self.radius is not None and self.radius <= 0):
-            raise ValueError(f"smoothness needs weight >= 0, temperature > 0, negatives >= 1 "
-                             f"and radius > 0 (got weight={self.weight}, temperature="
-                             f"{self.temperature}, negatives={self.negatives}, radius="
-                             f"{self.radius}).")
+        check_types(self, "smoothness")
+        with Checks() as check:
+            check.refuse(not (self.weight >= 0 and self.temperature > 0 and self.negatives >= 1
+                              and (self.radius is None or self.radius > 0))
+                         or not all(map(math.isfinite, (self.weight, self.temperature,
+                                                        self.radius or 1.0))),
+                         f"smoothness needs weight >= 0, temperature > 0, negatives >= 1 and "
+                         f"radius > 0 or null (the median edge), all finite (got weight="
+                         f"{self.weight}, temperature={self.temperature}, negatives="
+                         f"{self.negatives}, radius={self.radius}).")
+            if check.errors:
+                return
+            for key in ("temperature", "negatives"):  # the loss's only: radius is logged too
+                value, default = getattr(self, key), getattr(SmoothnessConfig, key)
+                check.unread(self.weight == 0 and value != default,
+                             f"smoothness.{key}={value} has no effect with smoothness.weight=0 "
+                             f"(the smoothness loss is off; the logged smoothness measure "
+                             f"reads only smoothness.radius): set smoothness.weight > 0 or "
+                             f"drop smoothness.{key}.")
 
 
 @dataclass
@@ -207,8 +279,8 @@ class SparsityConfig:
     weight: float = 0.0  # weight of mean|x| / RMS(x) in the loss (0 = off; always logged)
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"sparsity.weight must be >= 0 (got {self.weight}).")
+        check_types(self, "sparsity")
+        non_negative("sparsity.weight", self.weight, "0 turns the penalty off.")
 
 
 @dataclass
@@ -220,9 +292,17 @@ class ScaleConfig:
     factor: int = 2  # lattice points per old spacing along each axis
 
     def __post_init__(self) -> None:
-        if self.area is not None and (self.at_step < 1 or self.factor < 2):
-            raise ValueError(f"scale.at_step must be >= 1 and scale.factor >= 2 (got "
-                             f"{self.at_step}, {self.factor}).")
+        check_types(self, "scale")
+        with Checks() as check:
+            check.refuse(self.area is not None and (self.at_step < 1 or self.factor < 2),
+                         f"scale.at_step must be >= 1 and scale.factor >= 2 (got "
+                         f"{self.at_step}, {self.factor}).")
+            for key in ("at_step", "factor"):
+                value, default = getattr(self, key), getattr(ScaleConfig, key)
+                check.unread(self.area is None and value != default,
+                             f"scale.{key}={value} has no effect without scale.area (no area "
+                             f"grows): set scale.area=<area> (e.g. input) to grow the sheet, "
+                             f"or drop scale.{key}.")
 
 
 @dataclass
@@ -276,33 +356,118 @@ GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskC
           "smoothness": SmoothnessConfig, "sparsity": SparsityConfig}
 
 
-def validate_config(cfg: Any) -> dict[str, Any]:
+def validate_config(cfg: Any, stored: bool = False) -> dict[str, Any]:
     """Check a whole composed config before any work: every group through its dataclass
     (types, ranges, unknown keys, among them a setting the chosen geometry or wiring rule
-    does not read; hydra runs none of the ``__post_init__`` checks itself), and the
-    device. Every problem found is reported at once. Returns the dataclasses by group."""
+    does not read; hydra runs none of the ``__post_init__`` checks itself), settings that
+    cannot take effect in the chosen combination (within a group and across groups), and
+    the device. Every problem of every group is reported at once. Returns the dataclasses
+    by group.
+
+    ``stored=True``: a config read back from a checkpoint (see
+    :func:`colgraph.validation.stored_config`): settings that cannot take effect are
+    warned about instead of refused, so that runs saved before a check existed load.
+    """
+    import contextlib
+
+    from .validation import stored_config
+
     data = upgrade_config(cfg if isinstance(cfg, dict) else to_container(cfg))
     problems, out = [], {}
     unknown = sorted(set(data) - set(GROUPS) - set(RENAMED) - {"device"})
     if unknown:
         problems.append(f"Unknown top-level key(s) {', '.join(unknown)}. Choices: "
                         f"{', '.join([*GROUPS, 'device'])}.")
-    for group, cls in GROUPS.items():
-        if group not in data:
-            continue
+    with stored_config() if stored else contextlib.nullcontext():
+        for group, cls in GROUPS.items():
+            if group not in data:
+                continue
+            try:
+                out[group] = from_node(cls, data[group], group)
+            except (TypeError, ValueError) as e:
+                problems += problems_of(e)
         try:
-            out[group] = from_node(cls, data[group], group)
-        except (TypeError, ValueError) as e:
+            _check_across_groups(out)
+        except ValueError as e:
             problems += problems_of(e)
     try:
         _check_device(data.get("device", "auto"))
     except ValueError as e:
         problems.append(str(e))
+    _raise_all(problems)
+    return out
+
+
+def check_geometry(checked: dict[str, Any], geometry: Any, resumed: bool = False) -> None:
+    """The settings of a validated config (``checked``: :func:`validate_config`'s result)
+    that cannot take effect on the sheet ``geometry`` builds: ``model.sharing=groups``
+    whose areas make one group (full sharing) or one group per column (no sharing), a
+    plasticity schedule that cannot grow the edges it drops or asks for more edges than
+    the sheet can hold. Every problem at once; run as soon as the geometry is built,
+    before data is loaded. ``resumed``: the model settings are the resumed run's own (it
+    cannot change them), so a model setting is warned about, not refused."""
+    import contextlib
+
+    import torch
+
+    from .model import column_groups
+    from .validation import stored_config
+
+    model, plasticity = checked.get("model"), checked.get("plasticity")
+    N = geometry.num_columns
+    try:
+        with Checks() as check:
+            if model is not None and model.sharing == "groups" and N > 1:
+                groups = int(torch.unique(column_groups(geometry)).numel())
+                same = {1: "full", N: "none"}.get(groups)
+                split = "one group of all" if groups == 1 else "one group per column of"
+                with stored_config("The resumed run") if resumed else contextlib.nullcontext():
+                    check.unread(same is not None,
+                                 f"model.sharing=groups shares weights per area, but the "
+                                 f"areas of {geometry} ({', '.join(geometry.areas)}) make "
+                                 f"{split} its {N} columns: the same as model.sharing={same}. Use "
+                                 f"model.sharing={same}, or a geometry whose areas split the "
+                                 f"sheet (e.g. geometry=stack).")
+            if plasticity is not None:
+                index = geometry.edge_index
+                check(plasticity.check_room, N, index.size(1),
+                      int((index[0] == index[1]).sum()))
+    except ValueError as e:
+        _raise_all(problems_of(e))
+
+
+def _raise_all(problems: list[str]) -> None:
     if problems:
         head = "The config has a problem" if len(problems) == 1 else \
             f"The config has {len(problems)} problems"
         raise ValueError(head + ":\n  - " + "\n  - ".join(problems))
-    return out
+
+
+def _check_across_groups(groups: dict[str, Any]) -> None:
+    """Settings of one group that the choice in another makes unread (the groups that
+    passed their own checks)."""
+    model, task, train = (groups.get(g) for g in ("model", "task", "train"))
+    plasticity, scale = groups.get("plasticity"), groups.get("scale")
+    with Checks() as check:
+        if model is not None and task is not None:
+            check.unread(task.name == "predict_sequence" and model.inject == "every",
+                         "model.inject=every has no effect with task=predict_sequence: frame "
+                         "t enters the input area at step t whatever model.inject says. Drop "
+                         "model.inject.")
+        limit = train.max_steps if train is not None else None
+        if limit is not None and plasticity is not None and plasticity.enabled:
+            first = plasticity.start if plasticity.start > 0 else plasticity.every
+            check.unread(first > limit,
+                         f"plasticity={plasticity.name} first updates the edges at step "
+                         f"{first} (plasticity.start={plasticity.start}, plasticity.every="
+                         f"{plasticity.every}), after train.max_steps={limit}: no edge would "
+                         f"change. Lower plasticity.every / plasticity.start, or use "
+                         f"plasticity=none.")
+        if limit is not None and scale is not None and scale.area is not None:
+            check.unread(scale.at_step > limit,
+                         f"scale.at_step={scale.at_step} is after train.max_steps={limit}: "
+                         f"the sheet would never grow. Lower scale.at_step or drop "
+                         f"scale.area.")
 
 
 def upgrade_config(cfg: Any) -> Any:

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
-from .validation import check_types, non_negative, one_of, positive, require
+from .validation import (Checks, check_types, non_negative, one_of, positive, require,
+                         unread_settings)
 from .nn import (KERNELS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
                  Sharing)
 
@@ -110,39 +111,51 @@ class ColumnformerConfig:
 
     def __post_init__(self) -> None:
         check_types(self, "model")
-        if self.channels < 1 or self.steps < 1 or self.heads < 1:
-            raise ValueError(f"model.channels, model.steps and model.heads must be >= 1 (got "
-                             f"{self.channels}, {self.steps}, {self.heads}).")
-        if self.channels % self.heads != 0:
-            raise ValueError(f"'heads' must divide 'channels' (got channels={self.channels}, "
-                             f"heads={self.heads}). Set model.heads to a divisor of "
-                             f"model.channels.")
-        for key in ("dropout", "attn_dropout"):
-            p = getattr(self, key)
-            if not 0.0 <= p < 1.0:  # also refuses NaN
-                raise ValueError(f"model.{key} must be in [0, 1) (got {p}); 0 turns it off.")
-        if self.sharing not in SHARING:
-            raise ValueError(f"Unknown model.sharing '{self.sharing}'. Choices: "
-                             f"{', '.join(SHARING)}.")
-        if self.sharing_rank < 1:
-            raise ValueError(f"model.sharing_rank must be >= 1 (got {self.sharing_rank}).")
-        if self.inject not in ("first", "every"):
-            raise ValueError(f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
-        positive("model.mlp_ratio", self.mlp_ratio)
-        require(int(self.mlp_ratio * self.channels) >= 1, "model.mlp_ratio", self.mlp_ratio,
-                f">= 1 / model.channels = {1 / self.channels:.3g} (MLP hidden size "
-                f"int(mlp_ratio x channels) >= 1)")
-        require(self.qk_dim is None or self.qk_dim >= 1, "model.qk_dim", self.qk_dim,
-                ">= 1 or null (= channels // heads)")
-        require(self.bias_sigma is None or (math.isfinite(self.bias_sigma)
-                                            and self.bias_sigma > 0),
-                "model.bias_sigma", self.bias_sigma, "> 0 or null (= the mean edge length)")
-        non_negative("model.bias_clamp", self.bias_clamp)
-        non_negative("model.activity_threshold", self.activity_threshold)
-        one_of("model.backend", self.backend, KERNELS)
-        if self.weight_dtype not in self.WEIGHT_DTYPES:
-            raise ValueError(f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
-                             f"(got {self.weight_dtype!r}).")
+        with Checks() as check:
+            check.refuse(self.channels < 1 or self.steps < 1 or self.heads < 1,
+                         f"model.channels, model.steps and model.heads must be >= 1 (got "
+                         f"{self.channels}, {self.steps}, {self.heads}).")
+            check.refuse(self.heads >= 1 and self.channels % self.heads != 0,
+                         f"'heads' must divide 'channels' (got channels={self.channels}, "
+                         f"heads={self.heads}). Set model.heads to a divisor of "
+                         f"model.channels.")
+            for key in ("dropout", "attn_dropout"):
+                p = getattr(self, key)
+                check.refuse(not 0.0 <= p < 1.0,  # also refuses NaN
+                             f"model.{key} must be in [0, 1) (got {p}); 0 turns it off.")
+            check.refuse(self.sharing not in SHARING, f"Unknown model.sharing "
+                         f"'{self.sharing}'. Choices: {', '.join(SHARING)}.")
+            check.refuse(self.sharing_rank < 1,
+                         f"model.sharing_rank must be >= 1 (got {self.sharing_rank}).")
+            check.refuse(self.inject not in ("first", "every"),
+                         f"model.inject must be 'first' or 'every' (got {self.inject!r}).")
+            check(positive, "model.mlp_ratio", self.mlp_ratio)
+            check(require, self.channels < 1 or int(self.mlp_ratio * self.channels) >= 1,
+                  "model.mlp_ratio", self.mlp_ratio,
+                  f">= 1 / model.channels = {1 / max(self.channels, 1):.3g} (MLP hidden size "
+                  f"int(mlp_ratio x channels) >= 1)")
+            check(require, self.qk_dim is None or self.qk_dim >= 1, "model.qk_dim",
+                  self.qk_dim, ">= 1 or null (= channels // heads)")
+            check(require, self.bias_sigma is None or (math.isfinite(self.bias_sigma)
+                                                       and self.bias_sigma > 0),
+                  "model.bias_sigma", self.bias_sigma, "> 0 or null (= the mean edge length)")
+            check(non_negative, "model.bias_clamp", self.bias_clamp)
+            check(non_negative, "model.activity_threshold", self.activity_threshold)
+            check(one_of, "model.backend", self.backend, KERNELS)
+            check.refuse(self.weight_dtype not in self.WEIGHT_DTYPES,
+                         f"model.weight_dtype must be one of {', '.join(self.WEIGHT_DTYPES)} "
+                         f"(got {self.weight_dtype!r}).")
+            if check.errors:  # what follows assumes valid values
+                return
+            unread_settings(check, self, "model", "model.sharing", self.sharing,
+                            {mode: ("sharing_rank",) if mode == "lowrank" else ()
+                             for mode in SHARING})
+            one_step = ("with model.steps=1 (one recurrent step): set model.steps > 1 or "
+                        "drop the override.")
+            check.unread(self.steps == 1 and not self.tied_depth,
+                         f"model.tied_depth=false has no effect {one_step}")
+            check.unread(self.steps == 1 and self.inject == "every",
+                         f"model.inject=every has no effect {one_step}")
 
 
 class Activity(NamedTuple):

@@ -19,6 +19,7 @@ from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
 from .tasks import Task, build_task, task_class
+from .validation import stored_config
 
 __all__ = ["load_task_data", "build_model", "checkpoint_config", "as_omegaconf", "load_model",
            "export_model", "EXPORT_KEYS"]
@@ -74,7 +75,8 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
     geometry = Geometry.from_state_dict(state["geometry"])
     data = load_task_data(cfg) if with_data else None
     spec = state["task"]
-    model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
+    with stored_config(""):  # checkpoint_config warned about what it cannot use
+        model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
     model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
 
@@ -107,8 +109,9 @@ def checkpoint_config(state: dict[str, Any], groups: tuple[str, ...]) -> dict[st
             problems.append(f"group {group} is missing or not a mapping (got "
                             f"{config.get(group)!r}).")
             continue
-        try:
-            from_node(GROUPS[group], config[group], group)
+        try:  # saved before a check existed: a setting it could not use is warned about
+            with stored_config(f"{path}: the checkpoint's config"):
+                from_node(GROUPS[group], config[group], group)
         except (TypeError, ValueError) as e:
             problems += problems_of(e)
     if problems:

@@ -12,16 +12,20 @@ which picks the option a dict names and refuses the settings that option does no
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import types
 import typing
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+import warnings
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 from .registry import Registry
 
 __all__ = ["check_types", "require", "positive", "non_negative", "fraction", "one_of",
-           "from_mapping", "ConfigProblems", "problems_of", "Option"]
+           "from_mapping", "ConfigProblems", "problems_of", "Checks", "unread_settings",
+           "stored_config", "Option"]
 
 
 def _allowed(tp: Any) -> tuple[tuple[type, ...], bool] | None:
@@ -40,20 +44,25 @@ def _allowed(tp: Any) -> tuple[tuple[type, ...], bool] | None:
 
 def check_types(obj: Any, group: str) -> None:
     """Refuse a field whose value has the wrong type (``int`` fields take ints, not
-    ``2.5`` or ``"32"``; ``bool`` is not an int here)."""
+    ``2.5`` or ``"32"``; ``bool`` is not an int here); every such field at once."""
     hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        rule = _allowed(hints.get(f.name))
-        if rule is None:
-            continue
-        accepted, optional = rule
-        value = getattr(obj, f.name)
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
-            names = " or ".join(t.__name__ for t in accepted) + (" or None" if optional else "")
-            raise TypeError(f"{group}.{f.name} must be {names} (got {value!r} of type "
-                            f"{type(value).__name__}).")
+    with Checks() as check:
+        for f in dataclasses.fields(obj):
+            check(_check_type, obj, f, hints.get(f.name), group)
+
+
+def _check_type(obj: Any, f: dataclasses.Field, hint: Any, group: str) -> None:
+    rule = _allowed(hint)
+    if rule is None:
+        return
+    accepted, optional = rule
+    value = getattr(obj, f.name)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
+        names = " or ".join(t.__name__ for t in accepted) + (" or None" if optional else "")
+        raise TypeError(f"{group}.{f.name} must be {names} (got {value!r} of type "
+                        f"{type(value).__name__}).")
 
 
 def require(ok: bool, key: str, value: Any, expected: str, fix: str = "") -> None:
@@ -149,6 +158,98 @@ class ConfigProblems(ValueError):
 def problems_of(error: Exception) -> list[str]:
     """The problem messages an error carries (one, or a :class:`ConfigProblems`' list)."""
     return list(getattr(error, "problems", [str(error)]))
+
+
+class Checks:
+    """Collects every problem that one config group's checks find and raises them together
+    when its ``with`` block ends: the one error itself, or a :class:`ConfigProblems` listing
+    them all (so ``validate_config`` reports every problem of every group at once).
+
+    ``check(fn, *args)`` runs a check that raises (``require``, ``fraction``, ...) and keeps
+    its error; ``check.refuse(bad, message)`` adds ``message`` when ``bad``;
+    ``check.unread(bad, message)`` adds a setting that cannot take effect (a warning
+    instead inside :func:`stored_config`).
+
+    Example:
+        >>> with Checks() as check:  # doctest: +ELLIPSIS
+        ...     check(require, False, "optim.lr", -1, "> 0")
+        ...     check.refuse(True, "optim.grad_clip must be >= 0 (got -1).")
+        Traceback (most recent call last):
+        ...
+        colgraph.validation.ConfigProblems: optim.lr must be > 0 (got -1).
+          - optim.grad_clip must be >= 0 (got -1).
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[Exception] = []
+
+    def __enter__(self) -> "Checks":
+        return self
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            self.errors.append(e)
+
+    def refuse(self, bad: bool, message: str) -> None:
+        if bad:
+            self.errors.append(ValueError(message))
+
+    def unread(self, bad: bool, message: str) -> None:
+        if not bad:
+            return
+        where = _STORED.get()
+        if where is None:
+            self.errors.append(ValueError(message))
+        elif where:  # a config written before this check existed: it still loads
+            warnings.warn(f"{where}: {message}", UserWarning, stacklevel=4)
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if kind is not None or not self.errors:
+            return
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        raise ConfigProblems([p for e in self.errors for p in problems_of(e)])
+
+
+_STORED: contextvars.ContextVar[str | None] = contextvars.ContextVar("stored", default=None)
+
+
+@contextlib.contextmanager
+def stored_config(where: str = "The checkpoint's config") -> Iterator[None]:
+    """Read a config written earlier (a checkpoint's): inside this block a setting that
+    cannot take effect (:meth:`Checks.unread`) is a warning naming ``where``, not an error,
+    so that runs saved before a check existed still load (``where=""``: not even a warning,
+    for a config already reported). Value errors are still raised."""
+    token = _STORED.set(where)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+def unread_settings(check: Checks, obj: Any, group: str, selector: str, chosen: str,
+                    settings: Mapping[str, Iterable[str]], fix: str = "") -> None:
+    """Refuse (through ``check``) every field of the dataclass ``obj`` that some option
+    reads (``settings``: option -> the fields it reads), the ``chosen`` one not, and that
+    is moved from its default: it cannot take effect. An option missing from ``settings``
+    (registered by a user) may read anything: nothing is refused."""
+    if chosen not in settings:
+        return
+    own = list(settings[chosen])
+    for f in dataclasses.fields(obj):
+        readers = [name for name, keys in settings.items() if f.name in keys]
+        if not readers or f.name in own:
+            continue
+        value = getattr(obj, f.name)
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if value == default or value is default:
+            continue
+        check.unread(True, f"{group}.{f.name}={value!r} does not apply to {selector}={chosen} "
+                           f"(its settings: {', '.join(own) or 'none'}); only "
+                           f"{selector.rsplit('.', 1)[-1]}={' | '.join(readers)} read it. "
+                           f"{fix or 'Remove the override or choose one of those.'}")
 
 
 class Option:

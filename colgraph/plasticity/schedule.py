@@ -28,9 +28,10 @@ from torch import Tensor
 
 from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
+from ..validation import Checks, unread_settings
 from .grow import GROW_RULES, check_pool, grow_edges
 from .prune import PRUNE_CRITERIA, prune_scores, reachability_edges, select_prune
-from .registry import Rule, RuleRegistry
+from .registry import Rule
 
 __all__ = ["PlasticityConfig", "Plasticity", "PRESETS", "PRESET_FIELDS"]
 
@@ -79,49 +80,86 @@ class PlasticityConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [("name", PRESETS), ("anneal", ANNEALS), ("prune", PRUNE_CRITERIA),
-                  ("grow", GROW_RULES), ("budget", BUDGETS), ("new_bias", NEW_BIAS)]
-        for key, choices in checks:
-            if getattr(self, key) not in choices:
-                raise ValueError(f"Unknown plasticity.{key} '{getattr(self, key)}'. Choices: "
-                                 f"{', '.join(choices)}.")
-        for key in ("drop_fraction", "ema"):
-            v = getattr(self, key)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ValueError(f"plasticity.{key} must be a fraction in [0, 1] (got {v!r}).")
-        if not (self.target_density > 0 and math.isfinite(self.target_density)):
-            raise ValueError(f"plasticity.target_density must be > 0 (got "
-                             f"{self.target_density}): it is the edge count at stop relative "
-                             f"to the start.")
-        if self.every < 1:
-            raise ValueError(f"plasticity.every must be >= 1 step (got {self.every}).")
-        if self.start < 0 or (self.stop is not None and self.stop < self.start):
-            raise ValueError(f"plasticity.start ({self.start}) must be >= 0 and <= "
-                             f"plasticity.stop ({self.stop}).")
-        if self.min_in_degree < 1:
-            raise ValueError(f"plasticity.min_in_degree must be >= 1 (got "
-                             f"{self.min_in_degree}): a column without inputs has an "
-                             f"undefined attention softmax.")
-        if self.lam is not None and not self.lam > 0:
-            raise ValueError(f"plasticity.lam must be > 0 (got {self.lam}).")
-        if self.pool < 1:
-            raise ValueError(f"plasticity.pool must be >= 1 (got {self.pool}).")
-        for key, registry in (("prune", PRUNE_CRITERIA), ("grow", GROW_RULES)):
-            self._refuse_unread_settings(key, registry)
+        with Checks() as check:
+            checks = [("name", PRESETS), ("anneal", ANNEALS), ("prune", PRUNE_CRITERIA),
+                      ("grow", GROW_RULES), ("budget", BUDGETS), ("new_bias", NEW_BIAS)]
+            for key, choices in checks:
+                check.refuse(getattr(self, key) not in choices,
+                             f"Unknown plasticity.{key} '{getattr(self, key)}'. Choices: "
+                             f"{', '.join(choices)}.")
+            for key in ("drop_fraction", "ema"):
+                v = getattr(self, key)
+                check.refuse(not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0),
+                             f"plasticity.{key} must be a fraction in [0, 1] (got {v!r}).")
+            check.refuse(not (self.target_density > 0 and math.isfinite(self.target_density)),
+                         f"plasticity.target_density must be > 0 (got {self.target_density}): "
+                         f"it is the edge count at stop relative to the start.")
+            check.refuse(self.every < 1,
+                         f"plasticity.every must be >= 1 step (got {self.every}).")
+            check.refuse(self.start < 0 or (self.stop is not None and self.stop < self.start),
+                         f"plasticity.start ({self.start}) must be >= 0 and <= "
+                         f"plasticity.stop ({self.stop}).")
+            check.refuse(self.min_in_degree < 1,
+                         f"plasticity.min_in_degree must be >= 1 (got {self.min_in_degree}): "
+                         f"a column without inputs has an undefined attention softmax.")
+            check.refuse(self.lam is not None and not self.lam > 0,
+                         f"plasticity.lam must be > 0 (got {self.lam}).")
+            check.refuse(self.pool < 1, f"plasticity.pool must be >= 1 (got {self.pool}).")
+            if check.errors:  # the settings below assume valid values
+                return
+            if not self.enabled:  # off: every setting moved from its default is unread
+                on = [f.name for f in fields(self) if f.name != "name"]
+                unread_settings(check, self, "plasticity", "plasticity", "none",
+                                {"none": (), **{n: on for n in PRESETS[1:]}},
+                                f"Plasticity is off: choose a schedule (plasticity="
+                                f"{' | '.join(PRESETS[1:])}) or remove the override.")
+                return
+            for key, registry in (("prune", PRUNE_CRITERIA), ("grow", GROW_RULES)):
+                unread_settings(check, self, "plasticity", f"plasticity.{key}",
+                                getattr(self, key), {name: rule.settings
+                                                     for name, rule in registry.items()})
+            unread_settings(check, self, "plasticity", "plasticity.budget", self.budget,
+                            {"constant": (), "anneal": ("target_density",)})
+            check.unread(self.drop_fraction == 0 and self.budget == "constant",
+                         f"plasticity.drop_fraction=0 with plasticity.budget=constant replaces "
+                         f"no edge: plasticity={self.name} would do nothing. Set "
+                         f"plasticity.drop_fraction > 0, anneal the edge count "
+                         f"(plasticity.budget=anneal), or use plasticity=none.")
+            first = self.start if self.start > 0 else self.every
+            check.unread(self.stop is not None and first > self.stop,
+                         f"plasticity.stop={self.stop} ends the schedule before its first "
+                         f"update (step {first}: plasticity.start={self.start}, "
+                         f"plasticity.every={self.every}): no edge would change. Raise "
+                         f"plasticity.stop or lower plasticity.every.")
 
-    def _refuse_unread_settings(self, key: str, registry: RuleRegistry) -> None:
-        """A setting of some ``key`` rule, moved from its default, that the chosen one does
-        not read (e.g. ``plasticity.pool=4`` with ``grow=random``) is an error."""
-        chosen, settings = registry[getattr(self, key)], registry.settings()
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in settings and f.name not in chosen.settings and value != f.default:
-                readers = [r.name for r in registry.values() if f.name in r.settings]
-                raise ValueError(f"plasticity.{f.name}={value!r} does not apply to "
-                                 f"plasticity.{key}={chosen.name} (its settings: "
-                                 f"{', '.join(chosen.settings) or 'none'}); only "
-                                 f"{key}={' | '.join(readers)} read it. Remove the "
-                                 f"override or choose one of those.")
+    def check_room(self, num_columns: int, num_edges: int, self_loops: int = 0) -> None:
+        """Refuse a schedule the sheet has no room for: grown edges are new pairs (no
+        self-edges, none that exist or were just dropped), so a sheet holding ``E`` of the
+        ``N (N - 1)`` possible edges can grow at most ``N (N - 1) - E`` at the first update.
+        With ``budget=constant`` that must cover the edges it drops
+        (``drop_fraction * E``), else the edge count falls; with ``budget=anneal`` the
+        target ``target_density * E`` must fit in the sheet."""
+        if not self.enabled:
+            return
+        possible = num_columns * (num_columns - 1)
+        room = possible - (num_edges - self_loops)
+        drop = round(self.drop_fraction * num_edges)
+        with Checks() as check:
+            check.unread(self.budget == "constant" and drop > room,
+                         f"plasticity.budget=constant cannot keep the edge count on this "
+                         f"sheet: it holds {num_edges} of the {possible} possible edges "
+                         f"between its {num_columns} columns, so at most {room} can grow, but "
+                         f"the first update drops {drop} (plasticity.drop_fraction="
+                         f"{self.drop_fraction}): the edge count would fall. Lower "
+                         f"plasticity.drop_fraction to <= {room / max(num_edges, 1):.3g}, "
+                         f"or wire the sheet more sparsely (e.g. a smaller "
+                         f"geometry.wiring.k).")
+            target = round(self.target_density * num_edges)
+            check.unread(self.budget == "anneal" and target > possible + self_loops,
+                         f"plasticity.target_density={self.target_density} asks for "
+                         f"{target} edges at plasticity.stop, but the sheet's {num_columns} "
+                         f"columns have room for {possible}: set plasticity.target_density "
+                         f"<= {possible / max(num_edges, 1):.3g}.")
 
     @property
     def enabled(self) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, ensure_writable, remove_stale_tmp
-from ..config import to_container
+from ..config import check_geometry, to_container
 from ..data import Augment, DataSplits
 from ..distributed import Distributed
 from ..geometry import Geometry, build_geometry
@@ -136,6 +136,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     seed_everything(cfg.train.seed)
 
     geometry = build_geometry(cfg.geometry)
+    check_geometry(checked, geometry, resumed=resume is not None)  # what this sheet makes unread
     if resume is not None:
         check_resume_geometry(resume, cfg, geometry)
     if scale_cfg.area is not None:

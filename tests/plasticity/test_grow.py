@@ -159,7 +159,7 @@ def test_a_registered_or_passed_rule_is_used():
         assert GROW_RULES.lookup("into_zero").settings == ()
         with pytest.raises(ValueError, match=r"plasticity.pool=4 does not apply to "
                                              r"plasticity.grow=into_zero \(its settings: none\)"):
-            PlasticityConfig(grow="into_zero", pool=4)
+            PlasticityConfig("custom", grow="into_zero", pool=4)
     finally:
         del GROW_RULES["into_zero"]
     with pytest.raises(ValueError, match=r"'random' has no setting\(s\) lam"):

@@ -63,7 +63,7 @@ def test_a_registered_or_passed_criterion_is_used():
     register_prune("longest_first")(longest_first)
     try:
         assert PRUNE_CRITERIA.lookup(longest_first).name == "longest_first"
-        assert PlasticityConfig(prune="longest_first", p=2.0).prune == "longest_first"
+        assert PlasticityConfig("custom", prune="longest_first", p=2.0).prune == "longest_first"
         with pytest.warns(UserWarning, match="Replacing the prune criterion registered as "
                                              "'longest_first'"):
             register_prune("longest_first")(longest_first)

@@ -75,7 +75,7 @@ def test_schedule_window():
     _, _, plasticity = _setup(start=4, stop=10, every=3)
     steps = [s for s in range(20) if plasticity.is_update_step(s)]
     assert steps == [4, 7, 10]
-    _, _, off = _setup(name="none")
+    _, _, off = _setup(name="none", every=50)  # off: every setting at its default
     assert not any(off.is_update_step(s) for s in range(20))
 
 
@@ -93,10 +93,13 @@ def test_schedule_window():
     (dict(name="none", every=-1), "every must be >= 1"),
     (dict(lam=-1.0), "lam must be > 0"),
     (dict(pool=0), "pool must be >= 1"),
-    (dict(prune="attention", p=2.0), r"plasticity.p=2.0 does not apply to plasticity.prune="
-                                     r"attention \(its settings: none\); only prune=wiring"),
-    (dict(grow="random", pool=4), r"plasticity.pool=4 does not apply to plasticity.grow=random"),
-    (dict(grow="random", lam=2.0), r"only grow=geometric \| gradient \| gradient_distance"),
+    (dict(name="custom", prune="attention", p=2.0),
+     r"plasticity.p=2.0 does not apply to plasticity.prune=attention \(its settings: none\); "
+     r"only prune=wiring"),
+    (dict(name="custom", grow="random", pool=4),
+     r"plasticity.pool=4 does not apply to plasticity.grow=random"),
+    (dict(name="custom", grow="random", lam=2.0),
+     r"only grow=geometric \| gradient \| gradient_distance"),
 ])
 def test_bad_config_is_refused(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -104,9 +107,9 @@ def test_bad_config_is_refused(bad, message):
 
 
 def test_a_rules_own_settings_are_accepted():
-    assert PlasticityConfig(prune="wiring", p=2.0).p == 2.0
-    assert PlasticityConfig(grow="geometric", lam=3.0).lam == 3.0
-    assert PlasticityConfig(grow="gradient_distance", pool=4, lam=3.0).pool == 4
+    assert PlasticityConfig("custom", prune="wiring", p=2.0).p == 2.0
+    assert PlasticityConfig("custom", grow="geometric", lam=3.0).lam == 3.0
+    assert PlasticityConfig("custom", grow="gradient_distance", pool=4, lam=3.0).pool == 4
 
 
 def test_budget_that_would_empty_a_column_is_refused():
