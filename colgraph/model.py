@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .geometry import Geometry
+from .parallel.shard import ColumnShard
 from .validation import (Checks, check_types, non_negative, one_of, positive, require,
                          unread_settings)
 from .nn import (KERNELS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
@@ -51,7 +52,7 @@ class Block(nn.Module):
     def __init__(self, edges: SheetEdges, cfg: "ColumnformerConfig",
                  sharing: Sharing | None = None) -> None:
         super().__init__()
-        C, columns = cfg.channels, edges.num_columns
+        C, columns = cfg.channels, edges.num_owned
         self.skip = cfg.skip
         self.norm1 = ColumnLayerNorm(columns, C, sharing=sharing)
         self.attn = ColumnAttention(edges, C, heads=cfg.heads,
@@ -205,7 +206,7 @@ class Columnformer(nn.Module):
     """
 
     def __init__(self, geometry: Geometry, config: ColumnformerConfig | None = None,
-                 **overrides) -> None:
+                 shard: ColumnShard | None = None, **overrides) -> None:
         super().__init__()
         if not isinstance(geometry, Geometry):
             raise TypeError(f"Columnformer needs a colgraph Geometry as its first argument "
@@ -220,15 +221,19 @@ class Columnformer(nn.Module):
                                 f"{', '.join(sorted(names))}.")
             config = ColumnformerConfig(**{**asdict(config), **overrides})
         self.config = config
-        N, C = geometry.num_columns, config.channels
+        C = config.channels
         geometry.check_reachable(config.input_area, config.output_area, config.steps)
-        self.edges = SheetEdges(geometry)  # the one owner of the current edges and columns
+        # the one owner of the current edges and columns (of this process's columns, on a
+        # column-sharded sheet: colgraph.parallel.shard)
+        self.edges = SheetEdges(geometry, shard)
         geometry.area(config.input_area), geometry.area(config.output_area)  # clear errors
+        N = self.edges.num_owned
         self.column_embed = nn.Parameter(torch.empty(N, C))  # initial state of each column
         self.step_embed = nn.Parameter(torch.empty(config.steps, C)) if config.step_embedding else None
         num_blocks = 1 if config.tied_depth else config.steps
         sharing = Sharing(config.sharing, config.sharing_rank,
-                          column_groups(geometry) if config.sharing == "groups" else None)
+                          column_groups(geometry) if config.sharing == "groups" else None
+                          ).owned(self.edges.shard.lo, self.edges.shard.hi)
         self.blocks = nn.ModuleList(Block(self.edges, config, sharing)
                                     for _ in range(num_blocks))
         for module in self.modules():  # untied layers: every [N, ...] tensor grows with N
@@ -247,7 +252,13 @@ class Columnformer(nn.Module):
 
     @property
     def num_columns(self) -> int:
-        return self.column_embed.size(0)
+        """Columns of the sheet (of every process, on a column-sharded sheet)."""
+        return self.edges.num_columns
+
+    @property
+    def shard(self) -> ColumnShard:
+        """This process's share of the columns (all of them on one process)."""
+        return self.edges.shard
 
     @property
     def input_index(self) -> Tensor:
@@ -312,6 +323,10 @@ class Columnformer(nn.Module):
         B = tokens.size(0)
         # columns first inside the sheet: (N_in, B, C), or (T, N_in, B, C) for frames
         tokens = tokens.permute(1, 2, 0, 3) if frames else tokens.transpose(0, 1)
+        rows, slots = self.shard.owned(self.input_index)  # this process's input columns
+        if slots is not None:
+            tokens = tokens.index_select(1 if frames else 0, slots)
+        out_rows, _ = self.shard.owned(self.output_index)
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention, outputs, l1, silent, active = [], [], [], [], []
         for t in range(T):
@@ -321,40 +336,42 @@ class Columnformer(nn.Module):
             if self.config.recompute and torch.is_grad_enabled() and not self._recording(block):
                 # activation checkpointing: backward re-runs the step (same dropout masks:
                 # the RNG state is restored), so only its input state is kept per step
-                x, attn, stats = checkpoint(self._step, block, t, x, enter, need_attention,
-                                            use_reentrant=False)
+                x, attn, stats = checkpoint(self._step, block, t, x, enter, rows,
+                                            need_attention, use_reentrant=False)
             else:
-                x, attn, stats = self._step(block, t, x, enter, need_attention)
+                x, attn, stats = self._step(block, t, x, enter, rows, need_attention)
             attention.append(attn)
             for record, value in zip((l1, silent, active), stats):
                 record.append(value)
             if frames:
-                outputs.append(x[self.output_index].transpose(0, 1))  # (B, N_out, C)
+                outputs.append(x[out_rows].transpose(0, 1))  # (B, N_out, C)
         state = x.transpose(0, 1)  # (B, N, C)
         activity = Activity(torch.stack(l1).mean(), torch.stack(silent), torch.stack(active))
-        return ColumnformerOutput(state[:, self.output_index], state,
+        return ColumnformerOutput(state[:, out_rows], state,
                                   attention if need_attention else None,
                                   torch.stack(outputs, 1) if frames else None, activity)
 
-    def _step(self, block: Block, t: int, x: Tensor, enter: Tensor | None,
+    def _step(self, block: Block, t: int, x: Tensor, enter: Tensor | None, rows: Tensor,
               need_attention: bool) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor]]:
-        """Step ``t``: tokens ``enter`` the input area, the step embedding is added, the block
-        runs, and the activity of its output is measured (inside the step, so that with
-        ``recompute`` the statistics keep nothing of their own for backward)."""
+        """Step ``t``: tokens ``enter`` the input area's columns ``rows``, the step embedding
+        is added, the block runs, and the activity of its output is measured (inside the
+        step, so that with ``recompute`` the statistics keep nothing of their own for
+        backward; on a column-sharded sheet, over every process's columns)."""
         if enter is not None:
-            x = x.index_add(0, self.input_index, enter)  # (N, B, C)
+            x = x.index_add(0, rows, enter)  # (N, B, C)
         if self.step_embed is not None:
             x = x + self.step_embed[t]
         x, attn = block(x, need_attention)
-        C = x.size(-1)
+        shard, (_, B, C) = self.shard, x.shape
+        numel = self.num_columns * B * C  # of the whole sheet's states
         # one pass each (vector_norm reduces without an [N, B, C] temporary)
         norm = torch.linalg.vector_norm(x, dim=-1)  # (N, B) per column and sample
-        rms = (norm.pow(2).mean() / C).sqrt().clamp_min(1e-12)
-        l1 = torch.linalg.vector_norm(x, ord=1) / x.numel() / rms
+        rms = (shard.mean(norm.pow(2)) / C).sqrt().clamp_min(1e-12)
+        l1 = shard.sum(torch.linalg.vector_norm(x, ord=1)) / numel / rms
         with torch.no_grad():
             cut = self.config.activity_threshold * rms
-            silent = torch.count_nonzero(x.abs() < cut) / x.numel()
-            active = (norm > cut * C**0.5).sum(0).float().mean()
+            silent = shard.sum(torch.count_nonzero(x.abs() < cut)) / numel
+            active = shard.sum((norm > cut * C**0.5).sum(0).float()).mean()
         return x, attn, (l1, silent, active)
 
     @staticmethod

@@ -28,6 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..parallel.shard import exchange
 from .columns import ColumnDropout, ColumnLinear, Sharing
 from .edges import SheetEdges
 from .kernels import AttentionKernel, get_kernel
@@ -89,7 +90,7 @@ class ColumnAttention(nn.Module):
             raise ValueError(f"bias_clamp must be a finite number >= 0, got {bias_clamp} "
                              f"(model.bias_clamp).")
         object.__setattr__(self, "edges", edges)  # a reference, not a submodule
-        columns = edges.num_columns
+        columns = edges.num_owned
         self.channels, self.heads = channels, heads
         self.qk_dim = qk_dim or channels // heads
         self.backend = backend if isinstance(backend, str) else getattr(
@@ -101,9 +102,8 @@ class ColumnAttention(nn.Module):
         self.key = ColumnLinear(columns, channels, qk, bias=False, sharing=sharing)
         self.value = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
         self.out = ColumnLinear(columns, channels, channels, sharing=sharing) if value_proj else None
-        length = edges.length
-        sigma = bias_sigma if bias_sigma is not None else (
-            float(length.mean()) if length.numel() else 1.0)
+        mean = edges.initial_mean_length
+        sigma = bias_sigma if bias_sigma is not None else (mean if mean is not None else 1.0)
         self.sigma = max(sigma, 1e-6)  # fixed at construction: grown edges get the same prior
         self.edge_bias = nn.Parameter(torch.empty(edges.num_edges, heads))  # (E, H)
         edges.register(self, "edge_bias", init=self.bias_prior)
@@ -112,7 +112,7 @@ class ColumnAttention(nn.Module):
 
     @property
     def columns(self) -> int:
-        return self.edges.num_columns
+        return self.edges.num_owned
 
     @property
     def num_edges(self) -> int:
@@ -142,7 +142,9 @@ class ColumnAttention(nn.Module):
         q = self.query(x).view(N, B, H, D)  # (N, B, H, D)
         k = self.key(x).view(N, B, H, D)  # (N, B, H, D)
         v = (self.value(x) if self.value is not None else x).view(N, B, H, Ch)
-        out, alpha = self.kernel(q, k, v, self.edges, self.edge_bias, self.attn_drop,
+        # a column-sharded sheet: keys and values of the halo from their owners
+        ks, vs = exchange(self.edges.halo(), self.edges.shard, k, v)  # (N_s, B, H, *)
+        out, alpha = self.kernel(q, ks, vs, self.edges, self.edge_bias, self.attn_drop,
                                  need_weights=need_weights)  # (N, B, H, Ch), (E, H) or None
         self._check_kernel(out, alpha, [N, B, H, Ch], need_weights)
         if self.record is not None:

@@ -21,6 +21,7 @@ one library. Every layer keeps a leading "owner" dimension on its parameters:
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -53,11 +54,20 @@ class Sharing:
                 raise ValueError("groups sharing needs a [N] tensor of group ids >= 0.")
             groups = torch.unique(groups.long(), return_inverse=True)[1]  # ids 0 .. G-1
         self.mode, self.rank, self.groups = mode, rank, groups
+        self.num_groups = int(groups.max()) + 1 if groups is not None else 1
 
     def owners(self, columns: int) -> int:
         """Leading size of shared tensors: ``N``, ``1`` or ``G``."""
-        return {"none": columns, "full": 1, "lowrank": 1,
-                "groups": int(self.groups.max()) + 1 if self.groups is not None else 1}[self.mode]
+        return {"none": columns, "full": 1, "lowrank": 1, "groups": self.num_groups}[self.mode]
+
+    def owned(self, lo: int, hi: int) -> "Sharing":
+        """The same sharing for the columns ``lo:hi`` of a column-sharded sheet (every
+        process holds all ``G`` groups' parameters; its columns' group ids)."""
+        if self.groups is None or (lo == 0 and hi == self.groups.numel()):
+            return self
+        part = copy.copy(self)
+        part.groups = self.groups[lo:hi]
+        return part
 
     def __repr__(self) -> str:
         extra = {"lowrank": f", rank={self.rank}",

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geometry import Geometry, canonical_order, measure
+from ..parallel.shard import ColumnShard, HaloPlan
 from .sparse import EdgeCSR
 
 __all__ = ["SheetEdges", "EdgeEdit", "EdgeInit"]
@@ -195,10 +196,21 @@ class SheetEdges(nn.Module):
         (1, 1, 64)
     """
 
-    def __init__(self, geometry: Geometry) -> None:
+    def __init__(self, geometry: Geometry, shard: "ColumnShard | None" = None) -> None:
         super().__init__()
-        self.register_buffer("index", geometry.edge_index.clone())  # (2, E)
-        self.register_buffer("length", geometry.edge_length.clone().float())  # (E,)
+        N = geometry.num_columns
+        self.shard = shard if shard is not None else ColumnShard.whole(N)
+        if self.shard.num_columns != N:
+            raise ValueError(f"The column shard covers {self.shard.num_columns} columns but the "
+                             f"geometry has {N}: partition this geometry.")
+        # the edges into this process's columns: a contiguous slice of the canonical order
+        first, last = torch.searchsorted(geometry.edge_index[1],
+                                         torch.tensor([self.shard.lo, self.shard.hi])).tolist()
+        self.register_buffer("index", geometry.edge_index[:, first:last].clone())  # (2, E)
+        self.register_buffer("length", geometry.edge_length[first:last].clone().float())  # (E,)
+        # of the whole sheet at construction (length scale of the edge-bias prior)
+        length = geometry.edge_length.float()
+        self.initial_mean_length = float(length.mean()) if length.numel() else None
         self.register_buffer("pos", geometry.pos.clone().float())  # (N, D)
         period = None if geometry.period is None else geometry.period.clone().float()
         self.register_buffer("period", period, persistent=False)
@@ -211,6 +223,7 @@ class SheetEdges(nn.Module):
         self._column_entries: list[_Entry] = []  # per-column tensors (rows = columns)
         self._areas = {k: v.clone() for k, v in geometry.areas.items()}  # current areas
         self._csr: EdgeCSR | None = None
+        self._halo: HaloPlan | None = None
         self._geometry: Geometry | None = None  # built from the buffers when asked for
 
     # ------------------------------------------------------------------ views
@@ -222,13 +235,38 @@ class SheetEdges(nn.Module):
     def num_columns(self) -> int:
         return self.pos.size(0)
 
+    @property
+    def num_owned(self) -> int:
+        """Columns this process owns (all of them unless the sheet is column-sharded):
+        the rows of every per-column tensor."""
+        return self.shard.num_owned
+
     def in_degree(self) -> Tensor:
         return torch.bincount(self.index[1], minlength=self.num_columns)
 
+    def halo(self) -> HaloPlan:
+        """The halo plan of the current edges (cached until the edges or the device change):
+        collective on a column-sharded sheet, see :mod:`colgraph.parallel.shard`."""
+        if self._halo is None:
+            self._halo = HaloPlan.build(self.index, self.shard)
+        return self._halo
+
+    @property
+    def local_index(self) -> Tensor:
+        """The edges in this process's coordinates (``index`` itself on one process):
+        targets are rows of its own columns, sources rows of ``[own | halo]`` columns."""
+        return self.halo().local_index
+
+    @property
+    def num_sources(self) -> int:
+        """Rows of the attention's source side: own columns plus the halo."""
+        return self.num_owned + self.halo().num_halo
+
     def csr(self) -> EdgeCSR:
-        """The CSR view of the current edges (cached until the edges or the device change)."""
+        """The CSR view of the current edges in local coordinates (cached until the edges
+        or the device change)."""
         if self._csr is None:
-            self._csr = EdgeCSR(self.index, self.num_columns)
+            self._csr = EdgeCSR(self.local_index, self.num_owned, self.num_sources)
         return self._csr
 
     def measure(self, source: Tensor, target: Tensor) -> Tensor:
@@ -268,10 +306,10 @@ class SheetEdges(nn.Module):
         return self._geometry
 
     def _invalidate(self) -> None:
-        self._csr, self._geometry = None, None
+        self._csr, self._halo, self._geometry = None, None, None
 
     def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
-        self._csr = None
+        self._csr, self._halo = None, None
         out = super()._apply(fn, recurse)
         self._areas = {k: fn(v) for k, v in self._areas.items()}  # index tensors: device only
         return out
@@ -307,8 +345,14 @@ class SheetEdges(nn.Module):
         self._edge_entries.append(_entry(owner, name, self.num_edges, "edge", init))
 
     def register_columns(self, owner: Any, name: str) -> None:
-        """Register ``getattr(owner, name)`` (one row per column) to grow with the sheet."""
-        self._column_entries.append(_entry(owner, name, self.num_columns, "column", None))
+        """Register ``getattr(owner, name)`` (one row per owned column) to grow with the
+        sheet."""
+        self._column_entries.append(_entry(owner, name, self.num_owned, "column", None))
+
+    def sharded_tensors(self) -> list[Tensor]:
+        """Every registered per-column and per-edge tensor: what a column-sharded process
+        holds only its own rows of."""
+        return [e.get() for e in self._columns + self._registry]
 
     def unregister(self, owner: Any) -> None:
         """Forget every per-edge tensor of ``owner`` (e.g. a plasticity schedule that ended)."""
@@ -338,9 +382,9 @@ class SheetEdges(nn.Module):
                     f"changed outside SheetEdges.edit, so per-edge tensors are out of step. "
                     f"Rebuild the model, or edit edges only with model.edges.edit(...).")
         for entry in self._columns:
-            if entry.get().size(0) != self.num_columns:
+            if entry.get().size(0) != self.num_owned:
                 raise RuntimeError(f"{entry.label()} has {entry.get().size(0)} rows but the "
-                                   f"sheet has {self.num_columns} columns: it was changed "
+                                   f"sheet has {self.num_owned} columns: it was changed "
                                    f"outside SheetEdges.add_columns.")
         ei = self.index
         if E and (ei.min() < 0 or ei.max() >= self.num_columns):
@@ -501,6 +545,11 @@ class SheetEdges(nn.Module):
         with :meth:`edit` (e.g. :func:`colgraph.plasticity.add_columns` does both).
         """
         N = self.num_columns
+        if self.shard.enabled:
+            raise NotImplementedError(
+                "Columns cannot be added to a column-sharded sheet (parallel.columns > 1): "
+                "the partition would have to move. Add them on one process, or turn "
+                "scale.* off.")
         pos = self.check_new_positions(pos)
         parent = torch.as_tensor(parent, dtype=torch.long, device=self.pos.device).flatten()
         if parent.numel() != pos.size(0) or (parent.numel() and (parent.min() < 0 or
@@ -524,6 +573,7 @@ class SheetEdges(nn.Module):
         rewrite = _Rewrite(self._columns, N, lambda old, rows: torch.cat([old, rows.to(old)]),
                            lambda e: e.get().detach()[parent], lambda v: v[parent], optimizer)
         self.pos = all_pos
+        self.shard = ColumnShard.whole(self.num_columns)
         rewrite.commit()
         for e in self._columns:
             if isinstance(getattr(e.owner, "columns", None), int):
@@ -545,6 +595,7 @@ class SheetEdges(nn.Module):
         if pos is not None and pos.shape != self.pos.shape:
             n = pos.size(0)
             self.pos = self.pos.new_empty(pos.shape)
+            self.shard = ColumnShard.whole(n)  # a grown sheet is never sharded
             for entry in self._columns:
                 t = entry.get()
                 entry.set(t.detach().new_empty((n,) + t.shape[1:]))

@@ -10,10 +10,14 @@ kernel does the arithmetic of attention over the sheet's edges. Every kernel is 
 
 with
 
-* ``q``, ``k``: ``[N, B, H, D]`` queries and keys, columns first;
-* ``v``: ``[N, B, H, Ch]`` values;
-* ``edges``: the sheet's :class:`~colgraph.nn.SheetEdges` (``edges.index [2, E]``, row 0 =
-  source, row 1 = target, sorted by target; ``edges.csr()`` the cached CSR structure);
+* ``q``: ``[N, B, H, D]`` queries of the target columns, columns first;
+* ``k``, ``v``: ``[N_s, B, H, D]`` keys and ``[N_s, B, H, Ch]`` values of the source
+  columns. ``N_s = N`` on one process; on a column-sharded sheet ``N`` is the process's own
+  columns and the sources are its own columns followed by its halo
+  (:mod:`colgraph.parallel.shard`);
+* ``edges``: the sheet's :class:`~colgraph.nn.SheetEdges`: ``edges.local_index [2, E]`` the
+  edges in these coordinates (row 0 = source, row 1 = target, sorted by target; the same
+  tensor as ``edges.index`` on one process), ``edges.csr()`` the cached CSR structure;
 * ``bias``: ``[E, H]`` per-edge bias (the learned connectivity), in ``edges.index`` order;
 * ``dropout``: a callable applied elementwise to the normalised per-edge weights before they
   weight the values (the layer's attention dropout; identity in eval mode);
@@ -112,10 +116,10 @@ def sparse_attention(q: Tensor, k: Tensor, v: Tensor, edges: SheetEdges, bias: T
     copies of the sheet (:class:`~colgraph.nn.EdgeBlock`); no per-edge feature tensor."""
     N, B, H, D = q.shape
     block = edges.csr().block(B, H)  # copy r = b * H + h; node n of it: row n * R + r
-    logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(N * B * H, D),
+    logit = sddmm(block, q.reshape(N * B * H, D), k.reshape(-1, D),
                   1 / math.sqrt(D))  # (R * E,)
     alpha = edge_softmax(block, block.add_per_edge(logit, bias))  # (R * E,)
-    out = spmm(block, dropout(alpha), v.reshape(N * B * H, -1))  # (R * N, Ch)
+    out = spmm(block, dropout(alpha), v.reshape(k.size(0) * B * H, -1))  # (R * N, Ch)
     return out.view(N, B, H, -1), block.batch_mean(alpha) if need_weights else None
 
 
@@ -143,8 +147,11 @@ def pyg_attention(q: Tensor, k: Tensor, v: Tensor, edges: SheetEdges, bias: Tens
                   ) -> tuple[Tensor, Tensor | None]:
     """The ``pyg`` kernel: PyG ``MessagePassing`` (``edge_update`` computes the weights with
     ``torch_geometric.utils.softmax``, ``message`` weights the values)."""
-    alpha = _message_passing.edge_updater(edges.index, q=q, k=k, bias=bias)  # (E, B, H)
-    out = _message_passing.propagate(edges.index, x=v, alpha=dropout(alpha))  # (N, B, H, Ch)
+    size = (k.size(0), q.size(0))  # (sources, targets)
+    alpha = _message_passing.edge_updater(edges.local_index, q=(None, q), k=(k, None),
+                                          bias=bias, size=size)  # (E, B, H)
+    out = _message_passing.propagate(edges.local_index, x=(v, None), alpha=dropout(alpha),
+                                     size=size)  # (N, B, H, Ch)
     return out, alpha.mean(1) if need_weights else None
 
 
@@ -155,12 +162,12 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, edges: SheetEdges, bias: Te
     """The ``dense`` kernel: a masked ``N x N`` softmax, O(N^2) time and memory. A test
     reference and benchmark baseline ONLY."""
     N, B, H, D = q.shape
-    src, dst = edges.index
-    q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # (B, H, N, D)
-    mask = q.new_full((H, N, N), float("-inf"))
-    mask[:, dst, src] = bias.t()  # (H, N, N): row = target, column = source
-    logit = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, N, N)
-    alpha = torch.softmax(logit + mask, dim=-1).nan_to_num(0.0)  # (B, H, N, N)
+    src, dst = edges.local_index
+    q, k, v = (t.permute(1, 2, 0, 3) for t in (q, k, v))  # (B, H, N, D), (B, H, N_s, *)
+    mask = q.new_full((H, N, k.size(2)), float("-inf"))
+    mask[:, dst, src] = bias.t()  # (H, N, N_s): row = target, column = source
+    logit = q @ k.transpose(-1, -2) / math.sqrt(D)  # (B, H, N, N_s)
+    alpha = torch.softmax(logit + mask, dim=-1).nan_to_num(0.0)  # (B, H, N, N_s)
     out = dropout(alpha) @ v  # (B, H, N, Ch)
     weights = alpha[:, :, dst, src].mean(0).t() if need_weights else None  # (E, H)
     return out.permute(2, 0, 1, 3), weights  # (N, B, H, Ch)

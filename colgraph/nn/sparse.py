@@ -45,7 +45,10 @@ class EdgeBlock:
     transpose (see the module docstring for the layout).
 
     Attributes:
-        size: ``N * R`` rows (= columns) of the block matrix.
+        size: ``N * R`` rows (targets) of the block matrix.
+        source_size: ``N_s * R`` columns (sources) of the block matrix: ``size`` for a
+            square sheet; more on a process of a column-sharded sheet, whose sources
+            include the halo (other processes' columns its edges read).
         degree: the in-degree ``K`` when every column has the same (values are then a
             ``[N, batch, heads, K]`` tensor), else ``None``.
         crow, col: the block's CSR indices (int32 when they fit, as MKL and cuSPARSE use).
@@ -60,8 +63,9 @@ class EdgeBlock:
         R = batch * heads
         self.batch, self.heads, self.replicas = batch, heads, R
         self.num_nodes, self.num_edges, self.size = n, e, n * R
+        self.source_size = csr.num_sources * R
         device = src.device
-        idx = torch.int32 if R * max(e, n) < 2**31 - 1 else torch.int64
+        idx = torch.int32 if R * max(e, n, csr.num_sources) < 2**31 - 1 else torch.int64
         deg, deg_t = csr.ptr.diff(), csr.ptr_t.diff()
         self.degree = int(deg[0]) if e > 0 and bool((deg == deg[0]).all()) else None
         r = torch.arange(R, device=device)
@@ -101,9 +105,10 @@ class EdgeBlock:
         """The block as a ``torch.sparse_csr_tensor`` holding ``values`` (block order)."""
         if transpose:
             crow, col, values = self.crow_t, self.col_t, values.index_select(0, self.perm_t)
+            shape = (self.source_size, self.size)
         else:
-            crow, col = self.crow, self.col
-        return torch.sparse_csr_tensor(crow, col, values.contiguous(), (self.size, self.size),
+            crow, col, shape = self.crow, self.col, (self.size, self.source_size)
+        return torch.sparse_csr_tensor(crow, col, values.contiguous(), shape,
                                        check_invariants=False)
 
     # ------------------------------------------------------------------ per-edge tensors
@@ -130,7 +135,9 @@ class EdgeCSR:
 
     Args:
         edge_index: ``[2, E]`` edges sorted by target (the ``Geometry`` order).
-        num_nodes: number of columns ``N``.
+        num_nodes: number of columns ``N`` (targets).
+        num_sources: number of source columns (default ``num_nodes``). A process of a
+            column-sharded sheet has more: its own columns, then its halo.
 
     :meth:`block` returns (and caches) the :class:`EdgeBlock` of a batch size and head
     count. The cache holds the :attr:`cached_blocks` most recently used ones (training's
@@ -141,17 +148,19 @@ class EdgeCSR:
 
     cached_blocks = 4  # training and evaluation batch sizes, and each one's last batch
 
-    def __init__(self, edge_index: Tensor, num_nodes: int) -> None:
+    def __init__(self, edge_index: Tensor, num_nodes: int, num_sources: int | None = None
+                 ) -> None:
         src, dst = edge_index
         if dst.numel() > 1 and (dst[1:] < dst[:-1]).any():
             raise ValueError("EdgeCSR expects edges sorted by target (canonical order). "
                              "Build edges with colgraph.geometry or sort them with "
                              "colgraph.geometry.canonical_order.")
         self.num_nodes, self.num_edges = num_nodes, src.numel()
+        self.num_sources = num_nodes if num_sources is None else num_sources
         self.src, self.dst = src, dst
         self.ptr = _ptr(dst, num_nodes)
         self.perm_t = torch.argsort(src * num_nodes + dst)
-        self.ptr_t = _ptr(src[self.perm_t], num_nodes)
+        self.ptr_t = _ptr(src[self.perm_t], self.num_sources)
         self._blocks: OrderedDict[tuple[int, int], EdgeBlock] = OrderedDict()
 
     def block(self, batch: int, heads: int = 1) -> EdgeBlock:
@@ -166,7 +175,8 @@ class EdgeCSR:
 
 
 def _sampled(block: EdgeBlock, a: Tensor, b: Tensor, scale: float = 1.0) -> Tensor:
-    """``scale * (a @ b.T)`` at the block's edges: ``out[e] = scale a[target_e] . b[source_e]``."""
+    """``scale * (a @ b.T)`` at the block's edges: ``out[e] = scale a[target_e] . b[source_e]``
+    (``a``: one row per target, ``b``: one row per source)."""
     mask = block.matrix(a.new_zeros(block.nnz))
     return torch.sparse.sampled_addmm(mask, a, b.t(), beta=0.0, alpha=scale).values()
 
@@ -239,7 +249,7 @@ class _SegmentSoftmax(torch.autograd.Function):
 
 def sddmm(block: EdgeBlock, q: Tensor, k: Tensor, scale: float = 1.0) -> Tensor:
     """Per-edge dot products ``scale * q[target] . k[source]``:
-    ``[R*N, D] x [R*N, D] -> [R*E]``."""
+    ``[R*N, D] x [R*N_s, D] -> [R*E]``."""
     return _SDDMM.apply(block, q, k, scale)
 
 
