@@ -22,6 +22,10 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from .parallel.shard import ColumnShard
+
+WHOLE = ColumnShard.whole(1)  # one process: every reduction is the identity
+
 __all__ = ["total_loss", "wiring_length", "wiring_cost", "column_responses", "smoothness_loss",
            "topographic_smoothness", "distant_pairs", "measure_topography"]
 
@@ -45,9 +49,14 @@ def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> T
     """
     w = cfg.wiring_cost
     if w.weight:
-        loss = loss + w.weight * wiring_cost(out.attention, edges.index, edges.length, w.p)
+        loss = loss + w.weight * wiring_cost(out.attention, edges.index, edges.length, w.p,
+                                             shard=edges.shard)
     s = cfg.smoothness
     if s.weight:
+        if edges.shard.enabled:
+            raise NotImplementedError("smoothness.weight > 0 is not available on a "
+                                      "column-sharded sheet yet: set smoothness.weight=0 or "
+                                      "train on one process per sheet (parallel.columns=1).")
         loss = loss + s.weight * smoothness_loss(
             out.state, edges.index, edges.length, edges.pos, radius, s.temperature,
             s.negatives, period=edges.period, metric=edges.metric)
@@ -57,7 +66,7 @@ def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> T
 
 
 def wiring_length(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Tensor,
-                  p: float = 1.0) -> Tensor:
+                  p: float = 1.0, shard: ColumnShard | None = None) -> Tensor:
     """Mean attention-weighted ``length^p`` of a column's inputs, in geometry units.
 
     Args:
@@ -66,26 +75,30 @@ def wiring_length(attention: Sequence[Tensor], edge_index: Tensor, edge_length: 
         edge_index: ``[2, E]`` edges (row 1 = target).
         edge_length: ``[E]`` edge lengths.
         p: exponent on the length.
+        shard: on a column-sharded sheet, this process's :class:`ColumnShard` (its
+            edges are the edges into its columns): the result is the whole sheet's.
 
     A column's attention over its incoming edges sums to one per head, so
     ``sum_e attention[e] * length[e]^p`` over one column's edges is the expected
     ``length^p`` of what it reads. The result averages that over columns (with incoming
     edges), heads and steps.
     """
+    shard = shard or WHOLE
     att = torch.stack(list(attention))  # (T, E, H)
-    num_targets = torch.unique(edge_index[1]).numel()
-    total = (att * edge_length.pow(p).unsqueeze(-1)).sum(1)  # (T, H)
+    num_targets = shard.total(torch.unique(edge_index[1]).numel())
+    total = shard.sum((att * edge_length.pow(p).unsqueeze(-1)).sum(1))  # (T, H)
     return total.mean() / max(num_targets, 1)
 
 
 def wiring_cost(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Tensor,
-                p: float = 1.0) -> Tensor:
+                p: float = 1.0, shard: ColumnShard | None = None) -> Tensor:
     """Wiring cost relative to uniform attention; its weight means the same on any sheet.
 
     ``wiring_length(attention) / wiring_length(uniform attention)``: 1.0 means the sheet
     spends as much wire as attending uniformly over its candidate edges; below 1.0 it
     prefers short edges. A ratio of per-column averages, so it does not grow with the
-    number of columns and does not depend on the length unit.
+    number of columns and does not depend on the length unit. ``shard``: as in
+    :func:`wiring_length`.
 
     Example:
         >>> from colgraph.geometry import grid, knn
@@ -99,8 +112,9 @@ def wiring_cost(attention: Sequence[Tensor], edge_index: Tensor, edge_length: Te
     uniform = scatter(lp, dst, 0, dim_size=int(dst.max()) + 1 if dst.numel() else 0,
                       reduce="mean")  # (N,)
     has_input = torch.bincount(dst, minlength=uniform.numel()) > 0
-    scale = uniform[has_input].mean().clamp_min(1e-12)
-    return wiring_length(attention, edge_index, edge_length, p) / scale
+    shard = shard or WHOLE
+    scale = shard.mean(uniform[has_input]).clamp_min(1e-12)
+    return wiring_length(attention, edge_index, edge_length, p, shard) / scale
 
 
 def column_responses(state: Tensor) -> Tensor:

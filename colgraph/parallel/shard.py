@@ -119,6 +119,32 @@ class ColumnShard:
         total = self.sum(torch.stack([t.sum(), t.new_tensor(float(t.numel()))]))
         return total[0] / total[1]
 
+    def mean_over(self, t: Tensor, dim: int, count: int) -> Tensor:
+        """The mean of ``t`` over its column dimension ``dim`` (``count`` entries there over
+        the whole group): ``t.mean(dim)`` on one process."""
+        return t.mean(dim) if not self.enabled else self.sum(t.sum(dim)) / count
+
+    def amax(self, t: Tensor, dim: int) -> Tensor:
+        """The maximum of ``t`` over its column dimension ``dim`` across the group,
+        differentiable: the gradient reaches the process (the first, on ties) that holds
+        the maximum. ``t.amax(dim)`` on one process."""
+        if not self.enabled:
+            return t.amax(dim)
+        local = (t.amax(dim) if t.size(dim) else
+                 t.new_full(t.shape[:dim] + t.shape[dim + 1:], float("-inf")))
+        every = t.new_empty((self.parts,) + local.shape)
+        dist.all_gather_into_tensor(every, local.detach().contiguous(), group=self.group)
+        first = every.argmax(0) == self.rank  # argmax returns the first maximum
+        return self.sum(torch.where(first, local, torch.zeros_like(local)))
+
+    def total(self, n: int) -> int:
+        """An integer summed over the group (not differentiable)."""
+        if not self.enabled:
+            return n
+        t = torch.tensor([n], dtype=torch.long)
+        dist.all_reduce(t, group=self.group)
+        return int(t)
+
     def loss(self, loss: Tensor) -> Tensor:
         """What this process back-propagates of the group's (equal) ``loss``:
         ``loss / P``, so gradients summed over the group equal one process's."""

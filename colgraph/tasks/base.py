@@ -16,12 +16,14 @@ declares the kind of sample it reads (``modality``).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
 from ..geometry import Geometry
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
+from ..parallel.shard import ColumnShard
 from ..registry import Registry
 
 __all__ = ["Task", "TaskOutput", "TASKS", "register_task", "task_class", "build_task"]
@@ -44,6 +46,11 @@ class Task(nn.Module):
         cfg: the ``task`` config node (:class:`colgraph.config.TaskConfig`).
         sample_shape: shape of one sample, ``(C, H, W)`` or ``(C, L)``.
         num_classes: classes in the labels (tasks that ignore labels ignore it).
+        shard: on a column-sharded sheet, this process's
+            :class:`~colgraph.parallel.ColumnShard`: the task builds its Columnformer on it
+            (``column_shard``) and reduces its readout and loss over the group, so every
+            process computes the whole sheet's loss (see :mod:`colgraph.parallel.shard`).
+            A task that does not take it runs on one process per sheet only.
     """
 
     name: ClassVar[str]
@@ -54,9 +61,11 @@ class Task(nn.Module):
     columnformer: Columnformer
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
-                 sample_shape: tuple[int, ...], num_classes: int) -> None:
+                 sample_shape: tuple[int, ...], num_classes: int,
+                 shard: ColumnShard | None = None) -> None:
         super().__init__()
         self.sample_shape, self.num_classes = tuple(sample_shape), int(num_classes)
+        self.column_shard = shard or ColumnShard.whole(geometry.num_columns)
 
     def encode(self, x: Tensor) -> Tensor:
         """Samples -> tokens ``[B, N_in, C]`` in input-area order."""
@@ -100,6 +109,17 @@ def task_class(name: str | type[Task]) -> type[Task]:
 
 
 def build_task(cfg: Any, model: ColumnformerConfig, geometry: Geometry,
-               sample_shape: tuple[int, ...], num_classes: int) -> Task:
-    """The task ``cfg.name`` (see :data:`TASKS`) on ``geometry``."""
-    return task_class(cfg.name)(geometry, model, cfg, sample_shape, num_classes)
+               sample_shape: tuple[int, ...], num_classes: int,
+               shard: ColumnShard | None = None) -> Task:
+    """The task ``cfg.name`` (see :data:`TASKS`) on ``geometry`` (on this process's
+    ``shard`` of a column-sharded sheet)."""
+    cls = task_class(cfg.name)
+    if shard is None or not shard.enabled:
+        return cls(geometry, model, cfg, sample_shape, num_classes)
+    if "shard" not in inspect.signature(cls).parameters:
+        raise TypeError(f"Task '{cfg.name}' ({cls.__qualname__}) does not take a column shard, "
+                        f"so it cannot run on a column-sharded sheet (parallel.columns > 1). "
+                        f"Accept a `shard` keyword, pass it to Task.__init__ and build the "
+                        f"Columnformer with shard=self.column_shard (see colgraph.parallel), "
+                        f"or set parallel.columns=1.")
+    return cls(geometry, model, cfg, sample_shape, num_classes, shard=shard)

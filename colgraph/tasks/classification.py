@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..geometry import Geometry
+from ..parallel.shard import ColumnShard
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
 from .encoders import PatchEmbedding, WindowEmbedding
@@ -34,7 +35,7 @@ class Classification(Task):
                              f"is a common choice, 0 turns it off.")
         self.pool, self.label_smoothing = pool, smoothing
         self.encoder = encoder  # built first: parameter initialisation order is part of a seed
-        self.columnformer = Columnformer(geometry, model)
+        self.columnformer = Columnformer(geometry, model, shard=self.column_shard)
         self.norm = nn.LayerNorm(model.channels)
         self.head = nn.Linear(model.channels, self.num_classes)
 
@@ -43,7 +44,11 @@ class Classification(Task):
         return self.encoder(x)
 
     def readout(self, out: ColumnformerOutput) -> Tensor:
-        pooled = out.output.mean(1) if self.pool == "mean" else out.output.amax(1)
+        shard = self.columnformer.shard  # pooled over every process's output columns
+        if self.pool == "mean":
+            pooled = shard.mean_over(out.output, 1, self.columnformer.output_index.numel())
+        else:
+            pooled = shard.amax(out.output, 1)
         return self.head(self.norm(pooled))  # (B, classes)
 
     def forward(self, x: Tensor, y: Tensor) -> TaskOutput:
@@ -61,8 +66,9 @@ class ImageClassification(Classification):
     modality = "image"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
-                 sample_shape: tuple[int, ...], num_classes: int) -> None:
-        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+                 sample_shape: tuple[int, ...], num_classes: int,
+                 shard: ColumnShard | None = None) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes, shard)
         self._build(geometry, model, PatchEmbedding(geometry, model.input_area, sample_shape,
                                                     model.channels, cfg.patch_size), cfg)
 
@@ -76,7 +82,8 @@ class SequenceClassification(Classification):
     modality = "sequence"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
-                 sample_shape: tuple[int, ...], num_classes: int) -> None:
-        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+                 sample_shape: tuple[int, ...], num_classes: int,
+                 shard: ColumnShard | None = None) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes, shard)
         self._build(geometry, model, WindowEmbedding(geometry, model.input_area, sample_shape,
                                                      model.channels, cfg.window), cfg)

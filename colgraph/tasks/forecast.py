@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geometry import Geometry
+from ..parallel.shard import ColumnShard
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
 from .encoders import InputMap, WindowEmbedding
@@ -34,8 +35,9 @@ class NextFramePrediction(Task):
     metric, metric_label = "mse", "next-frame MSE"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
-                 sample_shape: tuple[int, ...], num_classes: int) -> None:
-        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+                 sample_shape: tuple[int, ...], num_classes: int,
+                 shard: ColumnShard | None = None) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes, shard)
         c_in, length = sample_shape
         T = model.steps
         if length % (T + 1):
@@ -45,7 +47,7 @@ class NextFramePrediction(Task):
         self.frame = length // (T + 1)
         self.encoder = WindowEmbedding(geometry, model.input_area, (c_in, self.frame),
                                        model.channels, cfg.window)
-        self.columnformer = Columnformer(geometry, model)
+        self.columnformer = Columnformer(geometry, model, shard=self.column_shard)
         n_in, n_out = (geometry.area(a).numel() for a in (model.input_area, model.output_area))
         if n_out != n_in:
             raise ValueError(f"predict_sequence reads one window per output column: output "
@@ -73,9 +75,21 @@ class NextFramePrediction(Task):
         return self.encoder(f.flatten(0, 1)).unflatten(0, (B, T))
 
     def readout(self, out: ColumnformerOutput) -> Tensor:
-        """Predicted windows ``[B, T, N_in, C * window]`` of frames ``1 .. T``, in input order."""
+        """Predicted windows ``[B, T, N_in, C * window]`` of frames ``1 .. T``, in input order
+        (on a column-sharded sheet: of this process's output columns, in output-area
+        order; see :meth:`predicted_slots`)."""
         pred = self.decoder(self.norm(out.outputs))  # (B, T, N_out, D) in output-area order
+        if self.columnformer.shard.enabled:
+            return pred
         return pred[:, :, torch.argsort(self.input_slot_of_output)]
+
+    def predicted_slots(self) -> Tensor:
+        """The input slots (window positions) :meth:`readout` predicts, in its order."""
+        _, owned = self.columnformer.shard.owned(self.columnformer.output_index)
+        if owned is None:
+            return torch.arange(self.input_slot_of_output.numel(),
+                                device=self.input_slot_of_output.device)
+        return self.input_slot_of_output[owned]
 
     def targets(self, x: Tensor) -> Tensor:
         f = self.frames(x)  # (B, T + 1, C, F)
@@ -86,7 +100,12 @@ class NextFramePrediction(Task):
         out = self.columnformer(self.encode(x))
         pred = self.readout(out)
         windows = self.targets(x)
-        err = (pred - windows[:, 1:]).pow(2).flatten(1).mean(1)  # (B,)
+        shard = self.columnformer.shard
+        target = windows[:, 1:]
+        if shard.enabled:  # this process's output columns
+            target = target[:, :, self.predicted_slots()]
+        err = shard.mean_over((pred - target).pow(2).flatten(1), 1,
+                              windows[0, 1:].numel())  # (B,)
         persist = (windows[:, :-1] - windows[:, 1:]).pow(2).flatten(1).mean(1)
         return TaskOutput(err.mean(), {"mse": err.detach().sum(),
                                        "persistence_mse": persist.sum()}, pred, out)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..geometry import Geometry
+from ..parallel.shard import ColumnShard
 from ..model import Columnformer, ColumnformerConfig, ColumnformerOutput
 from .base import Task, TaskOutput, register_task
 from .encoders import InputMap, PatchEmbedding
@@ -48,15 +49,16 @@ class MaskedImageModelling(Task):
     metric, metric_label = "mse", "masked-patch MSE"
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
-                 sample_shape: tuple[int, ...], num_classes: int) -> None:
-        super().__init__(geometry, model, cfg, sample_shape, num_classes)
+                 sample_shape: tuple[int, ...], num_classes: int,
+                 shard: ColumnShard | None = None) -> None:
+        super().__init__(geometry, model, cfg, sample_shape, num_classes, shard)
         if not 0.0 < cfg.mask_ratio < 1.0:
             raise ValueError(f"task.mask_ratio must be in (0, 1) (got {cfg.mask_ratio}): the "
                              f"fraction of patches hidden from the sheet.")
         self.mask_ratio, self.norm_pix = float(cfg.mask_ratio), bool(cfg.norm_pix)
         self.encoder = PatchEmbedding(geometry, model.input_area, sample_shape, model.channels,
                                       cfg.patch_size)
-        self.columnformer = Columnformer(geometry, model)
+        self.columnformer = Columnformer(geometry, model, shard=self.column_shard)
         self.mask_token = nn.Parameter(torch.zeros(model.channels))
         nn.init.normal_(self.mask_token, std=0.02)
         area = cfg.decoder_area or model.input_area
@@ -94,18 +96,24 @@ class MaskedImageModelling(Task):
         return torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
 
     def readout(self, out: ColumnformerOutput) -> Tensor:
-        """Predicted pixels ``[B, N_in, C_img * p * p]`` in input-area order."""
-        return self.decoder(self.norm(out.state[:, self.decoder_columns]))
+        """Predicted pixels ``[B, N_in, C_img * p * p]`` in input-area order (of the
+        patches whose decoder columns this process owns, on a column-sharded sheet)."""
+        rows, _ = self.columnformer.shard.owned(self.decoder_columns)
+        return self.decoder(self.norm(out.state[:, rows]))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> TaskOutput:
         mask = self.mask(x.size(0), x.device)  # (B, N_in)
         out = self.columnformer(self.encode(x, mask))
         pred = self.readout(out)
         target = self.encoder.patches(x)  # (B, N_in, D)
+        shard = self.columnformer.shard
+        _, slots = shard.owned(self.decoder_columns)
+        if slots is not None:  # a column-sharded sheet: the patches this process decodes
+            target, mask = target[:, slots], mask[:, slots]
         if self.norm_pix:
             mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
             target = (target - mean) / (var + 1e-6).sqrt()
         err = (pred - target).pow(2).mean(-1)  # (B, N_in)
         m = mask.to(err.dtype)
-        per_sample = (err * m).sum(1) / m.sum(1)  # masked patches only
+        per_sample = shard.sum((err * m).sum(1)) / shard.sum(m.sum(1))  # masked patches only
         return TaskOutput(per_sample.mean(), {"mse": per_sample.detach().sum()}, pred, out)
