@@ -345,6 +345,10 @@ def _pymetis():
         raise ImportError("partition(method='metis') needs pymetis: pip install "
                           "'colgraph[metis]' (or pip install pymetis), or use "
                           "method='sfc' (no dependency).") from None
+    if not hasattr(pymetis, "CSRAdjacency"):
+        raise ImportError(f"partition(method='metis') needs pymetis >= 2025.2 (found "
+                          f"{getattr(pymetis, 'version', 'an older one')}): pip install -U "
+                          f"pymetis.")
     return pymetis
 
 
