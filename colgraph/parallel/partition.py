@@ -338,7 +338,8 @@ def _metis(geometry: Geometry, parts: int, weight: np.ndarray) -> np.ndarray:
     vweights = np.maximum(1, np.rint(weight / weight.mean() * 1000)).astype(idx)
     _, member = pymetis.part_graph(
         parts, pymetis.CSRAdjacency(a.indptr.astype(idx), a.indices.astype(idx)),
-        vweights=vweights, eweights=a.data.astype(idx), options=pymetis.Options(seed=METIS_SEED, ufactor=METIS_UFACTOR))
+        vweights=vweights, eweights=a.data.astype(idx),
+        options=pymetis.Options(seed=METIS_SEED, ufactor=METIS_UFACTOR))
     return np.asarray(member, dtype=np.int64)
 
 
