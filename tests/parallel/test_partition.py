@@ -108,6 +108,19 @@ def test_balance_by_columns_and_by_custom_weights(sheet):
     assert torch.allclose(column_weight(sheet), deg + deg.mean())
 
 
+def test_curve_through_other_positions(sheet):
+    flipped = sheet.pos.flip(1)  # the same sheet, axes swapped: another curve, same edges
+    part = partition(sheet, 4, pos=flipped)
+    assert torch.equal(part.order, partition(sheet, 2, pos=flipped).order)
+    assert not torch.equal(part.order, partition(sheet, 4).order)
+    assert part.stats(sheet).cut_fraction < 0.3
+    with pytest.raises(ValueError, match=r"finite positions \[N, D\] for the 400 columns \(got "
+                                         r"shape \[399, 2\]\)"):
+        partition(sheet, 2, pos=flipped[:399])
+    with pytest.raises(ValueError, match=r"got shape \[400, 2\], with NaN/inf"):
+        partition(sheet, 2, pos=flipped.index_fill(0, torch.tensor([5]), float("nan")))
+
+
 def test_every_part_nonempty_when_parts_equal_columns():
     geo = grid(3, wiring=knn(2))
     part = partition(geo, 9)
