@@ -79,7 +79,8 @@ def test_metis_cuts_a_grid_about_as_well_as_the_curve(parts):
     geo = grid(24, wiring=knn(8))
     sfc, metis = (partition(geo, parts, m).stats(geo) for m in ("sfc", "metis"))
     # 36 columns a part at P = 16: METIS's k-way with a tight tolerance cut half the edges
-    assert metis.cut_fraction < 1.5 * sfc.cut_fraction and metis.edge_balance < 1.02
+    assert metis.cut_fraction < 1.5 * sfc.cut_fraction
+    assert metis.columns.max() - metis.columns.min() <= 2  # within a column or two of equal
     part = partition(geo, parts, "metis")
     place = torch.empty(geo.num_columns, dtype=torch.long)
     place[partition(geo, 2).order] = torch.arange(geo.num_columns)  # sfc place of a column
