@@ -154,18 +154,19 @@ def main() -> None:
 CONCLUSION = """\
 **Default: `method="sfc"`.** On every sheet whose wiring follows its positions (grid, torus,
 stack, sphere and random sheets with k-NN + exponential long-range wiring) the Hilbert curve
-sends as few states per step as METIS or fewer (METIS's halo is 0.98 - 1.27 times the
-curve's) with a cut within 10% of METIS's (better on grids, tori and stacks at 10^5 columns),
-parts balanced exactly (METIS: within its 0.5% tolerance), no dependency, half METIS's time,
-and an order that does not change with P (a sheet stored in curve order is re-sliced for any
-P >= 2 without moving a column). METIS wins where the positions are not the sheet's own
-coordinates: on fsaverage5's folded pial surface the curve jumps across sulci and METIS halves
-the cut and the halo (16% less halo once long-range wiring is added). For cortical meshes use
-`method="metis"` (`pip install 'colgraph[metis]'`), or keep the curve and draw it through the
-spherical surface of the same vertices (`partition(geo, P, pos=sphere_pos)`), which recovers
-most of the gap. Long-range (EDR) wiring dominates the halo whatever the partitioner: at
-P = 16 a random sheet with 4 of its 12 inputs long-range sends 0.37 N states per step, a
-grid with k-NN alone 0.04 N."""
+sends about as few states per step as METIS, or fewer (METIS's halo is 0.95 - 1.39 times
+the curve's at each P, 0.98 - 1.27 averaged over P), cutting at most 15% more edges than METIS
+(random + EDR) and up to 12% fewer on grids, tori and stacks, with parts balanced exactly (METIS: within 1%), no dependency, less time
+(1.2 - 1.8 s against 2.7 - 4.3 s at 10^6 columns), and an order that does not change with P
+(a sheet stored in curve order is re-sliced for any P >= 2 without moving a column). METIS
+wins where the positions are not the sheet's own coordinates: on fsaverage5's folded pial
+surface the curve jumps across sulci and METIS halves the cut and the halo (17% less halo
+once long-range wiring is added). For cortical meshes use `method="metis"`
+(`pip install 'colgraph[metis]'`), or keep the curve and draw it through the spherical
+surface of the same vertices (`partition(geo, P, pos=sphere_pos)`: 6 - 23% more cut than
+METIS instead of 2x). Long-range (EDR) wiring dominates the halo whatever the partitioner: at
+P = 16 a random sheet with 4 of its 12 inputs long-range sends 0.37 N states per step, a grid
+with k-NN alone 0.04 N."""
 
 if __name__ == "__main__":
     tune_allocator()  # colgraph's CPU allocator settings, before the first tensor

@@ -388,12 +388,12 @@ def partition(geometry: Geometry, parts: int, method: str = "sfc",
     columns, P = 2 - 16): the default is ``"sfc"``. On sheets whose wiring follows their
     positions (grid, torus, stack, sphere and random sheets with k-NN + exponential
     long-range wiring) the curve's halo, the states sent per step, is equal to or smaller
-    than METIS's (METIS / sfc: 0.98 - 1.27) with a cut within 10%, parts are balanced exactly,
-    it needs no dependency and runs 2x faster (1.6 - 1.9 s at 10^6 columns vs 3.8 - 4.5 s).
-    Use ``"metis"`` for folded meshes whose positions are not the sheet's own coordinates: on
-    fsaverage5's pial surface METIS halves the cut and the halo (16% less halo with
-    long-range wiring added), or keep ``"sfc"`` with ``pos`` = the spherical surface, which
-    comes within 6 - 30% of METIS's cut.
+    than METIS's (METIS / sfc: 0.95 - 1.39) with a cut at most 15% larger, parts are balanced
+    exactly, it needs no dependency, runs faster (1.2 - 1.8 s at 10^6 columns vs 2.7 - 4.3 s)
+    and its order does not change with ``P``. Use ``"metis"`` for folded meshes whose
+    positions are not the sheet's own coordinates: on fsaverage5's pial surface METIS halves
+    the cut and the halo (17% less halo with long-range wiring added); or keep ``"sfc"`` with
+    ``pos`` = the spherical surface, 6 - 23% more cut than METIS.
 
     Deterministic: the same geometry, ``parts``, method, balance and ``pos`` give the same
     partition (METIS runs with a fixed seed, ``METIS_SEED``).
