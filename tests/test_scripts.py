@@ -121,6 +121,15 @@ def test_bench_geometry_small(tmp_path):
     assert "<!-- bench-geometry -->" in text and "mesh_k2_geodesic" in text
 
 
+def test_bench_partition_small(tmp_path):
+    out = run([str(ROOT / "scripts" / "bench_partition.py"), "--scale", "0.01", "--large", "0",
+               "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "| grid 30x30, knn 8 | 900 | 7,200 | 16 | sfc |" in out
+    text = (tmp_path / "b.md").read_text()
+    assert "<!-- bench-partition -->" in text and "cortex + EDR 2" in text
+    assert "**Default: `method=\"sfc\"`.**" in text
+
+
 def test_analyze_a_trained_run(tmp_path):
     import json
 
