@@ -18,6 +18,7 @@ from .validation import problems_of
 from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
+from .parallel.shard import ColumnShard
 from .tasks import Task, build_task, task_class
 from .validation import stored_config
 
@@ -31,10 +32,11 @@ def load_task_data(cfg: Any) -> DataSplits:
 
 
 def build_model(cfg: Any, geometry: Geometry, sample_shape: tuple[int, ...],
-                num_classes: int) -> Task:
-    """The task ``cfg.task`` (encoder + Columnformer ``cfg.model`` + readout) on ``geometry``."""
+                num_classes: int, shard: ColumnShard | None = None) -> Task:
+    """The task ``cfg.task`` (encoder + Columnformer ``cfg.model`` + readout) on ``geometry``
+    (on this process's ``shard`` of a column-sharded sheet)."""
     model_cfg = ColumnformerConfig(**to_container(cfg.model))
-    return build_task(cfg.task, model_cfg, geometry, sample_shape, num_classes)
+    return build_task(cfg.task, model_cfg, geometry, sample_shape, num_classes, shard)
 
 
 def load_model(path: str | os.PathLike, with_data: bool = True,

@@ -30,9 +30,13 @@ PyG's distributed package, and a colgraph sheet is the easy case of it:
 * **One process** is ``P = 1`` of the same code: no group, the halo is empty, the sums are
   identities and nothing is renumbered.
 
-Collectives run on tensors of the group's device (gloo: CPU, NCCL: CUDA); every process
-reaches every collective in the same order, since they all run the same steps on
-isomorphic graphs.
+Collectives run on tensors of the group's device (gloo: CPU, NCCL: CUDA), and every
+process must reach every collective in the same order, backward included. The autograd
+engine runs a backward in the reverse order of the forward's node creation, so the rule is:
+every process records the same sequence of collective autograd nodes. Code on a sharded
+sheet must therefore never branch on what a process owns (a process without output columns
+still pools an empty tensor, see :meth:`ColumnShard.amax`), and every input of a
+differentiable collective must require grad on all processes or on none.
 """
 from __future__ import annotations
 
@@ -130,10 +134,13 @@ class ColumnShard:
         the maximum. ``t.amax(dim)`` on one process."""
         if not self.enabled:
             return t.amax(dim)
-        local = (t.amax(dim) if t.size(dim) else
-                 t.new_full(t.shape[:dim] + t.shape[dim + 1:], float("-inf")))
-        every = t.new_empty((self.parts,) + local.shape)
-        dist.all_gather_into_tensor(every, local.detach().contiguous(), group=self.group)
+        # a -inf entry, so that a process without columns here computes the same graph
+        # (every process must record the same collectives: see the module docstring)
+        pad = t.new_full(t.shape[:dim] + (1,) + t.shape[dim + 1:], float("-inf"))
+        local = torch.cat([t, pad], dim).amax(dim)
+        every = t.new_empty(self.parts * local.numel())
+        dist.all_gather_into_tensor(every, local.detach().reshape(-1), group=self.group)
+        every = every.view((self.parts,) + local.shape)
         first = every.argmax(0) == self.rank  # argmax returns the first maximum
         return self.sum(torch.where(first, local, torch.zeros_like(local)))
 

@@ -1,6 +1,7 @@
 """Column sharding: a sheet split over 2 processes (gloo) computes the one-process sheet's
 loss, and every gradient, row for row; the halo exchange's backward returns gradients to
 their owners."""
+import datetime
 import os
 import socket
 
@@ -27,7 +28,9 @@ def _run(worker, world: int = 2, *args) -> None:
 def _join(rank: int, world: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # a collective that one process never reaches fails the test instead of hanging it
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))
 
 
 GEOMETRIES = {
@@ -159,3 +162,67 @@ def test_bad_bounds_are_refused(bounds, error):
 def test_a_shard_of_another_sheet_is_refused():
     with pytest.raises(ValueError, match="covers 10 columns but the geometry has 16"):
         Columnformer(grid(4, wiring=knn(k=4)), channels=8, shard=ColumnShard([0, 10]))
+
+
+TASK_CONFIGS = {
+    "classify_image": ["task=classify_image", "geometry.widths=[8,4]", "geometry.wiring.k=6"],
+    "classify_image_max": ["task=classify_image", "geometry.widths=[8,4]",
+                           "geometry.wiring.k=6", "task.pool=max"],
+    "masked_image": ["+experiment=mim", "task.mask_ratio=0.25"],
+    "predict_sequence": ["task=predict_sequence", "data=waves", "data.samples=40",
+                         "geometry=line", "geometry.n=16", "model.steps=3"],
+}
+
+
+def _task_worker(rank: int, world: int, port: int, names) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from conftest import compose
+
+    from colgraph.geometry import build_geometry
+    from colgraph.objectives import wiring_cost
+    from colgraph.restore import build_model, load_task_data
+
+    _join(rank, world, port)
+    for name in names:
+        cfg = compose(["model.channels=8", "model.steps=2", "model.dropout=0", "device=cpu",
+                       *TASK_CONFIGS[name]])
+        data = load_task_data(cfg)
+        x, y = data.x_train[:4], data.y_train[:4]
+        shape, classes = tuple(x.shape[1:]), data.num_classes
+        geo = build_geometry(cfg.geometry)
+        bounds = torch.linspace(0, geo.num_columns, world + 1).round().long()
+        shard = ColumnShard(bounds, rank)
+        torch.manual_seed(0)
+        whole = build_model(cfg, geo, shape, classes)
+        part = build_model(cfg, geo, shape, classes, shard=shard)
+        part.load_state_dict(owned_state(part, whole.state_dict()))
+        results = []
+        for model in (whole, part):
+            torch.manual_seed(3)  # the same masks
+            res = model(x, y)
+            edges = model.columnformer.edges
+            loss = res.loss + 0.1 * wiring_cost(res.out.attention, edges.index, edges.length,
+                                                shard=edges.shard)
+            edges.shard.loss(loss).backward()
+            edges.shard.sync_replicated(model)
+            results.append((loss, res.stats))
+        (loss, stats), (sharded, sharded_stats) = results
+        what = f"{name} rank {rank}"
+        _close(sharded, loss, 2e-6, what)
+        for key in stats:
+            _close(sharded_stats[key].float(), stats[key].float(), 2e-6, f"{what}: {key}")
+        grads = {k: p.grad for k, p in whole.named_parameters()}
+        reference = owned_state(part, {**grads, "columnformer.edges.index":
+                                       whole.columnformer.edges.index})
+        for key, p in part.named_parameters():
+            _close(p.grad, reference[key], 2e-6, f"{what}: gradient of {key}")
+    dist.destroy_process_group()
+
+
+def test_every_task_on_two_column_shards_equals_one_process():
+    """Each built-in task's loss, statistics and every gradient (encoder, sheet, readout)
+    with the wiring cost, on 2 column shards (output areas split between them)."""
+    _run(_task_worker, 2, list(TASK_CONFIGS))
