@@ -21,7 +21,11 @@ Every kind is standardised per channel with the training split's statistics.
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import objects_refused
+from .checkpoint import _LEGACY_GLOBALS, _unsafe_global, objects_refused
 from .registry import Registry
 
 __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
@@ -222,10 +226,23 @@ def _check_size(shape: tuple[int, ...], key: str, path: Path) -> None:
 
 
 def _unreadable(path: Path, error: Exception) -> ValueError:
-    detail = str(error).splitlines()[0][:200] if str(error) else "no details"
-    kind = "an np.savez" if path.suffix == ".npz" else "a torch.save"
+    """The error for a data file its reader failed on: damage when the file is a zip archive
+    (what ``np.savez`` and ``torch.save`` write) the reader tripped over, else a file of
+    another kind."""
+    text = str(error).split("\n\nCheck the documentation")[0].strip()  # torch's advice
+    lines = text.splitlines() or ["no details"]
+    detail = (lines[-1] if isinstance(error, pickle.UnpicklingError) else lines[0])
+    detail = detail.strip().split(". ")[0][:200]  # its first sentence: not torch's advice
+    writer = "np.savez" if path.suffix == ".npz" else "torch.save"
+    with open(path, "rb") as f:
+        archive = f.read(4) == b"PK\x03\x04"  # a zip's first record, even in a cut file
+    if archive:
+        return ValueError(f"Data file {path} is damaged (cut short, or bytes changed): the "
+                          f"reader failed with {type(error).__name__}: {detail}. Copy it again "
+                          f"from its source, or write it again with {writer}.")
     return ValueError(f"Cannot read data file {path} ({type(error).__name__}: {detail}). "
-                      f"Expected {kind} file of a dict with 'x' and 'y'.")
+                      f"Expected {'an' if writer[0] == 'n' else 'a'} {writer} file of a dict "
+                      f"with 'x' and 'y'.")
 
 
 def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -267,14 +284,12 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a ``torch.save``'d dict as numpy arrays; nothing in the file runs."""
-    import pickle
-
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise objects_refused(path, e, _SAVE_HINT) from None
-    except Exception as e:  # zipfile / torch each raise their own kinds
-        raise _unreadable(path, e) from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 (zipfile / torch / a damaged pickle: any kind)
+        raise _pt_refused(path, e) from None
     if not isinstance(data, dict):
         raise ValueError(f"Data file {path} holds a {type(data).__name__}, not a dict: save "
                          f"{{'x': samples, 'y': labels}} (optionally 'x_test', 'y_test').")
@@ -303,6 +318,29 @@ def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
                              f"numbers. {_SAVE_HINT}.")
         out[key] = a
     return out
+
+
+def _pt_refused(path: Path, error: Exception) -> ValueError:
+    """Why ``torch.load(weights_only=True)`` refused a ``.pt`` data file: Python objects that
+    could run code, told apart from damage (a flipped opcode, a garbled name, a cut file) by
+    the checkpoint reader's own scan of the pickle (:func:`colgraph.checkpoint._unsafe_global`).
+    That scan lets numpy arrays pass (old checkpoints hold one): in a data file they are
+    objects too, named as torch refused them."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return _unreadable(path, error)
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+    refused = found.group(1) if found else None
+    if zipfile.is_zipfile(path):
+        what = _unsafe_global(path) or (refused if refused in _NUMPY_GLOBALS else None)
+    else:  # a bare pickle (or torch's legacy format, whose data is past the first pickle)
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("data.pkl", path.read_bytes())
+        what = _unsafe_global(archive) or refused
+    return objects_refused(path, error, _SAVE_HINT, what) if what else _unreadable(path, error)
+
+
+_NUMPY_GLOBALS = {f"{g.__module__}.{g.__qualname__}" for g in _LEGACY_GLOBALS}
 
 
 @DATASETS.register("file")
