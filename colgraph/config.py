@@ -101,7 +101,7 @@ class DataConfig:
                           "test_fraction", "split_seed")}
 
     def __post_init__(self) -> None:
-        from .data import DATASETS
+        from .data import DATASETS, fixed_split_conflict, npz_keys
 
         check_types(self, "data")
         with Checks() as check:
@@ -121,6 +121,10 @@ class DataConfig:
             if check.errors:  # what follows assumes valid values
                 return
             unread_settings(check, self, "data", "data", self.name, self.SETTINGS)
+            keys = npz_keys(self.path) if self.name == "file" and self.path else None
+            if keys is not None:  # an .npz's arrays are named in its archive: no need to load
+                conflict = fixed_split_conflict(self, keys, self.path)
+                check.unread(conflict is not None, conflict or "")
 
 
 @dataclass

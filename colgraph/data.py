@@ -36,9 +36,10 @@ from torch import Tensor
 
 from .checkpoint import _LEGACY_GLOBALS, _unsafe_global, objects_refused
 from .registry import Registry
+from .validation import Checks
 
 __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
-           "Augment"]
+           "Augment", "npz_keys", "fixed_split_conflict"]
 
 MODALITIES = {"image": "[M, C, H, W] (or [M, H, W])", "sequence": "[M, C, L] (or [M, L])"}
 DATASETS = Registry("data set", hint="Pick one with data=<name>.")  # name -> loader(cfg) -> Raw
@@ -206,6 +207,37 @@ _SAVE_HINT = ("Save plain tensors, torch.save({'x': torch.as_tensor(x), 'y': tor
               "path), or numpy arrays with np.savez(path, x=x, y=y)")
 
 
+def npz_keys(path: str | os.PathLike) -> set[str] | None:
+    """The array names of an ``.npz`` file, from its archive's member names (no array is
+    read); ``None`` when ``path`` is not a readable ``.npz`` (loading it says why)."""
+    path = Path(path).expanduser()
+    if path.suffix != ".npz":
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {n[:-4] if n.endswith(".npy") else n for n in z.namelist()}
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+
+
+def fixed_split_conflict(cfg: Any, keys: set[str], source: str) -> str | None:
+    """The problem when ``cfg`` (the ``data`` config) moves ``data.test_fraction`` /
+    ``data.split_seed`` from their defaults for a data file whose arrays ``keys`` hold
+    their own test split: no split is made, so they cannot take effect."""
+    from .config import DataConfig
+
+    if not {"x_test", "y_test"} <= set(keys):
+        return None
+    moved = [f"data.{k}={getattr(cfg, k)}" for k in ("test_fraction", "split_seed")
+             if getattr(cfg, k) != getattr(DataConfig, k)]
+    if not moved:
+        return None
+    return (f"{' and '.join(moved)} cannot take effect: {source} has its own test split "
+            f"('x_test' / 'y_test'), used as it is (no split is made). Drop "
+            f"{' and '.join(m.split('=')[0] for m in moved)}, or remove 'x_test' / 'y_test' "
+            f"from the file to have 'x' / 'y' split.")
+
+
 def _memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -370,6 +402,9 @@ def _file(cfg: Any) -> Raw:
         raise ValueError(f"Data file {path} has '{have}' but no '{lack}': give both for a "
                          f"fixed test split, or neither (a data.test_fraction split is made).")
     source = str(path)
+    with Checks() as check:  # a .pt's keys are known only now; an .npz's were checked before
+        conflict = fixed_split_conflict(cfg, set(data), source)
+        check.unread(conflict is not None, conflict or "")
     x, y = _samples(data["x"], "x", source), _labels(data["y"], "y", source)
     if len(x) != len(y) or len(x) == 0:  # before the split; load_data checks the rest
         raise ValueError(f"'x' has {len(x)} samples and 'y' {len(y)} labels in {path}: give "

@@ -387,3 +387,45 @@ def test_boolean_and_bfloat16_samples_are_read_as_their_values(tmp_path):
     half = torch.from_numpy(X).to(torch.bfloat16)
     data = load_data(_file(tmp_path, "h.pt", x=half, y=torch.from_numpy(Y)))
     assert data.x_train.dtype == torch.float32 and data.sample_shape == (1, 8, 8)
+
+
+FIXED = {"x": X, "y": Y, "x_test": X[:8], "y_test": Y[:8]}
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+@pytest.mark.parametrize("moved,match", [
+    ({"test_fraction": 0.3}, r"^data.test_fraction=0.3 cannot take effect: .*d\.(npz|pt) has "
+                             r"its own test split \('x_test' / 'y_test'\), used as it is \(no "
+                             r"split is made\)\. Drop data.test_fraction, or remove 'x_test' / "
+                             r"'y_test' from the file to have 'x' / 'y' split\.$"),
+    ({"split_seed": 3}, r"^data.split_seed=3 cannot take effect: .* Drop data.split_seed, or"),
+    ({"test_fraction": 0.3, "split_seed": 3},
+     r"^data.test_fraction=0.3 and data.split_seed=3 cannot take effect: .* Drop "
+     r"data.test_fraction and data.split_seed, or"),
+])
+def test_split_settings_with_a_fixed_test_split_are_refused(tmp_path, suffix, moved, match):
+    arrays = FIXED if suffix == ".npz" else {k: torch.as_tensor(v) for k, v in FIXED.items()}
+    cfg = _file(tmp_path, "d" + suffix, **arrays)
+    cfg.merge_with(moved)
+    with pytest.raises(ValueError, match=match):
+        load_data(cfg)
+
+
+def test_split_settings_apply_where_they_are_read(tmp_path):
+    """Defaults with a fixed split, and the settings on a file that is split: no refusal."""
+    fixed = load_data(_file(tmp_path, **FIXED))
+    assert len(fixed.x_test) == 8
+    cfg = _file(tmp_path, "s.npz", x=X, y=Y)
+    cfg.merge_with({"test_fraction": 0.5, "split_seed": 3})
+    assert len(load_data(cfg).x_test) == 20
+
+
+def test_a_stored_config_with_split_settings_only_warns(tmp_path):
+    """A checkpoint's config (read under stored_config) warns: the run already happened."""
+    from colgraph.validation import stored_config
+
+    cfg = _file(tmp_path, **FIXED)
+    cfg.test_fraction = 0.3
+    with stored_config(), pytest.warns(UserWarning, match="The checkpoint's config: "
+                                                          "data.test_fraction=0.3 cannot"):
+        assert len(load_data(cfg).x_test) == 8

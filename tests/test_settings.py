@@ -134,6 +134,29 @@ def test_every_problem_of_every_group_is_listed_at_once():
         assert message.count(part) == 1, part
 
 
+def test_split_settings_with_an_npz_test_split_are_refused_before_loading(tmp_path):
+    """An .npz names its arrays in its archive: validate_config refuses data.test_fraction /
+    data.split_seed for a file with x_test / y_test without reading an array (a .pt's keys
+    are in its pickle: load_data refuses them, before anything is built)."""
+    import numpy as np
+
+    x, y = np.zeros((8, 8, 8), np.float32), np.arange(8) % 2
+    np.savez(tmp_path / "fixed.npz", x=x, y=y, x_test=x, y_test=y)
+    np.savez(tmp_path / "plain.npz", x=x, y=y)
+    fixed = ["data=file", f"data.path={tmp_path / 'fixed.npz'}"]
+    with pytest.raises(ValueError, match=r"data.test_fraction=0.3 and data.split_seed=2 cannot "
+                                         r"take effect: .*fixed.npz has its own test split"):
+        validate_config(compose(BASE + fixed + ["data.test_fraction=0.3", "data.split_seed=2"]))
+    validate_config(compose(BASE + fixed))
+    validate_config(compose(BASE + ["data=file", f"data.path={tmp_path / 'plain.npz'}",
+                                    "data.test_fraction=0.3", "data.split_seed=2"]))
+    torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y),
+                "x_test": torch.from_numpy(x), "y_test": torch.from_numpy(y)},
+               tmp_path / "fixed.pt")
+    validate_config(compose(BASE + ["data=file", f"data.path={tmp_path / 'fixed.pt'}",
+                                    "data.split_seed=2"]))  # known at load (test_data.py)
+
+
 def test_wrong_types_of_a_group_are_listed_together():
     from colgraph import ColumnformerConfig
 
