@@ -42,7 +42,8 @@ __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches
            "Augment", "npz_keys", "fixed_split_conflict"]
 
 MODALITIES = {"image": "[M, C, H, W] (or [M, H, W])", "sequence": "[M, C, L] (or [M, L])"}
-DATASETS = Registry("data set", hint="Pick one with data=<name>.")  # name -> loader(cfg) -> Raw
+# name -> loader(cfg) -> Raw; register(name, settings=(...)): the data.* keys it reads
+DATASETS = Registry("data set", hint="Pick one with data=<name>.")
 
 
 @dataclass
@@ -192,7 +193,7 @@ def _check_split(x: np.ndarray, y: np.ndarray, kx: str, ky: str, source: str) ->
                          f"Remove or fill them before training.")
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", settings=("test_fraction", "split_seed"))
 def _digits(cfg: Any) -> Raw:
     from sklearn.datasets import load_digits
 
@@ -375,7 +376,7 @@ def _pt_refused(path: Path, error: Exception) -> ValueError:
 _NUMPY_GLOBALS = {f"{g.__module__}.{g.__qualname__}" for g in _LEGACY_GLOBALS}
 
 
-@DATASETS.register("file")
+@DATASETS.register("file", settings=("path", "test_fraction", "split_seed"))
 def _file(cfg: Any) -> Raw:
     if not cfg.path:
         raise ValueError("data=file needs a data file: set data.path=/path/to/data.pt (or "
@@ -442,8 +443,8 @@ def _torchvision(name: str) -> Callable[[Any], Raw]:
     return load
 
 
-DATASETS.register("mnist")(_torchvision("mnist"))
-DATASETS.register("cifar10")(_torchvision("cifar10"))
+DATASETS.register("mnist", settings=("root", "download"))(_torchvision("mnist"))
+DATASETS.register("cifar10", settings=("root", "download"))(_torchvision("cifar10"))
 
 
 def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 16,
@@ -480,7 +481,8 @@ def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 
     return x, y
 
 
-@DATASETS.register("waves")
+@DATASETS.register("waves", settings=("samples", "length", "classes", "width", "noise",
+                                       "seed", "test_fraction", "split_seed"))
 def _waves(cfg: Any) -> Raw:
     x, y = waves(cfg.samples, cfg.length, cfg.classes, cfg.width, cfg.noise, cfg.seed)
     return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed, "data=waves"),
