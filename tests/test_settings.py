@@ -414,3 +414,20 @@ def test_a_declared_setting_that_is_no_key_is_refused(user_entries):
         TaskConfig(name="glimpse", patch_size=2)  # another entry's wrong declaration: not ours
     finally:
         del TASKS["typo"]
+
+
+def test_a_subclass_of_a_built_in_task_declares_its_own_settings(user_entries):
+    """Settings are not inherited: a subclass may read more than its parent, so without
+    its own declaration it is undeclared (nothing refused), as before."""
+    from colgraph.config import TaskConfig
+    from colgraph.tasks import TASKS, MaskedImageModelling, register_task
+
+    @register_task
+    class Pooled(MaskedImageModelling):  # reads task.pool too, say
+        name = "pooled_masked"
+
+    try:
+        assert TASKS.settings_of("pooled_masked") is None
+        TaskConfig(name="pooled_masked", pool="max")
+    finally:
+        del TASKS["pooled_masked"]
