@@ -6,7 +6,7 @@ YAML variants live in ``configs/<group>/``; each starts from its group's schema
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import MISSING
@@ -25,6 +25,28 @@ __all__ = ["TaskConfig", "AugmentConfig", "DataConfig",
 
 
 
+def _declared_settings(check: Checks, registry: Any, obj: Any, group: str
+                      ) -> dict[str, tuple[str, ...]]:
+    """The settings each entry of ``registry`` declared it reads (``register(name,
+    settings=...)``; entries that declared none are left out: they may read any), for
+    :func:`~colgraph.validation.unread_settings`. A name the chosen entry (``obj.name``)
+    declares that is no key of the group (``obj``'s dataclass fields) is refused through
+    ``check``: its declaration is wrong."""
+    keys = [f.name for f in fields(obj)]
+    out = {}
+    for name in registry:
+        own = registry.settings_of(name)
+        if own is None:
+            continue
+        wrong = [k for k in own if k not in keys]
+        check.refuse(bool(wrong) and name == obj.name, f"The {registry.kind} '{name}' declares the setting(s) "
+                                  f"{', '.join(wrong)}, which {group} has no key for (its "
+                                  f"keys: {', '.join(keys)}). Fix settings=... where it is "
+                                  f"registered.")
+        out[name] = tuple(k for k in own if k in keys)
+    return out
+
+
 @dataclass
 class TaskConfig:
     name: str = MISSING  # classify_image | classify_sequence | masked_image | predict_sequence (see colgraph.tasks.TASKS)
@@ -35,12 +57,6 @@ class TaskConfig:
     mask_ratio: float = 0.5  # masked_image: fraction of patches replaced by the mask token
     norm_pix: bool = False  # masked_image: predict per-patch normalised pixels
     decoder_area: str | None = None  # masked_image: area read out (default: the input area)
-
-    #: the settings each built-in task reads (a task registered by a user may read any)
-    SETTINGS = {"classify_image": ("patch_size", "pool", "label_smoothing"),
-                "classify_sequence": ("window", "pool", "label_smoothing"),
-                "masked_image": ("patch_size", "mask_ratio", "norm_pix", "decoder_area"),
-                "predict_sequence": ("window",)}
 
     def __post_init__(self) -> None:
         from .tasks import TASKS
@@ -57,7 +73,8 @@ class TaskConfig:
             check(fraction, "task.mask_ratio", self.mask_ratio, low_open=True)
             if check.errors:  # what follows assumes valid values
                 return
-            unread_settings(check, self, "task", "task", self.name, self.SETTINGS)
+            unread_settings(check, self, "task", "task", self.name,
+                            _declared_settings(check, TASKS, self, "task"))
 
 
 @dataclass
@@ -92,16 +109,8 @@ class DataConfig:
     seed: int = 0  # waves: generator seed
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
-    #: the settings each built-in data set reads (``augment`` applies to all; a data set
-    #: registered by a user may read any)
-    SETTINGS = {"digits": ("test_fraction", "split_seed"),
-                "file": ("path", "test_fraction", "split_seed"),
-                "mnist": ("root", "download"), "cifar10": ("root", "download"),
-                "waves": ("samples", "length", "classes", "width", "noise", "seed",
-                          "test_fraction", "split_seed")}
-
     def __post_init__(self) -> None:
-        from .data import DATASETS
+        from .data import DATASETS, fixed_split_conflict, npz_keys
 
         check_types(self, "data")
         with Checks() as check:
@@ -120,7 +129,12 @@ class DataConfig:
                       f">= data.classes ({self.classes}): one sample per class at least")
             if check.errors:  # what follows assumes valid values
                 return
-            unread_settings(check, self, "data", "data", self.name, self.SETTINGS)
+            unread_settings(check, self, "data", "data", self.name,
+                            _declared_settings(check, DATASETS, self, "data"))
+            keys = npz_keys(self.path) if self.name == "file" and self.path else None
+            if keys is not None:  # an .npz's arrays are named in its archive: no need to load
+                conflict = fixed_split_conflict(self, keys, self.path)
+                check.unread(conflict is not None, conflict or "")
 
 
 @dataclass

@@ -21,7 +21,11 @@ Every kind is standardised per channel with the training split's statistics.
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -30,14 +34,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import objects_refused
+from .checkpoint import _LEGACY_GLOBALS, _unsafe_global, objects_refused
 from .registry import Registry
+from .validation import Checks
 
 __all__ = ["DataSplits", "DATASETS", "MODALITIES", "load_data", "iterate_batches", "waves",
-           "Augment"]
+           "Augment", "npz_keys", "fixed_split_conflict"]
 
 MODALITIES = {"image": "[M, C, H, W] (or [M, H, W])", "sequence": "[M, C, L] (or [M, L])"}
-DATASETS = Registry("data set", hint="Pick one with data=<name>.")  # name -> loader(cfg) -> Raw
+# name -> loader(cfg) -> Raw; register(name, settings=(...)): the data.* keys it reads
+DATASETS = Registry("data set", hint="Pick one with data=<name>.")
 
 
 @dataclass
@@ -187,7 +193,7 @@ def _check_split(x: np.ndarray, y: np.ndarray, kx: str, ky: str, source: str) ->
                          f"Remove or fill them before training.")
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", settings=("test_fraction", "split_seed"))
 def _digits(cfg: Any) -> Raw:
     from sklearn.datasets import load_digits
 
@@ -200,6 +206,37 @@ def _digits(cfg: Any) -> Raw:
 FILE_KEYS = ("x", "y", "x_test", "y_test")
 _SAVE_HINT = ("Save plain tensors, torch.save({'x': torch.as_tensor(x), 'y': torch.as_tensor(y)}, "
               "path), or numpy arrays with np.savez(path, x=x, y=y)")
+
+
+def npz_keys(path: str | os.PathLike) -> set[str] | None:
+    """The array names of an ``.npz`` file, from its archive's member names (no array is
+    read); ``None`` when ``path`` is not a readable ``.npz`` (loading it says why)."""
+    path = Path(path).expanduser()
+    if path.suffix != ".npz":
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {n[:-4] if n.endswith(".npy") else n for n in z.namelist()}
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+
+
+def fixed_split_conflict(cfg: Any, keys: set[str], source: str) -> str | None:
+    """The problem when ``cfg`` (the ``data`` config) moves ``data.test_fraction`` /
+    ``data.split_seed`` from their defaults for a data file whose arrays ``keys`` hold
+    their own test split: no split is made, so they cannot take effect."""
+    from .config import DataConfig
+
+    if not {"x_test", "y_test"} <= set(keys):
+        return None
+    moved = [f"data.{k}={getattr(cfg, k)}" for k in ("test_fraction", "split_seed")
+             if getattr(cfg, k) != getattr(DataConfig, k)]
+    if not moved:
+        return None
+    return (f"{' and '.join(moved)} cannot take effect: {source} has its own test split "
+            f"('x_test' / 'y_test'), used as it is (no split is made). Drop "
+            f"{' and '.join(m.split('=')[0] for m in moved)}, or remove 'x_test' / 'y_test' "
+            f"from the file to have 'x' / 'y' split.")
 
 
 def _memory_bytes() -> int | None:
@@ -222,10 +259,23 @@ def _check_size(shape: tuple[int, ...], key: str, path: Path) -> None:
 
 
 def _unreadable(path: Path, error: Exception) -> ValueError:
-    detail = str(error).splitlines()[0][:200] if str(error) else "no details"
-    kind = "an np.savez" if path.suffix == ".npz" else "a torch.save"
+    """The error for a data file its reader failed on: damage when the file is a zip archive
+    (what ``np.savez`` and ``torch.save`` write) the reader tripped over, else a file of
+    another kind."""
+    text = str(error).split("\n\nCheck the documentation")[0].strip()  # torch's advice
+    lines = text.splitlines() or ["no details"]
+    detail = (lines[-1] if isinstance(error, pickle.UnpicklingError) else lines[0])
+    detail = detail.strip().split(". ")[0][:200]  # its first sentence: not torch's advice
+    writer = "np.savez" if path.suffix == ".npz" else "torch.save"
+    with open(path, "rb") as f:
+        archive = f.read(4) == b"PK\x03\x04"  # a zip's first record, even in a cut file
+    if archive:
+        return ValueError(f"Data file {path} is damaged (cut short, or bytes changed): the "
+                          f"reader failed with {type(error).__name__}: {detail}. Copy it again "
+                          f"from its source, or write it again with {writer}.")
     return ValueError(f"Cannot read data file {path} ({type(error).__name__}: {detail}). "
-                      f"Expected {kind} file of a dict with 'x' and 'y'.")
+                      f"Expected {'an' if writer[0] == 'n' else 'a'} {writer} file of a dict "
+                      f"with 'x' and 'y'.")
 
 
 def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -267,14 +317,12 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a ``torch.save``'d dict as numpy arrays; nothing in the file runs."""
-    import pickle
-
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise objects_refused(path, e, _SAVE_HINT) from None
-    except Exception as e:  # zipfile / torch each raise their own kinds
-        raise _unreadable(path, e) from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 (zipfile / torch / a damaged pickle: any kind)
+        raise _pt_refused(path, e) from None
     if not isinstance(data, dict):
         raise ValueError(f"Data file {path} holds a {type(data).__name__}, not a dict: save "
                          f"{{'x': samples, 'y': labels}} (optionally 'x_test', 'y_test').")
@@ -305,7 +353,30 @@ def _pt_arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-@DATASETS.register("file")
+def _pt_refused(path: Path, error: Exception) -> ValueError:
+    """Why ``torch.load(weights_only=True)`` refused a ``.pt`` data file: Python objects that
+    could run code, told apart from damage (a flipped opcode, a garbled name, a cut file) by
+    the checkpoint reader's own scan of the pickle (:func:`colgraph.checkpoint._unsafe_global`).
+    That scan lets numpy arrays pass (old checkpoints hold one): in a data file they are
+    objects too, named as torch refused them."""
+    if not isinstance(error, pickle.UnpicklingError):
+        return _unreadable(path, error)
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+    refused = found.group(1) if found else None
+    if zipfile.is_zipfile(path):
+        what = _unsafe_global(path) or (refused if refused in _NUMPY_GLOBALS else None)
+    else:  # a bare pickle (or torch's legacy format, whose data is past the first pickle)
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("data.pkl", path.read_bytes())
+        what = _unsafe_global(archive) or refused
+    return objects_refused(path, error, _SAVE_HINT, what) if what else _unreadable(path, error)
+
+
+_NUMPY_GLOBALS = {f"{g.__module__}.{g.__qualname__}" for g in _LEGACY_GLOBALS}
+
+
+@DATASETS.register("file", settings=("path", "test_fraction", "split_seed"))
 def _file(cfg: Any) -> Raw:
     if not cfg.path:
         raise ValueError("data=file needs a data file: set data.path=/path/to/data.pt (or "
@@ -332,6 +403,9 @@ def _file(cfg: Any) -> Raw:
         raise ValueError(f"Data file {path} has '{have}' but no '{lack}': give both for a "
                          f"fixed test split, or neither (a data.test_fraction split is made).")
     source = str(path)
+    with Checks() as check:  # a .pt's keys are known only now; an .npz's were checked before
+        conflict = fixed_split_conflict(cfg, set(data), source)
+        check.unread(conflict is not None, conflict or "")
     x, y = _samples(data["x"], "x", source), _labels(data["y"], "y", source)
     if len(x) != len(y) or len(x) == 0:  # before the split; load_data checks the rest
         raise ValueError(f"'x' has {len(x)} samples and 'y' {len(y)} labels in {path}: give "
@@ -369,8 +443,8 @@ def _torchvision(name: str) -> Callable[[Any], Raw]:
     return load
 
 
-DATASETS.register("mnist")(_torchvision("mnist"))
-DATASETS.register("cifar10")(_torchvision("cifar10"))
+DATASETS.register("mnist", settings=("root", "download"))(_torchvision("mnist"))
+DATASETS.register("cifar10", settings=("root", "download"))(_torchvision("cifar10"))
 
 
 def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 16,
@@ -407,7 +481,8 @@ def waves(samples: int = 3000, length: int = 64, classes: int = 8, width: int = 
     return x, y
 
 
-@DATASETS.register("waves")
+@DATASETS.register("waves", settings=("samples", "length", "classes", "width", "noise",
+                                       "seed", "test_fraction", "split_seed"))
 def _waves(cfg: Any) -> Raw:
     x, y = waves(cfg.samples, cfg.length, cfg.classes, cfg.width, cfg.noise, cfg.seed)
     return Raw(*_split(x[:, None], y, cfg.test_fraction, cfg.split_seed, "data=waves"),

@@ -13,6 +13,12 @@ The contract, the same for every concept:
 * ``registry.register(name)`` is a decorator that adds its argument (any callable: a
   function, a class) under ``name`` and returns it unchanged. Registering a name again
   **replaces** the earlier entry, with a ``UserWarning`` naming both.
+* ``registry.register(name, settings=("key", ...))`` also declares the config keys of the
+  concept's group that the entry reads (``registry.settings_of(name)`` gives them back). A
+  concept whose config checks settings (tasks: ``task.*``, data sets: ``data.*``) refuses
+  a key that other entries read, moved from its default, when the chosen entry does not
+  declare it: it cannot take effect. An entry registered without ``settings`` declares
+  nothing (``settings_of`` is ``None``) and may read any key: none is refused for it.
 * ``registry.lookup(key)`` gives the entry registered as ``key``; a callable passes through
   as it is (timm's ``get_act_layer`` style: an entry that was never registered still works);
   an unknown name is a ``ValueError`` listing the choices: "Unknown <kind> '<name>'. Choices:
@@ -40,6 +46,10 @@ Example:
     >>> "square" in ACTIVATIONS, list(ACTIVATIONS)
     (True, ['square'])
     >>> del ACTIVATIONS["square"]
+    >>> LOSSES = Registry("loss")
+    >>> _ = LOSSES.register("huber", settings=("delta",))(abs)
+    >>> LOSSES.settings_of("huber"), LOSSES.settings_of("nope")
+    (('delta',), None)
 """
 from __future__ import annotations
 
@@ -47,7 +57,7 @@ import inspect
 import os
 import sys
 import warnings
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 __all__ = ["Registry"]
 
@@ -68,13 +78,32 @@ class Registry(dict):
     def __init__(self, kind: str, hint: str = "") -> None:
         super().__init__()
         self.kind, self.hint = kind, hint
+        self._settings: dict[str, tuple[Any, tuple[str, ...]]] = {}  # name -> (entry, keys)
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, settings: Iterable[str] | None = None
+                 ) -> Callable[[T], T]:
         """Decorator: add the decorated callable as ``name`` and return it unchanged.
-        Registering ``name`` again replaces the earlier entry, with a warning."""
+        Registering ``name`` again replaces the earlier entry, with a warning.
+
+        Args:
+            name: the name a config picks the entry by.
+            settings: the config keys (of the concept's group) the entry reads, e.g.
+                ``("mask_ratio", "patch_size")`` for a task; ``None``: not declared, the
+                entry may read any (see the module docstring).
+        """
         if not isinstance(name, str) or not name:
             raise TypeError(f"A {self.kind} is registered under a non-empty name string (got "
                             f"{name!r}): use @register('my_name').")
+        if settings is not None:
+            given = settings
+            try:
+                settings = None if isinstance(given, str) else tuple(given)
+            except TypeError:  # not iterable
+                settings = None
+            if settings is None or not all(isinstance(k, str) and k for k in settings):
+                raise TypeError(f"register('{name}', settings=...) takes the names of the "
+                                f"config keys the {self.kind} reads, a tuple of strings (got "
+                                f"{given!r}): e.g. settings=('mask_ratio',).")
 
         def add(entry: T) -> T:
             if not callable(entry):
@@ -85,9 +114,23 @@ class Registry(dict):
                               f"({_describe(self[name])}) with {_describe(entry)}.",
                               stacklevel=_outside_colgraph())
             self[name] = entry
+            if settings is None:
+                self._settings.pop(name, None)
+            else:
+                self._settings[name] = (entry, settings)
             return entry
 
         return add
+
+    def settings_of(self, name: str) -> tuple[str, ...] | None:
+        """The config keys the entry ``name`` declared it reads (``register(name,
+        settings=...)``), or ``None`` when it declared none (or is not registered)."""
+        entry, keys = self._settings.get(name, (None, None))
+        return keys if name in self and self[name] is entry else None
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._settings.pop(name, None)
 
     def lookup(self, key: str | Callable[..., Any]) -> Any:
         """The entry registered as ``key``; a callable ``key`` is returned as it is."""

@@ -75,7 +75,8 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
                          f"optim.lr.")
     cfg = as_omegaconf(config, state["path"])
     geometry = Geometry.from_state_dict(state["geometry"])
-    data = load_task_data(cfg) if with_data else None
+    with stored_config(f"{state['path']}: the checkpoint's config"):  # only known on load:
+        data = load_task_data(cfg) if with_data else None  # a .pt's own x_test, ...
     spec = state["task"]
     with stored_config(""):  # checkpoint_config warned about what it cannot use
         model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])

@@ -1,6 +1,8 @@
 """colgraph.registry.Registry: the one registry every concept (tasks, data sets, attention
 kernels, geometries, wiring rules, prune / grow rules) is built on. (Not tests/test_registry.py:
 pytest imports test files by basename, and tests/geometry/test_registry.py has that one.)"""
+import dataclasses
+
 import pytest
 
 from colgraph.registry import Registry
@@ -84,3 +86,50 @@ def test_every_concept_keeps_its_names_in_one_registry():
     registries = [TASKS, DATASETS, KERNELS, GEOMETRIES, WIRINGS, PRUNE_CRITERIA, GROW_RULES]
     assert all(isinstance(r, Registry) and len(r) > 0 for r in registries)
     assert len({r.kind for r in registries}) == len(registries)
+
+
+def test_an_entry_declares_the_settings_it_reads(layers):
+    def scaled(x, factor=2):
+        return factor * x
+
+    assert layers.register("scaled", settings=("factor",))(scaled) is scaled
+    assert layers.settings_of("scaled") == ("factor",)
+    assert layers.settings_of("double") is None  # registered without: undeclared
+    assert layers.settings_of("absent") is None
+    with pytest.warns(UserWarning, match="Replacing"):
+        layers.register("scaled")(scaled)  # registered again without settings: undeclared
+    assert layers.settings_of("scaled") is None
+    with pytest.warns(UserWarning, match="Replacing"):
+        layers.register("scaled", settings=["factor", "bias"])(scaled)
+    assert layers.settings_of("scaled") == ("factor", "bias")
+    layers["scaled"] = abs  # replaced by hand: what it reads is not known
+    assert layers.settings_of("scaled") is None
+    layers.register("other", settings=())(scaled)
+    assert layers.settings_of("other") == ()  # declared: reads none
+    del layers["other"]
+    assert layers.settings_of("other") is None and "other" not in layers
+
+
+@pytest.mark.parametrize("settings", ["factor", ("factor", 3), 3, ("",)])
+def test_declared_settings_are_names(layers, settings):
+    with pytest.raises(TypeError, match=r"register\('x', settings=\.\.\.\) takes the names of "
+                                        r"the config keys the layer reads, a tuple of strings"):
+        layers.register("x", settings=settings)
+    assert "x" not in layers
+
+
+def test_built_in_tasks_and_data_sets_declare_their_settings():
+    """One mechanism: every built-in task and data set is registered with the settings it
+    reads (the 'settings that cannot take effect' checks read them from the registries)."""
+    from colgraph.config import DataConfig, TaskConfig
+    from colgraph.data import DATASETS
+    from colgraph.tasks import TASKS
+
+    for registry, cls in ((TASKS, TaskConfig), (DATASETS, DataConfig)):
+        keys = {f.name for f in dataclasses.fields(cls)}
+        for name in registry:
+            declared = registry.settings_of(name)
+            assert declared is not None and set(declared) <= keys, name
+    assert TASKS.settings_of("masked_image") == ("patch_size", "mask_ratio", "norm_pix",
+                                                 "decoder_area")
+    assert DATASETS.settings_of("file") == ("path", "test_fraction", "split_seed")

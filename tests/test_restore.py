@@ -182,3 +182,21 @@ def test_resume_checks_the_stored_batch_size(trained, tmp_path, value):
     with pytest.raises(ValueError, match=r"the checkpoint's config has a problem: "
                                          r"train.batch_size must be an integer >= 1"):
         train(compose(RUN + ["train.max_steps=3", f"train.resume={src}"]), tmp_path / "b")
+
+
+def test_a_stored_split_setting_with_a_fixed_split_file_only_warns(trained, tmp_path):
+    """An old run that set data.test_fraction for a .pt with its own x_test (ignored then,
+    refused now) still loads with its data, with a warning naming the checkpoint."""
+    x, y = torch.rand(20, 8, 8), torch.arange(20) % 10
+    torch.save({"x": x, "y": y, "x_test": x[:10], "y_test": y[:10]}, tmp_path / "d.pt")
+
+    def edit(state):
+        state["config"]["data"].update(name="file", path=str(tmp_path / "d.pt"),
+                                       test_fraction=0.3)
+
+    src = _resave(trained, tmp_path / "a", edit)
+    with pytest.warns(UserWarning, match=r"checkpoint.pt: the checkpoint's config: "
+                                         r"data.test_fraction=0.3 cannot take effect: .*d.pt "
+                                         r"has its own test split"):
+        _, _, _, data = load_model(src)
+    assert len(data.x_test) == 10

@@ -134,6 +134,29 @@ def test_every_problem_of_every_group_is_listed_at_once():
         assert message.count(part) == 1, part
 
 
+def test_split_settings_with_an_npz_test_split_are_refused_before_loading(tmp_path):
+    """An .npz names its arrays in its archive: validate_config refuses data.test_fraction /
+    data.split_seed for a file with x_test / y_test without reading an array (a .pt's keys
+    are in its pickle: load_data refuses them, before anything is built)."""
+    import numpy as np
+
+    x, y = np.zeros((8, 8, 8), np.float32), np.arange(8) % 2
+    np.savez(tmp_path / "fixed.npz", x=x, y=y, x_test=x, y_test=y)
+    np.savez(tmp_path / "plain.npz", x=x, y=y)
+    fixed = ["data=file", f"data.path={tmp_path / 'fixed.npz'}"]
+    with pytest.raises(ValueError, match=r"data.test_fraction=0.3 and data.split_seed=2 cannot "
+                                         r"take effect: .*fixed.npz has its own test split"):
+        validate_config(compose(BASE + fixed + ["data.test_fraction=0.3", "data.split_seed=2"]))
+    validate_config(compose(BASE + fixed))
+    validate_config(compose(BASE + ["data=file", f"data.path={tmp_path / 'plain.npz'}",
+                                    "data.test_fraction=0.3", "data.split_seed=2"]))
+    torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y),
+                "x_test": torch.from_numpy(x), "y_test": torch.from_numpy(y)},
+               tmp_path / "fixed.pt")
+    validate_config(compose(BASE + ["data=file", f"data.path={tmp_path / 'fixed.pt'}",
+                                    "data.split_seed=2"]))  # known at load (test_data.py)
+
+
 def test_wrong_types_of_a_group_are_listed_together():
     from colgraph import ColumnformerConfig
 
@@ -310,3 +333,101 @@ def test_room_counts_self_loops_as_unregrowable():
     with pytest.raises(ValueError, match="at most 0 can grow, but the first update drops 3"):
         cfg.check_room(3, 9, self_loops=3)
     PlasticityConfig().check_room(3, 6)  # off: nothing to check
+
+
+# ----------------------------------------------- tasks and data sets registered by a user
+@pytest.fixture
+def user_entries():
+    """A task and a data set registered with the settings they read, and a task without."""
+    from colgraph.data import DATASETS
+    from colgraph.tasks import TASKS, ImageClassification, register_task
+
+    @register_task
+    class Glimpse(ImageClassification):  # reads patch_size only (its pool is fixed)
+        name, settings = "glimpse", ("patch_size",)
+
+    class Anything(ImageClassification):  # undeclared: may read any task.* key
+        name = "anything"
+
+    TASKS.register("anything")(Anything)
+    DATASETS.register("bars", settings=("samples", "noise", "test_fraction"))(lambda cfg: None)
+    yield
+    for registry, name in ((TASKS, "glimpse"), (TASKS, "anything"), (DATASETS, "bars")):
+        del registry[name]
+
+
+@pytest.mark.parametrize("make, match", [
+    (dict(task="glimpse", mask_ratio=0.3),
+     r"^task.mask_ratio=0.3 does not apply to task=glimpse \(its settings: patch_size\); only "
+     r"task=masked_image read it. Remove the override or choose one of those.$"),
+    (dict(task="glimpse", pool="max"), r"task.pool='max' does not apply to task=glimpse .*only "
+                                       r"task=classify_image \| classify_sequence read it"),
+    (dict(data="bars", path="x.npz"), r"^data.path='x.npz' does not apply to data=bars \(its "
+                                      r"settings: samples, noise, test_fraction\); only "
+                                      r"data=file read it"),
+    (dict(data="bars", seed=3), r"data.seed=3 does not apply to data=bars .*only data=waves"),
+    # a user entry that declares a key is one of its readers in the others' messages
+    (dict(data="digits", noise=0.5), r"data.noise=0.5 does not apply to data=digits .*only "
+                                     r"data=waves \| bars read it"),
+    (dict(data="mnist", test_fraction=0.3), r"only data=digits \| file \| waves \| bars read it"),
+])
+def test_a_user_entry_refuses_what_it_does_not_read(user_entries, make, match):
+    from colgraph.config import DataConfig, TaskConfig
+
+    make = dict(make)
+    with pytest.raises(ValueError, match=match):
+        if "task" in make:
+            TaskConfig(name=make.pop("task"), **make)
+        else:
+            DataConfig(name=make.pop("data"), **make)
+
+
+def test_a_user_entry_accepts_what_it_declares(user_entries):
+    from colgraph.config import DataConfig, TaskConfig
+
+    TaskConfig(name="glimpse", patch_size=2)
+    DataConfig(name="bars", samples=50, noise=0.5, test_fraction=0.3)
+    # undeclared: today's behaviour, nothing refused (it may read any key)
+    TaskConfig(name="anything", mask_ratio=0.3, pool="max", window=4)
+
+
+def test_a_user_task_is_checked_in_a_composed_config(user_entries):
+    """The same refusal through validate_config, with every problem listed."""
+    with pytest.raises(ValueError, match=r"task.mask_ratio=0.3 does not apply to task=glimpse"):
+        validate_config(compose(BASE + ["task.name=glimpse", "task.mask_ratio=0.3"]))
+    validate_config(compose(BASE + ["task.name=glimpse", "task.patch_size=2"]))
+
+
+def test_a_declared_setting_that_is_no_key_is_refused(user_entries):
+    from colgraph.config import TaskConfig
+    from colgraph.tasks import TASKS, ImageClassification
+
+    class Typo(ImageClassification):
+        name, settings = "typo", ("patch_size", "mask_ration")
+
+    TASKS.register("typo", settings=Typo.settings)(Typo)
+    try:
+        with pytest.raises(ValueError, match=r"The task 'typo' declares the setting\(s\) "
+                                             r"mask_ration, which task has no key for \(its "
+                                             r"keys: name, patch_size, .*\). Fix settings="):
+            TaskConfig(name="typo")
+        TaskConfig(name="glimpse", patch_size=2)  # another entry's wrong declaration: not ours
+    finally:
+        del TASKS["typo"]
+
+
+def test_a_subclass_of_a_built_in_task_declares_its_own_settings(user_entries):
+    """Settings are not inherited: a subclass may read more than its parent, so without
+    its own declaration it is undeclared (nothing refused), as before."""
+    from colgraph.config import TaskConfig
+    from colgraph.tasks import TASKS, MaskedImageModelling, register_task
+
+    @register_task
+    class Pooled(MaskedImageModelling):  # reads task.pool too, say
+        name = "pooled_masked"
+
+    try:
+        assert TASKS.settings_of("pooled_masked") is None
+        TaskConfig(name="pooled_masked", pool="max")
+    finally:
+        del TASKS["pooled_masked"]

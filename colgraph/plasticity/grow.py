@@ -108,7 +108,9 @@ def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources
     Args:
         edge_index: ``[2, E]`` existing edges (never proposed again; no self-edges either).
         pos: ``[N, D]`` column positions.
-        need: ``[N]`` candidates wanted per target.
+        need: ``[N]`` candidates wanted per target (integers >= 0). A target has at most
+            ``N - 1`` sources: a larger count is clamped to that (never allocated), and a
+            target gets fewer where edges exist or the draws fall short.
         sources: ``"uniform"`` or ``"edr"`` (exponential distance rule with scale ``lam``).
         rng: numpy random generator.
         tree: an optional cached ``cKDTree`` over the positions (for ``"edr"``).
@@ -124,6 +126,7 @@ def sample_candidates(edge_index: Tensor, pos: Tensor, need: np.ndarray, sources
                              else "") + ".")
     if sources == "edr":
         _check_lam(lam, who)
+    need = np.minimum(need, n - 1)  # every other column: more cannot exist
     taken = edge_keys(edge_index, n)
     if sources == "uniform":
         def draw(t: np.ndarray) -> np.ndarray:
@@ -220,7 +223,12 @@ def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, po
 
     Args:
         rule: a name in :data:`GROW_RULES` or a grow-rule function.
-        n: how many edges to add.
+        n: how many edges to add, at most (an integer >= 0: a Python or numpy int, or a 0-d
+            integer tensor). A rule may find fewer (crowded columns). A sheet has room for
+            ``N (N - 1)`` edges (no self-edges) less those in ``edge_index``: a larger ``n``
+            is clamped to that room, never allocated. ``n`` >= the room asks for every
+            absent edge: ``random`` and ``geometric`` return them all, the gradient rules
+            their whole candidate pool.
         edge_index: ``[2, E]`` edges that exist (and may not be proposed).
         pos: ``[N, D]`` positions.
         rng: numpy random generator.
@@ -246,6 +254,7 @@ def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, po
     who = f"grow_edges('{entry.name}')"
     n = check_count(n, "n", who)
     N = _check_sheet(edge_index, pos, rng, period, who)
+    n = min(n, _room(edge_index, N))
     if length_fn is not None and not callable(length_fn):
         raise ValueError(f"{who}: expected 'length_fn' to be a function (source, target) -> "
                          f"length, e.g. model.edges.measure (got {type(length_fn).__name__}).")
@@ -269,8 +278,16 @@ def grow_edges(rule: str | Callable[..., Tensor], n: int, edge_index: Tensor, po
     return add
 
 
+def _room(edge_index: Tensor, num_columns: int) -> int:
+    """How many edges a sheet can still grow: ``N (N - 1)`` less its edges (self-edges
+    aside; the edges are distinct, the canonical invariant)."""
+    return num_columns * (num_columns - 1) - int((edge_index[0] != edge_index[1]).sum())
+
+
 def _uniform_targets(inputs: GrowInputs, n: int, sources: str, lam: float = 1.0) -> Tensor:
     N = inputs.pos.size(0)
+    if n >= _room(inputs.edge_index, N):  # every absent edge: no draw would find them all
+        return _all_non_edges(inputs.edge_index, N)
     need = np.bincount(inputs.rng.integers(0, N, n), minlength=N)  # uniform targets
     return sample_candidates(inputs.edge_index, inputs.pos, need, sources, inputs.rng, lam,
                              inputs.period, inputs.tree)

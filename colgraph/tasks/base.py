@@ -58,6 +58,10 @@ class Task(nn.Module):
     stats: ClassVar[tuple[str, ...]]  # the keys of TaskOutput.stats (metrics.csv's columns)
     metric: ClassVar[str]  # the headline statistic, reported as test_<metric>
     metric_label: ClassVar[str]  # how it is printed
+    #: the ``task.*`` config keys it reads, declared in its own class body (a subclass does
+    #: not inherit them: it may read more): another task's key set on it is refused (it
+    #: cannot take effect); ``None``: undeclared, it may read any (nothing is refused)
+    settings: ClassVar[tuple[str, ...] | None] = None
     columnformer: Columnformer
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
@@ -97,9 +101,10 @@ TASKS = Registry("task", hint="Pick one with task=<name>.")  # name -> Task subc
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available as ``task=<cls.name>`` (registering a name
-    again replaces the earlier task, with a warning)."""
-    return TASKS.register(cls.name)(cls)
+    """Class decorator: make a task available as ``task=<cls.name>``, reading the
+    ``task.*`` keys its class body declares in ``settings`` (none declared: it may read
+    any). Registering a name again replaces the earlier task, with a warning."""
+    return TASKS.register(cls.name, settings=vars(cls).get("settings"))(cls)
 
 
 def task_class(name: str | type[Task]) -> type[Task]:

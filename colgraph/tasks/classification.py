@@ -64,6 +64,7 @@ class ImageClassification(Classification):
 
     name = "classify_image"
     modality = "image"
+    settings = ("patch_size", "pool", "label_smoothing")
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
                  sample_shape: tuple[int, ...], num_classes: int,
@@ -80,6 +81,7 @@ class SequenceClassification(Classification):
 
     name = "classify_sequence"
     modality = "sequence"
+    settings = ("window", "pool", "label_smoothing")
 
     def __init__(self, geometry: Geometry, model: ColumnformerConfig, cfg: Any,
                  sample_shape: tuple[int, ...], num_classes: int,

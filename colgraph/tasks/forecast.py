@@ -31,6 +31,7 @@ class NextFramePrediction(Task):
 
     name = "predict_sequence"
     modality = "sequence"
+    settings = ("window",)
     stats = ("mse", "persistence_mse")
     metric, metric_label = "mse", "next-frame MSE"
 

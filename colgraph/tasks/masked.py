@@ -45,6 +45,7 @@ class MaskedImageModelling(Task):
 
     name = "masked_image"
     modality = "image"
+    settings = ("patch_size", "mask_ratio", "norm_pix", "decoder_area")
     stats = ("mse",)
     metric, metric_label = "mse", "masked-patch MSE"
 

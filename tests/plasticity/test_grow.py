@@ -287,3 +287,86 @@ def test_gradient_scores_refuses_mismatched_records():
         from colgraph.plasticity.grow import check_pool
 
         check_pool(2.5, N)
+
+
+HUGE = [10 ** 12, np.int64(10 ** 12), np.uint64(2 ** 64 - 1), torch.tensor(10 ** 12)]
+
+
+@pytest.mark.parametrize("rule", list(GROW_RULES))
+@pytest.mark.parametrize("n", HUGE, ids=lambda n: type(n).__name__)
+def test_a_huge_n_is_clamped_to_the_room_without_allocating_it(rule, n):
+    """n far beyond the sheet's room (N (N - 1) less its edges) asks for every absent
+    edge: random / geometric return all of them, the gradient rules their whole pool; fast,
+    and nothing of size n is allocated (numpy's allocations are traced)."""
+    import time
+    import tracemalloc
+
+    geo, model, tokens, loss_fn = _needle_task(0)
+    N, index = geo.num_columns, model.edges.index
+    room = N * (N - 1) - index.size(1)
+    records = _recorded_loss(model, tokens, loss_fn) if GROW_RULES[rule].records else None
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        add = grow_edges(rule, n, index, geo.pos, rng=np.random.default_rng(0),
+                         records=records, length_fn=geo.measure,
+                         **({"pool": 4} if records else {}))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 10 and peak < 50 * 2 ** 20
+    keys = _keys(add, N)
+    assert len(set(keys)) == len(keys) and not set(keys) & set(_keys(index, N))
+    if GROW_RULES[rule].records:  # the pool: 4 candidate sources per column
+        assert 0 < add.size(1) <= 4 * N
+    else:
+        assert add.size(1) == room
+
+
+def test_the_room_counts_edges_not_self_edges():
+    """A sheet with self-edges: they take no room from the N (N - 1) other pairs."""
+    geo = grid(3, wiring=knn(2))
+    loops = torch.arange(9).repeat(2, 1)
+    index = torch.cat([geo.edge_index, loops], 1)
+    add = grow_edges("random", 10 ** 9, index, geo.pos, rng=np.random.default_rng(0))
+    assert add.size(1) == 9 * 8 - geo.num_edges
+    assert grow_edges("random", 10 ** 9, torch.cat([index, add], 1), geo.pos,
+                      rng=np.random.default_rng(0)).size(1) == 0  # full: nothing to grow
+
+
+def test_n_below_the_room_keeps_its_draws():
+    """The clamp touches only n beyond the room: below it, the same edges as before."""
+    geo = grid(4, wiring=knn(4))
+    room = 16 * 15 - geo.num_edges
+    for rule in ("random", "geometric"):
+        a = grow_edges(rule, room - 1, geo.edge_index, geo.pos, rng=np.random.default_rng(3))
+        b = grow_edges(rule, np.int64(room - 1), geo.edge_index, geo.pos,
+                       rng=np.random.default_rng(3))
+        assert torch.equal(a, b) and a.size(1) <= room - 1
+
+
+@pytest.mark.parametrize("n, match", [
+    (True, r"got True"), (np.float64(3.0), r"got np.float64\(3.0\)|got 3.0"),
+    (torch.tensor(2.0), r"got tensor\(2.\)"), (-(10 ** 12), r"got -1000000000000"),
+    ("5", r"got '5'"), (None, r"got None"),
+])
+def test_grow_edges_counts_are_integers(n, match):
+    geo = grid(4, wiring=knn(4))
+    with pytest.raises(ValueError, match=r"grow_edges\('random'\): expected 'n' to be an "
+                                         r"integer >= 0 \(" + match):
+        grow_edges("random", n, geo.edge_index, geo.pos, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("sources", ["uniform", "edr"])
+def test_sample_candidates_clamps_a_huge_need_to_every_other_column(sources):
+    """A target has at most N - 1 sources: need beyond that is clamped, not allocated."""
+    import time
+
+    geo = grid(4, wiring=knn(4))
+    start = time.perf_counter()
+    for need in (np.full(16, 10 ** 12), np.full(16, 2 ** 64 - 1, np.uint64)):
+        cand = sample_candidates(geo.edge_index, geo.pos, need, sources,
+                                 np.random.default_rng(0), lam=2.0)
+        per_target = torch.bincount(cand[1], minlength=16)
+        assert (per_target <= 15 - 4).all() and cand.size(1) > 0
+    assert time.perf_counter() - start < 10
