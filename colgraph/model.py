@@ -320,13 +320,19 @@ class Columnformer(nn.Module):
                              f"[B, {T}, {n_in}, {C}] (one per step), got {list(tokens.shape)}. "
                              f"Match the number of input patches to the input area or change "
                              f"model.channels / model.steps.")
-        B = tokens.size(0)
         # columns first inside the sheet: (N_in, B, C), or (T, N_in, B, C) for frames
         tokens = tokens.permute(1, 2, 0, 3) if frames else tokens.transpose(0, 1)
         rows, slots = self.shard.owned(self.input_index)  # this process's input columns
         if slots is not None:
             tokens = tokens.index_select(1 if frames else 0, slots)
         out_rows, _ = self.shard.owned(self.output_index)
+        with self.shard.own_random(tokens.device):  # per-process dropout masks, if sharded
+            return self._run(tokens, rows, out_rows, frames, need_attention)
+
+    def _run(self, tokens: Tensor, rows: Tensor, out_rows: Tensor, frames: bool,
+             need_attention: bool) -> ColumnformerOutput:
+        """The ``T`` recurrent steps of :meth:`forward` on checked, columns-first tokens."""
+        B, T = tokens.size(-2), self.config.steps
         x = self.column_embed.unsqueeze(1).expand(-1, B, -1)  # (N, B, C)
         attention, outputs, l1, silent, active = [], [], [], [], []
         for t in range(T):

@@ -40,8 +40,9 @@ differentiable collective must require grad on all processes or on none.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -108,6 +109,26 @@ class ColumnShard:
             return ids, None
         slots = ((ids >= self.lo) & (ids < self.hi)).nonzero().flatten()
         return ids[slots] - self.lo, slots
+
+    @contextlib.contextmanager
+    def own_random(self, device: torch.device | None = None) -> Iterator[None]:
+        """Within: this process's own random stream, for what is drawn per column (dropout
+        masks in the sheet), seeded from ONE draw of the default stream and the rank; after
+        it, the default stream goes on alike on every process of the group. Whatever is
+        drawn for the whole batch (masked-patch masks, augmentation) comes from the default
+        stream, which the group shares, so every process sees the same batch. Nothing
+        changes on one process."""
+        if not self.enabled:
+            yield
+            return
+        import numpy as np
+
+        shared = int(torch.randint(0, 2**62, (1,)))  # the same on every process
+        own = int(np.random.SeedSequence([shared, self.rank]).generate_state(1, np.uint64)[0])
+        devices = [device] if device is not None and device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(own)
+            yield
 
     # ------------------------------------------------------------------ reductions
     def sum(self, t: Tensor) -> Tensor:

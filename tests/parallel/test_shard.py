@@ -226,3 +226,34 @@ def test_every_task_on_two_column_shards_equals_one_process():
     """Each built-in task's loss, statistics and every gradient (encoder, sheet, readout)
     with the wiring cost, on 2 column shards (output areas split between them)."""
     _run(_task_worker, 2, list(TASK_CONFIGS))
+
+
+def _random_worker(rank: int, world: int, port: int) -> None:
+    _join(rank, world, port)
+    geo = grid(6, wiring=knn(k=5))
+    shard = ColumnShard([0, 10, 36], rank)  # uneven: different numbers of dropout draws
+    torch.manual_seed(0)
+    model = Columnformer(geo, channels=8, steps=2, dropout=0.3, attn_dropout=0.2,
+                         shard=shard)
+    torch.manual_seed(1)  # building drew each process's own rows: the streams start equal here
+    tokens = torch.randn(2, model.input_index.numel(), 8)
+    draws = []
+    for _ in range(2):
+        model(tokens)
+        draws.append(torch.rand(4))  # the shared stream after a forward with dropout
+    every = [torch.empty(8) for _ in range(world)]
+    dist.all_gather(every, torch.cat(draws))
+    assert all(torch.equal(every[0], e) for e in every)
+    # each process drew its own masks: dropped units differ between the processes
+    torch.manual_seed(5)
+    with shard.own_random():
+        mine = torch.rand(16)
+    dist.all_gather(every := [torch.empty(16) for _ in range(world)], mine)
+    assert not torch.equal(every[0], every[1])
+    dist.destroy_process_group()
+
+
+def test_dropout_draws_per_process_and_keeps_the_shared_stream_in_step():
+    """Masked-patch masks and augmentation come from the default stream, which must stay
+    the same on every process of a column group although each draws its own dropout."""
+    _run(_random_worker, 2)
