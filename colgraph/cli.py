@@ -66,9 +66,13 @@ def train(argv: list[str] | None = None) -> None:
     try:
         _main()
     except KeyboardInterrupt as e:  # Interrupted: saved, with the command to resume
-        print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
-              "saved at this point (the run directory keeps its last checkpoint, if any).",
-              file=sys.stderr)
+        import os
+
+        # several processes: rank 0 alone speaks (it printed an Interrupted message already)
+        if not getattr(e, "reported", False) and os.environ.get("RANK", "0") == "0":
+            print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
+                  "saved at this point (the run directory keeps its last checkpoint, if "
+                  "any).", file=sys.stderr)
         raise SystemExit(130) from None
 
 

@@ -93,7 +93,7 @@ class MetricsHook(Hook):
         self.tb.row(row, run.state.step, "" if name == "metrics" else f"{name}/")
 
     def after_step(self, run: "Run", result: "TaskOutput") -> None:
-        self.tb.scalar("train/loss_step", result.loss, run.state.step)
+        self.tb.scalar("train/loss_step", result.loss.detach(), run.state.step)
 
     def epoch_end(self, run: "Run", metrics: dict[str, Any]) -> None:
         self.log(run, "metrics", metrics)
