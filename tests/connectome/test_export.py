@@ -175,7 +175,8 @@ def test_write_json_is_strict_json_with_null_for_undefined_values(tmp_path):
 
     metrics = {"Q_z": float("nan"), "sigma": float("inf"), "omega": -np.inf,
                "rho": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True),
-               "t": torch.tensor(2.0), "nested": [{"x": float("nan")}, (1, torch.tensor(float("nan")))],
+               "t": torch.tensor(2.0),
+               "nested": [{"x": float("nan")}, (1, torch.tensor(float("nan")))],
                "areas": ["a", None], "edges": 4}
     path = write_json(tmp_path / "metrics.json", metrics)
     assert _strict(path.read_text()) == {

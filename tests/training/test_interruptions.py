@@ -167,7 +167,8 @@ def test_tensorboard_after_a_crash_and_resume_equals_a_run_that_never_stopped(tm
     train(compose(logged + [f"train.resume={run}"]), run)
     resumed, expected = _scalars(run), _scalars(straight)
     assert expected["train/loss_step"] == list(range(1, 25))
-    assert expected["test_acc"] == [12, 24] and expected["plasticity/edges"] == [3, 6, 9, 12, 15, 18]
+    assert expected["test_acc"] == [12, 24]
+    assert expected["plasticity/edges"] == [3, 6, 9, 12, 15, 18]
     assert resumed == expected
 
 
