@@ -76,17 +76,25 @@ def train(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
 
 
+#: hydra's command-line flags that print and exit without a run directory
+PRINT_ONLY = {"-h", "--help", "--hydra-help", "--version", "-i", "--info", "-c", "--cfg",
+              "-p", "--package", "-sc", "--shell-completion"}
+
+
 def _check_output_dir(args: list[str]) -> None:
     """Refuse an output directory that cannot be written (``hydra.run.dir``, or
     ``hydra.sweep.dir`` with ``-m``) before hydra makes it, which would fail with hydra's own
     traceback: the override's value, else the config's; the part before an interpolation
-    (``${now:...}``, resolved later by hydra). Nothing is created."""
+    (``${now:...}``, resolved later by hydra). Nothing is created; hydra's flags that only
+    print (``--help``, ``--cfg``, ``--info``, ...) make no directory and are not checked."""
     import os
 
     from omegaconf import OmegaConf
 
     from .checkpoint import ensure_writable
 
+    if {a.split("=")[0] for a in args} & PRINT_ONLY:
+        return
     group = "sweep" if {"-m", "--multirun"} & set(args) else "run"
     key = f"hydra.{group}.dir"
     values = [a.partition("=")[2] for a in args if a.partition("=")[0].lstrip("+") == key]

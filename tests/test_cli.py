@@ -182,3 +182,12 @@ def test_a_file_in_the_way_of_hydra_run_dir_is_refused(tmp_path):
     assert proc.stderr.strip() == (f"Cannot write the run directory {tmp_path / 'f' / 'run'}: "
                                    f"{tmp_path / 'f'} is a file, so no directory can be made "
                                    f"there. Write the run elsewhere (hydra.run.dir=...).")
+
+
+def test_hydra_flags_that_only_print_need_no_writable_directory(read_only):
+    ro, prefix = read_only
+    proc = subprocess.run([*prefix, sys.executable, "-m", "colgraph", "train", "--cfg", "job",
+                           f"hydra.run.dir={ro}/run"], cwd=ro, capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(ro.parent),
+                                            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and "geometry:" in proc.stdout, proc.stderr[-2000:]
