@@ -172,6 +172,14 @@ def test_tensorboard_after_a_crash_and_resume_equals_a_run_that_never_stopped(tm
     assert resumed == expected
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 WORKER = """
 import os, signal, sys
 from colgraph.training import Hook, assembly
@@ -196,12 +204,8 @@ def test_ctrl_c_on_some_rank_stops_every_rank_after_the_same_batch(tmp_path, ran
     on both, after step 3. Every rank stops after batch 4 (the next step's all-reduce carries
     the flag), rank 0 saves there, each exits with status 130, and the message with the
     torchrun command that resumes comes once."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     run = tmp_path / "run"
+    port = _free_port()
     args = TINY + ["train.epochs=1", "optim.warmup_epochs=0", f"hydra.run.dir={run}"]
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, ranks, *args], cwd=tmp_path,
                               env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r),
@@ -225,3 +229,9 @@ def test_ctrl_c_on_some_rank_stops_every_rank_after_the_same_batch(tmp_path, ran
     args = shlex.split(command)
     assert args[:4] == ["torchrun", "--nproc_per_node=2", "-m", "colgraph"]
     assert f"train.resume={run / CHECKPOINT_NAME}" in args and f"hydra.run.dir={run}" in args
+    if ranks == "01":  # the printed command finishes the run
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run",
+                               f"--master_port={_free_port()}", *args[1:]], env=_env(), cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [(r["epoch"], r["step"]) for r in _rows(run / "metrics.csv")] == [("1", "12")]
