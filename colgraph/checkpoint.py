@@ -41,7 +41,7 @@ import torch
 from . import __version__
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CheckpointWriteError", "save_checkpoint",
-           "load_checkpoint", "require_keys", "ensure_writable", "tensor_digest",
+           "load_checkpoint", "require_keys", "ensure_writable", "write_error", "tensor_digest",
            "first_nonfinite", "objects_refused"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -187,7 +187,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         if cause is None:  # not the file system's doing
             raise
         _remove(tmp)
-        raise _write_error(cause, f"Could not write the checkpoint {path}", path.parent,
+        raise write_error(cause, f"Could not write the checkpoint {path}", path.parent,
                            path) from None
     _fsync_dir(path.parent)
 
@@ -207,19 +207,20 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _write_error(e: OSError, what: str, where: Path,
-                 checkpoint: Path | None = None) -> CheckpointWriteError:
-    """``what`` failed with ``e`` in the directory ``where``: the reason in words, the fix,
-    and (given the ``checkpoint`` being written) whether the last one is intact."""
+def write_error(e: OSError, what: str, where: Path, checkpoint: Path | None = None,
+                setting: str = "hydra.run.dir") -> CheckpointWriteError:
+    """``what`` failed with ``e`` in the directory ``where``: the reason in words, the fix
+    (naming ``setting``, the key that moves the run), and (given the ``checkpoint`` being
+    written, or the run's last one) whether the last one is intact."""
     reasons = {
         errno.ENOSPC: ("the disk is full (no space left on device)",
                        f"Free space on the disk holding {where}"),
         errno.EDQUOT: ("the disk quota is exceeded", f"Free space in your quota for {where}"),
         errno.EROFS: ("the file system is read-only",
-                      "Write the run to a writable directory (hydra.run.dir=...)"),
+                      f"Write the run to a writable directory ({setting}=...)"),
         errno.EACCES: ("permission denied: the directory is not writable by this user",
                        f"Make {where} writable (chmod u+w), or write the run elsewhere "
-                       f"(hydra.run.dir=...)"),
+                       f"({setting}=...)"),
     }
     reasons[errno.EPERM] = reasons[errno.EACCES]
     reason, fix = reasons.get(e.errno, (e.strerror or str(e), "Check the disk and the run "
@@ -237,14 +238,24 @@ def _write_error(e: OSError, what: str, where: Path,
     return err
 
 
-def ensure_writable(directory: str | os.PathLike) -> Path:
+def ensure_writable(directory: str | os.PathLike, create: bool = True,
+                    setting: str = "hydra.run.dir") -> Path:
     """Create ``directory`` if needed and check that files can be written in it, before a
     run does any work: a read-only file system, a directory without write permission or a
-    full disk is refused with :class:`CheckpointWriteError`."""
+    full disk is refused with :class:`CheckpointWriteError` (its fix names ``setting``).
+    With ``create=False`` nothing is made: the nearest existing directory on its path, where
+    ``directory`` would be made, is checked instead."""
     directory = Path(directory)
-    probe = directory / f".colgraph-write-test-{os.getpid()}"
+    what = f"Cannot write the run directory {directory}"
+    where = directory if create else next(
+        p for p in (directory, *directory.parents) if _exists(p))
+    if not create and not where.is_dir():
+        raise CheckpointWriteError(f"{what}: {where} is a file, so no directory can be made "
+                                   f"there. Write the run elsewhere ({setting}=...).")
+    probe = where / f".colgraph-write-test-{os.getpid()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as f:
             f.write(b"colgraph")
             f.flush()
@@ -252,8 +263,7 @@ def ensure_writable(directory: str | os.PathLike) -> Path:
         probe.unlink()
     except OSError as e:
         _remove(probe)
-        raise _write_error(e, f"Cannot write the run directory {directory}",
-                           directory) from None
+        raise write_error(e, what, where, setting=setting) from None
     return directory
 
 

@@ -59,12 +59,52 @@ def train(argv: list[str] | None = None) -> None:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     try:
+        _check_output_dir(sys.argv[1:])
+    except OSError as e:  # CheckpointWriteError: what, why and the fix
+        print(e, file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
         _main()
     except KeyboardInterrupt as e:  # Interrupted: saved, with the command to resume
-        print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
-              "saved at this point (the run directory keeps its last checkpoint, if any).",
-              file=sys.stderr)
+        import os
+
+        # several processes: rank 0 alone speaks (it printed an Interrupted message already)
+        if not getattr(e, "reported", False) and os.environ.get("RANK", "0") == "0":
+            print(str(e) or "Interrupted (Ctrl-C) outside the training batches: nothing was "
+                  "saved at this point (the run directory keeps its last checkpoint, if "
+                  "any).", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+#: hydra's command-line flags that print and exit without a run directory
+PRINT_ONLY = {"-h", "--help", "--hydra-help", "--version", "-i", "--info", "-c", "--cfg",
+              "-p", "--package", "-sc", "--shell-completion"}
+
+
+def _check_output_dir(args: list[str]) -> None:
+    """Refuse an output directory that cannot be written (``hydra.run.dir``, or
+    ``hydra.sweep.dir`` with ``-m``) before hydra makes it, which would fail with hydra's own
+    traceback: the override's value, else the config's; the part before an interpolation
+    (``${now:...}``, resolved later by hydra). Nothing is created; hydra's flags that only
+    print (``--help``, ``--cfg``, ``--info``, ...) make no directory and are not checked."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from .checkpoint import ensure_writable
+
+    if {a.split("=")[0] for a in args} & PRINT_ONLY:
+        return
+    group = "sweep" if {"-m", "--multirun"} & set(args) else "run"
+    key = f"hydra.{group}.dir"
+    values = [a.partition("=")[2] for a in args if a.partition("=")[0].lstrip("+") == key]
+    value = values[-1] if values else OmegaConf.to_container(
+        OmegaConf.load(config_dir() / "config.yaml"), resolve=False)["hydra"][group]["dir"]
+    if not isinstance(value, str) or not value:
+        return
+    literal = value.split("${")[0]
+    directory = literal if literal == value else os.path.dirname(literal)
+    ensure_writable(Path(directory or ".").expanduser().absolute(), create=False, setting=key)
 
 
 def _report(log: logging.Logger, message: str) -> None:
@@ -205,9 +245,7 @@ def _analyze(args: argparse.Namespace, out: Path) -> None:
 def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
                   run_dir: Path) -> None:
     """The analysis of ``colgraph-analyze`` written into ``out``."""
-    import json
-
-    from .connectome import read_connectome, report
+    from .connectome import read_connectome, report, write_json
     from .data import iterate_batches
 
     x_test = y_test = None
@@ -249,7 +287,7 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         m["topographic_smoothness"] = topo["smoothness"]
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
-    (out / "metrics.json").write_text(json.dumps(m, indent=1, default=float))
+    write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison
 

@@ -128,3 +128,66 @@ def test_failed_train_exits_non_zero_with_the_message_and_no_traceback(tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "the run is diverging" in out and "Traceback" not in out
     assert "the run is diverging" in (tmp_path / "diverged" / "train.log").read_text()
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A directory without write permission, and the command prefix that runs a process as
+    an ordinary user (root may write anyway)."""
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("root writes anywhere, and setpriv is missing to run as another user")
+    prefix = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+              if os.geteuid() == 0 else [])
+    top = Path(tempfile.mkdtemp())  # reachable by that user (pytest's tmp_path is not)
+    top.chmod(0o755)
+    (top / "ro").mkdir()
+    (top / "ro").chmod(0o555)
+    yield top / "ro", prefix
+    (top / "ro").chmod(0o755)
+    shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("args, key, where", [
+    (["hydra.run.dir={ro}/run"], "hydra.run.dir", "{ro}/run"),
+    (["hydra.run.dir={ro}/day/${{now:%H-%M-%S}}"], "hydra.run.dir", "{ro}/day"),
+    (["-m", "hydra.sweep.dir={ro}/sweep", "train.seed=1,2"], "hydra.sweep.dir", "{ro}/sweep"),
+])
+def test_an_unwritable_hydra_output_directory_is_refused_before_hydra(read_only, args, key,
+                                                                      where):
+    """hydra would fail making it, with its own traceback: refused first, as the run
+    directory is, naming the directory, the reason and the setting that moves it."""
+    ro, prefix = read_only
+    args = [a.format(ro=ro) for a in args]
+    proc = subprocess.run([*prefix, sys.executable, "-m", "colgraph", "train", *TINY, *args],
+                          cwd=ro, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(ro.parent),
+                               "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (
+        f"Cannot write the run directory {where.format(ro=ro)}: permission denied: the "
+        f"directory is not writable by this user (PermissionError, errno 13). Make {ro} "
+        f"writable (chmod u+w), or write the run elsewhere ({key}=...).")
+    assert list(ro.iterdir()) == []
+
+
+def test_a_file_in_the_way_of_hydra_run_dir_is_refused(tmp_path):
+    (tmp_path / "f").write_text("")
+    proc = run(["train", *TINY, f"hydra.run.dir={tmp_path / 'f' / 'run'}"], tmp_path, ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"Cannot write the run directory {tmp_path / 'f' / 'run'}: "
+                                   f"{tmp_path / 'f'} is a file, so no directory can be made "
+                                   f"there. Write the run elsewhere (hydra.run.dir=...).")
+
+
+def test_hydra_flags_that_only_print_need_no_writable_directory(read_only):
+    ro, prefix = read_only
+    proc = subprocess.run([*prefix, sys.executable, "-m", "colgraph", "train", "--cfg", "job",
+                           f"hydra.run.dir={ro}/run"], cwd=ro, capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(ro.parent),
+                                            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and "geometry:" in proc.stdout, proc.stderr[-2000:]

@@ -278,6 +278,8 @@ def test_analyze_prints_undefined_metrics_as_na_with_the_reason(tiny_run, tmp_pa
     analyze([str(tiny_run), "--prior", "--null-models", "1", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert ", z n/a)" in out and "note: modularity: Q_z n/a: the z-score needs n_null >= 2" in out
-    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    text = (tmp_path / "out" / "metrics.json").read_text()
+    m = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
     assert any(n.startswith("modularity: Q_z n/a") for n in m["notes"])
+    assert m["modularity"]["Q_z"] is None  # undefined: null, which strict parsers read
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging dir is gone

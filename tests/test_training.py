@@ -346,6 +346,51 @@ def test_metrics_rows_never_shift_columns(tmp_path):
     assert metrics_schema(("acc",))[:4] == ["epoch", "step", "train_loss", "train_acc"]
 
 
+def _full_disk_after(monkeypatch, rows: int) -> None:
+    """The disk fills up after ``rows`` rows were appended to a run's CSV logs."""
+    import errno
+
+    from colgraph.training import logs
+
+    real, count = logs.csv.DictWriter.writerows, []
+
+    def writerows(self, rows_):
+        count.append(1)
+        if len(count) > rows:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, rows_)
+
+    monkeypatch.setattr(logs.csv.DictWriter, "writerows", writerows)
+
+
+def test_a_log_the_disk_refuses_names_the_file_and_the_reason(tmp_path, monkeypatch):
+    from colgraph.checkpoint import CheckpointWriteError
+    from colgraph.training.logs import CsvLog
+
+    _full_disk_after(monkeypatch, 0)
+    with pytest.raises(CheckpointWriteError) as e:
+        CsvLog(tmp_path / "plasticity.csv").append({"step": 3, "edges": 10})
+    assert str(e.value) == (f"Could not write the log {tmp_path / 'plasticity.csv'}: the disk "
+                            f"is full (no space left on device) (OSError, errno 28). Free "
+                            f"space on the disk holding {tmp_path}.")
+    assert e.value.errno == 28 and isinstance(e.value, OSError)
+
+
+def test_full_disk_at_a_metrics_row_says_the_last_checkpoint_is_intact(tmp_path, monkeypatch):
+    """Epoch 1's row and checkpoint are written; the disk is full at epoch 2's row: the run
+    stops with the file, the reason and the checkpoint to resume from, which is epoch 1's."""
+    from colgraph.checkpoint import CheckpointWriteError, load_checkpoint
+
+    _full_disk_after(monkeypatch, 1)
+    with pytest.raises(CheckpointWriteError, match=(
+            rf"Could not write the log {tmp_path / 'metrics.csv'}: the disk is full .* The "
+            rf"last good checkpoint, {tmp_path / 'checkpoint.pt'}, is intact. Free space on "
+            rf"the disk holding {tmp_path}, then resume from it with "
+            rf"train.resume={tmp_path}.")):
+        train(compose(TINY), tmp_path)
+    assert load_checkpoint(tmp_path)["epoch"] == 1
+
+
 def test_metrics_header_is_fixed_when_evaluation_is_sparse(tmp_path):
     """With train.eval_every=2 the first row has no test metrics, yet the header holds them
     from the start (no rewrite when the first evaluated epoch arrives)."""

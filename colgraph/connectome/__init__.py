@@ -9,11 +9,11 @@ from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, no
                        weighted_clustering, wiring)
 from .compare import compare, plot_comparison, write_comparison
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
-                     to_geometry, to_networkx, to_tables, write_connectome)
+                     to_geometry, to_networkx, to_tables, write_connectome, write_json)
 from .figures import FIGURES, plot_all, plot_sheet
 
 __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
-           "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
+           "write_json", "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
            "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "plot_sheet", "FIGURES", "report", "compare",
            "plot_comparison", "write_comparison"]
@@ -23,7 +23,6 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
            edge_fraction: float = 0.5, seed: int = 0) -> dict:
     """Export, analyse and draw a trained sheet: writes ``connectome.graphml``,
     ``metrics.json`` and the PNG figures into ``out_dir``; returns the metrics."""
-    import json
     from pathlib import Path
 
     from .arrays import check_settings
@@ -36,5 +35,5 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_connectome(G, out_dir / "connectome.graphml")
     plot_all(G, metrics, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+    write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -198,12 +198,13 @@ def plot_comparison(learned, reference, result: dict[str, Any], path: str | Path
 
 
 def write_comparison(learned, reference, out_dir: str | Path, **kwargs) -> dict[str, Any]:
-    """:func:`compare`, written as ``compare.json`` and ``compare.png`` into ``out_dir``."""
-    import json
+    """:func:`compare`, written as ``compare.json`` (strict JSON: an undefined value is
+    ``null``) and ``compare.png`` into ``out_dir``."""
+    from .export import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = compare(learned, reference, **kwargs)
-    (out_dir / "compare.json").write_text(json.dumps(result, indent=1))
+    write_json(out_dir / "compare.json", result)
     plot_comparison(learned, reference, result, out_dir / "compare.png")
     return result

@@ -32,7 +32,7 @@ from torch import Tensor
 from ..geometry import Geometry, from_networkx, rank_within_target
 
 __all__ = ["ConnectomeSnapshots", "ConnectomeData", "edge_data", "to_networkx", "write_connectome", "read_connectome",
-           "to_geometry", "add_node_metrics", "adjacency", "to_tables", "WRITERS"]
+           "to_geometry", "add_node_metrics", "adjacency", "to_tables", "WRITERS", "write_json"]
 
 
 class ConnectomeData:
@@ -299,6 +299,36 @@ def write_connectome(G, path: str | os.PathLike) -> Path:
         nx.write_gexf(_for_file(G, gexf=True), path)
     else:
         _write_csv(G, path)
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict JSON, which every parser reads: a metric the graph leaves
+    undefined (NaN, an infinity) becomes ``null``; NumPy / torch scalars become numbers.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_json(Path(tempfile.mkdtemp()) / "m.json", {"Q": float("nan"), "k": 2})
+        >>> path.read_text().split()
+        ['{', '"Q":', 'null,', '"k":', '2', '}']
+    """
+    import json
+    import math
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        if isinstance(x, (str, bool, int)) or x is None:
+            return x
+        if hasattr(x, "tolist"):  # NumPy / torch scalars and arrays
+            return plain(x.tolist())
+        x = float(x)
+        return x if math.isfinite(x) else None
+
+    path = Path(path)
+    path.write_text(json.dumps(plain(obj), indent=1, allow_nan=False))
     return path
 
 

@@ -78,7 +78,16 @@ class Run:
     radius: float  # of the smoothness loss and measure
     hooks: list[Hook] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's
+    # resumed with the directory's logs: the checkpoint's step, after which they are rewritten
+    logs_from: int | None = None
     start: float = field(default_factory=time.perf_counter)
+    # the construction geometry never changes (the wiring the run edits is the model's):
+    # its checkpoint entries are computed once, not at every save
+    _geometry_entries: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._geometry_entries = {"geometry": self.geometry.state_dict(),
+                                  "geometry_fingerprint": self.geometry.fingerprint()}
 
     @property
     def main(self) -> bool:
@@ -110,8 +119,7 @@ class Run:
         A collective (the epoch's sums of every rank): call it on every rank."""
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
-                "geometry": self.geometry.state_dict(),
-                "geometry_fingerprint": self.geometry.fingerprint(),
+                **self._geometry_entries,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
                 "plasticity": self.plasticity.state_dict() if self.plasticity else None,
@@ -187,6 +195,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     if ranks.is_main:
         if _link_runs(run_dir, resume, run.say):  # the directory's logs are this run's
             _truncate_logs(run, resume)
+            run.logs_from = resume["step"]
     run.hooks = default_hooks(run, callbacks, hooks)
     if ranks.is_main and remove_stale_tmp(run.checkpoint_path):
         run.say(f"Removed {run.checkpoint_path}.tmp, a partial checkpoint left by a crash "

@@ -5,7 +5,8 @@ ONE host synchronisation per step (a single flag tensor read back; with several 
 one all-reduce of it first, so every rank skips or stops together and no collective hangs).
 Only when something is wrong does it look further, to name the culprit: the loss, or the
 first parameter whose gradient is not finite, and whether the batch itself held non-finite
-inputs.
+inputs. The same all-reduce carries a :class:`StopRequest` (Ctrl-C on some rank), so the
+ranks agree on the batch to stop after at no extra cost.
 """
 from __future__ import annotations
 
@@ -17,19 +18,30 @@ from torch import Tensor, nn
 from ..checkpoint import first_nonfinite
 from ..distributed import Distributed
 
-__all__ = ["check_and_clip"]
+__all__ = ["check_and_clip", "StopRequest"]
+
+
+class StopRequest:
+    """A request to stop (Ctrl-C) that several processes agree on: ``pressed`` on this
+    rank (set by a signal handler); ``agreed`` once it was pressed on ANY rank as of the
+    last :func:`check_and_clip` given it, the same on every rank."""
+
+    def __init__(self) -> None:
+        self.pressed = self.agreed = False
 
 
 def check_and_clip(loss: Tensor, model: nn.Module, max_norm: float,
                    ranks: Distributed | None = None,
-                   params: Iterable[tuple[str, nn.Parameter]] | None = None) -> str | None:
+                   params: Iterable[tuple[str, nn.Parameter]] | None = None,
+                   stop: StopRequest | None = None) -> str | None:
     """Check that ``loss`` and the total gradient norm are finite; if so, clip the gradients
     to ``max_norm`` (0: no clipping) as ``clip_grad_norm_`` does and return ``None``;
     otherwise return what is wrong (``"the loss is nan (on some rank)"`` or
     ``"gradient of <name> (<k> of <n> values non-finite)"``) and leave the gradients alone.
 
     The norm is checked BEFORE clipping: ``clip_grad_norm_`` would spread one NaN over every
-    gradient and hide which tensor it came from.
+    gradient and hide which tensor it came from. ``stop``: its ``pressed`` flag rides along
+    in the ranks' all-reduce and sets ``stop.agreed`` on every rank when any pressed.
 
     Example:
         >>> lin = nn.Linear(2, 1)
@@ -42,10 +54,15 @@ def check_and_clip(loss: Tensor, model: nn.Module, max_norm: float,
     grads = [p.grad for _, p in named if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack(
         torch._foreach_norm(grads) or [loss.new_zeros(())]))
-    flags = torch.stack([~torch.isfinite(loss.detach()), ~torch.isfinite(norm)]).float()
+    flags = [~torch.isfinite(loss.detach()), ~torch.isfinite(norm)]
+    if stop is not None:
+        flags.append(loss.new_tensor(stop.pressed, dtype=torch.bool))
+    flags = torch.stack(flags).float()
     if ranks is not None:
         flags = ranks.mean_tensor(flags)  # > 0 where any rank saw it
-    loss_bad, grad_bad = flags.tolist()  # the one host synchronisation
+    loss_bad, grad_bad, *pressed = flags.tolist()  # the one host synchronisation
+    if stop is not None:
+        stop.agreed = stop.agreed or pressed[0] > 0
     if loss_bad:
         return f"the loss is {loss.item()} (on some rank)"
     if grad_bad:

@@ -70,25 +70,30 @@ class Hook:
 class MetricsHook(Hook):
     """``metrics.csv`` (one row per epoch, fixed columns: :func:`metrics_schema`),
     ``plasticity.csv`` (rows of :meth:`log`) and TensorBoard (the same rows and the
-    per-step loss ``train/loss_step``), on rank 0."""
+    per-step loss ``train/loss_step``), on rank 0. Every point is logged at the step count
+    after the update it follows (the loss of update ``s`` at step ``s``), so a run resumed
+    from a checkpoint at step ``k`` rewrites TensorBoard from step ``k + 1``."""
 
     def __init__(self, run: "Run") -> None:
         self.enabled = run.main
-        self.tb = TensorBoard(run.run_dir, run.cfg.train.tensorboard and run.main)
+        self.tb = TensorBoard(run.run_dir, run.cfg.train.tensorboard and run.main,
+                              None if run.logs_from is None else run.logs_from + 1)
         self.csv = {"metrics": CsvLog(run.run_dir / "metrics.csv",
-                                      metrics_schema(run.model.stats))} if run.main else {}
+                                      metrics_schema(run.model.stats),
+                                      run.checkpoint_path)} if run.main else {}
 
     def log(self, run: "Run", name: str, row: dict[str, Any]) -> None:
         """``row`` to ``RUN_DIR/<name>.csv`` and TensorBoard (``<name>/<key>``)."""
         if not self.enabled:
             return
         if name not in self.csv:
-            self.csv[name] = CsvLog(run.run_dir / f"{name}.csv")
+            self.csv[name] = CsvLog(run.run_dir / f"{name}.csv",
+                                    checkpoint=run.checkpoint_path)
         self.csv[name].append(row)
         self.tb.row(row, run.state.step, "" if name == "metrics" else f"{name}/")
 
     def after_step(self, run: "Run", result: "TaskOutput") -> None:
-        self.tb.scalar("train/loss_step", result.loss, run.state.step - 1)
+        self.tb.scalar("train/loss_step", result.loss.detach(), run.state.step)
 
     def epoch_end(self, run: "Run", metrics: dict[str, Any]) -> None:
         self.log(run, "metrics", metrics)

@@ -6,6 +6,7 @@ console and ``train.log``), called from Python as plain lines on stdout.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
+
+from ..checkpoint import write_error
 
 __all__ = ["log", "console_logging", "CsvLog", "TensorBoard", "metrics_schema", "epoch_line",
            "truncate_log"]
@@ -81,9 +84,11 @@ class CsvLog:
         ['epoch,loss,test', '1,0.5,', '2,0.4,0.9']
     """
 
-    def __init__(self, path: str | os.PathLike, fields: Sequence[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fields: Sequence[str] | None = None,
+                 checkpoint: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
         self.fields = list(fields) if fields is not None else None
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         if self.path.exists():
             with self.path.open(newline="") as f:
                 reader = csv.DictReader(f)
@@ -106,16 +111,26 @@ class CsvLog:
 
     def _write(self, rows: list[dict[str, Any]], mode: str) -> None:
         """Append ``rows`` (mode ``a``, with the header into a new file) or replace the file
-        with them atomically (mode ``w``)."""
+        with them atomically (mode ``w``). A file the disk refuses (full, read-only, ...)
+        raises :class:`~colgraph.checkpoint.CheckpointWriteError` naming the file, the
+        reason and the run's last good checkpoint (``checkpoint``, when it exists)."""
         path = self.path if mode == "a" else self.path.with_suffix(".csv.tmp")
-        new = mode == "w" or not self.path.exists() or self.path.stat().st_size == 0
-        with path.open(mode, newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, restval="")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-        if mode == "w":
-            os.replace(path, self.path)
+        try:
+            new = mode == "w" or not self.path.exists() or self.path.stat().st_size == 0
+            with path.open(mode, newline="") as f:
+                w = csv.DictWriter(f, fieldnames=self.fields, restval="")
+                if new:
+                    w.writeheader()
+                w.writerows(rows)
+            if mode == "w":
+                os.replace(path, self.path)
+        except OSError as e:
+            if mode == "w":
+                with contextlib.suppress(OSError):  # a read-only disk keeps it
+                    path.unlink(missing_ok=True)
+            last = self.checkpoint if self.checkpoint and self.checkpoint.exists() else None
+            raise write_error(e, f"Could not write the log {self.path}", self.path.parent,
+                              last) from None
 
 
 def truncate_log(path: str | os.PathLike, keep: Callable[[dict[str, str]], bool]) -> int:
@@ -151,15 +166,21 @@ def truncate_log(path: str | os.PathLike, keep: Callable[[dict[str, str]], bool]
 
 
 class TensorBoard:
-    """Scalars to ``RUN_DIR/tb`` when TensorBoard is installed; nothing otherwise."""
+    """Scalars to ``RUN_DIR/tb`` when TensorBoard is installed; nothing otherwise.
 
-    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+    ``purge_step``: a run resumed in its directory from a checkpoint at step ``k`` passes
+    ``k + 1``, and TensorBoard hides the points a crashed run wrote from there on, which the
+    resumed run writes anew (every point at step ``s`` comes from the run's first ``s``
+    updates, so the points up to ``k`` are the checkpoint's)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True,
+                 purge_step: int | None = None) -> None:
         self.writer = None
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(run_dir / "tb"))
+                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
             except ImportError:  # tensorboard is optional
                 self.writer = None
 

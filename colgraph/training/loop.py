@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..data import iterate_batches
 from ..distributed import Distributed
 from ..objectives import total_loss
 from .assembly import Run, assemble, resolve_device
-from .guard import check_and_clip
+from .guard import StopRequest, check_and_clip
 from .hooks import CheckpointHook, Hook, last_good
 from .logs import console_logging, epoch_line, log
 
@@ -35,7 +36,10 @@ __all__ = ["train", "Interrupted"]
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped the run at a batch boundary, after saving a checkpoint there;
-    the message says how to resume."""
+    the message says how to resume. ``reported``: the message was already printed (by rank
+    0 of several processes, before any of them exits)."""
+
+    reported = False
 
 
 def train(cfg: Any, run_dir: str | os.PathLike = ".",
@@ -69,7 +73,7 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
         # every line twice
         with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
             run = assemble(cfg, checked, Path(run_dir), device, ranks, callbacks, hooks)
-            with _catch_sigint(not ranks.enabled) as interrupt:
+            with _catch_sigint(ranks) as interrupt:
                 return loop(run, interrupt)
     finally:
         ranks.close()
@@ -78,8 +82,11 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
 def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Train until ``train.epochs`` or ``train.max_steps``; return the final metrics. When
     ``interrupt()`` says so at a batch boundary, save a checkpoint there and raise
-    :class:`Interrupted`."""
+    :class:`Interrupted`. With several processes, an ``interrupt`` that is a
+    :class:`StopRequest` is agreed on in each step's non-finite check, so every rank stops
+    after the same batch."""
     cfg, state, model, ranks = run.cfg, run.state, run.model, run.ranks
+    stop = interrupt if isinstance(interrupt, StopRequest) and ranks.enabled else None
     net = ranks.wrap(model)  # the forward pass; everything else reaches into `model`
     while state.epoch < cfg.train.epochs and not state.done:
         model.train()
@@ -104,7 +111,7 @@ def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, A
             loss = total_loss(cfg, res.loss, res.out, model.columnformer.edges, run.radius)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            bad = check_and_clip(loss, model, cfg.optim.grad_clip, ranks)
+            bad = check_and_clip(loss, model, cfg.optim.grad_clip, ranks, stop=stop)
             if bad is not None:
                 _skip(run, bad, xb)
                 continue
@@ -168,43 +175,67 @@ def _skip(run: Run, reason: str, xb: torch.Tensor) -> None:
     run.say(f"step {s.step}: skipped a batch ({reason}); {s.skipped} skipped so far")
 
 
+class _CtrlC(StopRequest):
+    """Ctrl-C as the loop asks about it (``interrupt()``): pressed in this process, or, with
+    several processes, pressed on any rank as of the last step's all-reduce (``agreed``)."""
+
+    def __init__(self, shared: bool) -> None:
+        super().__init__()
+        self.shared = shared
+
+    def __call__(self) -> bool:
+        return self.agreed if self.shared else self.pressed
+
+
 @contextlib.contextmanager
-def _catch_sigint(enabled: bool = True) -> Iterator[Callable[[], bool]]:
+def _catch_sigint(ranks: Distributed | None = None) -> Iterator[Callable[[], bool]]:
     """Within: Ctrl-C (SIGINT) is noted, and the loop stops at the next batch boundary
-    (:func:`_stop_interrupted`); a second Ctrl-C stops at once. Yields the question "was
-    it pressed?". Only in the main thread of a single process (several processes would
-    have to agree on the batch; there Ctrl-C stops as Python's default does)."""
-    pressed = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    (:func:`_stop_interrupted`), with several processes at the same batch on every rank;
+    a second Ctrl-C stops at once. Yields the question "was it pressed?" (a
+    :class:`StopRequest`). Only in the main thread (elsewhere Python's default). Under
+    torchrun (each worker in its own session), the terminal's Ctrl-C reaches torchrun,
+    which passes it on to every worker once."""
+    ctrl_c = _CtrlC(ranks is not None and ranks.enabled)
+    if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
 
     def note(signum: int, frame: Any) -> None:
-        if pressed:
+        if ctrl_c.pressed:
             raise KeyboardInterrupt
-        pressed.append(signum)
-        log.warning("Ctrl-C: stopping after this batch with a checkpoint (again to stop at "
-                    "once, without one).")
+        ctrl_c.pressed = True
+        if ranks is None or ranks.is_main:
+            log.warning("Ctrl-C: stopping after this batch with a checkpoint (again to stop "
+                        "at once, without one).")
 
     previous = signal.signal(signal.SIGINT, note)
     try:
-        yield lambda: bool(pressed)
+        yield ctrl_c
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def _stop_interrupted(run: Run) -> None:
-    """Save a checkpoint at the current batch boundary and say how to continue."""
+    """Save a checkpoint at the current batch boundary and say how to continue. With
+    several processes, every rank comes here after the same batch; rank 0 prints the
+    message before any rank exits (torchrun stops the others when one exits non-zero)."""
     s = run.state
     next(h for h in run.hooks if isinstance(h, CheckpointHook)).save(run)
-    raise Interrupted(f"Interrupted (Ctrl-C) at step {s.step}, after batch {s.batch} of "
-                      f"{run.steps_per_epoch} of epoch {s.epoch + 1}: saved "
-                      f"{run.checkpoint_path}. Resume with\n  {resume_command(run)}")
+    stopped = Interrupted(f"Interrupted (Ctrl-C) at step {s.step}, after batch {s.batch} of "
+                          f"{run.steps_per_epoch} of epoch {s.epoch + 1}: saved "
+                          f"{run.checkpoint_path}. Resume with\n  {resume_command(run)}")
+    if run.ranks.enabled:
+        if run.main:
+            print(stopped, file=sys.stderr, flush=True)
+        stopped.reported = True
+        run.ranks.barrier()
+    raise stopped
 
 
 def resume_command(run: Run) -> str:
     """The command line that continues ``run`` in its directory: the run's own overrides
-    (under hydra; else "your settings") with ``train.resume`` and ``hydra.run.dir``."""
+    (under hydra; else "your settings") with ``train.resume`` and ``hydra.run.dir``; for
+    several processes, through ``torchrun`` with as many per node."""
     from hydra.core.hydra_config import HydraConfig
 
     ours = ("train.resume", "hydra.run.dir")
@@ -213,8 +244,14 @@ def resume_command(run: Run) -> str:
             if HydraConfig.initialized() else ["<your settings>"])
     args += [f"train.resume={run.checkpoint_path.resolve()}",
              f"hydra.run.dir={run.run_dir.resolve()}"]
-    return "python -m colgraph train " + " ".join(
-        a if a == "<your settings>" else shlex.quote(a) for a in args)
+    launch = "python -m colgraph train "
+    if run.ranks.enabled:
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", run.ranks.world))
+        nodes = run.ranks.world // per_node
+        launch = (f"torchrun --nproc_per_node={per_node} "
+                  + (f"--nnodes={nodes} <your rendezvous settings> " if nodes > 1 else "")
+                  + "-m colgraph train ")
+    return launch + " ".join(a if a == "<your settings>" else shlex.quote(a) for a in args)
 
 
 def _epoch_metrics(run: Run) -> dict[str, Any]:

@@ -156,3 +156,29 @@ def test_adjacency_and_tables(model):
     assert {"source", "target", "weight", "length"} <= set(edges.columns)
     assert list(table.index) == nodes and {"x", "y", "area"} <= set(table.columns)
     assert "pos" not in table.columns
+
+
+def _strict(text: str):
+    """json.loads that refuses NaN / Infinity, as strict JSON parsers (JavaScript, jq) do."""
+    import json
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_write_json_is_strict_json_with_null_for_undefined_values(tmp_path):
+    import numpy as np
+
+    from colgraph.connectome import write_json
+
+    metrics = {"Q_z": float("nan"), "sigma": float("inf"), "omega": -np.inf,
+               "rho": np.float32(0.5), "n": np.int64(3), "ok": np.bool_(True),
+               "t": torch.tensor(2.0),
+               "nested": [{"x": float("nan")}, (1, torch.tensor(float("nan")))],
+               "areas": ["a", None], "edges": 4}
+    path = write_json(tmp_path / "metrics.json", metrics)
+    assert _strict(path.read_text()) == {
+        "Q_z": None, "sigma": None, "omega": None, "rho": 0.5, "n": 3, "ok": True, "t": 2.0,
+        "nested": [{"x": None}, [1, None]], "areas": ["a", None], "edges": 4}

@@ -64,3 +64,25 @@ def test_a_hook_that_reshapes_parameters_is_followed_by_a_rewrap(tmp_path, monke
 
     train(compose(TINY + ["train.max_steps=5"]), tmp_path, hooks=[Reshapes(), Reshapes()])
     assert len(wraps) == 2  # once at the start, once after step 3 (not once per hook)
+
+
+def test_the_construction_geometry_is_recorded_once_per_run(tmp_path, monkeypatch):
+    """Eight checkpoints (every 3 steps and at each epoch's end), one fingerprint and one
+    geometry state: the sheet a run was built on never changes; every checkpoint holds it."""
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.geometry import Geometry
+    from colgraph.training import hooks
+
+    calls, saves = [], []
+    for name in ("fingerprint", "state_dict"):
+        real = getattr(Geometry, name)
+        monkeypatch.setattr(Geometry, name, lambda self, real=real, name=name: (
+            calls.append(name), real(self))[1])
+    real_save = hooks.save_checkpoint
+    monkeypatch.setattr(hooks, "save_checkpoint", lambda path, state: (
+        saves.append(state["geometry_fingerprint"]), real_save(path, state)))
+    train(compose(TINY + ["train.checkpoint_every=3"]), tmp_path)
+    assert sorted(calls) == ["fingerprint", "state_dict"] and len(saves) == 8
+    ckpt = load_checkpoint(tmp_path)
+    assert set(saves) == {ckpt["geometry_fingerprint"]}
+    assert ckpt["geometry_fingerprint"] == Geometry.from_state_dict(ckpt["geometry"]).fingerprint()

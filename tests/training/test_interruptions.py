@@ -134,3 +134,104 @@ def test_edited_counters_are_refused_on_resume(tmp_path):
         save_checkpoint(tmp_path / CHECKPOINT_NAME, {**state, key: value})
         with pytest.raises(ValueError, match=match):
             train(compose(TINY + [f"train.resume={tmp_path}"]), tmp_path)
+
+
+def _scalars(run):
+    """Each TensorBoard tag's steps as TensorBoard shows them (a resumed run's purge
+    applied), and the number of points per (tag, step)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_after_a_crash_and_resume_equals_a_run_that_never_stopped(tmp_path):
+    """Killed after epoch 1's points (steps up to 12) went to TensorBoard, resumed from the
+    step-8 checkpoint: every tag holds each step once, the steps of a run that never
+    stopped (without the purge, steps 9-12 appear twice)."""
+    tensorboard = pytest.importorskip("tensorboard", reason="TensorBoard is optional "
+                                      "(pip install colgraph[tensorboard])")
+    logged = LOGGED + ["train.tensorboard=true"]
+    straight = tmp_path / "straight"
+    train(compose(logged), straight)
+    run = tmp_path / "run"
+    env = _env()
+    env["PYTHONPATH"] += os.pathsep + str(Path(tensorboard.__file__).parents[1])
+    proc = subprocess.run([sys.executable, "-c", KILLER, "SIGKILL", str(run), *logged],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    crashed = _scalars(run)
+    assert crashed["train/loss_step"] == list(range(1, 13))  # up to epoch 1's end, step 12
+    assert crashed["plasticity/edges"] == [3, 6, 9, 12]
+    train(compose(logged + [f"train.resume={run}"]), run)
+    resumed, expected = _scalars(run), _scalars(straight)
+    assert expected["train/loss_step"] == list(range(1, 25))
+    assert expected["test_acc"] == [12, 24]
+    assert expected["plasticity/edges"] == [3, 6, 9, 12, 15, 18]
+    assert resumed == expected
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WORKER = """
+import os, signal, sys
+from colgraph.training import Hook, assembly
+from colgraph.cli import train
+
+WHO = sys.argv[1]  # the ranks that get Ctrl-C (hydra replaces sys.argv)
+
+class CtrlC(Hook):  # SIGINT to this process after step 3
+    def after_step(self, run, result):
+        if run.state.step == 3 and str(run.ranks.rank) in WHO:
+            os.kill(os.getpid(), signal.SIGINT)
+
+real = assembly.default_hooks
+assembly.default_hooks = lambda run, callbacks=(), hooks=(): real(run, callbacks, [CtrlC()])
+train(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("ranks", ["1", "01"])
+def test_ctrl_c_on_some_rank_stops_every_rank_after_the_same_batch(tmp_path, ranks):
+    """Two processes (gloo, the environment torchrun gives each): Ctrl-C on rank 1 only, or
+    on both, after step 3. Every rank stops after batch 4 (the next step's all-reduce carries
+    the flag), rank 0 saves there, each exits with status 130, and the message with the
+    torchrun command that resumes comes once."""
+    run = tmp_path / "run"
+    port = _free_port()
+    args = TINY + ["train.epochs=1", "optim.warmup_epochs=0", f"hydra.run.dir={run}"]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, ranks, *args], cwd=tmp_path,
+                              env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r in range(2)]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [130, 130], [o[1][-2000:] for o in outs]
+    text = "".join(o + e for o, e in outs)
+    assert "Traceback" not in text
+    assert text.count("Interrupted (Ctrl-C) at step 4, after batch 4 of 12 of epoch 1") == 1
+    assert "Interrupted" in outs[0][1]  # rank 0's stderr
+    ckpt = load_checkpoint(run)
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["step"]) == (0, 4, 4)
+    command = outs[0][1].split("Resume with\n")[1].strip().splitlines()[0]
+    args = shlex.split(command)
+    assert args[:4] == ["torchrun", "--nproc_per_node=2", "-m", "colgraph"]
+    assert f"train.resume={run / CHECKPOINT_NAME}" in args and f"hydra.run.dir={run}" in args
+    if ranks == "01":  # the printed command finishes the run
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run",
+                               f"--master_port={_free_port()}", *args[1:]], env=_env(), cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [(r["epoch"], r["step"]) for r in _rows(run / "metrics.csv")] == [("1", "12")]
