@@ -21,7 +21,7 @@ __all__ = ["TaskConfig", "AugmentConfig", "DataConfig",
            "OptimConfig", "TrainConfig", "WiringCostConfig", "RenamedWiringCost", "RENAMED",
            "upgrade_config", "PlasticityConfig", "ScaleConfig",
            "SmoothnessConfig", "SparsityConfig", "Config", "register_configs", "from_node",
-           "to_container", "validate_config", "check_geometry", "GROUPS"]
+           "to_container", "validate_config", "check_geometry", "GROUPS", "ParallelConfig"]
 
 
 
@@ -320,6 +320,29 @@ class ScaleConfig:
 
 
 @dataclass
+class ParallelConfig:
+    """How a multi-process run (``torchrun``) splits its work: ``columns`` processes share
+    each sheet (column sharding, :mod:`colgraph.parallel`), and the world's
+    ``WORLD_SIZE / columns`` groups of them split each batch (data parallel)."""
+
+    columns: int = 1  # processes per sheet: 1 = data parallel only
+    partition: str = "sfc"  # how the columns are split: sfc (Hilbert curve) | metis
+
+    PARTITIONS = ("sfc", "metis")
+
+    def __post_init__(self) -> None:
+        check_types(self, "parallel")
+        with Checks() as check:
+            check(require, self.columns >= 1, "parallel.columns", self.columns,
+                  ">= 1 (processes that share one sheet)")
+            check(one_of, "parallel.partition", self.partition, self.PARTITIONS)
+            check.unread(self.columns == 1 and self.partition != "sfc",
+                         f"parallel.partition={self.partition} has no effect with "
+                         f"parallel.columns=1 (the sheet is not split): set parallel.columns "
+                         f"> 1 or drop parallel.partition.")
+
+
+@dataclass
 class Config:
     # one of colgraph.geometry.GEOMETRIES (composed with GeometryConfig.schema(), see
     # register_configs; validate_config picks the option's dataclass)
@@ -335,6 +358,7 @@ class Config:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     smoothness: SmoothnessConfig = field(default_factory=SmoothnessConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | ...
 
 
@@ -367,7 +391,7 @@ def from_node(cls: type, node: Any, group: str) -> Any:
 GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskConfig,
           "data": DataConfig, "optim": OptimConfig, "train": TrainConfig,
           "wiring_cost": WiringCostConfig, "plasticity": PlasticityConfig, "scale": ScaleConfig,
-          "smoothness": SmoothnessConfig, "sparsity": SparsityConfig}
+          "smoothness": SmoothnessConfig, "sparsity": SparsityConfig, "parallel": ParallelConfig}
 
 
 def validate_config(cfg: Any, stored: bool = False) -> dict[str, Any]:
@@ -462,7 +486,19 @@ def _check_across_groups(groups: dict[str, Any]) -> None:
     passed their own checks)."""
     model, task, train = (groups.get(g) for g in ("model", "task", "train"))
     plasticity, scale = groups.get("plasticity"), groups.get("scale")
+    parallel, smoothness = groups.get("parallel"), groups.get("smoothness")
     with Checks() as check:
+        if parallel is not None and parallel.columns > 1:  # not on a sharded sheet yet
+            sharded = f"on a column-sharded sheet (parallel.columns={parallel.columns})"
+            check.refuse(plasticity is not None and plasticity.enabled,
+                         f"plasticity={getattr(plasticity, 'name', '')} does not run {sharded} "
+                         f"yet: use plasticity=none, or parallel.columns=1.")
+            check.refuse(scale is not None and scale.area is not None,
+                         f"scale.area (adding columns) is refused {sharded}: the partition "
+                         f"would have to move. Grow the sheet with parallel.columns=1.")
+            check.refuse(smoothness is not None and smoothness.weight > 0,
+                         f"smoothness.weight > 0 does not run {sharded} yet: set "
+                         f"smoothness.weight=0, or parallel.columns=1.")
         if model is not None and task is not None:
             check.unread(task.name == "predict_sequence" and model.inject == "every",
                          "model.inject=every has no effect with task=predict_sequence: frame "

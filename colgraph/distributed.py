@@ -31,27 +31,58 @@ __all__ = ["Distributed"]
 
 
 class Distributed:
-    """This process's place in a data-parallel job (``world == 1``: a single process)."""
+    """This process's place in a multi-process job (``world == 1``: a single process).
+
+    The ``world`` processes form a ``data x columns`` mesh (row-major: the ``columns``
+    processes of one sheet have consecutive ranks, so a node's fast links carry the halo):
+    ``columns`` processes share each sheet (:mod:`colgraph.parallel`; 1 = every process
+    holds the whole sheet) and the ``data`` groups split each batch.
+    """
 
     def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0,
-                 owns_group: bool = False) -> None:
+                 owns_group: bool = False, columns: int = 1,
+                 device: torch.device | None = None) -> None:
         self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.columns = columns
+        self.data_world, self.data_rank = world // columns, rank // columns
+        self.column_rank = rank % columns
+        # collectives run on tensors of the backend's device (NCCL: CUDA only)
+        self.device = device if device is not None and device.type == "cuda" else \
+            torch.device("cpu")
         self._owns_group = owns_group
+        self.column_group = self.data_group = None
+        if world > 1 and columns > 1:
+            from torch.distributed.device_mesh import init_device_mesh
+
+            mesh = init_device_mesh(self.device.type, (self.data_world, columns),
+                                    mesh_dim_names=("data", "columns"))
+            self.column_group, self.data_group = (mesh.get_group("columns"),
+                                                  mesh.get_group("data"))
 
     @classmethod
-    def from_env(cls, device: torch.device) -> "Distributed":
+    def from_env(cls, device: torch.device, columns: int = 1) -> "Distributed":
         """Join the process group ``torchrun`` describes in the environment (``RANK``,
         ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` / ``MASTER_PORT``); a single process
-        without them."""
+        without them. ``columns``: processes per sheet (``parallel.columns``), which must
+        divide the world size (checked on every process before any collective)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        if columns < 1 or world % columns:
+            raise ValueError(f"parallel.columns={columns} processes per sheet do not divide the "
+                             f"{world} processes of this run (WORLD_SIZE={world}): start a "
+                             f"multiple of {columns} processes (torchrun --nproc_per_node="
+                             f"{columns * max(1, world // columns)}), or set parallel.columns to "
+                             f"a divisor of {world}.")
         if world <= 1:
-            return cls()
+            return cls(device=device)
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":  # before the group starts: NCCL binds to it
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
         owns = not dist.is_initialized()
         if owns:
             backend = "nccl" if device.type == "cuda" else "gloo"
             dist.init_process_group(backend=backend, rank=rank, world_size=world)
-        return cls(rank, world, local, owns)
+        return cls(rank, world, local, owns, columns, device)
 
     @property
     def enabled(self) -> bool:
@@ -61,52 +92,68 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def column_shard(self, bounds: torch.Tensor):
+        """This process's :class:`~colgraph.parallel.ColumnShard` of a sheet split at
+        ``bounds`` over its column group."""
+        from .parallel import ColumnShard
+
+        return ColumnShard(bounds, self.column_rank, self.column_group)
+
     def shard(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """This rank's contiguous share of a global batch (shares differ by at most one)."""
-        if not self.enabled:
+        """This data group's contiguous share of a global batch (shares differ by at most
+        one; the processes of one sheet take the same share)."""
+        if self.data_world == 1:
             return tensors
-        return tuple(torch.tensor_split(t, self.world)[self.rank] for t in tensors)
+        return tuple(torch.tensor_split(t, self.data_world)[self.data_rank] for t in tensors)
 
     def reseed(self, seed: int, step: int = 0) -> None:
-        """Give this rank its own torch random stream (dropout, augmentation) from ``seed``,
-        its rank and ``step`` (a resumed run restores rank 0's generators on every rank:
-        call it after). Rank 0 keeps its stream, so one process is unchanged; call it after
-        the model is built, so every rank starts from the same parameters."""
-        if self.rank:
-            import numpy as np
+        """Give this data group its own torch random stream (dropout, augmentation) from
+        ``seed``, its data rank and ``step`` (a resumed run restores rank 0's generators on
+        every rank: call it after). Data rank 0 keeps its stream, so one process is
+        unchanged; call it after the model is built, so every rank starts from the same
+        parameters. The processes of one sheet share the stream: they see the same batch
+        (each draws its own columns' dropout masks, see ``ColumnShard.own_random``)."""
+        import numpy as np
 
-            torch.manual_seed(int(np.random.SeedSequence([seed, self.rank, step])
+        if self.data_rank:
+            torch.manual_seed(int(np.random.SeedSequence([seed, self.data_rank, step])
+                                  .generate_state(1)[0]))
+        elif self.columns > 1:  # building drew each process's own rows: the same stream again
+            torch.manual_seed(int(np.random.SeedSequence([seed, 0, step, 1])
                                   .generate_state(1)[0]))
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """``model`` in DistributedDataParallel (gradients averaged in backward); the model
-        itself in one process. Rank 0's parameters and buffers are broadcast to every rank
-        here, so wrap again after the model's parameters change shape (edges pruned and
-        grown, columns added)."""
-        if not self.enabled:
+        """``model`` in DistributedDataParallel over its data group (gradients averaged in
+        backward); the model itself when one data group holds it. Data rank 0's parameters
+        and buffers are broadcast to its group here, so wrap again after the model's
+        parameters change shape (edges pruned and grown, columns added)."""
+        if self.data_world == 1:
             return model
         device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
         # buffers (edges, positions) are the same on every rank by construction: not
         # broadcast again at every forward
         return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
-                                                   broadcast_buffers=False)
+                                                   broadcast_buffers=False,
+                                                   process_group=self.data_group)
 
     def sum(self, values: dict[str, float]) -> dict[str, float]:
-        """Sum of each value over the ranks (one all-reduce)."""
-        if not self.enabled or not values:
+        """Sum of each value over the data groups (one all-reduce; the processes of one
+        sheet hold the same values: the task reduces its loss and statistics over them)."""
+        if self.data_world == 1 or not values:
             return values
         keys = sorted(values)
-        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-        dist.all_reduce(t)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
+                         device=self.device)
+        dist.all_reduce(t, group=self.data_group)
         return dict(zip(keys, t.tolist()))
 
     def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
-        """The mean of ``t`` over the ranks (a new tensor)."""
+        """The mean of ``t`` over the ranks (a new tensor, on the backend's device)."""
         if not self.enabled:
             return t
-        t = t.clone()
-        dist.all_reduce(t)
-        return t.div_(self.world)
+        out = t.to(self.device, copy=True)
+        dist.all_reduce(out)
+        return out.div_(self.world).to(t.device)
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (a picklable value, e.g. a metrics dict)."""

@@ -18,7 +18,7 @@ from .validation import problems_of
 from .data import DataSplits, load_data
 from .geometry import Geometry
 from .model import ColumnformerConfig
-from .parallel.shard import ColumnShard
+from .parallel import ColumnShard, Partition
 from .tasks import Task, build_task, task_class
 from .validation import stored_config
 
@@ -75,6 +75,9 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
                          f"optim.lr.")
     cfg = as_omegaconf(config, state["path"])
     geometry = Geometry.from_state_dict(state["geometry"])
+    if state.get("partition") is not None:  # a column-sharded run: its column order (the
+        # labels keep the original ids), the whole sheet in one process
+        geometry = Partition.from_state_dict(state["partition"]).renumber(geometry)
     with stored_config(f"{state['path']}: the checkpoint's config"):  # only known on load:
         data = load_task_data(cfg) if with_data else None  # a .pt's own x_test, ...
     spec = state["task"]

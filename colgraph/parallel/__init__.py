@@ -6,12 +6,16 @@
   'colgraph[metis]'``); :meth:`Partition.stats` measures the edge cut and the halo each part
   receives per step, :meth:`Partition.renumber` gives the renumbered geometry
   (:mod:`colgraph.parallel.partition`, the curve in :mod:`colgraph.parallel.sfc`).
-* Column sharding (:mod:`colgraph.parallel.shard`).
+* Column sharding (:mod:`colgraph.parallel.shard`): :class:`ColumnShard` (this process's
+  columns, reductions over the group), :class:`HaloPlan` and :func:`exchange` (the halo each
+  step); a sharded sheet's state dicts (:mod:`colgraph.parallel.state`).
 """
 from .partition import (BALANCES, METHODS, Partition, PartitionStats, column_weight,
                         partition)
 from .sfc import hilbert_index, sfc_order
-from .shard import ColumnShard, HaloPlan, exchange, owned_state
+from .shard import ColumnShard, HaloPlan, exchange
+from .state import gather_optimizer_state, gather_state, owned_optimizer_state, owned_state
 
 __all__ = ["Partition", "PartitionStats", "partition", "column_weight", "METHODS", "BALANCES",
-           "sfc_order", "hilbert_index", "ColumnShard", "HaloPlan", "exchange", "owned_state"]
+           "sfc_order", "hilbert_index", "ColumnShard", "HaloPlan", "exchange", "owned_state", "gather_state",
+           "owned_optimizer_state", "gather_optimizer_state"]

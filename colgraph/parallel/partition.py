@@ -262,6 +262,20 @@ class Partition:
                            f"expected the dict written by Partition.state_dict().")
         return cls(state["order"], state["bounds"], state["method"])
 
+    def recut(self, geometry: Geometry, parts: int, balance: str | Tensor = "edges"
+              ) -> "Partition":
+        """The same column order cut into ``parts`` pieces of balanced work (e.g. a
+        checkpoint's sheet resumed on another number of processes: no column moves in the
+        order, only the cuts do)."""
+        if geometry.num_columns != self.num_columns:
+            raise ValueError(f"This partition orders {self.num_columns} columns but the "
+                             f"geometry has {geometry.num_columns}.")
+        if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) or not \
+                1 <= parts <= self.num_columns:
+            raise ValueError(f"recut needs 1 <= parts <= {self.num_columns} (got {parts!r}).")
+        weight = column_weight(geometry, balance)[self.order].numpy()
+        return Partition(self.order, torch.from_numpy(_cut(weight, parts)), self.method)
+
     @classmethod
     def identity(cls, num_columns: int, method: str = "identity") -> "Partition":
         """One part holding every column in its original order (one process)."""

@@ -48,7 +48,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["ColumnShard", "HaloPlan", "exchange", "owned_state"]
+__all__ = ["ColumnShard", "HaloPlan", "exchange"]
 
 
 class ColumnShard:
@@ -334,37 +334,3 @@ def exchange(plan: HaloPlan, shard: ColumnShard, *tensors: Tensor) -> tuple[Tens
         return tensors
     return _Halo.apply(plan, shard, *tensors)
 
-
-def owned_state(model: nn.Module, whole: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The part of a whole sheet's ``state_dict`` that ``model`` (built on this process's
-    :class:`ColumnShard`) holds: its columns' rows of per-column tensors, its edges' rows
-    of per-edge tensors (and of the edge list), everything else whole. ``whole`` itself
-    on one process."""
-    from ..nn import SheetEdges
-
-    sheets = [(name, m) for name, m in model.named_modules() if isinstance(m, SheetEdges)]
-    if not sheets or not any(m.shard.enabled for _, m in sheets):
-        return whole
-    ours = model.state_dict(keep_vars=True)
-    rows: dict[str, slice] = {}  # key -> the rows of it this process holds
-    axis: dict[str, int] = {}
-    for prefix, edges in sheets:
-        prefix = prefix + "." if prefix else ""
-        target = whole[prefix + "index"][1]
-        first, last = torch.searchsorted(
-            target, torch.tensor([edges.shard.lo, edges.shard.hi], device=target.device)).tolist()
-        per_column = {id(e.get()) for e in edges._columns}
-        per_edge = {id(e.get()) for e in edges._registry}
-        for key, t in ours.items():
-            if id(t) in per_column:
-                rows[key] = slice(edges.shard.lo, edges.shard.hi)
-            elif id(t) in per_edge:
-                rows[key] = slice(first, last)
-        rows[prefix + "index"], axis[prefix + "index"] = slice(first, last), 1
-        rows[prefix + "length"] = slice(first, last)
-    out = {}
-    for key, t in whole.items():
-        if key in rows and isinstance(t, Tensor):
-            t = t.narrow(axis.get(key, 0), rows[key].start, rows[key].stop - rows[key].start)
-        out[key] = t
-    return out

@@ -21,6 +21,9 @@ from ..config import check_geometry, to_container
 from ..data import Augment, DataSplits
 from ..distributed import Distributed
 from ..geometry import Geometry, build_geometry
+from ..parallel import (Partition, gather_optimizer_state, gather_state, owned_optimizer_state,
+                        owned_state, partition)
+from ..parallel.state import renumber_optimizer_state, renumber_state
 from ..plasticity import Plasticity
 from ..restore import build_model, load_task_data
 from ..tasks import Task
@@ -77,6 +80,8 @@ class Run:
     steps_per_epoch: int
     radius: float  # of the smoothness loss and measure
     hooks: list[Hook] = field(default_factory=list)
+    # the sheet's column order over the processes that share it (None: one per sheet)
+    partition: Partition | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's
     # resumed with the directory's logs: the checkpoint's step, after which they are rewritten
     logs_from: int | None = None
@@ -117,13 +122,19 @@ class Run:
         """The checkpoint: config (with absolute file paths), geometry, model (its CURRENT
         wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata.
         A collective (the epoch's sums of every rank): call it on every rank."""
+        # a column-sharded sheet: the whole sheet, gathered on rank 0 (None elsewhere)
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
                 **self._geometry_entries,
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "partition": None if self.partition is None else self.partition.state_dict(),
+                "model": gather_state(self.model),
+                "optimizer": gather_optimizer_state(self.model, self.optimizer),
                 "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
                 "plasticity": self.plasticity.state_dict() if self.plasticity else None,
                 "metrics": self.metrics, "task": self.model.spec()}
+
+
+EDGE_LIST_KEY = "columnformer.edges.index"  # the whole sheet's edges in a checkpoint's model
 
 
 def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.device,
@@ -132,9 +143,10 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     """Build the run a validated config describes, restored from ``train.resume`` or
     started from ``train.init_from``; every refusal comes before data is loaded."""
     plasticity_cfg, scale_cfg, train_cfg = checked["plasticity"], checked["scale"], checked["train"]
-    if ranks.enabled and cfg.train.batch_size < ranks.world:
+    if ranks.enabled and cfg.train.batch_size < ranks.data_world:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is the GLOBAL batch, split "
-                         f"over {ranks.world} processes: give at least one sample per process.")
+                         f"over {ranks.data_world} data-parallel groups: give at least one "
+                         f"sample per group.")
     if ranks.is_main:
         ensure_writable(run_dir)  # a read-only or full disk is refused before any work
     resume, source = load_sources(cfg)
@@ -145,15 +157,23 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
 
     geometry = build_geometry(cfg.geometry)
     check_geometry(checked, geometry, resumed=resume is not None)  # what this sheet makes unread
+    part = split_sheet(geometry, checked["parallel"], resume)
+    sheet = geometry if part is None else part.renumber(geometry)  # what the model is built on
+    shard = None if part is None else ranks.column_shard(part.bounds)
     if resume is not None:
         check_resume_geometry(resume, cfg, geometry)
     if scale_cfg.area is not None:
         geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
     data = load_task_data(cfg)
     augment = Augment(**to_container(cfg.data.augment))
-    model = build_model(cfg, geometry, data.sample_shape, data.num_classes).to(device)
+    model = build_model(cfg, sheet, data.sample_shape, data.num_classes, shard).to(device)
+    renumber = resume is not None and part is not None and resume.get("partition") is None
+    if renumber:  # a run of one process per sheet, resumed on a partitioned sheet
+        whole_index = resume["model"][EDGE_LIST_KEY]
+        resume["model"] = renumber_state(model, resume["model"], part.order)
     if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
-        model.load_state_dict(resume["model"])  # the CURRENT wiring, however it was edited
+        # the CURRENT wiring, however it was edited (this process's rows of it, if sharded)
+        model.load_state_dict(owned_state(model, resume["model"]))
     elif source is not None:
         init_from(model, source)
     if train_cfg.freeze == "sheet":  # a probe: only the readout learns
@@ -164,8 +184,12 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train),
                        ("loss", *model.stats))
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
+    if renumber:
+        resume["optimizer"] = renumber_optimizer_state(model, optimizer, resume["optimizer"],
+                                                       whole_index, part.order)
     if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
+        optimizer.load_state_dict(owned_optimizer_state(
+            model, optimizer, resume["optimizer"], resume["model"][EDGE_LIST_KEY]))
         scheduler.load_state_dict(resume["scheduler"])
         apply_optim_settings(model, optimizer, scheduler, cfg, resume["config"]["optim"],
                              resume["step"])
@@ -190,7 +214,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     run = Run(cfg=cfg, checked=checked, run_dir=run_dir, device=device, ranks=ranks,
               geometry=geometry, data=data, augment=augment, model=model,
               optimizer=optimizer, scheduler=scheduler, plasticity=plasticity, state=state,
-              steps_per_epoch=steps_per_epoch,
+              steps_per_epoch=steps_per_epoch, partition=part,
               radius=smoothness_radius(cfg, model.columnformer.edge_length))
     if ranks.is_main:
         if _link_runs(run_dir, resume, run.say):  # the directory's logs are this run's
@@ -205,6 +229,20 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
             + (f" | {ranks.world} processes" if ranks.enabled else ""))
     run.start = time.perf_counter()
     return run
+
+
+def split_sheet(geometry: Geometry, parallel: Any, resume: dict[str, Any] | None
+                ) -> Partition | None:
+    """How the sheet's columns are ordered and split over the ``parallel.columns``
+    processes that share it: a resumed run keeps its checkpoint's column order (cut anew for
+    this run's number of processes); a new one partitions the sheet
+    (``parallel.partition``); ``None``: one process per sheet, nothing renumbered."""
+    stored = None if resume is None else resume.get("partition")
+    if stored is not None:
+        return Partition.from_state_dict(stored).recut(geometry, parallel.columns)
+    if parallel.columns == 1:
+        return None
+    return partition(geometry, parallel.columns, parallel.partition)
 
 
 def default_hooks(run: Run, callbacks: Sequence[Callable[..., None]] = (),

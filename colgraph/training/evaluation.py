@@ -92,12 +92,13 @@ def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
         xb, yb = xb.to(device), yb.to(device)
         res = model(xb, yb)
         act = res.out.activity
-        topo = topographic_smoothness(res.out.state, edges.index, edges.length, edges.pos,
-                                      radius, generator=gen, period=edges.period,
-                                      metric=edges.metric)
+        # random column pairs of the whole sheet: not measured on a column-sharded sheet
+        smooth = float("nan") if edges.shard.enabled else topographic_smoothness(
+            res.out.state, edges.index, edges.length, edges.pos, radius, generator=gen,
+            period=edges.period, metric=edges.metric)["smoothness"]
         totals.add(res.loss, res.stats, len(xb), wiring_length=float(
-            wiring_length(res.out.attention, edges.index, edges.length)),
-            smoothness=topo["smoothness"], silent=float(act.silent.mean()),
+            wiring_length(res.out.attention, edges.index, edges.length, shard=edges.shard)),
+            smoothness=smooth, silent=float(act.silent.mean()),
             active_columns=float(act.active.mean()))
     keys = ("loss", *model.stats, "wiring_length", "smoothness", "silent", "active_columns")
     m = totals.means("test_", ranks, keys)

@@ -63,11 +63,11 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
     checked = validate_config(cfg)  # every setting, before any work
     console_logging()
     device = resolve_device(cfg.device)
-    ranks = Distributed.from_env(device)  # one process unless torchrun started several
+    # one process unless torchrun started several (on CUDA: the local rank's device)
+    ranks = Distributed.from_env(device, checked["parallel"].columns)
     try:
         if ranks.enabled and device.type == "cuda":
-            device = torch.device("cuda", ranks.local_rank)
-            torch.cuda.set_device(device)
+            device = ranks.device
         # messages during an epoch are written above the progress bar, not through it; only
         # the logger that prints them (hydra's root handler, or our own): both would say
         # every line twice
@@ -100,7 +100,7 @@ def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, A
             if interrupt():
                 _stop_interrupted(run)
             state.batch += 1
-            if len(xb) < ranks.world:  # a last global batch too small to split: dropped
+            if len(xb) < ranks.data_world:  # a last global batch too small to split: dropped
                 continue
             xb, yb = ranks.shard(xb, yb)  # this rank's share of the global batch
             xb, yb = xb.to(run.device), yb.to(run.device)
@@ -110,8 +110,11 @@ def loop(run: Run, interrupt: Callable[[], bool] = lambda: False) -> dict[str, A
             res = net(xb, yb)
             loss = total_loss(cfg, res.loss, res.out, model.columnformer.edges, run.radius)
             run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            bad = check_and_clip(loss, model, cfg.optim.grad_clip, ranks, stop=stop)
+            shard = model.columnformer.shard  # a column-sharded sheet: see colgraph.parallel
+            shard.loss(loss).backward()
+            shard.sync_replicated(model)  # whole parameters: the column group's gradient sum
+            bad = check_and_clip(loss, model, cfg.optim.grad_clip, ranks, stop=stop,
+                                 shard=shard)
             if bad is not None:
                 _skip(run, bad, xb)
                 continue
