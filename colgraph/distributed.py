@@ -66,6 +66,11 @@ class Distributed:
         without them. ``columns``: processes per sheet (``parallel.columns``), which must
         divide the world size (checked on every process before any collective)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        if columns > 1 and world == 1:
+            raise ValueError(f"parallel.columns={columns} splits each sheet over {columns} "
+                             f"processes, but this run is one process: launch it with "
+                             f"torchrun --nproc_per_node={columns} -m colgraph train ... (or a "
+                             f"multiple of {columns} processes), or set parallel.columns=1.")
         if columns < 1 or world % columns:
             raise ValueError(f"parallel.columns={columns} processes per sheet do not divide the "
                              f"{world} processes of this run (WORLD_SIZE={world}): start a "

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 __all__ = ["owned_state", "gather_state", "owned_optimizer_state", "gather_optimizer_state",
-           "renumber_state", "renumber_optimizer_state"]
+           "renumber_state", "renumber_optimizer_state", "rows_for"]
 
 COLUMN, EDGE, EDGE_LIST = "column", "edge", "edge list"
 
@@ -169,8 +169,8 @@ def _edge_permutation(index: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
 def renumber_state(model: nn.Module, whole: dict[str, Tensor], order: Tensor
                    ) -> dict[str, Tensor]:
     """A whole sheet's ``state_dict`` in the column order ``model`` is built in: column
-    ``i`` of ``model`` is column ``order[i]`` of ``whole`` (e.g. a one-process checkpoint
-    resumed on a partitioned sheet). Rows of per-column and per-edge tensors move; the
+    ``i`` of ``model`` is row ``order[i]`` of ``whole`` (e.g. a one-process checkpoint
+    resumed on a partitioned sheet; :func:`rows_for` gives ``order``). Rows of per-column and per-edge tensors move; the
     buffers a model derives from its geometry (positions, areas, column ids of readouts)
     are the model's own."""
     by_key, _, _ = row_kinds(model)
@@ -203,3 +203,16 @@ def renumber_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer,
         return v[(order if kind == COLUMN else perm).to(v.device)]
 
     return _map_optimizer(whole, _optimizer_kinds(model, optimizer), move)
+
+
+def rows_for(saved: Tensor | None, wanted: Tensor | None) -> Tensor | None:
+    """The saved row of each column of a model built in the column order ``wanted`` (new id
+    -> original id; ``None``: the original order), from a state saved in the order
+    ``saved``; ``None`` when the orders are the same (nothing moves)."""
+    if saved is None and wanted is None:
+        return None
+    if saved is not None and wanted is not None and torch.equal(saved, wanted):
+        return None
+    n = (saved if saved is not None else wanted).numel()
+    inverse = torch.argsort(saved) if saved is not None else torch.arange(n)
+    return inverse[wanted] if wanted is not None else inverse

@@ -23,7 +23,7 @@ from ..distributed import Distributed
 from ..geometry import Geometry, build_geometry
 from ..parallel import (Partition, gather_optimizer_state, gather_state, owned_optimizer_state,
                         owned_state, partition)
-from ..parallel.state import renumber_optimizer_state, renumber_state
+from ..parallel.state import renumber_optimizer_state, renumber_state, rows_for
 from ..plasticity import Plasticity
 from ..restore import build_model, load_task_data
 from ..tasks import Task
@@ -167,15 +167,20 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     data = load_task_data(cfg)
     augment = Augment(**to_container(cfg.data.augment))
     model = build_model(cfg, sheet, data.sample_shape, data.num_classes, shard).to(device)
-    renumber = resume is not None and part is not None and resume.get("partition") is None
-    if renumber:  # a run of one process per sheet, resumed on a partitioned sheet
-        whole_index = resume["model"][EDGE_LIST_KEY]
-        resume["model"] = renumber_state(model, resume["model"], part.order)
+    wanted = None if part is None else part.order
+    moved = None  # a checkpoint saved in another column order: the row of each column
+    if resume is not None:  # e.g. a run of one process per sheet, resumed on a split sheet
+        moved = rows_for(_saved_order(resume), wanted)
+        if moved is not None:
+            whole_index = resume["model"][EDGE_LIST_KEY]
+            resume["model"] = renumber_state(model, resume["model"], moved)
     if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
         # the CURRENT wiring, however it was edited (this process's rows of it, if sharded)
         model.load_state_dict(owned_state(model, resume["model"]))
     elif source is not None:
-        init_from(model, source)
+        rows = rows_for(_saved_order(source), wanted)
+        state = source["model"] if rows is None else renumber_state(model, source["model"], rows)
+        init_from(model, {**source, "model": owned_state(model, state)})
     if train_cfg.freeze == "sheet":  # a probe: only the readout learns
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(PRETRAINED))
@@ -184,9 +189,9 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train),
                        ("loss", *model.stats))
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
-    if renumber:
+    if moved is not None:
         resume["optimizer"] = renumber_optimizer_state(model, optimizer, resume["optimizer"],
-                                                       whole_index, part.order)
+                                                       whole_index, moved)
     if resume is not None:
         optimizer.load_state_dict(owned_optimizer_state(
             model, optimizer, resume["optimizer"], resume["model"][EDGE_LIST_KEY]))
@@ -229,6 +234,11 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
             + (f" | {ranks.world} processes" if ranks.enabled else ""))
     run.start = time.perf_counter()
     return run
+
+
+def _saved_order(checkpoint: dict[str, Any]) -> torch.Tensor | None:
+    stored = checkpoint.get("partition")
+    return None if stored is None else Partition.from_state_dict(stored).order
 
 
 def split_sheet(geometry: Geometry, parallel: Any, resume: dict[str, Any] | None

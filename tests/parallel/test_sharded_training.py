@@ -122,3 +122,26 @@ def test_two_data_groups_of_two_column_shards_follow_one_process(tmp_path):
 def test_a_world_that_the_column_groups_do_not_divide_is_refused(tmp_path):
     with pytest.raises(Exception, match="do not divide the 2 processes"):
         _spawn(BASE + ["parallel.columns=3"], tmp_path / "bad", 2)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["parallel.columns=0"], "parallel.columns must be >= 1"),
+    (["parallel.partition=kl"], "parallel.partition"),
+    (["parallel.partition=metis"], "no effect with parallel.columns=1"),
+    (["parallel.columns=2", "plasticity=rigl"], "plasticity=rigl does not run"),
+    (["parallel.columns=2", "scale.area=input", "scale.at_step=2"], "scale.area"),
+    (["parallel.columns=2", "smoothness.weight=0.1"], "smoothness.weight > 0 does not run"),
+    (["parallel.columns=2", "train.connectome_every=1"], "connectome_every does not run"),
+])
+def test_settings_a_sharded_sheet_cannot_use_are_refused_before_any_work(overrides, message):
+    from colgraph.config import validate_config
+
+    with pytest.raises(ValueError, match=message):
+        validate_config(compose(BASE + overrides))
+
+
+def test_parallel_columns_without_torchrun_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(ValueError, match="but this run is one process: launch it with torchrun"):
+        train(compose(BASE + ["parallel.columns=2"]), tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists()
