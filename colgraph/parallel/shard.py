@@ -169,7 +169,7 @@ class ColumnShard:
         """An integer summed over the group (not differentiable)."""
         if not self.enabled:
             return n
-        t = torch.tensor([n], dtype=torch.long)
+        t = torch.tensor([n], dtype=torch.long, device=collective_device(self.group))
         dist.all_reduce(t, group=self.group)
         return int(t)
 
@@ -215,6 +215,14 @@ class ColumnShard:
     def __repr__(self) -> str:
         return (f"ColumnShard(rank={self.rank}, parts={self.parts}, "
                 f"columns={self.lo}:{self.hi} of {self.num_columns})")
+
+
+def collective_device(group: dist.ProcessGroup | None = None) -> torch.device:
+    """Where a tensor made for a collective of ``group`` must live: the current CUDA device
+    under NCCL (which takes CUDA tensors only), else the CPU."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 class _AllReduce(torch.autograd.Function):

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .shard import collective_device
+
 __all__ = ["owned_state", "gather_state", "owned_optimizer_state", "gather_optimizer_state",
            "renumber_state", "renumber_optimizer_state", "rows_for"]
 
@@ -96,8 +98,9 @@ def _gather_rows(t: Tensor, kind: str, counts: dict[str, list[int]], shard) -> T
 
 def _counts(edges) -> dict[str, list[int]]:
     shard = edges.shard
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(shard.parts)]
-    dist.all_gather(sizes, torch.tensor([edges.num_edges]), group=shard.group)
+    device = collective_device(shard.group)
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(shard.parts)]
+    dist.all_gather(sizes, torch.tensor([edges.num_edges], device=device), group=shard.group)
     return {COLUMN: shard.bounds.diff().tolist(), EDGE: [int(s) for s in sizes]}
 
 
