@@ -68,11 +68,7 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
                              f"data={config.get('data', {}).get('name')}, which "
                              f"needs no file.")
         config["data"]["path"] = str(Path(data_path).expanduser().resolve())
-    bad = first_nonfinite(state["model"].items())
-    if bad is not None:  # before any figure or file is made from it
-        raise ValueError(f"{state['path']} holds a diverged model: parameter {bad}. Use a "
-                         f"checkpoint from before the divergence, or retrain with a lower "
-                         f"optim.lr.")
+    _refuse_diverged(state["model"], state["path"])  # before any figure or file is made
     cfg = as_omegaconf(config, state["path"])
     geometry = Geometry.from_state_dict(state["geometry"])
     if state.get("partition") is not None:  # a column-sharded run: its column order (the
@@ -83,8 +79,22 @@ def load_model(path: str | os.PathLike, with_data: bool = True,
     spec = state["task"]
     with stored_config(""):  # checkpoint_config warned about what it cannot use
         model = build_model(cfg, geometry, tuple(spec["sample_shape"]), spec["num_classes"])
-    model.load_state_dict(state["model"])
+    if state.get("shards") is not None:  # a column-sharded run: the rows from its shards
+        from .parallel.checkpoint import load_run_shards
+
+        model.load_state_dict(state["model"], strict=False)
+        load_run_shards(state, model)  # the whole sheet, in this process
+        _refuse_diverged(model.state_dict(), state["path"])
+    else:
+        model.load_state_dict(state["model"])
     return model.eval(), model.columnformer.geometry, cfg, data
+
+
+def _refuse_diverged(state: dict[str, Any], path: Any) -> None:
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise ValueError(f"{path} holds a diverged model: parameter {bad}. Use a checkpoint "
+                         f"from before the divergence, or retrain with a lower optim.lr.")
 
 
 def checkpoint_config(state: dict[str, Any], groups: tuple[str, ...]) -> dict[str, Any]:

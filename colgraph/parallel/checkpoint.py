@@ -31,7 +31,9 @@ from torch import Tensor, nn
 from .shard import collective_device
 from .state import COLUMN, EDGE, EDGE_LIST, _counts, _optimizer_kinds, row_kinds
 
-__all__ = ["save_shards", "load_shards", "check_files", "SafeReader", "ShardsDamaged"]
+__all__ = ["save_shards", "load_shards", "check_files", "SafeReader", "ShardsDamaged",
+           "whole_part", "optimizer_whole_part", "save_run_shards", "load_run_shards",
+           "remove_old_shards"]
 
 
 class ShardsDamaged(ValueError):
@@ -196,7 +198,8 @@ def save_shards(directory: str | Path, model: nn.Module,
                     group=shard.group)
     degree = torch.cat([p[:n] for p, n in zip(pieces, shard.bounds.diff().tolist())]).cpu()
     ptr = torch.cat([degree.new_zeros(1), degree.cumsum(0)])
-    digests = {p.name: _sha256(p) for p in sorted(directory.iterdir())}
+    digests = ({p.name: _sha256(p) for p in sorted(directory.iterdir())}
+               if shard.rank == 0 else None)  # one process reads the files back
     moments = sorted(k for k in rows if k.startswith("optimizer."))
     return {"files": digests, "edge_ptr": ptr, "moments": moments}
 
@@ -248,3 +251,72 @@ def load_shards(directory: str | Path, info: dict[str, Any], model: nn.Module,
     for key, v in loaded.items():
         _, i, name = key.split(".", 2)
         optimizer.state[params[int(i)]][name] = v
+
+
+# ---------------------------------------------------------------------- in a run's checkpoint
+SHARDS_GLOB = "checkpoint-step*.shards"
+
+
+def whole_part(model: nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a ``state_dict`` that are not rows of columns or edges (what a
+    checkpoint keeps beside its shards: encoders, readouts, the step embedding, buffers)."""
+    rows = row_kinds(model)[0]
+    return {k: v for k, v in state.items() if k not in rows}
+
+
+def optimizer_whole_part(model: nn.Module, optimizer: torch.optim.Optimizer
+                         ) -> dict[str, Any]:
+    """The optimizer's ``state_dict`` without the moments of row tensors (in the shards):
+    its step counts, the moments of whole parameters and its param groups."""
+    osd = optimizer.state_dict()
+    kinds = _optimizer_kinds(model, optimizer)
+    state = {i: {k: v for k, v in entry.items()
+                 if kinds[int(i)] is None or not (isinstance(v, Tensor) and v.dim())}
+             for i, entry in osd["state"].items()}
+    return {**osd, "state": state}
+
+
+def save_run_shards(run_dir: Path, step: int, model: nn.Module,
+                    optimizer: torch.optim.Optimizer, data_rank: int) -> dict[str, Any] | None:
+    """The shards of a run's checkpoint at ``step``: written into
+    ``RUN_DIR/checkpoint-step<step>.shards`` by the processes of data group 0 (the others
+    hold the same rows); returns, on rank 0, the ``shards`` entry for the checkpoint file.
+    Written under a temporary name and renamed when complete, so a crash leaves the last
+    complete shards (which the last checkpoint file names) as they were."""
+    shard = row_kinds(model)[2].shard
+    name = f"checkpoint-step{step:09d}.shards"
+    final, tmp = run_dir / name, run_dir / (name + ".tmp")
+    info = None
+    if data_rank == 0:
+        if shard.rank == 0 and tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        dist.barrier(group=shard.group)
+        info = save_shards(tmp, model, optimizer)
+        if shard.rank == 0:
+            import shutil
+
+            if final.exists():  # the same step saved again (e.g. Ctrl-C at an epoch's end)
+                shutil.rmtree(final)
+            tmp.rename(final)
+    return None if info is None or shard.rank != 0 else {"dir": name, **info}
+
+
+def remove_old_shards(run_dir: Path, keep: str) -> None:
+    """Delete shard directories other than ``keep`` (after the checkpoint that names it
+    is on disk), partial ones included."""
+    import shutil
+
+    for path in run_dir.glob(SHARDS_GLOB + "*"):
+        if path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def load_run_shards(checkpoint: dict[str, Any], model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Fill ``model`` (or ``optimizer``'s moments) from the shards a checkpoint names, for
+    the columns this process owns (see :func:`load_shards`)."""
+    info = checkpoint["shards"]
+    directory = Path(checkpoint["path"]).parent / info["dir"]
+    load_shards(directory, info, model, optimizer)

@@ -21,8 +21,9 @@ from ..config import check_geometry, to_container
 from ..data import Augment, DataSplits
 from ..distributed import Distributed
 from ..geometry import Geometry, build_geometry
-from ..parallel import (Partition, gather_optimizer_state, gather_state, owned_optimizer_state,
-                        owned_state, partition)
+from ..parallel import Partition, owned_optimizer_state, owned_state, partition
+from ..parallel.checkpoint import (load_run_shards, optimizer_whole_part, save_run_shards,
+                                   whole_part)
 from ..parallel.state import renumber_optimizer_state, renumber_state, rows_for
 from ..plasticity import Plasticity
 from ..restore import build_model, load_task_data
@@ -122,13 +123,18 @@ class Run:
         """The checkpoint: config (with absolute file paths), geometry, model (its CURRENT
         wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata.
         A collective (the epoch's sums of every rank): call it on every rank."""
-        # a column-sharded sheet: the whole sheet, gathered on rank 0 (None elsewhere)
+        model, optimizer, shards = self.model.state_dict(), self.optimizer.state_dict(), None
+        if self.model.columnformer.shard.enabled:  # each process writes its rows (DCP); the
+            # file keeps the rest and names the shards
+            shards = save_run_shards(self.run_dir, self.state.step, self.model,
+                                     self.optimizer, self.ranks.data_rank)
+            model = whole_part(self.model, model)
+            optimizer = optimizer_whole_part(self.model, self.optimizer)
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
                 **self._geometry_entries,
                 "partition": None if self.partition is None else self.partition.state_dict(),
-                "model": gather_state(self.model),
-                "optimizer": gather_optimizer_state(self.model, self.optimizer),
+                "shards": shards, "model": model, "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
                 "plasticity": self.plasticity.state_dict() if self.plasticity else None,
                 "metrics": self.metrics, "task": self.model.spec()}
@@ -168,19 +174,10 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     augment = Augment(**to_container(cfg.data.augment))
     model = build_model(cfg, sheet, data.sample_shape, data.num_classes, shard).to(device)
     wanted = None if part is None else part.order
-    moved = None  # a checkpoint saved in another column order: the row of each column
-    if resume is not None:  # e.g. a run of one process per sheet, resumed on a split sheet
-        moved = rows_for(_saved_order(resume), wanted)
-        if moved is not None:
-            whole_index = resume["model"][EDGE_LIST_KEY]
-            resume["model"] = renumber_state(model, resume["model"], moved)
-    if resume is not None:  # before the optimizer: edited wiring replaces per-edge parameters
-        # the CURRENT wiring, however it was edited (this process's rows of it, if sharded)
-        model.load_state_dict(owned_state(model, resume["model"]))
-    elif source is not None:
-        rows = rows_for(_saved_order(source), wanted)
-        state = source["model"] if rows is None else renumber_state(model, source["model"], rows)
-        init_from(model, {**source, "model": owned_state(model, state)})
+    # before the optimizer: edited wiring replaces per-edge parameters
+    moved = _restore_model(model, resume, wanted) if resume is not None else None
+    if source is not None:
+        _restore_model(model, source, wanted, init=True)
     if train_cfg.freeze == "sheet":  # a probe: only the readout learns
         for name, p in model.named_parameters():
             p.requires_grad_(not name.startswith(PRETRAINED))
@@ -189,12 +186,8 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
         check_position(resume, steps_per_epoch, cfg.train.epochs, len(data.x_train),
                        ("loss", *model.stats))
     optimizer, scheduler = build_optimizer(model, cfg, steps_per_epoch)
-    if moved is not None:
-        resume["optimizer"] = renumber_optimizer_state(model, optimizer, resume["optimizer"],
-                                                       whole_index, moved)
     if resume is not None:
-        optimizer.load_state_dict(owned_optimizer_state(
-            model, optimizer, resume["optimizer"], resume["model"][EDGE_LIST_KEY]))
+        _restore_optimizer(model, optimizer, resume, moved)
         scheduler.load_state_dict(resume["scheduler"])
         apply_optim_settings(model, optimizer, scheduler, cfg, resume["config"]["optim"],
                              resume["step"])
@@ -234,6 +227,50 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
             + (f" | {ranks.world} processes" if ranks.enabled else ""))
     run.start = time.perf_counter()
     return run
+
+
+def _restore_model(model: Task, checkpoint: dict[str, Any], wanted: torch.Tensor | None,
+                   init: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Load a checkpoint's weights (``init``: its encoder and sheet, ``train.init_from``)
+    into ``model``, built in the column order ``wanted``: this process's rows on a
+    column-sharded sheet, from the checkpoint's shards or from its whole sheet (moved into
+    ``wanted`` order if it was saved in another). Returns what the optimizer's moments
+    need to move the same way: ``(row of each column, the saved edge list)``, or ``None``."""
+    what = "train.init_from" if init else "train.resume"
+    if checkpoint.get("shards") is not None:  # a column-sharded run's checkpoint
+        if rows_for(_saved_order(checkpoint), wanted) is not None:
+            raise ValueError(f"{what}={checkpoint['path']} is a column-sharded checkpoint in "
+                             f"another column order than this run's sheet; it loads only "
+                             f"in its own order (resume it, or load it with load_model).")
+        keep = (lambda k: k.startswith(PRETRAINED)) if init else (lambda k: True)
+        model.load_state_dict({k: v for k, v in checkpoint["model"].items() if keep(k)},
+                              strict=False)
+        load_run_shards(checkpoint, model)
+        return None
+    state, moved = checkpoint["model"], rows_for(_saved_order(checkpoint), wanted)
+    if moved is not None:  # e.g. a run of one process per sheet, resumed on a split sheet
+        edges = state[EDGE_LIST_KEY]
+        state = renumber_state(model, state, moved)
+    if init:
+        init_from(model, {**checkpoint, "model": owned_state(model, state)})
+    else:  # the CURRENT wiring, however it was edited
+        model.load_state_dict(owned_state(model, state))
+        checkpoint["model"] = state  # its edge list gives the optimizer's edge rows
+    return None if moved is None else (moved, edges)
+
+
+def _restore_optimizer(model: Task, optimizer: torch.optim.Optimizer,
+                       resume: dict[str, Any], moved: tuple | None) -> None:
+    """The resumed run's optimizer state: this process's rows of its moments."""
+    if resume.get("shards") is not None:
+        optimizer.load_state_dict(resume["optimizer"])  # steps, whole parameters' moments
+        load_run_shards(resume, model, optimizer)  # the rows' moments
+        return
+    osd = resume["optimizer"]
+    if moved is not None:
+        osd = renumber_optimizer_state(model, optimizer, osd, moved[1], moved[0])
+    optimizer.load_state_dict(owned_optimizer_state(model, optimizer, osd,
+                                                    resume["model"][EDGE_LIST_KEY]))
 
 
 def _saved_order(checkpoint: dict[str, Any]) -> torch.Tensor | None:

@@ -229,6 +229,10 @@ class CheckpointHook(Hook):
         state = run.state_dict()  # on every rank: the epoch's sums are reduced over them
         if run.main:
             save_checkpoint(run.checkpoint_path, state)
+            if state.get("shards") is not None:  # the shards the new file names stay
+                from ..parallel.checkpoint import remove_old_shards
+
+                remove_old_shards(run.run_dir, keep=state["shards"]["dir"])
 
 
 def last_good(run: "Run") -> str:

@@ -38,7 +38,7 @@ def _worker(rank: int, world: int, port: int, overrides: list, run_dir: str) -> 
     dist.init_process_group("gloo", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=120))
     try:
-        train(compose(overrides), run_dir if rank == 0 else f"{run_dir}-rank{rank}")
+        train(compose(overrides), run_dir)  # one run directory, as torchrun's processes share
     finally:
         dist.destroy_process_group()
 
@@ -101,7 +101,10 @@ def _from_step_one(tmp_path, name, world):
         train(compose(BASE + ["train.max_steps=1"]), first)
         train(compose(BASE + [f"train.resume={first}"]), tmp_path / "one")
     _spawn(BASE + ["parallel.columns=2", f"train.resume={first}"], tmp_path / name, world)
-    assert not (tmp_path / f"{name}-rank1").exists()  # rank 1 writes nothing
+    # each process of the sheet wrote its rows: one shard directory, the checkpoint's
+    shards = sorted(p.name for p in (tmp_path / name).glob("checkpoint-step*"))
+    assert shards == ["checkpoint-step000000005.shards"]
+    assert load_checkpoint(tmp_path / name)["shards"]["dir"] == shards[0]
     _same_run(tmp_path / "one", tmp_path / name)
 
 
