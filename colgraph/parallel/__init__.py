@@ -14,8 +14,8 @@ from .partition import (BALANCES, METHODS, Partition, PartitionStats, column_wei
                         partition)
 from .sfc import hilbert_index, sfc_order
 from .shard import ColumnShard, HaloPlan, exchange
-from .state import gather_optimizer_state, gather_state, owned_optimizer_state, owned_state
+from .state import owned_optimizer_state, owned_state
 
 __all__ = ["Partition", "PartitionStats", "partition", "column_weight", "METHODS", "BALANCES",
-           "sfc_order", "hilbert_index", "ColumnShard", "HaloPlan", "exchange", "owned_state", "gather_state",
-           "owned_optimizer_state", "gather_optimizer_state"]
+           "sfc_order", "hilbert_index", "ColumnShard", "HaloPlan", "exchange", "owned_state",
+           "owned_optimizer_state"]

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .shard import collective_device
-from .state import COLUMN, EDGE, EDGE_LIST, _counts, _optimizer_kinds, row_kinds
+from .state import COLUMN, EDGE, EDGE_LIST, _optimizer_kinds, row_kinds
 
 __all__ = ["save_shards", "load_shards", "check_files", "SafeReader", "ShardsDamaged",
            "whole_part", "optimizer_whole_part", "save_run_shards", "load_run_shards",
@@ -137,6 +137,15 @@ def check_files(directory: str | Path, digests: dict[str, str]) -> None:
                             f"checkpoint.")
 
 
+def _edges_per_process(edges) -> list[int]:
+    """How many edges each process of the column group holds (one all-gather)."""
+    shard = edges.shard
+    device = collective_device(shard.group)
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(shard.parts)]
+    dist.all_gather(sizes, torch.tensor([edges.num_edges], device=device), group=shard.group)
+    return [int(n) for n in sizes]
+
+
 def _sharded(t: Tensor, offset: int, total: int, axis: int, shard) -> Any:
     from torch.distributed._shard.sharded_tensor import Shard, ShardMetadata, \
         init_from_local_shards
@@ -149,7 +158,7 @@ def _sharded(t: Tensor, offset: int, total: int, axis: int, shard) -> Any:
                                   process_group=shard.group)
 
 
-def _rows(model: nn.Module, optimizer: torch.optim.Optimizer | None, counts=None
+def _rows(model: nn.Module, optimizer: torch.optim.Optimizer | None
           ) -> tuple[dict[str, tuple[Tensor, str]], Any]:
     """Every tensor this process holds rows of, by DCP key, with its row kind."""
     by_key, _, edges = row_kinds(model)
@@ -177,9 +186,9 @@ def save_shards(directory: str | Path, model: nn.Module,
 
     rows, edges = _rows(model, optimizer)
     shard = edges.shard
-    counts = _counts(edges)
-    offsets = {COLUMN: shard.lo, EDGE: sum(counts[EDGE][:shard.rank])}
-    totals = {COLUMN: shard.num_columns, EDGE: sum(counts[EDGE])}
+    per_process = _edges_per_process(edges)
+    offsets = {COLUMN: shard.lo, EDGE: sum(per_process[:shard.rank])}
+    totals = {COLUMN: shard.num_columns, EDGE: sum(per_process)}
     state = {}
     for key, (t, kind) in rows.items():
         base = COLUMN if kind == COLUMN else EDGE

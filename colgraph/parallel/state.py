@@ -1,27 +1,23 @@
 """A column-sharded sheet's state: this process's rows of a whole sheet's state dicts, and
-the whole sheet's gathered from every process (checkpoints, exports).
+whole state dicts moved into another column order. (Sharded checkpoints, which never
+gather the sheet: :mod:`colgraph.parallel.checkpoint`.)
 
 Which rows a process holds follows from the sheet's one edge owner
 (:class:`~colgraph.nn.SheetEdges`): every registered per-column tensor holds the rows of its
 columns (a contiguous range of the renumbered columns), every registered per-edge tensor and
 the edge list the edges into those columns (a contiguous slice of the canonical,
 target-sorted edge list); everything else (positions, encoders, readouts, shared weights) is
-whole on every process. Gathering concatenates the rows in rank order, which is column and
-edge order; it holds the WHOLE sheet on the receiving process (parameters and, for an
-optimizer, its moments: 12 bytes per parameter with AdamW on top of the model's 4).
+whole on every process.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
-from .shard import collective_device
-
-__all__ = ["owned_state", "gather_state", "owned_optimizer_state", "gather_optimizer_state",
-           "renumber_state", "renumber_optimizer_state", "rows_for"]
+__all__ = ["owned_state", "owned_optimizer_state", "renumber_state", "renumber_optimizer_state",
+           "rows_for"]
 
 COLUMN, EDGE, EDGE_LIST = "column", "edge", "edge list"
 
@@ -79,46 +75,6 @@ def owned_state(model: nn.Module, whole: dict[str, Tensor]) -> dict[str, Tensor]
             for k, t in whole.items()}
 
 
-def _gather_rows(t: Tensor, kind: str, counts: dict[str, list[int]], shard) -> Tensor | None:
-    """``t``'s rows of every process of the column group, concatenated in rank order on its
-    first process (``None`` on the others)."""
-    dim = 1 if kind == EDGE_LIST else 0
-    sizes = counts[COLUMN if kind == COLUMN else EDGE]
-    longest = max(sizes)
-    pad = list(t.shape)
-    pad[dim] = longest - t.size(dim)
-    padded = torch.cat([t, t.new_zeros(pad)], dim) if pad[dim] else t
-    first = shard.rank == 0
-    pieces = [torch.empty_like(padded) for _ in sizes] if first else None
-    dist.gather(padded.contiguous(), pieces, group=shard.group, group_dst=0)
-    if not first:
-        return None
-    return torch.cat([p.narrow(dim, 0, n) for p, n in zip(pieces, sizes)], dim)
-
-
-def _counts(edges) -> dict[str, list[int]]:
-    shard = edges.shard
-    device = collective_device(shard.group)
-    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(shard.parts)]
-    dist.all_gather(sizes, torch.tensor([edges.num_edges], device=device), group=shard.group)
-    return {COLUMN: shard.bounds.diff().tolist(), EDGE: [int(s) for s in sizes]}
-
-
-def gather_state(model: nn.Module) -> dict[str, Tensor] | None:
-    """The whole sheet's ``state_dict`` on the first process of the column group (``None``
-    on the others; a collective: call it on every process of the group). ``state_dict()``
-    itself on one process."""
-    state = model.state_dict()
-    if not _sharded(model):
-        return state
-    by_key, _, edges = row_kinds(model)
-    counts = _counts(edges)
-    out = {}
-    for key, t in state.items():
-        out[key] = _gather_rows(t, by_key[key], counts, edges.shard) if key in by_key else t
-    return out if edges.shard.rank == 0 else None
-
-
 def _optimizer_kinds(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str | None]:
     """The row kind of each parameter of ``optimizer``, in its ``state_dict`` index order."""
     _, by_id, _ = row_kinds(model)
@@ -132,20 +88,6 @@ def _map_optimizer(osd: dict[str, Any], kinds: list[str | None], fn) -> dict[str
         state[i] = {k: fn(v, kind) if kind is not None and isinstance(v, Tensor) and v.dim()
                     else v for k, v in entry.items()}
     return {**osd, "state": state}
-
-
-def gather_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer
-                           ) -> dict[str, Any] | None:
-    """The optimizer's ``state_dict`` for the whole sheet on the first process of the
-    column group (``None`` on the others), as :func:`gather_state` for the model."""
-    osd = optimizer.state_dict()
-    if not _sharded(model):
-        return osd
-    _, _, edges = row_kinds(model)
-    counts = _counts(edges)
-    out = _map_optimizer(osd, _optimizer_kinds(model, optimizer),
-                         lambda v, kind: _gather_rows(v, kind, counts, edges.shard))
-    return out if edges.shard.rank == 0 else None
 
 
 def owned_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -15,7 +15,6 @@ from colgraph import Columnformer
 from colgraph.geometry import grid, knn
 from colgraph.parallel import ColumnShard, owned_state
 from colgraph.parallel.checkpoint import ShardsDamaged, load_shards, save_shards
-from colgraph.parallel.state import gather_optimizer_state, gather_state
 
 KW = dict(channels=8, steps=2)
 
@@ -50,14 +49,19 @@ def _trained(model):
 
 
 def _save(rank, world, port, out):
+    """A sheet on 2 processes, one AdamW step, saved; the reference is the same step on one
+    process from the same weights (equal up to float order: tests/parallel/test_shard.py)."""
     _join(rank, world, port)
-    torch.manual_seed(rank)
+    torch.manual_seed(0)
+    whole = Columnformer(_geo(), **KW)
     model = Columnformer(_geo(), shard=ColumnShard([0, 10, 36], rank), **KW)
+    model.load_state_dict(owned_state(model, whole.state_dict()))
     opt = _trained(model)
     info = save_shards(f"{out}/shards", model, opt)
-    whole, moments = gather_state(model), gather_optimizer_state(model, opt)
     if rank == 0:
-        torch.save({"info": info, "whole": whole, "moments": moments}, f"{out}/ref.pt")
+        whole_opt = _trained(whole)
+        torch.save({"info": info, "whole": whole.state_dict(),
+                    "moments": whole_opt.state_dict()}, f"{out}/ref.pt")
     dist.destroy_process_group()
 
 
@@ -70,7 +74,7 @@ def _load(rank, world, port, out, bounds):
     mine = owned_state(model, ref["whole"])
     for key, t in model.state_dict().items():
         if torch.is_tensor(t):
-            assert torch.equal(t, mine[key]), key
+            assert torch.allclose(t, mine[key], atol=1e-6, rtol=1e-5), key
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     load_shards(f"{out}/shards", ref["info"], model, opt)
     _check_moments(model, opt, ref)
@@ -96,7 +100,8 @@ def _check_moments(model, opt, ref):
         for name, v in entry.items():
             if torch.is_tensor(v) and v.dim() and v.shape == params[int(i)].shape and \
                     name in opt.state[params[int(i)]]:
-                assert torch.equal(opt.state[params[int(i)]][name], v), (i, name)
+                assert torch.allclose(opt.state[params[int(i)]][name], v, atol=1e-6,
+                                      rtol=1e-5), (i, name)
                 checked += 1
     assert checked >= 10
 
@@ -119,7 +124,7 @@ def test_saved_on_two_processes_loads_whole_on_one(saved):
     load_shards(saved / "shards", ref["info"], model)
     for key, t in model.state_dict().items():
         if torch.is_tensor(t):
-            assert torch.equal(t, ref["whole"][key]), key
+            assert torch.allclose(t, ref["whole"][key], atol=1e-6, rtol=1e-5), key
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     load_shards(saved / "shards", ref["info"], model, opt)
     _check_moments(model, opt, ref)
