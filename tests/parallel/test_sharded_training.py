@@ -110,6 +110,14 @@ def _from_step_one(tmp_path, name, world):
 
 def test_two_processes_sharing_a_sheet_follow_one_process(tmp_path):
     _from_step_one(tmp_path, "two", 2)
+    # the connectome of the sharded run is the whole sheet, nodes under their original ids
+    from colgraph.connectome import to_networkx
+
+    sharded, one = to_networkx(tmp_path / "two"), to_networkx(tmp_path / "one")
+    assert sorted(sharded.nodes) == sorted(one.nodes)
+    assert sorted(sharded.edges) == sorted(one.edges)
+    for s, t, w in one.edges(data="weight"):
+        assert abs(sharded.edges[s, t]["weight"] - w) < 1e-4
     # the whole sheet resumes on ONE process (its column order kept) and goes on
     more = BASE + ["train.max_steps=7", f"train.resume={tmp_path / 'two'}"]
     train(compose(more), tmp_path / "two")
