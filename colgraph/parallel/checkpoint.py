@@ -302,13 +302,19 @@ def save_run_shards(run_dir: Path, step: int, model: nn.Module,
 
             shutil.rmtree(tmp)
         dist.barrier(group=shard.group)
-        info = save_shards(tmp, model, optimizer)
-        if shard.rank == 0:
-            import shutil
+        try:
+            info = save_shards(tmp, model, optimizer)
+            if shard.rank == 0:
+                import shutil
 
-            if final.exists():  # the same step saved again (e.g. Ctrl-C at an epoch's end)
-                shutil.rmtree(final)
-            tmp.rename(final)
+                if final.exists():  # the same step saved again (Ctrl-C at an epoch's end)
+                    shutil.rmtree(final)
+                tmp.rename(final)
+        except OSError as e:
+            from ..checkpoint import CHECKPOINT_NAME, write_error
+
+            raise write_error(e, f"Could not write the checkpoint's shards {tmp}", run_dir,
+                              run_dir / CHECKPOINT_NAME) from None
     return None if info is None or shard.rank != 0 else {"dir": name, **info}
 
 

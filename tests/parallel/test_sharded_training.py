@@ -156,3 +156,40 @@ def test_parallel_columns_without_torchrun_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="but this run is one process: launch it with torchrun"):
         train(compose(BASE + ["parallel.columns=2"]), tmp_path)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def _crash_worker(rank: int, world: int, port: int, overrides: list, run_dir: str) -> None:
+    """A sharded run whose second checkpoint dies while its shards are written."""
+    from colgraph.parallel import checkpoint as sharded
+
+    real = sharded.save_shards
+    calls = []
+
+    def dies_the_second_time(directory, *args, **kwargs):
+        calls.append(directory)
+        if len(calls) == 2:
+            real(directory, *args, **kwargs)  # the files are there, not yet renamed...
+            raise OSError(28, "No space left on device")  # ...when the disk fills
+        return real(directory, *args, **kwargs)
+
+    sharded.save_shards = dies_the_second_time
+    from colgraph.checkpoint import CheckpointWriteError
+
+    with pytest.raises(CheckpointWriteError, match="the disk is full .* The last good "
+                                                   "checkpoint, .*, is intact"):
+        _worker(rank, world, port, overrides, run_dir)
+
+
+def test_a_crash_while_writing_shards_leaves_the_last_checkpoint_whole(tmp_path):
+    """The checkpoint file names complete shards only: a save that dies mid-way leaves the
+    previous file and its shards, and the run resumes from them."""
+    run = tmp_path / "run"
+    overrides = BASE + ["parallel.columns=2", "train.checkpoint_every=2"]
+    mp.spawn(_crash_worker, args=(2, _free_port(), overrides, str(run)), nprocs=2, join=True)
+    state = load_checkpoint(run)
+    assert state["step"] == 2
+    assert (run / state["shards"]["dir"]).is_dir()  # the shards it names are whole
+    _spawn(BASE + ["parallel.columns=2", f"train.resume={run}"], run, 2)
+    assert load_checkpoint(run)["step"] == 5
+    left = sorted(p.name for p in run.glob("checkpoint-step*"))
+    assert left == ["checkpoint-step000000005.shards"]  # old and partial shards removed
