@@ -24,6 +24,15 @@ def compose(overrides: list[str] | None = None):
         return hydra_compose(config_name="config", overrides=overrides or [])
 
 
+def free_port() -> int:
+    """A free TCP port on this machine (for a process group's MASTER_PORT)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def fit(model, optimizer, shape: tuple[int, ...], steps: int) -> None:
     """``steps`` updates of a bare Columnformer on random tokens of ``shape``; the loss
     (output power plus attention power) gives every parameter, the per-edge bias included, a

@@ -2,7 +2,6 @@
 global batch; only rank 0 writes; a 2-process checkpoint resumes in 1 process."""
 import csv
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,15 +12,10 @@ import torch.multiprocessing as mp
 from colgraph.checkpoint import load_checkpoint
 from colgraph.training import train
 
-from conftest import CONFIG_DIR, TINY, compose
+from conftest import CONFIG_DIR, TINY, compose, free_port
 
 BASE = TINY + ["train.epochs=1", "train.max_steps=6", "optim.warmup_epochs=0"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world: int, port: int, overrides: list, run_dirs: list) -> None:
@@ -32,7 +26,7 @@ def _worker(rank: int, world: int, port: int, overrides: list, run_dirs: list) -
 
 
 def _spawn(overrides, run_dirs, world=2):
-    mp.spawn(_worker, args=(world, _free_port(), overrides, run_dirs), nprocs=world, join=True)
+    mp.spawn(_worker, args=(world, free_port(), overrides, run_dirs), nprocs=world, join=True)
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
@@ -77,7 +71,7 @@ def test_learned_wiring_is_identical_on_every_rank(tmp_path, rule):
     """Prune / grow with 2 processes: after each of several updates both ranks hold the same
     edges, edge biases and attention statistics (rank 0 decides, all apply)."""
     overrides = BASE + [f"plasticity={rule}", "plasticity.every=2", "plasticity.stop=6"]
-    mp.spawn(_plastic_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+    mp.spawn(_plastic_worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2,
              join=True)
     steps = sorted(int(f.stem.split("step")[1]) for f in tmp_path.glob("rank0_step*.pt"))
     assert len(steps) >= 2, steps
@@ -116,7 +110,7 @@ def test_growing_sheet_with_learned_wiring_is_identical_on_every_rank(tmp_path):
     overrides = (TINY + ["train.epochs=2", "train.max_steps=14", "scale.area=area1",
                          "model.dropout=0.1", "train.batch_size=127",
                          "scale.at_step=3", "plasticity=set", "plasticity.every=4"])
-    mp.spawn(_state_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+    mp.spawn(_state_worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2,
              join=True)
     files = sorted(tmp_path.glob("rank0_eval*.pt"))
     assert len(files) == 2  # epoch 1 end and the stop at step 14
@@ -133,7 +127,7 @@ def test_torchrun_runs_the_training_script(tmp_path):
     """The command the README gives: torchrun --nproc_per_node=2 scripts/train.py ..."""
     root = CONFIG_DIR.parent
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port", str(_free_port()), str(root / "scripts" / "train.py"), *BASE,
+           "--master_port", str(free_port()), str(root / "scripts" / "train.py"), *BASE,
            f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -166,7 +160,7 @@ def test_each_rank_draws_its_own_dropout_masks(tmp_path):
     augmentation) differ; rank 0's is the one-process stream. So with dropout, 2 processes
     do not repeat 1 process (without it they do: the test above)."""
     overrides = BASE + ["model.dropout=0.2", "data.augment.flip=true"]
-    mp.spawn(_stream_worker, args=(2, _free_port(), overrides, str(tmp_path)), nprocs=2,
+    mp.spawn(_stream_worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2,
              join=True)
     (tmp_path / "one").mkdir()
     _stream_worker(0, 1, 0, overrides, str(tmp_path / "one"))

@@ -3,7 +3,6 @@ loss, and every gradient, row for row; the halo exchange's backward returns grad
 their owners."""
 import datetime
 import os
-import socket
 
 import pytest
 import torch
@@ -14,15 +13,11 @@ from colgraph import Columnformer
 from colgraph.geometry import exponential, grid, knn, random_sheet, stack, union
 from colgraph.parallel import ColumnShard, HaloPlan, exchange, owned_state
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import compose, free_port
 
 
 def _run(worker, world: int = 2, *args) -> None:
-    mp.spawn(worker, args=(world, _free_port(), *args), nprocs=world, join=True)
+    mp.spawn(worker, args=(world, free_port(), *args), nprocs=world, join=True)
 
 
 def _join(rank: int, world: int, port: int) -> None:
@@ -175,12 +170,6 @@ TASK_CONFIGS = {
 
 
 def _task_worker(rank: int, world: int, port: int, names) -> None:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import compose
-
     from colgraph.geometry import build_geometry
     from colgraph.objectives import wiring_cost
     from colgraph.restore import build_model, load_task_data

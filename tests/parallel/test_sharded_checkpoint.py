@@ -4,7 +4,6 @@ files are refused before anything is read."""
 import datetime
 import os
 import pickle
-import socket
 
 import pytest
 import torch
@@ -18,15 +17,12 @@ from colgraph.parallel.checkpoint import ShardsDamaged, load_shards, save_shards
 
 KW = dict(channels=8, steps=2)
 
+from conftest import free_port
+
 
 def _geo():
     return grid(6, wiring=knn(k=5))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _join(rank, world, port):
@@ -109,12 +105,12 @@ def _check_moments(model, opt, ref):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded")
-    mp.spawn(_save, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_save, args=(2, free_port(), str(out)), nprocs=2, join=True)
     return out
 
 
 def test_saved_on_two_processes_loads_on_three(saved):
-    mp.spawn(_load, args=(3, _free_port(), str(saved), [0, 5, 20, 36]), nprocs=3, join=True)
+    mp.spawn(_load, args=(3, free_port(), str(saved), [0, 5, 20, 36]), nprocs=3, join=True)
 
 
 def test_saved_on_two_processes_loads_whole_on_one(saved):

@@ -4,7 +4,6 @@ one sheet follow one process step for step (loss, every parameter); 4 processes 
 another number of processes; bad layouts are refused on every process."""
 import datetime
 import os
-import socket
 
 import pytest
 import torch
@@ -16,16 +15,11 @@ from colgraph.parallel.state import row_kinds
 from colgraph.restore import load_model
 from colgraph.training import train
 
-from conftest import TINY, compose
+from conftest import TINY, compose, free_port
 
 BASE = TINY + ["train.epochs=1", "train.max_steps=5", "optim.warmup_epochs=0",
                "model.channels=8"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world: int, port: int, overrides: list, run_dir: str) -> None:
@@ -44,7 +38,7 @@ def _worker(rank: int, world: int, port: int, overrides: list, run_dir: str) -> 
 
 
 def _spawn(overrides, run_dir, world):
-    mp.spawn(_worker, args=(world, _free_port(), overrides, str(run_dir)), nprocs=world,
+    mp.spawn(_worker, args=(world, free_port(), overrides, str(run_dir)), nprocs=world,
              join=True)
 
 
@@ -185,7 +179,7 @@ def test_a_crash_while_writing_shards_leaves_the_last_checkpoint_whole(tmp_path)
     previous file and its shards, and the run resumes from them."""
     run = tmp_path / "run"
     overrides = BASE + ["parallel.columns=2", "train.checkpoint_every=2"]
-    mp.spawn(_crash_worker, args=(2, _free_port(), overrides, str(run)), nprocs=2, join=True)
+    mp.spawn(_crash_worker, args=(2, free_port(), overrides, str(run)), nprocs=2, join=True)
     state = load_checkpoint(run)
     assert state["step"] == 2
     assert (run / state["shards"]["dir"]).is_dir()  # the shards it names are whole
