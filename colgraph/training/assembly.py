@@ -286,7 +286,13 @@ def split_sheet(geometry: Geometry, parallel: Any, resume: dict[str, Any] | None
     (``parallel.partition``); ``None``: one process per sheet, nothing renumbered."""
     stored = None if resume is None else resume.get("partition")
     if stored is not None:
-        return Partition.from_state_dict(stored).recut(geometry, parallel.columns)
+        kept = Partition.from_state_dict(stored)
+        if parallel.columns > 1 and parallel.partition != kept.method:
+            raise ValueError(f"parallel.partition={parallel.partition} cannot take effect: the "
+                             f"resumed run keeps its checkpoint's column order "
+                             f"({kept.method}), cut anew for {parallel.columns} processes. "
+                             f"Drop parallel.partition (or set it to {kept.method}).")
+        return kept.recut(geometry, parallel.columns)
     if parallel.columns == 1:
         return None
     return partition(geometry, parallel.columns, parallel.partition)

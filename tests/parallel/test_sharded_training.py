@@ -112,6 +112,15 @@ def test_two_processes_sharing_a_sheet_follow_one_process(tmp_path):
     assert sorted(sharded.edges) == sorted(one.edges)
     for s, t, w in one.edges(data="weight"):
         assert abs(sharded.edges[s, t]["weight"] - w) < 1e-4
+    # another partition method cannot take effect on a resumed sheet: refused before work
+    from colgraph.config import ParallelConfig
+    from colgraph.geometry import build_geometry
+    from colgraph.training.assembly import split_sheet
+
+    with pytest.raises(ValueError, match="parallel.partition=metis cannot take effect"):
+        split_sheet(build_geometry(compose(BASE).geometry),
+                    ParallelConfig(columns=2, partition="metis"),
+                    load_checkpoint(tmp_path / "two"))
     # the whole sheet resumes on ONE process (its column order kept) and goes on
     more = BASE + ["train.max_steps=7", f"train.resume={tmp_path / 'two'}"]
     train(compose(more), tmp_path / "two")
