@@ -104,10 +104,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _mb(b: float) -> str:
-    return f"{b / 2**20:,.1f} MB"
-
-
 def _gb(b: float) -> str:
     return f"{b / 1e9:,.2f} GB"
 
@@ -377,11 +373,11 @@ def part_memory(args, report: dict) -> list[str]:
                 peak_ref = one["peak_bytes"] if one else float("nan")
                 lines.append(
                     f"| {_label(case)} | {world} | {r['rank']} | {r['owned']:,} | "
-                    f"{_mb(r['param_bytes'])} | {_mb(r['grad_bytes'])} | "
-                    f"{_mb(r['optim_bytes'])} | {_mb(state)} | **{state / ref:.1%}** | "
-                    f"{_mb(r['peak_bytes'])} | {r['peak_bytes'] / peak_ref:.1%} | "
-                    f"{r['halo']:,} | {_mb(r['halo_step_bytes'])} | "
-                    f"{_mb(r['all_to_all_bytes'])} | {_mb(r['all_reduce_bytes'])} |")
+                    f"{_bytes(r['param_bytes'])} | {_bytes(r['grad_bytes'])} | "
+                    f"{_bytes(r['optim_bytes'])} | {_bytes(state)} | **{state / ref:.1%}** | "
+                    f"{_bytes(r['peak_bytes'])} | {r['peak_bytes'] / peak_ref:.1%} | "
+                    f"{r['halo']:,} | {_bytes(r['halo_step_bytes'])} | "
+                    f"{_bytes(r['all_to_all_bytes'])} | {_bytes(r['all_reduce_bytes'])} |")
             if world > 1:
                 cuts.append(f"{_label(case)}, P = {world}: edge cut {results[0]['cut']:.2%}, "
                             f"halo / N {results[0]['halo_fraction']:.3f}")
@@ -517,21 +513,20 @@ def part_projection(args, report: dict) -> list[str]:
                     f"{_gb(16 * n * params)} | {_gb(mem[0])}{fits[0]}, {_gb(mem[1])}{fits[1]} | "
                     f"{scenario} | {ratio:.4f} | {_bytes(halo_bytes)} | {comm * 1e3:,.2f} ms"
                     f" | {compute * 1e3:,.1f} ms | {comm / compute:.1%} |")
-    cap = ["| GPUs | largest sheet, fp32 weights | largest sheet, bf16 weights | halo scenario |",
-           "|---|---|---|---|"]
+    names = [HALO_SCENARIOS[key].split(" (")[0] for key in HALO_SCENARIOS]
+    cap = ["| GPUs | " + " | ".join(f"{d} weights, {name}" for d in ("fp32", "bf16")
+                                     for name in names) + " |", "|---" * 5 + "|"]
     for gpus in (1, *PROJECTION_GPUS):
-        for key, scenario in HALO_SCENARIOS.items():
-            largest = []
-            for d in ("float32", "bfloat16"):
+        largest = []
+        for d in ("float32", "bfloat16"):
+            for key in HALO_SCENARIOS:
                 n = GPU_USABLE * GPU_MEMORY / measured[d]["peak"]
                 for _ in range(20):  # the halo per column grows as parts shrink
                     ratio = 0.0 if gpus == 1 else _halo_ratio(halos, key, n)[0]
                     n = GPU_USABLE * GPU_MEMORY / (measured[d]["peak"] + ratio * B * width * 8)
-                largest.append(gpus * n)
-            cap.append(f"| {gpus} | {largest[0]:,.3g} columns | {largest[1]:,.3g} columns | "
-                       f"{scenario if gpus > 1 else '(one GPU: no halo)'} |")
-            if gpus == 1:
-                break
+                largest.append(f"{gpus * n:,.3g}")
+        cap.append(f"| {gpus}{' (no halo)' if gpus == 1 else ''} | " + " | ".join(largest)
+                   + " |")
     f32, b16 = measured["float32"], measured["bfloat16"]
     measured_halo = ", ".join(f"{HALO_SCENARIOS[g].split(' (')[0]} P = {p}: {r:.3f} at "
                               f"{n0:,.0f} columns / part" for (g, p), (n0, r) in halos.items()
@@ -568,8 +563,9 @@ def part_projection(args, report: dict) -> list[str]:
             f"fp32) / {HBM_BW / 1e12:.2f} TB/s HBM3. With B = {B} each weight is used "
             f"for {B} multiply-adds per pass: the step is bound by memory traffic, not "
             f"FLOPs.", "", *lines, "",
-            f"Largest sheet each configuration holds ({GPU_USABLE:.0%} of "
-            f"{GPU_MEMORY / 1e9:.0f} GB per GPU, B = {B}, recompute):", "", *cap]
+            f"Largest sheet (columns) each configuration holds ({GPU_USABLE:.0%} of "
+            f"{GPU_MEMORY / 1e9:.0f} GB per GPU, B = {B}, recompute; the measured memory per "
+            f"column plus one step's halo and its gradient):", "", *cap]
 
 
 # ------------------------------------------------------------------ main
