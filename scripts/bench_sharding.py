@@ -263,7 +263,6 @@ def _step_worker(rank: int, world: int, port: int, spec: dict, out_dir: str) -> 
     for _ in range(1 + spec["repeats"]):  # the first: warm-up (halo plan, AdamW state)
         if world > 1:
             dist.barrier()  # start together: a step's time is the group's
-        gc.collect()
         _reset_peak()
         counter.reset()
         t0 = time.perf_counter()
