@@ -307,7 +307,7 @@ def test_bench_sharding_projection_small(tmp_path):
                "--out", str(tmp_path / "b.md")], tmp_path)
     assert "[communication]" in out  # the halos it needs, measured first
     text = (tmp_path / "b.md").read_text()
-    assert "ARITHMETIC, NOT MEASUREMENT" in text and "| 1e+07 | 256 | 39,062 |" in text
+    assert "ARITHMETIC, NOT MEASUREMENT" in text and "| 10^7 | 256 | 39,062 |" in text
     assert "41,612 per column" in text  # the default Columnformer at C = 64, 12 inputs
     assert "| 1 (no halo) |" in text and "failed" not in text
 
