@@ -296,22 +296,41 @@ def _step_worker(rank: int, world: int, port: int, spec: dict, out_dir: str) -> 
         dist.destroy_process_group()
 
 
-def run_sheet(spec: dict, world: int) -> list[dict] | str:
-    """``world`` processes of one sheet (``spec``): each rank's result, or why it failed."""
+def _separate_worker(i: int, specs: list[dict], out_dir: str) -> None:
+    """Sheet ``i`` of ``specs``, one process alone (no group): see :func:`run_sheets`."""
+    Path(out_dir, str(i)).mkdir()
+    _step_worker(0, 1, 0, specs[i], str(Path(out_dir, str(i))))
+
+
+def _spawn(fn, args: tuple, nprocs: int, out_dir: str, files: list[str]) -> list[dict] | str:
     import torch.multiprocessing as mp
 
-    cores = os.cpu_count() or 1
-    spec = {**spec, "threads": max(1, cores // world)}
+    try:
+        mp.spawn(fn, args=args, nprocs=nprocs, join=True)
+    except mp.ProcessExitedException as e:
+        killed = e.exit_code in (-9, 137) or "SIGKILL" in str(e)
+        return "out of memory (killed)" if killed else f"failed: {e}"
+    except Exception as e:  # a worker's exception, re-raised here with its traceback
+        return f"failed: {str(e).strip().splitlines()[-1][:300]}"
+    return [json.loads(Path(out_dir, f).read_text()) for f in files]
+
+
+def run_sheet(spec: dict, world: int) -> list[dict] | str:
+    """``world`` processes of one sheet (``spec``), with ``cores / world`` threads each:
+    each rank's result, or why it failed."""
+    spec = {**spec, "threads": max(1, (os.cpu_count() or 1) // world)}
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            mp.spawn(_step_worker, args=(world, _free_port(), spec, tmp), nprocs=world,
-                     join=True)
-        except mp.ProcessExitedException as e:
-            killed = e.exit_code in (-9, 137) or "SIGKILL" in str(e)
-            return "out of memory (killed)" if killed else f"failed: {e}"
-        except Exception as e:  # a worker's exception, re-raised here with its traceback
-            return f"failed: {str(e).strip().splitlines()[-1][:300]}"
-        return [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(world)]
+        return _spawn(_step_worker, (world, _free_port(), spec, tmp), world, tmp,
+                      [f"rank{r}.json" for r in range(world)])
+
+
+def run_sheets(specs: list[dict]) -> list[dict] | str:
+    """One-process sheets, all at once, one thread each: for their MEMORY (peak RSS is
+    per process); their times compete for the cores and mean nothing."""
+    specs = [{**spec, "threads": 1} for spec in specs]
+    with tempfile.TemporaryDirectory() as tmp:
+        return _spawn(_separate_worker, (specs, tmp), len(specs), tmp,
+                      [f"{i}/rank0.json" for i in range(len(specs))])
 
 
 def _cases(args) -> list[dict]:
@@ -482,18 +501,16 @@ def part_projection(args, report: dict) -> list[str]:
     # measured: everything one process holds per column during a step (state, activations,
     # workspace, edges), at small N, fp32 and bf16 weights
     n_measure = args.projection_columns
-    measured = {}
-    for dtype in ("float32", "bfloat16"):
-        case = {**spec, "n": n_measure, "weight_dtype": dtype, "partition": "sfc",
-                "repeats": max(1, args.repeats), "timeout": args.timeout}
-        print(f"  per-column memory at C = {C}, {dtype} weights, N = {n_measure} ...", flush=True)
-        runs = run_sheet(case, 1)
-        if isinstance(runs, str):
-            raise SystemExit(f"the projection's measurement failed: {runs}")
-        r = runs[0]
-        measured[dtype] = {"peak": r["peak_bytes"] / r["columns"],
-                           "state": (r["param_bytes"] + r["grad_bytes"] + r["optim_bytes"])
-                           / r["columns"], "columns": r["columns"]}
+    dtypes = ("float32", "bfloat16")
+    print(f"  per-column memory at C = {C}, N = {n_measure}, {' and '.join(dtypes)} weights "
+          f"(one process each, at once) ...", flush=True)
+    runs = run_sheets([{**spec, "n": n_measure, "weight_dtype": dtype, "partition": "sfc",
+                        "repeats": 1, "timeout": args.timeout} for dtype in dtypes])
+    if isinstance(runs, str):
+        raise SystemExit(f"the projection's memory measurement failed: {runs}")
+    measured = {dtype: {"peak": r["peak_bytes"] / r["columns"], "columns": r["columns"],
+                        "state": (r["param_bytes"] + r["grad_bytes"] + r["optim_bytes"])
+                        / r["columns"]} for dtype, r in zip(dtypes, runs)}
     params = exact["float32"]["params"]
     recompute_factor = 4 / 3 if spec["recompute"] else 1.0  # the forward runs twice
     exchanges = (3 if spec["recompute"] else 2) * T
