@@ -367,7 +367,11 @@ def measure_sheets(args, report: dict) -> None:
         runs = {}
         for world in (1, 2):
             print(f"  {_label(case)}, P = {world} ...", flush=True)
+            load = os.getloadavg()[0]  # other work on the machine skews the times
             runs[world] = run_sheet(case, world)
+            if not isinstance(runs[world], str):
+                for r in runs[world]:
+                    r["load"] = load
             print(f"    {runs[world] if isinstance(runs[world], str) else 'done'}", flush=True)
         report["sheets"].append((case, runs))
 
@@ -430,20 +434,20 @@ def part_memory(args, report: dict) -> list[str]:
 def part_time(args, report: dict) -> list[str]:
     measure_sheets(args, report)
     cores = os.cpu_count() or 1
-    lines = ["| case | P | threads each | s / training step (median) | speed-up |",
-             "|---|---|---|---|---|"]
+    lines = ["| case | P | threads each | s / training step (median) | speed-up | load before |",
+             "|---|---|---|---|---|---|"]
     for case, runs in report["sheets"]:
         times = {}
         for world, results in runs.items():
             if isinstance(results, str):
-                lines.append(f"| {_label(case)} | {world} | - | {results} | - |")
+                lines.append(f"| {_label(case)} | {world} | - | {results} | - | - |")
                 continue
             # each step ends when its slowest process does
             times[world] = statistics.median(max(ts) for ts in zip(*(r["times"] for r in
                                                                      results)))
             speed = f"**{times[1] / times[world]:.2f}x**" if 1 in times else "-"
             lines.append(f"| {_label(case)} | {world} | {results[0]['threads']} | "
-                         f"{times[world]:.3f} | {speed} |")
+                         f"{times[world]:.3f} | {speed} | {results[0]['load']:.2f} |")
     return [f"### Time per training step at P = 2 against one process ({cores} cores)", "",
             f"The runs of the memory table: one process with {cores} threads against "
             f"{2} processes with {max(1, cores // 2)} each, so both use every core; median "
@@ -451,7 +455,10 @@ def part_time(args, report: dict) -> list[str]:
             f"(the processes start each step together). Column sharding divides the "
             f"per-column work but adds the halo exchange and a synchronisation per "
             f"recurrent step: on one machine it buys memory, not speed; it pays off in time "
-            f"only where each process brings its own cores or device.", "", *lines]
+            f"only where each process brings its own cores or device. *Load before*: the "
+            f"machine's 1-minute load average when the run started (other work: above "
+            f"~0.5 the times are not this code's; a 2-thread process suffers most, as its "
+            f"threads wait for each other).", "", *lines]
 
 
 # ------------------------------------------------------------------ part: projection
