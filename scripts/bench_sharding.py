@@ -523,9 +523,10 @@ def part_projection(args, report: dict) -> list[str]:
     exchanges = (3 if spec["recompute"] else 2) * T
     halos = report["halo"]
     lines = ["| columns N | GPUs | columns / GPU | parameters / GPU | parameters + gradients + "
-             "AdamW / GPU: fp32, bf16 weights | memory / GPU: fp32, bf16 weights | halo scenario | halo / GPU (ratio) | halo "
-             "/ recurrent step / GPU | communication / training step | compute / training "
-             "step | communication / compute |", "|---" * 12 + "|"]
+             "AdamW / GPU: fp32, bf16 weights | memory / GPU: fp32, bf16 weights | halo "
+             "scenario | halo / GPU (ratio) | halo / recurrent step / GPU | communication / "
+             "training step | compute / training step | communication / compute |",
+             "|---" * 12 + "|"]
     for N in PROJECTION_COLUMNS:
         for gpus in PROJECTION_GPUS:
             n = N / gpus
