@@ -563,6 +563,11 @@ def part_projection(args, report: dict) -> list[str]:
         cap.append(f"| {gpus}{' (no halo)' if gpus == 1 else ''} | " + " | ".join(largest)
                    + " |")
     f32, b16 = measured["float32"], measured["bfloat16"]
+    grad_bytes = exact["float32"]["state_bytes"] / 4  # the gradient is a copy of each param
+    grad_bf16 = exact["bfloat16"]["state_bytes"] / 4
+    n_ref = PROJECTION_COLUMNS[0] / PROJECTION_GPUS[-1]  # the smallest parts projected
+    halo_local, halo_edr = (_halo_ratio(halos, key, n_ref)[0] * B * width * 4 * exchanges
+                            for key in HALO_SCENARIOS)
     measured_halo = ", ".join(f"{HALO_SCENARIOS[g].split(' (')[0]} P = {p}: {r:.3f} at "
                               f"{n0:,.0f} columns / part" for (g, p), (n0, r) in halos.items()
                               if g in HALO_SCENARIOS)
@@ -597,7 +602,13 @@ def part_projection(args, report: dict) -> list[str]:
             f"forward) and the step's minimal memory traffic (`bench.py`'s lower bound, "
             f"fp32) / {HBM_BW / 1e12:.2f} TB/s HBM3. With B = {B} each weight is used "
             f"for {B} multiply-adds per pass: the step is bound by memory traffic, not "
-            f"FLOPs.", "", *lines, "",
+            f"FLOPs.",
+            f"- *Data parallelism instead* (for comparison): every GPU holds the whole sheet "
+            f"and all-reduces every gradient each step, {grad_bytes:,.0f} B per column "
+            f"(4 B/param; bf16 weights: {grad_bf16:,.0f} B): a ring all-reduce sends "
+            f"~2x that per GPU per training step, against "
+            f"{halo_local:,.0f} - {halo_edr:,.0f} B per owned column of halo (the two "
+            f"scenarios at {n_ref:,.0f} columns / GPU) with column sharding.", "", *lines, "",
             f"Largest sheet (columns) each configuration holds ({GPU_USABLE:.0%} of "
             f"{GPU_MEMORY / 1e9:.0f} GB per GPU, B = {B}, recompute; the measured memory per "
             f"column plus one step's halo and its gradient):", "", *cap]
