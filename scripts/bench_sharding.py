@@ -81,6 +81,7 @@ QUICK_CASE = dict(n=1024, k=16, batch=8, channels=16, qk=None, hidden=64, steps=
                   weight_dtype="float32")
 FULL_SCALE, QUICK_SCALE = 1.0, 0.05
 FULL_PROJECTION_COLUMNS, QUICK_PROJECTION_COLUMNS = 4096, 576
+BUSY_LOAD = 0.25  # other work on this share of the cores before a timed run: flagged
 TARGET = 0.55  # issue 22: state per process at P = 2 within 55% of one process
 PARTS = ("communication", "memory", "time", "projection")
 GEOMETRY_KEYS = ("grid", "torus", "stack", "sphere", "cortex", "random")
@@ -97,6 +98,18 @@ def _status_kb(field: str) -> int:
 def _reset_peak() -> None:
     """Start a new peak-RSS window (Linux >= 4.0: writing 5 to clear_refs resets VmHWM)."""
     Path("/proc/self/clear_refs").write_text("5")
+
+
+def _cpu_busy(seconds: float = 1.0) -> float:
+    """The share of the machine's CPU time spent on work (not idle / iowait) over the next
+    ``seconds``: other processes, as this one sleeps (Linux ``/proc/stat``)."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    (t0, i0), _ = sample(), time.sleep(seconds)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / max(t1 - t0, 1)
 
 
 def _free_port() -> int:
@@ -367,7 +380,7 @@ def measure_sheets(args, report: dict) -> None:
         runs = {}
         for world in (1, 2):
             print(f"  {_label(case)}, P = {world} ...", flush=True)
-            load = os.getloadavg()[0]  # other work on the machine skews the times
+            load = _cpu_busy()  # other work on the machine skews the times
             runs[world] = run_sheet(case, world)
             if not isinstance(runs[world], str):
                 for r in runs[world]:
@@ -434,7 +447,8 @@ def part_memory(args, report: dict) -> list[str]:
 def part_time(args, report: dict) -> list[str]:
     measure_sheets(args, report)
     cores = os.cpu_count() or 1
-    lines = ["| case | P | threads each | s / training step (median) | speed-up | load before |",
+    lines = ["| case | P | threads each | s / training step (median) | speed-up | "
+             "cores busy before |",
              "|---|---|---|---|---|---|"]
     for case, runs in report["sheets"]:
         times = {}
@@ -447,7 +461,12 @@ def part_time(args, report: dict) -> list[str]:
                                                                      results)))
             speed = f"**{times[1] / times[world]:.2f}x**" if 1 in times else "-"
             lines.append(f"| {_label(case)} | {world} | {results[0]['threads']} | "
-                         f"{times[world]:.3f} | {speed} | {results[0]['load']:.2f} |")
+                         f"{times[world]:.3f} | {speed} | {results[0]['load']:.0%} |")
+    loads = [r[0]["load"] for _, runs in report["sheets"] for r in runs.values()
+             if not isinstance(r, str)]
+    busy = (["", f"**The machine was busy ({max(loads):.0%} of its cores before a run): "
+             f"these times are not reliable. Re-run `time` on an idle machine.**"]
+            if loads and max(loads) > BUSY_LOAD else [])
     return [f"### Time per training step at P = 2 against one process ({cores} cores)", "",
             f"The runs of the memory table: one process with {cores} threads against "
             f"{2} processes with {max(1, cores // 2)} each, so both use every core; median "
@@ -455,10 +474,10 @@ def part_time(args, report: dict) -> list[str]:
             f"(the processes start each step together). Column sharding divides the "
             f"per-column work but adds the halo exchange and a synchronisation per "
             f"recurrent step: on one machine it buys memory, not speed; it pays off in time "
-            f"only where each process brings its own cores or device. *Load before*: the "
-            f"machine's 1-minute load average when the run started (other work: above "
-            f"~0.5 the times are not this code's; a 2-thread process suffers most, as its "
-            f"threads wait for each other).", "", *lines]
+            f"only where each process brings its own cores or device. *Cores busy before*: "
+            f"the share of the machine's CPU time other work used in the second before the "
+            f"run (above {BUSY_LOAD:.0%} the table is flagged: a 2-thread process suffers "
+            f"most, its threads waiting for each other).", "", *lines, *busy]
 
 
 # ------------------------------------------------------------------ part: projection
