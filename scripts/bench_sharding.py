@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import resource
 import socket
 import statistics
 import sys
@@ -81,7 +82,7 @@ QUICK_CASE = dict(n=1024, k=16, batch=8, channels=16, qk=None, hidden=64, steps=
                   weight_dtype="float32")
 FULL_SCALE, QUICK_SCALE = 1.0, 0.05
 FULL_PROJECTION_COLUMNS, QUICK_PROJECTION_COLUMNS = 4096, 576
-BUSY_LOAD = 0.25  # other work on this share of the cores before a timed run: flagged
+BUSY_LOAD = 0.25  # other work on this share of the CPU time during a timed run: flagged
 TARGET = 0.55  # issue 22: state per process at P = 2 within 55% of one process
 PARTS = ("communication", "memory", "time", "projection")
 GEOMETRY_KEYS = ("grid", "torus", "stack", "sphere", "cortex", "random")
@@ -100,16 +101,21 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _cpu_busy(seconds: float = 1.0) -> float:
-    """The share of the machine's CPU time spent on work (not idle / iowait) over the next
-    ``seconds``: other processes, as this one sleeps (Linux ``/proc/stat``)."""
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+def _cpu_times() -> tuple[float, float, float]:
+    """Seconds of CPU time since boot: the machine's total and busy (not idle / iowait)
+    (``/proc/stat``), and this process's reaped children's (user + system)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (sum(fields) / tick, (sum(fields) - fields[3] - fields[4]) / tick,
+            children.ru_utime + children.ru_stime)
 
-    (t0, i0), _ = sample(), time.sleep(seconds)
-    t1, i1 = sample()
-    return 1 - (i1 - i0) / max(t1 - t0, 1)
+
+def _others_share(before: tuple[float, float, float]) -> float:
+    """The share of the machine's CPU time since ``before`` (:func:`_cpu_times`) that
+    other processes used: busy time minus what this process's children used."""
+    total, busy, ours = (b - a for a, b in zip(before, _cpu_times()))
+    return max(0.0, busy - ours) / max(total, 1e-9)
 
 
 def _free_port() -> int:
@@ -380,8 +386,9 @@ def measure_sheets(args, report: dict) -> None:
         runs = {}
         for world in (1, 2):
             print(f"  {_label(case)}, P = {world} ...", flush=True)
-            load = _cpu_busy()  # other work on the machine skews the times
+            before = _cpu_times()  # other work on the machine skews the times
             runs[world] = run_sheet(case, world)
+            load = _others_share(before)
             if not isinstance(runs[world], str):
                 for r in runs[world]:
                     r["load"] = load
@@ -448,7 +455,7 @@ def part_time(args, report: dict) -> list[str]:
     measure_sheets(args, report)
     cores = os.cpu_count() or 1
     lines = ["| case | P | threads each | s / training step (median) | speed-up | "
-             "cores busy before |",
+             "other work during the run |",
              "|---|---|---|---|---|---|"]
     for case, runs in report["sheets"]:
         times = {}
@@ -464,8 +471,8 @@ def part_time(args, report: dict) -> list[str]:
                          f"{times[world]:.3f} | {speed} | {results[0]['load']:.0%} |")
     loads = [r[0]["load"] for _, runs in report["sheets"] for r in runs.values()
              if not isinstance(r, str)]
-    busy = (["", f"**The machine was busy ({max(loads):.0%} of its cores before a run): "
-             f"these times are not reliable. Re-run `time` on an idle machine.**"]
+    busy = (["", f"**Other work used {max(loads):.0%} of the machine's CPU time during a "
+             f"run: these times are not reliable. Re-run `time` on an idle machine.**"]
             if loads and max(loads) > BUSY_LOAD else [])
     return [f"### Time per training step at P = 2 against one process ({cores} cores)", "",
             f"The runs of the memory table: one process with {cores} threads against "
@@ -474,10 +481,11 @@ def part_time(args, report: dict) -> list[str]:
             f"(the processes start each step together). Column sharding divides the "
             f"per-column work but adds the halo exchange and a synchronisation per "
             f"recurrent step: on one machine it buys memory, not speed; it pays off in time "
-            f"only where each process brings its own cores or device. *Cores busy before*: "
-            f"the share of the machine's CPU time other work used in the second before the "
-            f"run (above {BUSY_LOAD:.0%} the table is flagged: a 2-thread process suffers "
-            f"most, its threads waiting for each other).", "", *lines, *busy]
+            f"only where each process brings its own cores or device. *Other work*: the "
+            f"share of the machine's CPU time (`/proc/stat`) during the run that the "
+            f"measured processes did not use (above {BUSY_LOAD:.0%} the table is flagged: a "
+            f"2-thread process suffers most, its threads waiting for each other).", "",
+            *lines, *busy]
 
 
 # ------------------------------------------------------------------ part: projection
