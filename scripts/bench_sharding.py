@@ -2,8 +2,8 @@
 of a training step at P = 2 against one process, and a projection to GPU clusters.
 
     python scripts/bench_sharding.py --out BENCHMARKS.md          # small sizes (minutes)
-    python scripts/bench_sharding.py --full --out BENCHMARKS.md   # the issue's sizes (hours,
-                                                                  # ~20 GB: an idle machine)
+    python scripts/bench_sharding.py --full --out BENCHMARKS.md   # the issue's sizes: an
+                                        # idle machine (one process alone peaks at 19 GB)
     python scripts/bench_sharding.py communication --scale 0.01 --geometries grid random
 
 Parts (default: all; each writes its own block of BENCHMARKS.md, ``<!-- sharding-PART -->``):
@@ -27,7 +27,8 @@ Parts (default: all; each writes its own block of BENCHMARKS.md, ``<!-- sharding
   measured here at C = 64 (one process, small N), the halos measured by ``communication``
   and the published hardware figures below.
 
-Every measured run is its own process (or processes), one at a time.
+Every measured run is its own process (or processes), one at a time (the projection's two
+memory-only runs at once)
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def _reset_peak() -> None:
 def _cpu_times() -> tuple[float, float, float]:
     """Seconds of CPU time since boot: the machine's total and busy (not idle / iowait)
     (``/proc/stat``), and this process's reaped children's (user + system)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user / nice)
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
     tick = os.sysconf("SC_CLK_TCK")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (sum(fields) / tick, (sum(fields) - fields[3] - fields[4]) / tick,
@@ -165,7 +167,12 @@ def part_communication(args, report: dict) -> list[str]:
         key = name.split()[0].rstrip(",")
         if args.geometries and key not in args.geometries:
             continue
-        geo = build()
+        try:
+            geo = build()
+        except ImportError as e:  # the cortical mesh needs nilearn
+            lines.append(f"| {name} | needs {e.name or e}: `pip install "
+                         f"'colgraph[surface]'` |" + " |" * 9)
+            continue
         if isinstance(geo, tuple):  # (cortex geometry, extra partition options)
             geo = geo[0]
         n = geo.num_columns
