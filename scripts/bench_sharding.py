@@ -723,9 +723,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.columns is not None and args.columns < 4:
         p.error(f"--columns must be >= 4 (a 2 x 2 grid, split over 2 processes; got "
                 f"{args.columns})")
-    k = args.k or QUICK_CASE["k"]
-    if args.columns is not None and k >= math.isqrt(args.columns) ** 2:
-        p.error(f"--k {k} needs more than {k} columns (got --columns {args.columns})")
+    k, n = args.k or QUICK_CASE["k"], args.columns or QUICK_CASE["n"]
+    if k >= math.isqrt(n) ** 2:  # the small sheet (--full's own have k = 16 of 10^5, 10^6)
+        p.error(f"--k {k} needs more than {k} columns (the sheet has {math.isqrt(n) ** 2})")
     if args.projection_columns < 16:
         p.error(f"--projection-columns must be >= 16 (got {args.projection_columns})")
     qk, heads = args.comm_qk_dim, args.comm_heads

@@ -317,6 +317,7 @@ def test_bench_sharding_projection_small(tmp_path):
     (["--scale", "-1"], "--scale must be a finite number > 0"),
     (["projection", "--geometries", "grid"], "projection needs the geometries random"),
     (["--columns", "9", "--k", "16"], "--k 16 needs more than 16 columns"),
+    (["--k", "2000"], r"--k 2000 needs more than 2000 columns \(the sheet has 1024\)"),
 ])
 def test_bench_sharding_refuses_bad_arguments(tmp_path, args, match):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_sharding.py"), *args],
