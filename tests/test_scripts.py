@@ -283,3 +283,43 @@ def test_analyze_prints_undefined_metrics_as_na_with_the_reason(tiny_run, tmp_pa
     assert any(n.startswith("modularity: Q_z n/a") for n in m["notes"])
     assert m["modularity"]["Q_z"] is None  # undefined: null, which strict parsers read
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging dir is gone
+
+
+def test_bench_sharding_small(tmp_path):
+    """Communication, memory and time: one process and two (gloo) of a 256-column sheet."""
+    out = run([str(ROOT / "scripts" / "bench_sharding.py"), "communication", "memory", "time",
+               "--scale", "0.01", "--geometries", "grid", "random", "--parts", "2", "4",
+               "--columns", "256", "--channels", "8", "--batch", "2", "--repeats", "1",
+               "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "| grid 30x30, knn 8 | 900 | 7,200 | 4 | sfc |" in out
+    text = (tmp_path / "b.md").read_text()
+    for part in ("communication", "memory", "time"):
+        assert text.count(f"<!-- sharding-{part} -->") == 1, part
+    # each of 2 processes holds half the columns' parameters, gradients and AdamW state
+    assert len(re.findall(r"\| 2 \| [01] \| 128 \| .* \| \*\*50\.\d%\*\* \|", text)) == 2, text
+    assert re.search(r"\| 1 \| \d+ \| [\d.]+ \| \*\*1\.00x\*\* \| \d+% \|", text)  # P = 1
+    assert "failed" not in text and "killed" not in text
+
+
+def test_bench_sharding_projection_small(tmp_path):
+    out = run([str(ROOT / "scripts" / "bench_sharding.py"), "projection", "--scale", "0.01",
+               "--geometries", "grid", "random", "--parts", "2", "--projection-columns", "64",
+               "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "[communication]" in out  # the halos it needs, measured first
+    text = (tmp_path / "b.md").read_text()
+    assert "ARITHMETIC, NOT MEASUREMENT" in text and "| 10^7 | 256 | 39,062 |" in text
+    assert "41,612 per column" in text  # the default Columnformer at C = 64, 12 inputs
+    assert "| 1 (no halo) |" in text and "failed" not in text
+
+
+@pytest.mark.parametrize("args, match", [
+    (["nope"], "unknown part"), (["--parts", "0"], "must be an integer >= 1"),
+    (["--scale", "-1"], "--scale must be a finite number > 0"),
+    (["projection", "--geometries", "grid"], "projection needs the geometries random"),
+    (["--columns", "9", "--k", "16"], "--k 16 needs more than 16 columns"),
+    (["--k", "2000"], r"--k 2000 needs more than 2000 columns \(the sheet has 1024\)"),
+])
+def test_bench_sharding_refuses_bad_arguments(tmp_path, args, match):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_sharding.py"), *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and re.search(match, proc.stderr), proc.stderr
