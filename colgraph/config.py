@@ -490,9 +490,6 @@ def _check_across_groups(groups: dict[str, Any]) -> None:
     with Checks() as check:
         if parallel is not None and parallel.columns > 1:  # not on a sharded sheet yet
             sharded = f"on a column-sharded sheet (parallel.columns={parallel.columns})"
-            check.refuse(plasticity is not None and plasticity.enabled,
-                         f"plasticity={getattr(plasticity, 'name', '')} does not run {sharded} "
-                         f"yet: use plasticity=none, or parallel.columns=1.")
             check.refuse(scale is not None and scale.area is not None,
                          f"scale.area (adding columns) is refused {sharded}: the partition "
                          f"would have to move. Grow the sheet with parallel.columns=1.")

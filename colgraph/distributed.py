@@ -160,6 +160,15 @@ class Distributed:
         dist.all_reduce(out)
         return out.div_(self.world).to(t.device)
 
+    def data_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of ``t`` over the data groups (the processes that hold the same columns:
+        e.g. their edges' attention statistics); ``t`` itself when there is one."""
+        if self.data_world == 1:
+            return t
+        out = t.to(self.device, copy=True)
+        dist.all_reduce(out, group=self.data_group)
+        return out.div_(self.data_world).to(t.device)
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (a picklable value, e.g. a metrics dict)."""
         if not self.enabled:

@@ -137,15 +137,6 @@ def check_files(directory: str | Path, digests: dict[str, str]) -> None:
                             f"checkpoint.")
 
 
-def _edges_per_process(edges) -> list[int]:
-    """How many edges each process of the column group holds (one all-gather)."""
-    shard = edges.shard
-    device = collective_device(shard.group)
-    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(shard.parts)]
-    dist.all_gather(sizes, torch.tensor([edges.num_edges], device=device), group=shard.group)
-    return [int(n) for n in sizes]
-
-
 def _sharded(t: Tensor, offset: int, total: int, axis: int, shard) -> Any:
     from torch.distributed._shard.sharded_tensor import Shard, ShardMetadata, \
         init_from_local_shards
@@ -175,18 +166,21 @@ def _rows(model: nn.Module, optimizer: torch.optim.Optimizer | None
 
 
 def save_shards(directory: str | Path, model: nn.Module,
-                optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+                optimizer: torch.optim.Optimizer | None = None,
+                extra: dict[str, Tensor] | None = None) -> dict[str, Any]:
     """Write this process's rows of ``model`` (and ``optimizer``'s moments) into
     ``directory`` with DCP. A collective over the sheet's column group: call it on every
-    process of ONE group (the data-parallel replicas hold the same rows). Returns, on every
-    process, what loading needs: the files' SHA-256 digests and the sheet's edge pointer
-    (``edge_ptr [N + 1]``: where each column's incoming edges start in the whole edge list,
-    so that any range of columns finds its edge rows)."""
+    process of ONE group (the data-parallel replicas hold the same rows). ``extra``: more
+    per-edge tensors by name (a plasticity schedule's statistics). Returns, on every
+    process, what loading needs: the files' SHA-256 digests (on the first process) and the
+    sheet's edge pointer (``edge_ptr [N + 1]``: where each column's incoming edges start in
+    the whole edge list, so that any range of columns finds its edge rows)."""
     import torch.distributed.checkpoint as dcp
 
     rows, edges = _rows(model, optimizer)
+    rows.update({f"extra.{name}": (t, EDGE) for name, t in (extra or {}).items()})
     shard = edges.shard
-    per_process = _edges_per_process(edges)
+    per_process = shard.sizes(edges.num_edges)
     offsets = {COLUMN: shard.lo, EDGE: sum(per_process[:shard.rank])}
     totals = {COLUMN: shard.num_columns, EDGE: sum(per_process)}
     state = {}
@@ -210,16 +204,19 @@ def save_shards(directory: str | Path, model: nn.Module,
     digests = ({p.name: _sha256(p) for p in sorted(directory.iterdir())}
                if shard.rank == 0 else None)  # one process reads the files back
     moments = sorted(k for k in rows if k.startswith("optimizer."))
-    return {"files": digests, "edge_ptr": ptr, "moments": moments}
+    return {"files": digests, "edge_ptr": ptr, "moments": moments,
+            "extra": sorted(extra or {})}
 
 
 def load_shards(directory: str | Path, info: dict[str, Any], model: nn.Module,
-                optimizer: torch.optim.Optimizer | None = None) -> None:
+                optimizer: torch.optim.Optimizer | None = None, extra: bool = False
+                ) -> dict[str, Tensor] | None:
     """Fill ``model``'s rows from a sharded checkpoint for the columns this process owns
     now (any number of processes, one included: a whole sheet); with ``optimizer``, fill
     its moments instead (load the model first, build the optimizer on it, load its whole
     state, then its moments). ``info``: :func:`save_shards`' result. Files are checked
-    against their digests first; nothing read runs code."""
+    against their digests first; nothing read runs code. ``extra=True``: return the
+    extra per-edge tensors :func:`save_shards` was given (this process's rows) instead."""
     import torch.distributed.checkpoint as dcp
 
     check_files(directory, info["files"])
@@ -230,7 +227,10 @@ def load_shards(directory: str | Path, info: dict[str, Any], model: nn.Module,
         raise ShardsDamaged(f"The sharded checkpoint holds {ptr.numel() - 1} columns; this "
                             f"sheet has {shard.num_columns}.")
     first, last = int(ptr[shard.lo]), int(ptr[shard.hi])
-    if optimizer is None:
+    if extra:
+        wanted = {f"extra.{name}": EDGE for name in info.get("extra", ())}
+        like = {k: edges.length for k in wanted}
+    elif optimizer is None:
         wanted = {f"model.{k}": kind for k, kind in row_kinds(model)[0].items()}
         like = {f"model.{k}": t for k, t in model.state_dict().items()}
     else:
@@ -254,6 +254,8 @@ def load_shards(directory: str | Path, info: dict[str, Any], model: nn.Module,
                  process_group=shard.group if shard.enabled else None,
                  no_dist=not shard.enabled)
     loaded = {k: (v.local_shards()[0].tensor if shard.enabled else v) for k, v in state.items()}
+    if extra:
+        return {k[len("extra."):]: v for k, v in loaded.items()}
     if optimizer is None:
         model.load_state_dict({k[len("model."):]: v for k, v in loaded.items()}, strict=False)
         return
@@ -286,7 +288,8 @@ def optimizer_whole_part(model: nn.Module, optimizer: torch.optim.Optimizer
 
 
 def save_run_shards(run_dir: Path, step: int, model: nn.Module,
-                    optimizer: torch.optim.Optimizer, data_rank: int) -> dict[str, Any] | None:
+                    optimizer: torch.optim.Optimizer, data_rank: int,
+                    extra: dict[str, Tensor] | None = None) -> dict[str, Any] | None:
     """The shards of a run's checkpoint at ``step``: written into
     ``RUN_DIR/checkpoint-step<step>.shards`` by the processes of data group 0 (the others
     hold the same rows); returns, on rank 0, the ``shards`` entry for the checkpoint file.
@@ -303,7 +306,7 @@ def save_run_shards(run_dir: Path, step: int, model: nn.Module,
             shutil.rmtree(tmp)
         dist.barrier(group=shard.group)
         try:
-            info = save_shards(tmp, model, optimizer)
+            info = save_shards(tmp, model, optimizer, extra)
             if shard.rank == 0:
                 import shutil
 
@@ -329,9 +332,10 @@ def remove_old_shards(run_dir: Path, keep: str) -> None:
 
 
 def load_run_shards(checkpoint: dict[str, Any], model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Fill ``model`` (or ``optimizer``'s moments) from the shards a checkpoint names, for
-    the columns this process owns (see :func:`load_shards`)."""
+                    optimizer: torch.optim.Optimizer | None = None, extra: bool = False
+                    ) -> dict[str, Tensor] | None:
+    """Fill ``model`` (or ``optimizer``'s moments, or return the extra tensors) from the
+    shards a checkpoint names, for the columns this process owns (see :func:`load_shards`)."""
     info = checkpoint["shards"]
     directory = Path(checkpoint["path"]).parent / info["dir"]
-    load_shards(directory, info, model, optimizer)
+    return load_shards(directory, info, model, optimizer, extra)

@@ -173,6 +173,32 @@ class ColumnShard:
         dist.all_reduce(t, group=self.group)
         return int(t)
 
+    def sizes(self, n: int) -> list[int]:
+        """Every process's ``n`` (e.g. how many edges it holds), in rank order."""
+        if not self.enabled:
+            return [n]
+        device = collective_device(self.group)
+        out = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(self.parts)]
+        dist.all_gather(out, torch.tensor([n], device=device), group=self.group)
+        return [int(v) for v in out]
+
+    def gather(self, t: Tensor, dim: int = 0) -> Tensor | None:
+        """Every process's ``t`` concatenated along ``dim`` in rank order (its columns' or
+        edges' rows: the whole sheet's) on the group's first process, ``None`` on the
+        others; ``t`` itself on one process. The shapes may differ along ``dim`` only."""
+        if not self.enabled:
+            return t
+        sizes = self.sizes(t.size(dim))
+        pad = list(t.shape)
+        pad[dim] = max(sizes) - t.size(dim)
+        padded = torch.cat([t, t.new_zeros(pad)], dim).contiguous() if pad[dim] else \
+            t.contiguous()
+        pieces = [torch.empty_like(padded) for _ in sizes] if self.rank == 0 else None
+        dist.gather(padded, pieces, group=self.group, group_dst=0)
+        if self.rank:
+            return None
+        return torch.cat([p.narrow(dim, 0, n) for p, n in zip(pieces, sizes)], dim)
+
     def loss(self, loss: Tensor) -> Tensor:
         """What this process back-propagates of the group's (equal) ``loss``:
         ``loss / P``, so gradients summed over the group equal one process's."""

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["owned_state", "owned_optimizer_state", "renumber_state", "renumber_optimizer_state",
-           "rows_for"]
+           "rows_for", "owned_edge_rows"]
 
 COLUMN, EDGE, EDGE_LIST = "column", "edge", "edge list"
 
@@ -161,3 +161,18 @@ def rows_for(saved: Tensor | None, wanted: Tensor | None) -> Tensor | None:
     n = (saved if saved is not None else wanted).numel()
     inverse = torch.argsort(saved) if saved is not None else torch.arange(n)
     return inverse[wanted] if wanted is not None else inverse
+
+
+def owned_edge_rows(model: nn.Module, t: Tensor, whole_index: Tensor,
+                    order: Tensor | None = None) -> Tensor:
+    """This process's rows of a whole sheet's per-edge tensor ``t`` (rows in the order of
+    ``whole_index``), moved into ``model``'s column order first when ``order`` is given
+    (see :func:`renumber_state`): e.g. a plasticity schedule's statistics."""
+    if order is not None:
+        whole_index, perm = _edge_permutation(whole_index, order)
+        t = t[perm.to(t.device)]
+    if not _sharded(model):
+        return t
+    _, _, edges = row_kinds(model)
+    first, last = _edge_range(edges, whole_index)
+    return t[first:last]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..geometry import measure
 from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
 from ..validation import Checks, unread_settings
@@ -184,6 +185,10 @@ class Plasticity:
         config: a :class:`PlasticityConfig`.
         total_steps: the length of training (default ``stop`` = 3/4 of it).
         optimizer: the optimizer whose per-edge state is edited with the edges.
+        ranks: the processes of a multi-process run (:class:`colgraph.distributed.Distributed`).
+        order: ``[N]`` original id of each column when the sheet was renumbered (a
+            partition, :mod:`colgraph.parallel`): decisions are made in the original ids,
+            so the learned wiring does not depend on how the sheet is split.
 
     Example:
         >>> from colgraph import Columnformer
@@ -198,12 +203,14 @@ class Plasticity:
     """
 
     def __init__(self, model: Any, config: PlasticityConfig, total_steps: int,
-                 optimizer: torch.optim.Optimizer | None = None, ranks: Any = None) -> None:
+                 optimizer: torch.optim.Optimizer | None = None, ranks: Any = None,
+                 order: Tensor | None = None) -> None:
         self.model = getattr(model, "columnformer", model)
         self.config, self.optimizer = config, optimizer
         # data-parallel ranks (colgraph.distributed.Distributed): attention statistics are
         # averaged over them and rank 0's prune / grow decision is applied on every rank
         self.ranks = ranks
+        self.order = order
         self.edges = self.model.edges
         self.edges.check()
         self.prune_rule: Rule = PRUNE_CRITERIA.lookup(config.prune)
@@ -215,7 +222,7 @@ class Plasticity:
         _warn_if_lengths_are_not_metric(self.edges)
         self._tree = None
         self.lam = config.lam or self._column_spacing() * 2.0
-        self.initial_edges = self.edges.num_edges
+        self.initial_edges = self.edges.shard.total(self.edges.num_edges)  # the whole sheet's
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.last_update = -1
@@ -258,10 +265,11 @@ class Plasticity:
             return c.drop_fraction * (1 - progress)
         return c.drop_fraction
 
-    def target_edges(self, step: int) -> int:
+    def target_edges(self, step: int, current: int) -> int:
+        """The sheet's edge budget at ``step`` (``current``: its edges now)."""
         c = self.config
         if c.budget == "constant":
-            return self.edges.num_edges
+            return current
         progress = min(1.0, max(0.0, (step - c.start) / max(1, self.stop - c.start)))
         return round(self.initial_edges * (1 + (c.target_density - 1) * progress))
 
@@ -280,7 +288,7 @@ class Plasticity:
             return
         current = torch.stack([a.detach() for a in attention]).mean((0, 2))  # (E,)
         if self.ranks is not None and self.ranks.enabled:
-            current = self.ranks.mean_tensor(current)  # the whole global batch's attention
+            current = self.ranks.data_mean(current)  # the whole global batch's attention
         self.attention.mul_(self.config.ema).add_(current.float(), alpha=1 - self.config.ema)
 
     # ------------------------------------------------------------------ update
@@ -297,39 +305,91 @@ class Plasticity:
         """One prune + grow update (see the module docstring); returns statistics."""
         edges = self.edges
         edges.check()
-        if self.ranks is not None and self.ranks.enabled:
-            # rank 0 decides (its random draws and, for gradient rules, its records); every
-            # rank applies the same edit, so the wiring is identical everywhere
-            keep, add = self.ranks.broadcast(self._decide(step, records)
-                                             if self.ranks.is_main else None)
-            return self._apply(step, keep.to(edges.index.device), add.to(edges.index.device))
-        return self._apply(step, *self._decide(step, records))
+        if self.ranks is None or not self.ranks.enabled:
+            return self._apply(step, *self._decide_whole(step, *self._whole(records)))
+        # rank 0 decides for the whole sheet (its random draws and, for gradient rules, its
+        # records; on a column-sharded sheet, from every process's rows of the statistics);
+        # every process applies the same edit to its own edges, so the wiring is the one a
+        # single process would have
+        whole = self._whole(records) if self.ranks.data_rank == 0 else None
+        keep, add = self.ranks.broadcast(self._decide_whole(step, *whole)
+                                         if self.ranks.is_main else None)
+        keep, add = keep.to(edges.index.device), add.to(edges.index.device)
+        shard = edges.shard
+        if shard.enabled:  # this process's part of the edit: its edges, its columns' inputs
+            first = sum(shard.sizes(edges.num_edges)[:shard.rank])
+            keep = keep[first:first + edges.num_edges]
+            add = add[:, (add[1] >= shard.lo) & (add[1] < shard.hi)]
+        return self._apply(step, keep, add)
 
-    def _decide(self, step: int, records: list[dict[str, Tensor]] | None
+    def _whole(self, records: list[dict[str, Tensor]] | None) -> tuple:
+        """What a decision reads, of the whole sheet: ``(records, index, attention, biases,
+        length)``, gathered on the first process of a column-sharded sheet's group
+        (``None`` for each on the others)."""
+        shard, edges = self.edges.shard, self.edges
+        gathered = [shard.gather(edges.index, 1), shard.gather(self.attention),
+                    shard.gather(self._biases(), 1), shard.gather(edges.length)]
+        if records is not None and shard.enabled:
+            records = [{k: None if v is None else shard.gather(v) for k, v in r.items()}
+                       for r in records]
+        return (records, *gathered)
+
+    def _decide_whole(self, step: int, records: list[dict[str, Tensor]] | None,
+                      index: Tensor, attention: Tensor, biases: Tensor, length: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+        """:meth:`_decide` for the whole sheet, in the columns' original ids when the sheet
+        was renumbered (then translated back: ``keep`` in this sheet's edge order, ``add``
+        in its ids)."""
+        edges = self.edges
+        inputs, outputs = self.model.input_index, self.model.output_index
+        if self.order is None:
+            return self._decide(step, records, index, attention, biases, length, edges.pos,
+                                inputs, outputs, edges.measure, self._position_tree())
+        order = self.order.to(index.device)
+        inverse = torch.argsort(order)
+        original = order[index]
+        perm = torch.argsort(original[1] * edges.num_columns + original[0])  # canonical
+        pos = edges.pos[inverse.to(edges.pos.device)]  # original column j at row j
+        if records is not None:
+            records = [{k: None if v is None else v[inverse.to(v.device)] for k, v in r.items()}
+                       for r in records]
+        keep, add = self._decide(
+            step, records, original[:, perm], attention[perm], biases[:, perm], length[perm],
+            pos, order[inputs], order[outputs],
+            lambda s, t: measure(pos, s, t, edges.metric, edges.period),
+            self._position_tree(pos))
+        mine = torch.empty_like(keep)
+        mine[perm] = keep
+        return mine, inverse[add]
+
+    def _decide(self, step: int, records: list[dict[str, Tensor]] | None, index: Tensor,
+                attention: Tensor, biases: Tensor, length: Tensor, pos: Tensor,
+                inputs: Tensor, outputs: Tensor, length_fn: Any, tree: Any
                 ) -> tuple[Tensor, Tensor]:
-        """Which edges stay (``keep [E]``) and which are added (``add [2, A]``)."""
+        """Which edges of the whole sheet ``index [2, E]`` stay (``keep [E]``) and which are
+        added (``add [2, A]``), from their ``attention`` statistics, ``biases [S, E, H]``
+        and ``length``; columns at ``pos``, input / output areas ``inputs`` / ``outputs``,
+        new edges measured with ``length_fn``, ``tree`` a KD-tree over ``pos``."""
         c, edges = self.config, self.edges
-        E, N = edges.num_edges, edges.num_columns
-        index = edges.index
+        E, N = index.size(1), edges.num_columns
         n_drop = round(self.drop_fraction(step) * E)
-        target = self.target_edges(step)
+        target = self.target_edges(step, E)
         n_drop = max(n_drop, E - target)  # shrinking budget: drop the excess too
-        score = prune_scores(self.prune_rule, index, N, bias=self._biases(),
-                             attention=self.attention, length=edges.length,
+        score = prune_scores(self.prune_rule, index, N, bias=biases,
+                             attention=attention, length=length,
                              generator=self.generator, **self._settings(self.prune_rule))
         protect = None
         if c.keep_reachable:
-            protect = reachability_edges(index, N, self.model.input_index,
-                                         self.model.output_index, score)
+            protect = reachability_edges(index, N, inputs, outputs, score)
         keep = select_prune(score, index, N, n_drop, c.min_in_degree, protect)
         dropped = int((~keep).sum())
         n_grow = max(0, target - (E - dropped))
         add = index.new_empty(2, 0)
         for _ in range(3):  # samplers may fall short on crowded columns: draw the rest again
             more = grow_edges(self.grow_rule, n_grow - add.size(1), torch.cat([index, add], 1),
-                              edges.pos, rng=self.rng, period=edges.period,
-                              length_fn=edges.measure, records=records,
-                              tree=self._position_tree(), **self._settings(self.grow_rule))
+                              pos, rng=self.rng, period=edges.period,
+                              length_fn=length_fn, records=records,
+                              tree=tree, **self._settings(self.grow_rule))
             add = torch.cat([add, more], 1)
             if add.size(1) >= n_grow or more.size(1) == 0:
                 break
@@ -341,12 +401,17 @@ class Plasticity:
         edit = edges.edit(keep, add, optimizer=self.optimizer, min_in_degree=c.min_in_degree,
                           new_rows=new_rows)
         self.last_update = step
-        wl = float(wiring_length([self.attention.unsqueeze(1)], edges.index, edges.length))
-        return {"step": step, "removed": edit.num_removed, "added": edit.num_added,
-                "edges": edges.num_edges, "drop_fraction": self.drop_fraction(step),
-                "mean_edge_length": float(edges.length.mean()),
-                "added_mean_length": float(edges.length[edit.added_position].mean())
-                if edit.num_added else float("nan"),
+        shard = edges.shard  # the whole sheet's statistics (sums over a sharded sheet)
+        wl = float(wiring_length([self.attention.unsqueeze(1)], edges.index, edges.length,
+                                 shard=shard))
+        added = shard.total(edit.num_added)
+        grown = edges.length[edit.added_position]
+        return {"step": step, "removed": shard.total(edit.num_removed), "added": added,
+                "edges": shard.total(edges.num_edges), "drop_fraction": self.drop_fraction(step),
+                "mean_edge_length": float(shard.mean(edges.length)),
+                "added_mean_length": float(grown.mean() if not shard.enabled else
+                                           shard.sum(grown.sum()) / added)
+                if added else float("nan"),
                 "attention_weighted_length": wl}
 
     def _settings(self, rule: Rule) -> dict[str, Any]:
@@ -355,8 +420,11 @@ class Plasticity:
         values = {**asdict(self.config), "lam": self.lam}
         return {k: values[k] for k in rule.settings if k in values}
 
-    def _position_tree(self):
-        """A KD-tree over the current positions (cached until the sheet grows)."""
+    def _position_tree(self, pos: Tensor | None = None):
+        """A KD-tree over the current positions (cached until the sheet grows), or over
+        ``pos`` (the columns in their original order, see ``order``)."""
+        if pos is not None:
+            return position_tree(pos, self.edges.period)
         if self._tree is None or self._tree[1].shape[0] != self.edges.num_columns:
             self._tree = position_tree(self.edges.pos, self.edges.period)
         return self._tree

@@ -24,7 +24,8 @@ from ..geometry import Geometry, build_geometry
 from ..parallel import Partition, owned_optimizer_state, owned_state, partition
 from ..parallel.checkpoint import (load_run_shards, optimizer_whole_part, save_run_shards,
                                    whole_part)
-from ..parallel.state import renumber_optimizer_state, renumber_state, rows_for
+from ..parallel.state import (owned_edge_rows, renumber_optimizer_state, renumber_state,
+                              rows_for)
 from ..plasticity import Plasticity
 from ..restore import build_model, load_task_data
 from ..tasks import Task
@@ -124,19 +125,24 @@ class Run:
         wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata.
         A collective (the epoch's sums of every rank): call it on every rank."""
         model, optimizer, shards = self.model.state_dict(), self.optimizer.state_dict(), None
+        plasticity = self.plasticity.state_dict() if self.plasticity else None
         if self.model.columnformer.shard.enabled:  # each process writes its rows (DCP); the
             # file keeps the rest and names the shards
+            extra = {} if plasticity is None else {"plasticity.attention":
+                                                   self.plasticity.attention}
             shards = save_run_shards(self.run_dir, self.state.step, self.model,
-                                     self.optimizer, self.ranks.data_rank)
+                                     self.optimizer, self.ranks.data_rank, extra)
             model = whole_part(self.model, model)
             optimizer = optimizer_whole_part(self.model, self.optimizer)
+            if plasticity is not None:
+                plasticity["attention"] = None  # in the shards
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
                 **self._geometry_entries,
                 "partition": None if self.partition is None else self.partition.state_dict(),
                 "shards": shards, "model": model, "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
-                "plasticity": self.plasticity.state_dict() if self.plasticity else None,
+                "plasticity": plasticity,
                 "metrics": self.metrics, "task": self.model.spec()}
 
 
@@ -175,6 +181,8 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     model = build_model(cfg, sheet, data.sample_shape, data.num_classes, shard).to(device)
     wanted = None if part is None else part.order
     # before the optimizer: edited wiring replaces per-edge parameters
+    if resume is not None:  # the whole sheet's edges as saved (before any move)
+        saved_edges = resume["model"].get(EDGE_LIST_KEY)
     moved = _restore_model(model, resume, wanted) if resume is not None else None
     if source is not None:
         _restore_model(model, source, wanted, init=True)
@@ -198,11 +206,18 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
                              f"({cfg.train.batch_size}; the run used "
                              f"{resume['config']['train']['batch_size']}): keep its batch size.")
     plasticity = (Plasticity(model, plasticity_cfg, steps_per_epoch * cfg.train.epochs,
-                             optimizer, ranks) if plasticity_cfg.enabled else None)
+                             optimizer, ranks, order=wanted)
+                  if plasticity_cfg.enabled else None)
     state = RunState()
     if resume is not None:
         if plasticity is not None and resume.get("plasticity") is not None:
-            plasticity.load_state_dict(resume["plasticity"])
+            stats = resume["plasticity"]
+            if resume.get("shards") is not None:  # its attention statistics: this process's
+                attention = load_run_shards(resume, model, extra=True)["plasticity.attention"]
+            else:  # a whole sheet's, in the checkpoint's column order
+                attention = owned_edge_rows(model, stats["attention"], saved_edges,
+                                            None if moved is None else moved[0])
+            plasticity.load_state_dict({**stats, "attention": attention})
         state.load_state_dict(resume, ranks.is_main)  # position, sums, random generators
         if ranks.is_main:
             log.info(f"Resumed from {resume['path']} at epoch {state.epoch}, step "

@@ -87,14 +87,14 @@ def _same_run(one, other, atol=2e-5):
                 assert abs(float(x) - float(y)) < 1e-4, (name, x, y)
 
 
-def _from_step_one(tmp_path, name, world):
+def _from_step_one(tmp_path, name, world, extra=()):
     """A one-process run's first step, continued to step 5 on ``world`` processes that
     share the sheet (the same initial weights: a sheet built on shards draws its own)."""
-    first = tmp_path / "first"
-    if not first.exists():
+    first, base = tmp_path / "first", BASE + list(extra)
+    if not first.exists():  # (``extra`` from the resume on: e.g. a plasticity schedule)
         train(compose(BASE + ["train.max_steps=1"]), first)
-        train(compose(BASE + [f"train.resume={first}"]), tmp_path / "one")
-    _spawn(BASE + ["parallel.columns=2", f"train.resume={first}"], tmp_path / name, world)
+        train(compose(base + [f"train.resume={first}"]), tmp_path / "one")
+    _spawn(base + ["parallel.columns=2", f"train.resume={first}"], tmp_path / name, world)
     # each process of the sheet wrote its rows: one shard directory, the checkpoint's
     shards = sorted(p.name for p in (tmp_path / name).glob("checkpoint-step*"))
     assert shards == ["checkpoint-step000000005.shards"]
@@ -133,6 +133,27 @@ def test_two_data_groups_of_two_column_shards_follow_one_process(tmp_path):
     _from_step_one(tmp_path, "mesh", 4)
 
 
+@pytest.mark.parametrize("rule", ["rigl", "set"])
+def test_learned_wiring_on_a_sharded_sheet_follows_one_process(tmp_path, rule):
+    """Prune and grow (updates at steps 2 and 4) on 2 processes sharing the sheet: rank 0
+    decides from every process's statistics (rigl: gradient records), each applies its
+    part; the edges, every parameter and plasticity.csv equal one process's, and the
+    schedule's statistics resume from the shards."""
+    plastic = [f"plasticity={rule}", "plasticity.every=2", "plasticity.stop=6"]
+    _from_step_one(tmp_path, "two", 2, plastic)
+    rows = [(tmp_path / d / "plasticity.csv").read_text().splitlines() for d in ("one", "two")]
+    assert len(rows[0]) >= 3 and len(rows[0]) == len(rows[1])
+    for a, b in zip(rows[0][1:], rows[1][1:]):
+        for x, y in zip(a.split(",")[:5], b.split(",")[:5]):  # step, removed, added, edges...
+            assert abs(float(x) - float(y)) < 1e-6, (a, b)
+    more = BASE + plastic + ["train.max_steps=7", "parallel.columns=2",
+                             f"train.resume={tmp_path / 'two'}"]
+    _spawn(more, tmp_path / "two", 2)  # resumes the schedule's statistics from its shards
+    train(compose(BASE + plastic + ["train.max_steps=7", f"train.resume={tmp_path / 'one'}"]),
+          tmp_path / "one")
+    _same_run(tmp_path / "one", tmp_path / "two")
+
+
 def test_a_world_that_the_column_groups_do_not_divide_is_refused(tmp_path):
     with pytest.raises(Exception, match="do not divide the 2 processes"):
         _spawn(BASE + ["parallel.columns=3"], tmp_path / "bad", 2)
@@ -142,7 +163,6 @@ def test_a_world_that_the_column_groups_do_not_divide_is_refused(tmp_path):
     (["parallel.columns=0"], "parallel.columns must be >= 1"),
     (["parallel.partition=kl"], "parallel.partition"),
     (["parallel.partition=metis"], "no effect with parallel.columns=1"),
-    (["parallel.columns=2", "plasticity=rigl"], "plasticity=rigl does not run"),
     (["parallel.columns=2", "scale.area=input", "scale.at_step=2"], "scale.area"),
     (["parallel.columns=2", "smoothness.weight=0.1"], "smoothness.weight > 0 does not run"),
     (["parallel.columns=2", "train.connectome_every=1"], "connectome_every does not run"),
