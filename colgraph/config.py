@@ -486,16 +486,13 @@ def _check_across_groups(groups: dict[str, Any]) -> None:
     passed their own checks)."""
     model, task, train = (groups.get(g) for g in ("model", "task", "train"))
     plasticity, scale = groups.get("plasticity"), groups.get("scale")
-    parallel, smoothness = groups.get("parallel"), groups.get("smoothness")
+    parallel = groups.get("parallel")
     with Checks() as check:
         if parallel is not None and parallel.columns > 1:  # not on a sharded sheet yet
             sharded = f"on a column-sharded sheet (parallel.columns={parallel.columns})"
             check.refuse(scale is not None and scale.area is not None,
                          f"scale.area (adding columns) is refused {sharded}: the partition "
                          f"would have to move. Grow the sheet with parallel.columns=1.")
-            check.refuse(smoothness is not None and smoothness.weight > 0,
-                         f"smoothness.weight > 0 does not run {sharded} yet: set "
-                         f"smoothness.weight=0, or parallel.columns=1.")
             check.refuse(train is not None and train.connectome_every > 0,
                          f"train.connectome_every does not run {sharded} yet (a snapshot "
                          f"needs the whole sheet): set train.connectome_every=0 and export "

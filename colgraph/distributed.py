@@ -97,12 +97,12 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def column_shard(self, bounds: torch.Tensor):
+    def column_shard(self, bounds: torch.Tensor, order: torch.Tensor | None = None):
         """This process's :class:`~colgraph.parallel.ColumnShard` of a sheet split at
-        ``bounds`` over its column group."""
+        ``bounds`` over its column group (``order``: the columns' original ids)."""
         from .parallel import ColumnShard
 
-        return ColumnShard(bounds, self.column_rank, self.column_group)
+        return ColumnShard(bounds, self.column_rank, self.column_group, order)
 
     def shard(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """This data group's contiguous share of a global batch (shares differ by at most
@@ -122,9 +122,6 @@ class Distributed:
 
         if self.data_rank:
             torch.manual_seed(int(np.random.SeedSequence([seed, self.data_rank, step])
-                                  .generate_state(1)[0]))
-        elif self.columns > 1:  # building drew each process's own rows: the same stream again
-            torch.manual_seed(int(np.random.SeedSequence([seed, 0, step, 1])
                                   .generate_state(1)[0]))
 
     def wrap(self, model: nn.Module) -> nn.Module:

@@ -20,8 +20,8 @@ from .geometry import Geometry
 from .parallel.shard import ColumnShard
 from .validation import (Checks, check_types, non_negative, one_of, positive, require,
                          unread_settings)
-from .nn import (KERNELS, SHARING, ColumnAttention, ColumnLayerNorm, ColumnLinear, ColumnMLP, SheetEdges,
-                 Sharing)
+from .nn import (KERNELS, SHARING, ColumnAttention, ColumnDropout, ColumnLayerNorm, ColumnLinear,
+                 ColumnMLP, SheetEdges, Sharing)
 
 __all__ = ["Block", "ColumnformerConfig", "ColumnformerOutput", "Activity", "Columnformer",
            "column_groups"]
@@ -326,8 +326,15 @@ class Columnformer(nn.Module):
         if slots is not None:
             tokens = tokens.index_select(1 if frames else 0, slots)
         out_rows, _ = self.shard.owned(self.output_index)
+        if not self._draws():  # nothing random inside: the shared stream is untouched
+            return self._run(tokens, rows, out_rows, frames, need_attention)
         with self.shard.own_random(tokens.device):  # per-process dropout masks, if sharded
             return self._run(tokens, rows, out_rows, frames, need_attention)
+
+    def _draws(self) -> bool:
+        """Whether a forward pass draws random numbers (dropout in training mode)."""
+        return self.training and any(isinstance(m, ColumnDropout) and m.p > 0
+                                     for m in self.modules())
 
     def _run(self, tokens: Tensor, rows: Tensor, out_rows: Tensor, frames: bool,
              need_attention: bool) -> ColumnformerOutput:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from .parallel.shard import ColumnShard
+from .parallel.shard import ColumnShard, HaloPlan, exchange
 
 WHOLE = ColumnShard.whole(1)  # one process: every reduction is the identity
 
@@ -53,13 +53,9 @@ def total_loss(cfg: Any, loss: Tensor, out: Any, edges: Any, radius: float) -> T
                                              shard=edges.shard)
     s = cfg.smoothness
     if s.weight:
-        if edges.shard.enabled:
-            raise NotImplementedError("smoothness.weight > 0 is not available on a "
-                                      "column-sharded sheet yet: set smoothness.weight=0 or "
-                                      "train on one process per sheet (parallel.columns=1).")
         loss = loss + s.weight * smoothness_loss(
             out.state, edges.index, edges.length, edges.pos, radius, s.temperature,
-            s.negatives, period=edges.period, metric=edges.metric)
+            s.negatives, period=edges.period, metric=edges.metric, shard=edges.shard)
     if cfg.sparsity.weight:
         loss = loss + cfg.sparsity.weight * out.activity.l1
     return loss
@@ -142,7 +138,7 @@ def distant_pairs(pos: Tensor, num: int, radius: float, generator: torch.Generat
 def smoothness_loss(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos: Tensor,
                     radius: float, temperature: float = 0.1, negatives: int = 8,
                     generator: torch.Generator | None = None, period: Tensor | None = None,
-                    metric: str = "euclidean") -> Tensor:
+                    metric: str = "euclidean", shard: ColumnShard | None = None) -> Tensor:
     """Local contrastive loss on column responses (InfoNCE over the sheet).
 
     For every column ``a`` with neighbours (its incoming edges no longer than ``radius``)::
@@ -154,7 +150,9 @@ def smoothness_loss(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos:
     column farther than ``radius``. Neighbours that respond identically while distant
     columns respond oppositely give a loss near 0; a sheet whose responses ignore position
     gives about ``log(1 + negatives / neighbours)`` or more. Mean over columns with
-    neighbours.
+    neighbours. ``shard``: on a column-sharded sheet, this process's
+    :class:`~colgraph.parallel.ColumnShard` (``state`` and the edges are its columns'; the
+    partners' responses come from their owners): the result is the whole sheet's.
 
     Example:
         >>> from colgraph.geometry import line, knn
@@ -165,55 +163,92 @@ def smoothness_loss(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos:
     """
     from torch_geometric.utils import scatter
 
+    shard = shard or WHOLE
     z = column_responses(state)  # (N, D)
     near = edge_length <= radius
     src, dst = edge_index[0, near], edge_index[1, near]
-    if src.numel() == 0:
+    if shard.total(src.numel()) == 0:
         raise ValueError(f"smoothness.radius={radius} is shorter than every edge of the sheet, "
                          f"so no column has neighbours. Raise smoothness.radius (the shortest "
-                         f"edge is {float(edge_length.min()):.3g}).")
-    neg = distant_pairs(pos, negatives, radius, generator, period, metric)
-    anchor = torch.cat([dst, neg[0]])
-    partner = torch.cat([src, neg[1]])
+                         f"edge is {float(-shard.amax(-edge_length.view(1, -1), 1)):.3g}).")
+    neg = _random_pairs(pos, shard, lambda p: distant_pairs(p, negatives, radius, generator,
+                                                            period, metric))
+    anchor, partner = torch.cat([dst, neg[0]]), torch.cat([src, neg[1]])
+    z, partner, anchor = _partners(z, partner, anchor, shard)
     logit = (z[anchor] * z[partner]).sum(1) / temperature  # (P,)
-    n = z.size(0)
-    is_pos = torch.cat([torch.ones_like(src, dtype=torch.bool),
-                        torch.zeros_like(neg[0], dtype=torch.bool)])
+    n = shard.num_owned if shard.enabled else z.size(0)
+    is_pos = torch.arange(anchor.numel(), device=anchor.device) < src.numel()  # edges first
+    # (a process's edges all end at its own columns: its pairs start with them)
     top = scatter(logit.detach(), anchor, 0, dim_size=n, reduce="max")  # stable logsumexp
     e = (logit - top[anchor]).exp()
     all_sum = scatter(e, anchor, 0, dim_size=n, reduce="sum")
     pos_sum = scatter(e * is_pos, anchor, 0, dim_size=n, reduce="sum")
     has = pos_sum > 0
-    return (all_sum[has].log() - pos_sum[has].log()).mean()
+    return shard.mean(all_sum[has].log() - pos_sum[has].log())
+
+
+def _random_pairs(pos: Tensor, shard: ColumnShard, draw) -> Tensor:
+    """``draw(pos)``'s random column pairs ``[2, P]``, drawn in the columns' original ids
+    on a renumbered sheet (``shard.order``) and returned in its ids, so that the pairs do
+    not depend on how the sheet is split."""
+    if shard.order is None:
+        return draw(pos)
+    inverse = shard.inverse.to(pos.device)
+    return inverse[draw(pos[inverse])]
+
+
+def _partners(z: Tensor, partner: Tensor, anchor: Tensor, shard: ColumnShard
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """Pairs ``partner -> anchor`` (column ids) of this process's anchors, with the rows of
+    ``z`` they read: on a column-sharded sheet the pairs whose anchor it owns, ``z`` extended
+    with the partners' rows from their owners (one plan + one exchange, differentiable) and
+    the ids made local; everything as it is on one process."""
+    if not shard.enabled:
+        return z, partner, anchor
+    mine = (anchor >= shard.lo) & (anchor < shard.hi)
+    plan = HaloPlan.build(torch.stack([partner[mine], anchor[mine]]), shard)
+    (z,) = exchange(plan, shard, z)
+    return z, plan.local_index[0], plan.local_index[1]
 
 
 @torch.no_grad()
 def topographic_smoothness(state: Tensor, edge_index: Tensor, edge_length: Tensor, pos: Tensor,
                            radius: float | None = None, pairs: int = 8,
                            generator: torch.Generator | None = None,
-                           period: Tensor | None = None, metric: str = "euclidean"
-                           ) -> dict[str, Tensor | float]:
+                           period: Tensor | None = None, metric: str = "euclidean",
+                           shard: ColumnShard | None = None) -> dict[str, Tensor | float]:
     """How topographic the sheet's responses are.
 
     Returns ``smoothness`` = mean response correlation of neighbours (edges no longer than
     ``radius``, default: all edges) minus that of ``pairs`` random partners per column
     (0: no topography; up to 2), and the raw ``distance`` / ``correlation`` of every pair
-    used (edges and random pairs) for a correlation-vs-distance figure.
+    used (edges and random pairs) for a correlation-vs-distance figure. ``shard``: as in
+    :func:`smoothness_loss` (``smoothness`` is the whole sheet's; the pairs are this
+    process's anchors').
     """
     from .geometry import measure
 
+    shard = shard or WHOLE
     z = column_responses(state)
     near = edge_length <= (radius if radius is not None else float("inf"))
     src, dst = edge_index[0, near], edge_index[1, near]
-    n = z.size(0)
-    anchor = torch.arange(n, device=z.device).repeat_interleave(pairs)
-    partner = torch.randint(0, n, (n * pairs,), generator=generator).to(z.device)
-    keep = partner != anchor
-    anchor, partner = anchor[keep], partner[keep]
-    c_near = (z[dst] * z[src]).sum(1)
-    c_rand = (z[anchor] * z[partner]).sum(1)
+    def draw(p: Tensor) -> Tensor:  # the whole sheet's: every process draws the same pairs
+        n = p.size(0)
+        anchor = torch.arange(n, device=z.device).repeat_interleave(pairs)
+        partner = torch.randint(0, n, (n * pairs,), generator=generator).to(z.device)
+        keep = partner != anchor
+        return torch.stack([anchor[keep], partner[keep]])
+
+    anchor, partner = _random_pairs(pos, shard, draw)
     d_rand = measure(pos, partner, anchor, metric, period)
-    return {"smoothness": float(c_near.mean() - c_rand.mean()) if c_near.numel() else 0.0,
+    if shard.enabled:
+        d_rand = d_rand[(anchor >= shard.lo) & (anchor < shard.hi)]
+    count = shard.total(src.numel())
+    zs, partner, anchor = _partners(z, torch.cat([src, partner]), torch.cat([dst, anchor]),
+                                    shard)
+    corr = (zs[anchor] * zs[partner]).sum(1)
+    c_near, c_rand = corr[:src.numel()], corr[src.numel():]
+    return {"smoothness": float(shard.mean(c_near) - shard.mean(c_rand)) if count else 0.0,
             "distance": torch.cat([edge_length[near], d_rand]),
             "correlation": torch.cat([c_near, c_rand])}
 

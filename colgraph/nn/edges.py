@@ -573,7 +573,9 @@ class SheetEdges(nn.Module):
         rewrite = _Rewrite(self._columns, N, lambda old, rows: torch.cat([old, rows.to(old)]),
                            lambda e: e.get().detach()[parent], lambda v: v[parent], optimizer)
         self.pos = all_pos
-        self.shard = ColumnShard.whole(self.num_columns)
+        order = self.shard.order  # new columns keep their ids as their original ones
+        self.shard = ColumnShard.whole(self.num_columns, None if order is None else torch.cat(
+            [order, torch.arange(N, self.num_columns)]))
         rewrite.commit()
         for e in self._columns:
             if isinstance(getattr(e.owner, "columns", None), int):
@@ -595,7 +597,9 @@ class SheetEdges(nn.Module):
         if pos is not None and pos.shape != self.pos.shape:
             n = pos.size(0)
             self.pos = self.pos.new_empty(pos.shape)
-            self.shard = ColumnShard.whole(n)  # a grown sheet is never sharded
+            order = self.shard.order  # a grown sheet is never sharded
+            self.shard = ColumnShard.whole(n, None if order is None else torch.cat(
+                [order, torch.arange(order.numel(), n)]))
             for entry in self._columns:
                 t = entry.get()
                 entry.set(t.detach().new_empty((n,) + t.shape[1:]))

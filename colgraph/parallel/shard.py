@@ -59,12 +59,16 @@ class ColumnShard:
             ``bounds[p]:bounds[p + 1]`` (after renumbering).
         rank: this process's rank in ``group``.
         group: the column group (``None``: the default group when ``P > 1``).
+        order: ``[N]`` the original id of each (renumbered) column, when the sheet was
+            renumbered by a partition: whatever is drawn at random over columns (plasticity's
+            choices, the smoothness loss's partners) is drawn in the original ids, so a run
+            does not depend on how its sheet is split.
 
     ``ColumnShard.whole(N)`` is one process owning every column.
     """
 
     def __init__(self, bounds: Tensor | Iterable[int], rank: int = 0,
-                 group: dist.ProcessGroup | None = None) -> None:
+                 group: dist.ProcessGroup | None = None, order: Tensor | None = None) -> None:
         bounds = torch.as_tensor(bounds, dtype=torch.long).cpu()
         if (bounds.dim() != 1 or bounds.numel() < 2 or int(bounds[0]) != 0
                 or bool((bounds.diff() < 1).any())):
@@ -76,11 +80,16 @@ class ColumnShard:
             raise ValueError(f"rank {rank} is outside the {parts} parts of the sheet.")
         self.bounds, self.rank, self.group = bounds, rank, group
         self.lo, self.hi = int(bounds[rank]), int(bounds[rank + 1])
+        if order is not None and order.shape != (int(bounds[-1]),):
+            raise ValueError(f"Expected the columns' original ids as an order of shape "
+                             f"[{int(bounds[-1])}], got {list(order.shape)}.")
+        self.order = None if order is None else order.long().cpu()
+        self.inverse = None if order is None else torch.argsort(self.order)
 
     @classmethod
-    def whole(cls, num_columns: int) -> "ColumnShard":
-        """One process that owns all ``num_columns`` columns."""
-        return cls([0, num_columns])
+    def whole(cls, num_columns: int, order: Tensor | None = None) -> "ColumnShard":
+        """One process that owns all ``num_columns`` columns (``order``: see above)."""
+        return cls([0, num_columns], order=order)
 
     @property
     def parts(self) -> int:
@@ -117,7 +126,8 @@ class ColumnShard:
         it, the default stream goes on alike on every process of the group. Whatever is
         drawn for the whole batch (masked-patch masks, augmentation) comes from the default
         stream, which the group shares, so every process sees the same batch. Nothing
-        changes on one process."""
+        changes on one process. (The model enters it only when its forward draws: without
+        dropout the shared stream advances exactly as on one process.)"""
         if not self.enabled:
             yield
             return

@@ -186,9 +186,10 @@ class Plasticity:
         total_steps: the length of training (default ``stop`` = 3/4 of it).
         optimizer: the optimizer whose per-edge state is edited with the edges.
         ranks: the processes of a multi-process run (:class:`colgraph.distributed.Distributed`).
-        order: ``[N]`` original id of each column when the sheet was renumbered (a
-            partition, :mod:`colgraph.parallel`): decisions are made in the original ids,
-            so the learned wiring does not depend on how the sheet is split.
+
+    On a renumbered sheet (a partition, :mod:`colgraph.parallel`; ``edges.shard.order``)
+    decisions are made in the columns' original ids, so the learned wiring does not depend
+    on how the sheet is split.
 
     Example:
         >>> from colgraph import Columnformer
@@ -203,14 +204,12 @@ class Plasticity:
     """
 
     def __init__(self, model: Any, config: PlasticityConfig, total_steps: int,
-                 optimizer: torch.optim.Optimizer | None = None, ranks: Any = None,
-                 order: Tensor | None = None) -> None:
+                 optimizer: torch.optim.Optimizer | None = None, ranks: Any = None) -> None:
         self.model = getattr(model, "columnformer", model)
         self.config, self.optimizer = config, optimizer
         # data-parallel ranks (colgraph.distributed.Distributed): attention statistics are
         # averaged over them and rank 0's prune / grow decision is applied on every rank
         self.ranks = ranks
-        self.order = order
         self.edges = self.model.edges
         self.edges.check()
         self.prune_rule: Rule = PRUNE_CRITERIA.lookup(config.prune)
@@ -342,11 +341,11 @@ class Plasticity:
         in its ids)."""
         edges = self.edges
         inputs, outputs = self.model.input_index, self.model.output_index
-        if self.order is None:
+        if edges.shard.order is None:
             return self._decide(step, records, index, attention, biases, length, edges.pos,
                                 inputs, outputs, edges.measure, self._position_tree())
-        order = self.order.to(index.device)
-        inverse = torch.argsort(order)
+        order = edges.shard.order.to(index.device)
+        inverse = edges.shard.inverse.to(index.device)
         original = order[index]
         perm = torch.argsort(original[1] * edges.num_columns + original[0])  # canonical
         pos = edges.pos[inverse.to(edges.pos.device)]  # original column j at row j

@@ -171,14 +171,17 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     check_geometry(checked, geometry, resumed=resume is not None)  # what this sheet makes unread
     part = split_sheet(geometry, checked["parallel"], resume)
     sheet = geometry if part is None else part.renumber(geometry)  # what the model is built on
-    shard = None if part is None else ranks.column_shard(part.bounds)
+    shard = None if part is None else ranks.column_shard(part.bounds, part.order)
     if resume is not None:
         check_resume_geometry(resume, cfg, geometry)
     if scale_cfg.area is not None:
         geometry.area(scale_cfg.area)  # an unknown area fails now, not at the step
     data = load_task_data(cfg)
     augment = Augment(**to_container(cfg.data.augment))
+    shared = torch.get_rng_state()
     model = build_model(cfg, sheet, data.sample_shape, data.num_classes, shard).to(device)
+    if shard is not None and shard.enabled:  # each process drew its own rows: the stream
+        torch.set_rng_state(shared)  # the processes of a sheet share is the same again
     wanted = None if part is None else part.order
     # before the optimizer: edited wiring replaces per-edge parameters
     if resume is not None:  # the whole sheet's edges as saved (before any move)
@@ -206,8 +209,7 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
                              f"({cfg.train.batch_size}; the run used "
                              f"{resume['config']['train']['batch_size']}): keep its batch size.")
     plasticity = (Plasticity(model, plasticity_cfg, steps_per_epoch * cfg.train.epochs,
-                             optimizer, ranks, order=wanted)
-                  if plasticity_cfg.enabled else None)
+                             optimizer, ranks) if plasticity_cfg.enabled else None)
     state = RunState()
     if resume is not None:
         if plasticity is not None and resume.get("plasticity") is not None:
@@ -228,7 +230,8 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
               geometry=geometry, data=data, augment=augment, model=model,
               optimizer=optimizer, scheduler=scheduler, plasticity=plasticity, state=state,
               steps_per_epoch=steps_per_epoch, partition=part,
-              radius=smoothness_radius(cfg, model.columnformer.edge_length))
+              radius=smoothness_radius(cfg, model.columnformer.edge_length,
+                                       model.columnformer.shard))
     if ranks.is_main:
         if _link_runs(run_dir, resume, run.say):  # the directory's logs are this run's
             _truncate_logs(run, resume)

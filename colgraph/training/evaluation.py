@@ -66,10 +66,17 @@ class Totals:
         self.n = int(state["n"]) if main else 0
 
 
-def smoothness_radius(cfg: Any, edge_length: torch.Tensor) -> float:
-    """``smoothness.radius``, or by default the median edge length of the sheet."""
+def smoothness_radius(cfg: Any, edge_length: torch.Tensor, shard: Any = None) -> float:
+    """``smoothness.radius``, or by default the median edge length of the sheet (the
+    whole sheet's, on a column-sharded one: ``shard``)."""
     r = cfg.smoothness.radius
-    return float(r) if r is not None else float(edge_length.median())
+    if r is not None:
+        return float(r)
+    if shard is None or not shard.enabled:
+        return float(edge_length.median())
+    whole = shard.gather(edge_length)  # on the group's first process, which shares it
+    return float(shard.sum(edge_length.new_tensor(0.0 if whole is None else
+                                                  float(whole.median()))))
 
 
 @torch.no_grad()
@@ -92,10 +99,9 @@ def evaluate(model: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
         xb, yb = xb.to(device), yb.to(device)
         res = model(xb, yb)
         act = res.out.activity
-        # random column pairs of the whole sheet: not measured on a column-sharded sheet
-        smooth = float("nan") if edges.shard.enabled else topographic_smoothness(
+        smooth = topographic_smoothness(
             res.out.state, edges.index, edges.length, edges.pos, radius, generator=gen,
-            period=edges.period, metric=edges.metric)["smoothness"]
+            period=edges.period, metric=edges.metric, shard=edges.shard)["smoothness"]
         totals.add(res.loss, res.stats, len(xb), wiring_length=float(
             wiring_length(res.out.attention, edges.index, edges.length, shard=edges.shard)),
             smoothness=smooth, silent=float(act.silent.mean()),

@@ -133,6 +133,17 @@ def test_two_data_groups_of_two_column_shards_follow_one_process(tmp_path):
     _from_step_one(tmp_path, "mesh", 4)
 
 
+def test_the_smoothness_loss_on_a_sharded_sheet_follows_one_process(tmp_path):
+    """The local contrastive loss reads random distant partners anywhere on the sheet: their
+    responses come from their owners; loss, parameters and the test smoothness measure
+    equal one process's."""
+    _from_step_one(tmp_path, "two", 2, ["smoothness.weight=0.5", "smoothness.negatives=4"])
+    rows = [(tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("one", "two")]
+    head = rows[0][0].split(",")
+    at = head.index("smoothness")
+    assert abs(float(rows[0][-1].split(",")[at]) - float(rows[1][-1].split(",")[at])) < 1e-5
+
+
 @pytest.mark.parametrize("rule", ["rigl", "set"])
 def test_learned_wiring_on_a_sharded_sheet_follows_one_process(tmp_path, rule):
     """Prune and grow (updates at steps 2 and 4) on 2 processes sharing the sheet: rank 0
@@ -164,7 +175,6 @@ def test_a_world_that_the_column_groups_do_not_divide_is_refused(tmp_path):
     (["parallel.partition=kl"], "parallel.partition"),
     (["parallel.partition=metis"], "no effect with parallel.columns=1"),
     (["parallel.columns=2", "scale.area=input", "scale.at_step=2"], "scale.area"),
-    (["parallel.columns=2", "smoothness.weight=0.1"], "smoothness.weight > 0 does not run"),
     (["parallel.columns=2", "train.connectome_every=1"], "connectome_every does not run"),
 ])
 def test_settings_a_sharded_sheet_cannot_use_are_refused_before_any_work(overrides, message):
