@@ -493,10 +493,6 @@ def _check_across_groups(groups: dict[str, Any]) -> None:
             check.refuse(scale is not None and scale.area is not None,
                          f"scale.area (adding columns) is refused {sharded}: the partition "
                          f"would have to move. Grow the sheet with parallel.columns=1.")
-            check.refuse(train is not None and train.connectome_every > 0,
-                         f"train.connectome_every does not run {sharded} yet (a snapshot "
-                         f"needs the whole sheet): set train.connectome_every=0 and export "
-                         f"the final checkpoint (colgraph-analyze).")
         if model is not None and task is not None:
             check.unread(task.name == "predict_sequence" and model.inject == "every",
                          "model.inject=every has no effect with task=predict_sequence: frame "

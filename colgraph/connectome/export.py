@@ -55,7 +55,9 @@ def _unwrap(model_or_path: Any, with_data: bool):
     if not isinstance(cf, Columnformer):
         raise TypeError(f"Expected a Columnformer, a model holding one, or a checkpoint path; "
                         f"got {type(model_or_path).__name__}.")
-    return model_or_path, cf, cf.geometry, None
+    # a column-sharded sheet's processes hold only their edges: the whole geometry is
+    # assembled from all of them (_whole_sheet)
+    return model_or_path, cf, None if cf.edges.shard.enabled else cf.geometry, None
 
 
 @torch.no_grad()
@@ -71,6 +73,9 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
             are accepted), or ``"test"`` to use the checkpoint's own test set. ``None``: no
             attention, bias only.
         max_batches: stop after this many batches.
+
+    On a column-sharded sheet every process of its group calls it (the forward passes are
+    collective); the first gets the whole sheet's data, the others ``None``.
     """
     if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(
             max_batches, int) or max_batches < 1):
@@ -81,7 +86,7 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
     model, cf, geometry, data = _unwrap(model_or_path, with_data=loader == "test")
     bias = torch.stack([s.attn.edge_bias.detach().float().mean(1) for s in cf.blocks]).mean(0)
     if loader is None:
-        return ConnectomeData(geometry, bias.cpu(), None)
+        return _whole_sheet(cf, ConnectomeData(geometry, bias.cpu(), None))
     if isinstance(loader, str):
         if data is None:
             raise ValueError("loader='test' needs a checkpoint path (its config names the data).")
@@ -104,7 +109,24 @@ def edge_data(model_or_path: Any, loader: Any = None, max_batches: int | None = 
     model.train(was_training)
     if count == 0:
         raise ValueError("The loader yielded no batches.")
-    return ConnectomeData(geometry, bias.cpu(), (total / count).float().cpu())
+    return _whole_sheet(cf, ConnectomeData(geometry, bias.cpu(),
+                                           (total / count).float().cpu()))
+
+
+def _whole_sheet(cf: Any, data: ConnectomeData) -> ConnectomeData | None:
+    """On a column-sharded sheet (every process of its group calls this), the whole
+    sheet's data on the group's first process (``None`` on the others): each process's
+    edges, biases and attention gathered in rank order, which is the whole edge list's."""
+    edges = cf.edges
+    shard = edges.shard
+    if not shard.enabled:
+        return data
+    index, length = shard.gather(edges.index, 1), shard.gather(edges.length)
+    bias = shard.gather(data.bias)
+    attention = None if data.attention is None else shard.gather(data.attention, 1)
+    if shard.rank:
+        return None
+    return ConnectomeData(edges.as_geometry(index, length), bias, attention)
 
 
 def _prior_weight(geometry: Geometry, bias: Tensor) -> Tensor:
@@ -127,7 +149,8 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
             keeps no edge is refused).
         top_k: keep each column's ``top_k`` strongest incoming edges.
 
-    Non-finite weights or biases (a diverged model, NaN input) are refused.
+    Non-finite weights or biases (a diverged model, NaN input) are refused. A model on a
+    column-sharded sheet: see :func:`edge_data` (``None`` on all but the first process).
 
     Example:
         >>> G = to_networkx("runs/2026-11-24/06-25-03", loader="test")  # doctest: +SKIP
@@ -148,6 +171,8 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
         raise ValueError(f"steps must be 'mean' or a step index (got {steps!r}).")
     data = model_or_path if isinstance(model_or_path, ConnectomeData) else edge_data(
         model_or_path, loader, max_batches)
+    if data is None:  # a process of a column-sharded sheet other than its group's first
+        return None
     geo = data.geometry
     if data.attention is not None:
         T = data.attention.size(0)
@@ -437,6 +462,8 @@ class ConnectomeSnapshots:
     the connectome (attention on up to ``samples`` test samples) is written to
     ``RUN_DIR/connectome/epochNNNN.graphml`` (``train.connectome_every=N`` adds one)."""
 
+    collective = True  # on a column-sharded sheet, every process of its group takes part
+
     def __init__(self, every: int, samples: int = 512) -> None:
         if every < 1 or samples < 1:
             raise ValueError(f"ConnectomeSnapshots needs every >= 1 and samples >= 1 (got "
@@ -454,7 +481,9 @@ class ConnectomeSnapshots:
         path = Path(run_dir) / "connectome" / f"epoch{epoch:04d}.graphml"
         was_training = model.training
         try:
-            write_connectome(to_networkx(model, loader=batches), path)
+            graph = to_networkx(model, loader=batches)
+            if graph is not None:  # None: another process of a sharded sheet wrote it
+                write_connectome(graph, path)
         finally:
             model.train(was_training)
 

@@ -290,20 +290,23 @@ class SheetEdges(nn.Module):
         (the construction geometry's name, period, labels and input map; added columns are
         labelled ``added0``, ``added1``, ... and receive no patch, ``-1``)."""
         if self._geometry is None:
-            labels, input_map = self._labels, self._input_map
-            if labels is not None and len(labels) < self.num_columns:
-                labels = list(labels) + [f"added{i}" for i in
-                                         range(self.num_columns - len(labels))]
-            if input_map is not None and input_map.numel() < self.num_columns:
-                input_map = torch.cat([input_map, input_map.new_full(
-                    (self.num_columns - input_map.numel(),), -1)])
-            self._geometry = Geometry(self.pos.detach().cpu(), self.index.cpu(),
-                                      self.length.detach().cpu(),
-                                      areas={k: v.cpu() for k, v in self._areas.items()},
-                                      period=None if self.period is None else self.period.cpu(),
-                                      name=self._name, labels=labels,
-                                      metric=self.metric, input_map=input_map)
+            self._geometry = self.as_geometry(self.index, self.length)
         return self._geometry
+
+    def as_geometry(self, index: Tensor, length: Tensor) -> Geometry:
+        """The sheet as a :class:`Geometry` with the edges ``index`` / ``length`` (e.g. the
+        whole sheet's, gathered from the processes of a column-sharded one)."""
+        labels, input_map = self._labels, self._input_map
+        if labels is not None and len(labels) < self.num_columns:
+            labels = list(labels) + [f"added{i}" for i in range(self.num_columns - len(labels))]
+        if input_map is not None and input_map.numel() < self.num_columns:
+            input_map = torch.cat([input_map, input_map.new_full(
+                (self.num_columns - input_map.numel(),), -1)])
+        return Geometry(self.pos.detach().cpu(), index.cpu(), length.detach().cpu(),
+                        areas={k: v.cpu() for k, v in self._areas.items()},
+                        period=None if self.period is None else self.period.cpu(),
+                        name=self._name, labels=labels, metric=self.metric,
+                        input_map=input_map)
 
     def _invalidate(self) -> None:
         self._csr, self._halo, self._geometry = None, None, None

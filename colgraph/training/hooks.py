@@ -184,17 +184,21 @@ class ProgressHook(Hook):
 class EpochCallbacks(Hook):
     """Plain functions called at the end of every complete epoch on rank 0 as
     ``callback(model=..., data=..., epoch=..., run_dir=...)`` (the model in train mode),
-    e.g. :class:`colgraph.connectome.ConnectomeSnapshots`."""
+    e.g. :class:`colgraph.connectome.ConnectomeSnapshots`. On a column-sharded sheet a
+    callback with ``collective = True`` is called on every process of the first data group
+    (its forward passes are collectives; it writes from the first)."""
 
     def __init__(self, callbacks: Sequence[Callable[..., None]]) -> None:
         self.callbacks = list(callbacks)
 
     def epoch_end(self, run: "Run", metrics: dict[str, Any]) -> None:
-        if not run.main or run.state.batch:
+        if run.state.batch:
             return
+        sharded = run.model.columnformer.shard.enabled and run.ranks.data_rank == 0
         for callback in self.callbacks:
-            callback(model=run.model, data=run.data, epoch=run.state.epoch,
-                     run_dir=run.run_dir)
+            if run.main or (sharded and getattr(callback, "collective", False)):
+                callback(model=run.model, data=run.data, epoch=run.state.epoch,
+                         run_dir=run.run_dir)
 
 
 class CheckpointHook(Hook):

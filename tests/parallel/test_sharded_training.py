@@ -144,6 +144,25 @@ def test_the_smoothness_loss_on_a_sharded_sheet_follows_one_process(tmp_path):
     assert abs(float(rows[0][-1].split(",")[at]) - float(rows[1][-1].split(",")[at])) < 1e-5
 
 
+def test_connectome_snapshots_of_a_sharded_run_are_the_whole_sheet(tmp_path):
+    """``train.connectome_every``: the processes of the sheet measure their edges'
+    attention together and the first writes the whole sheet, equal to one process's
+    snapshot (an epoch of 3 batches, resumed from a one-process first step)."""
+    import networkx as nx
+
+    base = BASE + ["train.batch_size=512", "train.max_steps=null"]
+    first = tmp_path / "first"
+    train(compose(base + ["train.max_steps=1"]), first)
+    more = base + ["train.connectome_every=1", f"train.resume={first}"]
+    train(compose(more), tmp_path / "one")
+    _spawn(more + ["parallel.columns=2"], tmp_path / "two", 2)
+    one, two = (nx.read_graphml(tmp_path / d / "connectome" / "epoch0001.graphml")
+                for d in ("one", "two"))
+    assert sorted(one.nodes) == sorted(two.nodes) and sorted(one.edges) == sorted(two.edges)
+    for s, t, w in one.edges(data="weight"):
+        assert abs(two.edges[s, t]["weight"] - w) < 1e-4
+
+
 @pytest.mark.parametrize("rule", ["rigl", "set"])
 def test_learned_wiring_on_a_sharded_sheet_follows_one_process(tmp_path, rule):
     """Prune and grow (updates at steps 2 and 4) on 2 processes sharing the sheet: rank 0
@@ -175,7 +194,6 @@ def test_a_world_that_the_column_groups_do_not_divide_is_refused(tmp_path):
     (["parallel.partition=kl"], "parallel.partition"),
     (["parallel.partition=metis"], "no effect with parallel.columns=1"),
     (["parallel.columns=2", "scale.area=input", "scale.at_step=2"], "scale.area"),
-    (["parallel.columns=2", "train.connectome_every=1"], "connectome_every does not run"),
 ])
 def test_settings_a_sharded_sheet_cannot_use_are_refused_before_any_work(overrides, message):
     from colgraph.config import validate_config
