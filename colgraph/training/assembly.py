@@ -147,6 +147,7 @@ class Run:
 
 
 EDGE_LIST_KEY = "columnformer.edges.index"  # the whole sheet's edges in a checkpoint's model
+POS_KEY = "columnformer.edges.pos"  # its columns' positions
 
 
 def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.device,
@@ -303,6 +304,12 @@ def split_sheet(geometry: Geometry, parallel: Any, resume: dict[str, Any] | None
     this run's number of processes); a new one partitions the sheet
     (``parallel.partition``); ``None``: one process per sheet, nothing renumbered."""
     stored = None if resume is None else resume.get("partition")
+    grown = None if resume is None else resume["model"].get(POS_KEY)
+    if parallel.columns > 1 and grown is not None and grown.size(0) != geometry.num_columns:
+        raise ValueError(f"{resume['path']} holds a sheet grown to {grown.size(0)} columns "
+                         f"(scale.*); the partition is made from the {geometry.num_columns} "
+                         f"columns the config builds, so it cannot resume on a column-sharded "
+                         f"sheet. Resume it with parallel.columns=1.")
     if stored is not None:
         kept = Partition.from_state_dict(stored)
         if parallel.columns > 1 and parallel.partition != kept.method:

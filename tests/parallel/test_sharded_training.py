@@ -202,6 +202,19 @@ def test_settings_a_sharded_sheet_cannot_use_are_refused_before_any_work(overrid
         validate_config(compose(BASE + overrides))
 
 
+def test_a_grown_sheet_cannot_resume_sharded():
+    from colgraph.config import ParallelConfig
+    from colgraph.geometry import build_geometry
+    from colgraph.training.assembly import split_sheet
+
+    geometry = build_geometry(compose(BASE).geometry)
+    grown = {"path": "run/checkpoint.pt", "partition": None,
+             "model": {"columnformer.edges.pos": torch.zeros(geometry.num_columns + 5, 3)}}
+    with pytest.raises(ValueError, match="grown to 85 columns .* Resume it with "
+                                         "parallel.columns=1"):
+        split_sheet(geometry, ParallelConfig(columns=2), grown)
+
+
 def test_parallel_columns_without_torchrun_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ValueError, match="but this run is one process: launch it with torchrun"):
