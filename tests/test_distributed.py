@@ -123,18 +123,25 @@ def test_growing_sheet_with_learned_wiring_is_identical_on_every_rank(tmp_path):
     assert before["columnformer.column_embed"].shape[0] > 8 * 8 + 4 * 4  # the sheet grew
 
 
-def test_torchrun_runs_the_training_script(tmp_path):
-    """The command the README gives: torchrun --nproc_per_node=2 scripts/train.py ..."""
+@pytest.mark.parametrize("program, extra", [
+    ("script", []),  # data parallel: torchrun --nproc_per_node=2 scripts/train.py ...
+    ("module", ["parallel.columns=2"]),  # one sheet on 2 processes: ... -m colgraph train
+])
+def test_torchrun_runs_the_training_script(tmp_path, program, extra):
+    """The commands the README gives, data parallel and column sharded."""
     root = CONFIG_DIR.parent
+    target = ([str(root / "scripts" / "train.py")] if program == "script"
+              else ["-m", "colgraph", "train"])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port", str(free_port()), str(root / "scripts" / "train.py"), *BASE,
+           "--master_port", str(free_port()), *target, *BASE, *extra,
            f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes" in proc.stdout and proc.stdout.count("test accuracy") == 1
-    assert load_checkpoint(tmp_path / "run")["step"] == 6
+    state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 6 and (state["shards"] is not None) == bool(extra)
 
 
 def _stream_worker(rank: int, world: int, port: int, overrides: list, out: str) -> None:
