@@ -422,6 +422,24 @@ def partition(geometry: Geometry, parts: int, method: str = "sfc",
         >>> round(part.stats(geo).cut_fraction, 3)
         0.047
     """
+    pos = _check_partition(geometry, parts, method, pos)
+    n = geometry.num_columns
+    weight = column_weight(geometry, balance)
+    parts = int(parts)
+    if parts == 1:
+        return Partition.identity(n, method)
+    if method == "metis":
+        _pymetis()  # fail before any work when it is missing
+    order = sfc_order(geometry.pos if pos is None else pos).numpy()
+    if method == "sfc":
+        return Partition(torch.from_numpy(order), torch.from_numpy(_cut(weight.numpy()[order],
+                                                                        parts)), method)
+    return _metis_partition(geometry, parts, weight, order)
+
+
+def _check_partition(geometry: Geometry, parts: Any, method: str, pos: Any) -> Tensor | None:
+    """:func:`partition`'s arguments, each refused with a clear message before any work;
+    ``pos`` as a tensor."""
     if not isinstance(geometry, Geometry):
         raise TypeError(f"partition expects a colgraph.geometry.Geometry, got "
                         f"{type(geometry).__name__}. Build one with colgraph.geometry "
@@ -450,24 +468,21 @@ def partition(geometry: Geometry, parts: int, method: str = "sfc",
                              f"columns (got shape {list(pos.shape)}"
                              f"{'' if finite else ', with NaN/inf'}). Pass one row per "
                              f"column, in column order, or pos=None for the geometry's own.")
-    weight = column_weight(geometry, balance)
-    parts = int(parts)
-    if parts == 1:
-        return Partition.identity(n, method)
-    if method == "metis":
-        _pymetis()  # fail before any work when it is missing
-    order = sfc_order(geometry.pos if pos is None else pos).numpy()
-    if method == "sfc":
-        return Partition(torch.from_numpy(order), torch.from_numpy(_cut(weight.numpy()[order],
-                                                                        parts)), method)
+    return pos
+
+
+def _metis_partition(geometry: Geometry, parts: int, weight: Tensor, order: np.ndarray
+                     ) -> Partition:
+    """METIS's parts, numbered along the curve ``order`` (part 0 = earliest mean curve
+    place, so that ranks next to each other hold neighbouring regions), columns ordered by
+    part and along the curve inside one."""
+    n, e = geometry.num_columns, geometry.num_edges
     member = _metis(geometry, parts, weight.numpy())
     size = np.bincount(member, minlength=parts)
     if (size == 0).any():
         raise ValueError(f"METIS left {int((size == 0).sum())} of {parts} parts empty for "
                          f"{n} columns ({e} edges). Use fewer parts or method='sfc' (which "
                          f"never leaves a part empty).")
-    # number the parts along the curve (part 0 = earliest mean sfc place) so that ranks
-    # next to each other hold neighbouring regions, then order by part, sfc order inside
     place = np.empty(n, dtype=np.float64)
     place[order] = np.arange(n)
     rank = np.argsort(np.argsort(np.bincount(member, weights=place, minlength=parts) / size,
@@ -475,4 +490,4 @@ def partition(geometry: Geometry, parts: int, method: str = "sfc",
     member = rank[member]
     order = order[np.argsort(member[order], kind="stable")]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(member, minlength=parts))])
-    return Partition(torch.from_numpy(order), torch.from_numpy(bounds), method)
+    return Partition(torch.from_numpy(order), torch.from_numpy(bounds), "metis")
