@@ -4,9 +4,10 @@ A sheet of untied, spatially embedded columns applied recurrently, communicating
 graph attention over the edges of a geometry.
 
 Importing colgraph changes nothing in the host process and imports nothing heavy: the names
-below load on first use (PEP 562). That lets an entry point call :func:`tune_allocator` (the
-CPU allocator settings for training, which torch reads at its first tensor) before torch,
-PyG or any colgraph module has made one; colgraph's command lines do.
+below load on first use (PEP 562). That lets an entry point choose the CPU allocator
+(:func:`use_fast_allocator`, which may re-execute the command under tcmalloc, or
+:func:`tune_allocator`, whose settings torch reads at its first tensor) before torch, PyG or
+any colgraph module has made one; colgraph's command lines do.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from .allocator import tune_allocator
+from .allocator import tune_allocator, use_fast_allocator
 
 __version__ = "0.1.0"
 
@@ -46,4 +47,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["Columnformer", "ColumnformerConfig", "ColumnformerOutput", "Block", "Geometry",
-           "load_model", "export_model", "tune_allocator", "__version__"]
+           "load_model", "export_model", "tune_allocator", "use_fast_allocator",
+           "__version__"]

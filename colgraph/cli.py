@@ -3,19 +3,22 @@ analyze``); ``scripts/train.py`` and ``scripts/analyze.py`` call the same functi
 
 The hydra configs live in the repository's ``configs/``; a wheel carries them inside the
 package (``colgraph/configs``, see ``pyproject.toml``), so the commands work from any
-directory. Each command first applies :func:`colgraph.tune_allocator`, before anything
+directory. The commands run under a fast CPU allocator (:func:`colgraph.use_fast_allocator`:
+tcmalloc where installed, which re-executes the command once); :func:`train` and
+:func:`analyze`, callable from Python, apply :func:`colgraph.tune_allocator` before anything
 imports torch's users (PyG makes a tensor at import), so its huge-page setting takes effect.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from .allocator import tune_allocator
+from .allocator import find_allocator, tune_allocator, use_fast_allocator
 
-__all__ = ["config_dir", "train", "analyze", "main"]
+__all__ = ["config_dir", "train", "analyze", "main", "train_command", "analyze_command"]
 
 
 def config_dir() -> Path:
@@ -308,16 +311,44 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         plot_training(run_dir, out / "training.png")
 
 
-COMMANDS = {"train": train, "analyze": analyze}
+def allocator(argv: list[str] | None = None) -> None:
+    """``python -m colgraph allocator``: print the allocator library colgraph's commands
+    preload (for ``LD_PRELOAD=$(python -m colgraph allocator) python my_script.py``); exit
+    status 1, with how to install one, if there is none."""
+    from .allocator import INSTALL_HINT
+
+    if argv:
+        raise SystemExit(f"python -m colgraph allocator takes no arguments (got {argv}).")
+    library = find_allocator(os.environ.get("COLGRAPH_ALLOCATOR", "auto"))
+    if library is None:
+        raise SystemExit(f"no tcmalloc or jemalloc found: {INSTALL_HINT.split(', COLGRAPH')[0]}.")
+    print(library)
+
+
+COMMANDS = {"train": train, "analyze": analyze, "allocator": allocator}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m colgraph {train,analyze} ...``."""
+    """``python -m colgraph {train,analyze,allocator} ...``."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m colgraph {train,analyze} [arguments]\n"
+        print("usage: python -m colgraph {train,analyze,allocator} [arguments]\n"
               "  train    [group=option] [key=value ...]   (hydra overrides, as colgraph-train)\n"
-              "  analyze  RUN_DIR_OR_CHECKPOINT [options]  (as colgraph-analyze; --help)",
+              "  analyze  RUN_DIR_OR_CHECKPOINT [options]  (as colgraph-analyze; --help)\n"
+              "  allocator                                 (the allocator library to "
+              "LD_PRELOAD)",
               file=sys.stderr)
         raise SystemExit(2)
     COMMANDS[argv[0]](argv[1:])
+
+
+def train_command() -> None:
+    """The ``colgraph-train`` command: :func:`train` under the fast allocator."""
+    use_fast_allocator()
+    train()
+
+
+def analyze_command() -> None:
+    """The ``colgraph-analyze`` command: :func:`analyze` under the fast allocator."""
+    use_fast_allocator()
+    analyze()

@@ -37,10 +37,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from colgraph import tune_allocator
+from colgraph import use_fast_allocator
 
-tune_allocator()  # colgraph's CPU allocator settings, before the first tensor (the import
-# below makes one), in this process and in every measurement's subprocess
+if __name__ == "__main__":  # before the first tensor (the import below makes one), here and
+    use_fast_allocator()  # in every measurement's subprocess (they inherit the preload)
 
 from colgraph.geometry.wiring import FULL_MAX_COLUMNS  # noqa: E402
 

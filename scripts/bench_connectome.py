@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from colgraph import tune_allocator
+from colgraph import use_fast_allocator
 
 
 def main() -> None:
@@ -69,5 +69,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
+    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
     main()

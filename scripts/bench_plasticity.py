@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from colgraph import tune_allocator
+from colgraph import use_fast_allocator
 
 
 def main() -> None:
@@ -99,5 +99,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
+    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
     main()

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from colgraph import tune_allocator
+from colgraph import use_fast_allocator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
@@ -203,5 +203,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    tune_allocator()  # colgraph's CPU allocator settings, before the first tensor
+    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
     main()

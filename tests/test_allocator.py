@@ -82,3 +82,113 @@ def test_user_settings_win():
                                   "{'huge_pages': False, 'malloc': False}\n",
                                   THP_MEM_ALLOC_ENABLE="0", COLGRAPH_MALLOC_TUNING="0")
     assert thp == "0" and mmapped and huge_kb == 0
+
+
+# ------------------------------------------------------------------ the fast allocator
+from colgraph.allocator import find_allocator  # noqa: E402
+
+TCMALLOC = find_allocator("tcmalloc")
+JEMALLOC = find_allocator("jemalloc")
+needs = lambda lib, name: pytest.mark.skipif(lib is None, reason=f"{name} not installed")  # noqa: E731
+
+# the command under test: chooses the allocator, then reports what this process runs with
+COMMAND = """
+import os, sys
+import colgraph.allocator as a
+{patch}
+print("returned", a.use_fast_allocator())
+print("active", a.active_allocator())
+print("conf", os.environ.get("MALLOC_CONF"))
+print("argv", sys.argv[1:])
+"""
+
+
+def command(patch: str = "", args=(), **env_settings):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "COLGRAPH_ALLOCATOR", "MALLOC_CONF")}
+    proc = subprocess.run([sys.executable, "-c", COMMAND.format(patch=patch), *args],
+                          capture_output=True, text=True, env={**env, **env_settings},
+                          timeout=60)
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    return proc, lines
+
+
+@needs(TCMALLOC, "tcmalloc")
+def test_commands_rerun_themselves_under_tcmalloc_with_the_same_arguments():
+    proc, out = command(args=["a b", "--x=1"])
+    assert proc.returncode == 0, proc.stderr
+    assert out["returned"] == "tcmalloc" and out["active"] == "tcmalloc"
+    assert out["argv"] == "['a b', '--x=1']"  # the re-executed command line is the same
+    assert proc.stderr == ""  # nothing to say when it works
+
+
+@needs(JEMALLOC, "jemalloc")
+def test_jemalloc_on_request_keeps_its_pages():
+    proc, out = command(COLGRAPH_ALLOCATOR="jemalloc")
+    assert proc.returncode == 0, proc.stderr
+    assert out["active"] == "jemalloc" and "dirty_decay_ms:-1" in out["conf"]
+    # a user's own jemalloc settings win
+    proc, out = command(COLGRAPH_ALLOCATOR="jemalloc", MALLOC_CONF="narenas:2")
+    assert out["active"] == "jemalloc" and out["conf"] == "narenas:2"
+
+
+def test_system_leaves_the_allocator_alone_and_tunes_glibc():
+    proc, out = command(COLGRAPH_ALLOCATOR="system")
+    assert proc.returncode == 0, proc.stderr
+    assert out["returned"] == "system" and out["active"] == "system" and proc.stderr == ""
+
+
+def test_without_an_allocator_one_line_says_how_to_install_one():
+    proc, out = command(patch="a.find_allocator = lambda choice='auto': None")
+    assert proc.returncode == 0, proc.stderr
+    assert out["active"] == "system"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apt install libtcmalloc-minimal4" in lines[0]
+
+
+@pytest.mark.parametrize("choice, match", [("tcmallocc", "expected one of auto"),
+                                           ("/no/such/lib.so", "expected one of auto")])
+def test_a_bad_choice_is_refused_before_anything_runs(choice, match):
+    proc, out = command(COLGRAPH_ALLOCATOR=choice)
+    assert proc.returncode == 1 and "returned" not in out
+    assert f"COLGRAPH_ALLOCATOR={choice}" in proc.stderr and match in proc.stderr
+
+
+def test_a_missing_named_allocator_is_refused():
+    proc, out = command(patch="a.find_allocator = lambda choice='auto': None",
+                        COLGRAPH_ALLOCATOR="jemalloc")
+    assert proc.returncode == 1 and "no such allocator is installed" in proc.stderr
+
+
+@needs(TCMALLOC, "tcmalloc")
+def test_a_users_own_preloaded_allocator_is_kept():
+    proc, out = command(COLGRAPH_ALLOCATOR="auto", LD_PRELOAD=TCMALLOC)
+    assert out["active"] == "tcmalloc"
+    if JEMALLOC is not None:  # theirs is jemalloc: not replaced by our first choice
+        proc, out = command(LD_PRELOAD=JEMALLOC)
+        assert out["active"] == "jemalloc"
+
+
+def test_a_preload_that_fails_to_load_runs_on_with_a_message():
+    # the dynamic linker ignores (and reports) a library it cannot preload
+    proc, out = command(patch="a.find_allocator = lambda choice='auto': '/nonexistent/libx.so'")
+    assert proc.returncode == 0 and out["active"] == "system"
+    assert "did not load an allocator" in proc.stderr
+
+
+@needs(TCMALLOC, "tcmalloc")
+def test_python_m_colgraph_allocator_prints_the_library_to_preload():
+    proc = subprocess.run([sys.executable, "-m", "colgraph", "allocator"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == TCMALLOC
+    proc = subprocess.run([sys.executable, "-m", "colgraph", "allocator", "x"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "takes no arguments" in proc.stderr
+
+
+def test_a_command_that_cannot_be_re_executed_runs_on_with_a_message():
+    proc, out = command(patch="a.find_allocator = lambda choice='auto': '/lib/libtcmalloc.so'\n"
+                              "def refuse(*args): raise PermissionError(13, 'Permission denied')\n"
+                              "a.os.execve = refuse")
+    assert proc.returncode == 0 and out["returned"] == "system"
+    assert "could not re-run the command" in proc.stderr and "Permission denied" in proc.stderr

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from ..allocator import active_allocator
 from ..config import upgrade_config, validate_config
 from ..data import iterate_batches
 from ..distributed import Distributed
@@ -73,6 +74,10 @@ def train(cfg: Any, run_dir: str | os.PathLike = ".",
         # every line twice
         with logging_redirect_tqdm(loggers=[logging.getLogger() if log.propagate else log]):
             run = assemble(cfg, checked, Path(run_dir), device, ranks, callbacks, hooks)
+            if device.type == "cpu":  # what memory management costs depends on it
+                run.say(f"CPU allocator: {active_allocator()}"
+                        + (" (colgraph.use_fast_allocator: tcmalloc is faster)"
+                           if active_allocator() == "system" else ""))
             with _catch_sigint(ranks) as interrupt:
                 return loop(run, interrupt)
     finally:
