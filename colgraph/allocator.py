@@ -121,6 +121,8 @@ def find_allocator(choice: str = "auto") -> str | None:
     ``jemalloc`` | a path), or ``None`` if it is not installed. Looks in this Python's
     environment (a conda or virtual environment's ``lib``) first, then where the dynamic
     linker looks."""
+    if choice == "system":
+        return None
     if choice not in LIBRARIES and choice != "auto":
         path = Path(choice)
         return str(path) if path.is_file() else None

@@ -319,7 +319,10 @@ def allocator(argv: list[str] | None = None) -> None:
 
     if argv:
         raise SystemExit(f"python -m colgraph allocator takes no arguments (got {argv}).")
-    library = find_allocator(os.environ.get("COLGRAPH_ALLOCATOR", "auto"))
+    choice = os.environ.get("COLGRAPH_ALLOCATOR", "auto")
+    if choice == "system":
+        raise SystemExit("COLGRAPH_ALLOCATOR=system: colgraph preloads no allocator.")
+    library = find_allocator(choice)
     if library is None:
         raise SystemExit(f"no tcmalloc or jemalloc found: {INSTALL_HINT.split(', COLGRAPH')[0]}.")
     print(library)

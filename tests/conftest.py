@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from colgraph.allocator import tune_allocator
+import os
+
+from colgraph.allocator import active_allocator, tune_allocator
 
 tune_allocator()  # as colgraph's own commands do: before the first tensor (faster steps)
+# runs made in this process and by the commands the tests start use ONE allocator (matmul
+# kernels may take another path for memory of another alignment, so runs compared bit for
+# bit could differ): the commands keep this process's (inherited, if it was preloaded).
+# The tests of colgraph.allocator and of the commands' default unset this.
+os.environ.setdefault("COLGRAPH_ALLOCATOR", active_allocator())
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -33,7 +33,8 @@ print(os.environ.get("THP_MEM_ALLOC_ENABLE"), mmapped, huge)
 
 def probe(before: str, **settings):
     env = {k: v for k, v in os.environ.items()  # whatever this process set: a fresh start
-           if k not in ("THP_MEM_ALLOC_ENABLE", "COLGRAPH_MALLOC_TUNING")}
+           if k not in ("THP_MEM_ALLOC_ENABLE", "COLGRAPH_MALLOC_TUNING", "LD_PRELOAD",
+                        "COLGRAPH_ALLOCATOR")}
     out = subprocess.run([sys.executable, "-c", before + REPORT], capture_output=True,
                          text=True, env={**env, **settings}, check=True).stdout.split()
     return out[-3], out[-2] == "True", int(out[-1])
@@ -178,12 +179,18 @@ def test_a_preload_that_fails_to_load_runs_on_with_a_message():
 
 @needs(TCMALLOC, "tcmalloc")
 def test_python_m_colgraph_allocator_prints_the_library_to_preload():
-    proc = subprocess.run([sys.executable, "-m", "colgraph", "allocator"], capture_output=True,
-                          text=True, timeout=60)
+    def allocator(*args, **env_settings):
+        env = {k: v for k, v in os.environ.items() if k != "COLGRAPH_ALLOCATOR"}
+        return subprocess.run([sys.executable, "-m", "colgraph", "allocator", *args],
+                              capture_output=True, text=True, timeout=60,
+                              env={**env, **env_settings})
+
+    proc = allocator()
     assert proc.returncode == 0 and proc.stdout.strip() == TCMALLOC
-    proc = subprocess.run([sys.executable, "-m", "colgraph", "allocator", "x"],
-                          capture_output=True, text=True, timeout=60)
+    proc = allocator("x")
     assert proc.returncode == 1 and "takes no arguments" in proc.stderr
+    proc = allocator(COLGRAPH_ALLOCATOR="system")
+    assert proc.returncode == 1 and "preloads no allocator" in proc.stderr
 
 
 def test_a_command_that_cannot_be_re_executed_runs_on_with_a_message():

@@ -1,5 +1,6 @@
 """The command lines (colgraph-train / colgraph-analyze / python -m colgraph), the packaged
 configs, and weights-only exports."""
+import os
 import subprocess
 import sys
 import zipfile
@@ -15,8 +16,8 @@ from conftest import TINY, compose
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(args, cwd, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "colgraph", *args], cwd=cwd,
+def run(args, cwd, ok=True, env=None):
+    proc = subprocess.run([sys.executable, "-m", "colgraph", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     if ok:
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -31,7 +32,9 @@ def errors(proc) -> str:
 
 
 def test_module_entry_point_trains_and_analyzes_from_any_directory(tmp_path):
-    run(["train", *TINY, "train.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    default = {k: v for k, v in os.environ.items() if k != "COLGRAPH_ALLOCATOR"}  # see conftest
+    run(["train", *TINY, "train.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path,
+        env=default)
     log = (tmp_path / "run" / "train.log").read_text()  # hydra's job log keeps its name
     # the command re-executed itself under the fast allocator where one is installed
     library = find_allocator() or "system"

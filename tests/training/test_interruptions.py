@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from colgraph.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from colgraph.training import train
@@ -41,6 +42,16 @@ def _rows(path):
 def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The runs made here are compared bit for bit with runs of this module's subprocesses
+    (one thread each, _env): float sums depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
