@@ -88,6 +88,38 @@ def test_activity_statistics():
     assert model.column_embed.grad is not None
 
 
+@pytest.mark.parametrize("recompute", [False, True])
+def test_activity_is_computed_only_when_read(recompute, monkeypatch):
+    """A step that reads no statistic pays for none (no count, no norm); read, each equals
+    its definition on the states after each step, and l1 trains through recompute."""
+    from colgraph import Columnformer
+
+    geo = grid(4, wiring=knn(k=4))
+    model = Columnformer(geo, channels=8, steps=3, activity_threshold=0.5,
+                         recompute=recompute)
+    calls = []
+    for name in ("count_nonzero",):
+        real = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda *a, real=real, **k: calls.append(1) or real(*a, **k))
+    states = []
+    model.blocks[0].register_forward_hook(lambda m, i, o: states.append(o[0].detach()))
+    out = model(torch.randn(5, 16, 8))
+    out.output.sum().backward()
+    assert calls == [] and out.activity._cache == {}
+    states = states[:3]  # recompute runs each step again in backward
+    act = out.activity
+    for t, x in enumerate(states):
+        rms = x.pow(2).mean().sqrt()
+        assert torch.allclose(act.silent[t], (x.abs() < 0.5 * rms).float().mean())
+        col_rms = x.pow(2).mean(-1).sqrt()  # (N, B)
+        assert torch.allclose(act.active[t], (col_rms > 0.5 * rms).sum(0).float().mean())
+    l1 = torch.stack([x.abs().mean() / x.pow(2).mean().sqrt() for x in states]).mean()
+    assert torch.allclose(act.l1, l1)
+    assert len(calls) == 3  # one count per step, once: later reads are cached
+    act.silent, act.active
+    assert len(calls) == 3
+
+
 def test_smoothness_and_sparsity_train_and_are_logged(tmp_path):
     from colgraph.training import train
 
@@ -99,3 +131,17 @@ def test_smoothness_and_sparsity_train_and_are_logged(tmp_path):
         assert math.isfinite(metrics[key]), key
     with pytest.raises(ValueError, match="smoothness needs weight >= 0, temperature > 0"):
         train(compose(TINY + ["smoothness.temperature=0"]), tmp_path / "b")
+
+
+def test_activity_l1_trains_the_same_with_recompute():
+    from colgraph import Columnformer
+
+    geo = grid(4, wiring=knn(k=4))
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = Columnformer(geo, channels=8, steps=3, recompute=recompute)
+        out = model(torch.randn(5, 16, 8))
+        (out.output.pow(2).mean() + out.activity.l1).backward()
+        grads.append(model.blocks[0].mlp.fc1.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
