@@ -4,10 +4,10 @@ A sheet of untied, spatially embedded columns applied recurrently, communicating
 graph attention over the edges of a geometry.
 
 Importing colgraph changes nothing in the host process and imports nothing heavy: the names
-below load on first use (PEP 562). That lets an entry point choose the CPU allocator
-(:func:`use_fast_allocator`, which may re-execute the command under tcmalloc, or
-:func:`tune_allocator`, whose settings torch reads at its first tensor) before torch, PyG or
-any colgraph module has made one; colgraph's command lines do.
+below load on first use (PEP 562). That lets an entry point set up its process before
+torch loads (:func:`setup_process`: the OpenMP threads' wait, :func:`tune_threads`, and the
+CPU allocator, :func:`use_fast_allocator`, which may re-execute the command under tcmalloc)
+or at least before its first tensor (:func:`tune_allocator`); colgraph's command lines do.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from .allocator import tune_allocator, use_fast_allocator
+from .process import setup_process, tune_threads
 
 __version__ = "0.1.0"
 
@@ -48,4 +49,4 @@ def __dir__() -> list[str]:
 
 __all__ = ["Columnformer", "ColumnformerConfig", "ColumnformerOutput", "Block", "Geometry",
            "load_model", "export_model", "tune_allocator", "use_fast_allocator",
-           "__version__"]
+           "setup_process", "tune_threads", "__version__"]

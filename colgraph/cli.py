@@ -3,8 +3,9 @@ analyze``); ``scripts/train.py`` and ``scripts/analyze.py`` call the same functi
 
 The hydra configs live in the repository's ``configs/``; a wheel carries them inside the
 package (``colgraph/configs``, see ``pyproject.toml``), so the commands work from any
-directory. The commands run under a fast CPU allocator (:func:`colgraph.use_fast_allocator`:
-tcmalloc where installed, which re-executes the command once); :func:`train` and
+directory. The commands first set up their process (:func:`colgraph.setup_process`: idle
+OpenMP threads that sleep soon, and tcmalloc where installed, which re-executes the command
+once); :func:`train` and
 :func:`analyze`, callable from Python, apply :func:`colgraph.tune_allocator` before anything
 imports torch's users (PyG makes a tensor at import), so its huge-page setting takes effect.
 """
@@ -16,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from .allocator import find_allocator, tune_allocator, use_fast_allocator
+from .allocator import find_allocator, tune_allocator
+from .process import setup_process
 
 __all__ = ["config_dir", "train", "analyze", "main", "train_command", "analyze_command"]
 
@@ -346,12 +348,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def train_command() -> None:
-    """The ``colgraph-train`` command: :func:`train` under the fast allocator."""
-    use_fast_allocator()
+    """The ``colgraph-train`` command: :func:`train` in a process set up for training
+    (:func:`colgraph.setup_process`)."""
+    setup_process()
     train()
 
 
 def analyze_command() -> None:
-    """The ``colgraph-analyze`` command: :func:`analyze` under the fast allocator."""
-    use_fast_allocator()
+    """The ``colgraph-analyze`` command: :func:`analyze` in a process set up for training
+    (:func:`colgraph.setup_process`)."""
+    setup_process()
     analyze()

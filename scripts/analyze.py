@@ -3,8 +3,8 @@
 The same command as ``colgraph-analyze`` (:func:`colgraph.cli.analyze`; ``--help`` lists
 what it writes).
 """
-from colgraph.cli import analyze, use_fast_allocator
+from colgraph.cli import analyze, setup_process
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once)
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once)
     analyze()

@@ -3,6 +3,7 @@ of BENCHMARKS.md.
 
     python scripts/bench.py --out BENCHMARKS.md          # every part below (~25 minutes)
     python scripts/bench.py dense edges --quick          # some parts, small sizes (a smoke run)
+    python scripts/bench.py edges --device cuda          # on a GPU (peak = device memory)
 
 Parts (the seed-style config unless said: C = 64, query/key 16, MLP hidden 16, T = 4 steps,
 no attention skip, B = 16, a square grid with k = 32 nearest-neighbour wiring, AdamW):
@@ -17,6 +18,9 @@ no attention skip, B = 16, a square grid with k = 32 nearest-neighbour wiring, A
   training step at N = 10^6 (k = 16, B = 4, C = 16, query/key 8, MLP hidden 16).
 * ``gat``: ``ColumnAttention`` (untied query / key projections, per-edge bias) against
   PyG's ``GATConv`` (shared weights) at equal N, E, B, C and one head, forward + backward.
+* ``allocator``: the step under glibc's malloc, tcmalloc and jemalloc (those installed).
+* ``contention``: the step alone and as two processes at once on the same cores, per
+  thread wait policy.
 
 Every measurement runs in its own subprocess, so peak memory is per measurement and an
 out-of-memory kill cannot take the benchmark down; measurements run one after another
@@ -37,10 +41,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 if __name__ == "__main__":  # before the first tensor (the import below makes one), here and
-    use_fast_allocator()  # in every measurement's subprocess (they inherit the preload)
+    setup_process()  # in every measurement's subprocess (they inherit the preload)
 
 from colgraph.geometry.wiring import FULL_MAX_COLUMNS  # noqa: E402
 
@@ -54,14 +58,29 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
 
 
-def _median_time(fn, repeats: int) -> float:
+def _median_time(fn, repeats: int, device: str = "cpu") -> float:
+    import torch
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     fn()  # warm-up: allocations, caches, CSR blocks
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()  # a GPU runs asynchronously: the step is done when its kernels are
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def _peak_mb(device: str, base: float) -> float:
+    """Peak memory of the measurement: the process's peak RSS above ``base`` on the CPU,
+    the device's peak allocation on a GPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return _rss_mb() - base
 
 
 def step_flops(n: int, e: int, spec: dict) -> float:
@@ -94,6 +113,7 @@ def measure_step(spec: dict) -> dict:
     from colgraph.training.optim import param_groups
 
     base = _rss_mb()
+    device = spec.get("device", "cpu")
     torch.manual_seed(0)
     side = math.isqrt(spec["n"])
     geo = grid(side, wiring=full() if spec.get("wiring") == "full" else knn(k=spec["k"]))
@@ -101,11 +121,12 @@ def measure_step(spec: dict) -> dict:
                          qk_dim=spec["qk"], mlp_ratio=spec["hidden"] / spec["channels"],
                          skip=spec["skip"], backend=spec["backend"],
                          recompute=spec.get("recompute", False),
-                         weight_dtype=spec.get("weight_dtype", "float32"))
+                         weight_dtype=spec.get("weight_dtype", "float32")).to(device)
     adamw = spec.get("adamw", "foreach")  # foreach (torch's default) | fused: no temporaries
     opt = (torch.optim.AdamW(param_groups(model, 0.05), lr=1e-3, fused=adamw == "fused")
            if spec.get("optimizer", True) else None)
-    tokens = torch.randn(spec["batch"], geo.area("input").numel(), spec["channels"])
+    tokens = torch.randn(spec["batch"], geo.area("input").numel(), spec["channels"],
+                         device=device)
     n, e = geo.num_columns, geo.num_edges
     del geo  # the model holds its own copy of the edges
 
@@ -117,7 +138,7 @@ def measure_step(spec: dict) -> dict:
         if opt is not None:
             opt.step()
 
-    t = _median_time(step, spec["repeats"])
+    t = _median_time(step, spec["repeats"], device)
     params = sum(p.numel() for p in model.parameters())
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters()
@@ -127,7 +148,7 @@ def measure_step(spec: dict) -> dict:
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     return {"n": n, "edges": e, "time_s": t, "params": params,
             "param_mb": param_bytes / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
-            "buffer_mb": buffers / 2**20, "peak_mb": _rss_mb() - base,
+            "buffer_mb": buffers / 2**20, "peak_mb": _peak_mb(device, base),
             "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params)}
 
 
@@ -138,21 +159,23 @@ def measure_attention(spec: dict) -> dict:
     from colgraph.geometry import grid, knn
     from colgraph.nn import ColumnAttention, SheetEdges
 
+    device = spec.get("device", "cpu")
     torch.manual_seed(0)
     geo = grid(math.isqrt(spec["n"]), wiring=knn(k=spec["k"]))
     n, b, c = geo.num_columns, spec["batch"], spec["channels"]
     if spec["layer"] == "gat":
         from torch_geometric.nn import GATConv
 
-        layer = GATConv(c, c, heads=1, add_self_loops=False)
+        layer = GATConv(c, c, heads=1, add_self_loops=False).to(device)
         r = torch.arange(b).repeat_interleave(geo.num_edges) * n  # B disjoint copies
-        edge_index = geo.edge_index.repeat(1, b) + r
-        x = torch.randn(b * n, c, requires_grad=True)
+        edge_index = (geo.edge_index.repeat(1, b) + r).to(device)
+        x = torch.randn(b * n, c, device=device, requires_grad=True)
         run = lambda: layer(x, edge_index)  # noqa: E731
     else:
-        layer = ColumnAttention(SheetEdges(geo), c, heads=1,
-                                value_proj=spec["layer"] == "colgraph+value")
-        x = torch.randn(n, b, c, requires_grad=True)
+        edges = SheetEdges(geo).to(device)
+        layer = ColumnAttention(edges, c, heads=1,
+                                value_proj=spec["layer"] == "colgraph+value").to(device)
+        x = torch.randn(n, b, c, device=device, requires_grad=True)
         run = lambda: layer(x)[0]  # noqa: E731
 
     def step() -> None:
@@ -160,7 +183,8 @@ def measure_attention(spec: dict) -> dict:
         x.grad = None
         run().pow(2).mean().backward()
 
-    return {"n": n, "edges": geo.num_edges, "time_s": _median_time(step, spec["repeats"]),
+    return {"n": n, "edges": geo.num_edges,
+            "time_s": _median_time(step, spec["repeats"], device),
             "params": sum(p.numel() for p in layer.parameters())}
 
 
@@ -170,12 +194,12 @@ def measure_machine(spec: dict) -> dict:
 
     import colgraph  # noqa: F401  (its allocator setting: huge pages, as a step has)
 
-    m = 512 if spec["quick"] else 2048
-    a, b = torch.randn(m, m), torch.randn(m, m)
-    t_mm = _median_time(lambda: a @ b, spec["repeats"])
-    src = torch.randn(2**22 if spec["quick"] else 2**27)  # 512 MB: far beyond any cache
+    m, device = (512 if spec["quick"] else 2048), spec.get("device", "cpu")
+    a, b = torch.randn(m, m, device=device), torch.randn(m, m, device=device)
+    t_mm = _median_time(lambda: a @ b, spec["repeats"], device)
+    src = torch.randn(2**22 if spec["quick"] else 2**27, device=device)  # 512 MB: beyond caches
     dst = torch.empty_like(src)
-    t_copy = _median_time(lambda: dst.copy_(src), spec["repeats"])
+    t_copy = _median_time(lambda: dst.copy_(src), spec["repeats"], device)
     return {"flops": 2 * m**3 / t_mm, "copy_bytes": 2 * src.numel() * 4 / t_copy,
             "threads": torch.get_num_threads(), "size": m, "copy_mb": src.numel() * 4 / 2**20}
 
@@ -184,8 +208,13 @@ CHILDREN = {"step": measure_step, "attention": measure_attention, "machine": mea
 
 
 # ------------------------------------------------------------------ parent
-def available_memory() -> int:
-    """Bytes of memory available to a new process (MemAvailable on Linux)."""
+def available_memory(device: str = "cpu") -> int:
+    """Bytes of memory available to a new process (MemAvailable on Linux), or free on the
+    GPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) * 1024
@@ -193,23 +222,47 @@ def available_memory() -> int:
 
 
 INLINE = False  # --inline: measure in this process (a smoke test: peak memory accumulates)
+DEVICE = "cpu"  # --device
 
 
-def child(kind: str, repeats: int, **spec) -> dict:
-    spec = {"kind": kind, "repeats": repeats, **spec}
+def child(kind: str, repeats: int, env: dict | None = None, copies: int = 1,
+          **spec) -> dict:
+    """One measurement in its own process (``env``: settings for it, a value of ``None``
+    removes the variable). ``copies`` > 1 runs that many identical processes at once (a
+    machine shared by several jobs) and returns the first's result, with ``times`` the
+    median step of each."""
+    spec = {"kind": kind, "repeats": repeats, "device": DEVICE, **spec}
     if INLINE:
         out = json.loads(json.dumps(CHILDREN[kind](spec)))
     else:
-        proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            reason = ("out of memory (killed)" if proc.returncode in (-9, 137)
-                      else f"failed: {proc.stderr.strip()[-300:]}")
-            return {**spec, "error": reason}
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {kind} {spec}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else
-                                           f"{k} {v}" for k, v in out.items()), flush=True)
+        env = {**os.environ, **(env or {})}
+        env = {k: v for k, v in env.items() if v is not None}
+        procs = [subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env) for _ in range(copies)]
+        results = []
+        for proc in procs:
+            stdout, stderr = proc.communicate()
+            if proc.returncode != 0:
+                reason = ("out of memory (killed)" if proc.returncode in (-9, 137)
+                          else f"failed: {stderr.strip()[-300:]}")
+                return {**spec, "error": reason}
+            results.append(json.loads(stdout.strip().splitlines()[-1]))
+        out = results[0]
+        if copies > 1:
+            out["times"] = [r["time_s"] for r in results]
+    print(f"  {kind} {spec}{' x' + str(copies) if copies > 1 else ''}"
+          f"{' ' + str(env_note(env)) if env else ''}: "
+          + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in out.items()), flush=True)
     return {**spec, **out}
+
+
+def env_note(env: dict) -> dict:
+    """The settings of ``env`` a measurement varies (for the console)."""
+    return {k: env.get(k) for k in ("COLGRAPH_ALLOCATOR", "LD_PRELOAD", "OMP_WAIT_POLICY",
+                                    "GOMP_SPINCOUNT")
+            if env.get(k)}
 
 
 def dense_fits(n: int, batch: int, steps: int, avail: int) -> bool:
@@ -228,7 +281,7 @@ def part_machine(args, report: dict) -> list[str]:
 
 def part_dense(args, report: dict) -> list[str]:
     sizes = [64, 144] if args.quick else [4096, 16384]
-    avail = args.memory_gb * 2**30 if args.memory_gb else available_memory()
+    avail = args.memory_gb * 2**30 if args.memory_gb else available_memory(args.device)
     lines = ["| N | E | sparse s/step | dense s/step | dense / sparse |", "|---|---|---|---|---|"]
     measured = []  # (N, dense s, sparse s) of sizes run with both
     for n in sizes:
@@ -347,8 +400,77 @@ def part_gat(args, report: dict) -> list[str]:
             f"one head; target: no slower)", "", *lines]
 
 
+def allocator_envs() -> list[tuple[str, dict]]:
+    """The allocators to compare: glibc (with colgraph's tuning) and each one installed."""
+    from colgraph.allocator import find_allocator
+
+    envs = [("glibc malloc (tuned: `COLGRAPH_ALLOCATOR=system`)",
+             {"COLGRAPH_ALLOCATOR": "system", "LD_PRELOAD": None})]
+    for name in ("tcmalloc", "jemalloc"):
+        if find_allocator(name) is not None:
+            envs.append((name + (" (the default)" if name == "tcmalloc" else
+                                 " (pages retained)"),
+                         {"COLGRAPH_ALLOCATOR": name, "LD_PRELOAD": None}))
+    return envs
+
+
+def part_allocator(args, report: dict) -> list[str]:
+    sizes = [64, 256] if args.quick else [4096, 65536]
+    lines = ["| N | allocator | s/step | ns per edge x sample x step | peak MB | / glibc |",
+             "|---|---|---|---|---|---|"]
+    for n in sizes:
+        base = None
+        for label, env in allocator_envs():
+            s = child("step", args.repeats, env=env, n=n, backend="sparse", **SEED)
+            if "error" in s:
+                lines.append(f"| {n} | {label} | {s['error']} | - | - | - |")
+                continue
+            base = base or s["time_s"]
+            ns = s["time_s"] / (s["edges"] * SEED["batch"] * SEED["steps"]) * 1e9
+            lines.append(f"| {s['n']} | {label} | {s['time_s']:.3f} | {ns:.1f} | "
+                         f"{s['peak_mb']:.0f} | **{base / s['time_s']:.2f}x** |")
+    return ["### The CPU allocator (colgraph's commands run under tcmalloc where installed)", "",
+            "The seed-style step under each allocator installed here, each in its own "
+            "process (`COLGRAPH_ALLOCATOR`; see README, Large sheets). / glibc: how many "
+            "times faster than glibc's malloc.", "", *lines]
+
+
+# how idle OpenMP threads wait (libgomp, torch's OpenMP on Linux), for two jobs on one
+# machine's cores; unset, colgraph's commands set GOMP_SPINCOUNT (colgraph.tune_threads)
+POLICIES = [("libgomp default (`GOMP_SPINCOUNT=300000`)",
+             {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "300000"}),
+            ("`OMP_WAIT_POLICY=PASSIVE` (no spinning)",
+             {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None}),
+            ("colgraph's commands (`GOMP_SPINCOUNT=1000`)",
+             {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None})]
+
+
+def part_contention(args, report: dict) -> list[str]:
+    sizes = [64] if args.quick else [1024, 4096]
+    repeats = max(args.repeats, 2 if args.quick else 10)
+    lines = ["| N | threads wait | alone s/step | two at once s/step (each) | slowdown |",
+             "|---|---|---|---|---|"]
+    for n in sizes:
+        for label, env in POLICIES:
+            alone = child("step", repeats, env=env, n=n, backend="sparse", **SEED)
+            pair = child("step", repeats, env=env, copies=2, n=n, backend="sparse", **SEED)
+            if "error" in alone or "error" in pair:
+                lines.append(f"| {n} | {label} | {alone.get('error', '')} | "
+                             f"{pair.get('error', '')} | - |")
+                continue
+            worst = max(pair["times"])
+            lines.append(f"| {alone['n']} | {label} | {alone['time_s']:.3f} | "
+                         f"{', '.join(f'{t:.3f}' for t in pair['times'])} | "
+                         f"**{worst / alone['time_s']:.1f}x** |")
+    return ["### Two jobs on one machine's cores (target: each within 2.5x of running alone)",
+            "", "The seed-style step alone, then two identical processes at once on the same "
+            "cores (each with torch's default thread count); slowdown = the slower of the "
+            "two over the step alone.", "", *lines]
+
+
 PARTS = {"machine": part_machine, "dense": part_dense, "edges": part_edges,
-         "memory": part_memory, "gat": part_gat}
+         "memory": part_memory, "gat": part_gat, "allocator": part_allocator,
+         "contention": part_contention}
 
 
 def main() -> None:
@@ -363,16 +485,23 @@ def main() -> None:
     p.add_argument("--inline", action="store_true",
                    help="measure in this process, not one process each (peak memory then "
                         "accumulates: for smoke tests)")
+    p.add_argument("--device", default="cpu",
+                   help="where to measure: cpu (default) or cuda / cuda:N (peak memory is then "
+                        "the device's peak allocation)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    global INLINE
-    INLINE = args.inline
+    global INLINE, DEVICE
+    INLINE, DEVICE = args.inline, args.device
     if args.child:
         spec = json.loads(args.child)
         print(json.dumps(CHILDREN[spec["kind"]](spec)))
         return
     import torch
 
+    if args.device != "cpu" and not (args.device.startswith("cuda")
+                                     and torch.cuda.is_available()):
+        p.error(f"--device {args.device}: expected cpu, or cuda / cuda:N on a machine with a "
+                f"CUDA device (torch.cuda.is_available() is {torch.cuda.is_available()})")
     unknown = sorted(set(args.parts) - set(PARTS))
     if unknown:
         p.error(f"unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
@@ -391,7 +520,9 @@ def main() -> None:
     for name in parts:
         print(f"[{name}]", flush=True)
         ran[name] = [f"_`python scripts/bench.py {name}{' --quick' if args.quick else ''}` on "
-                     f"{date.today()}: {platform.machine()}, threads: "
+                     f"{date.today()}: {platform.machine()}, device: "
+                     f"{args.device if args.device == 'cpu' else torch.cuda.get_device_name(args.device)}"
+                     f", threads: "
                      f"{torch.get_num_threads()}, torch {torch.__version__}, "
                      f"{available_memory() / 2**30:.0f} GB available, repeats: "
                      f"{args.repeats}._", "", *PARTS[name](args, report)]

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 
 def main() -> None:
@@ -69,5 +69,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

@@ -21,7 +21,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,5 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

@@ -15,7 +15,7 @@ import math
 import time
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 PARTS = (2, 4, 8, 16)
 METHODS = ("sfc", "metis")
@@ -169,5 +169,5 @@ P = 16 a random sheet with 4 of its 12 inputs long-range sends 0.37 N states per
 with k-NN alone 0.04 N."""
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 
 def main() -> None:
@@ -99,5 +99,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

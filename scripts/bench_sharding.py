@@ -47,7 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from colgraph import tune_allocator, use_fast_allocator
+from colgraph import setup_process, tune_allocator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -769,5 +769,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

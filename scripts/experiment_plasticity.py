@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from colgraph import use_fast_allocator
+from colgraph import setup_process
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import compose, write_section  # noqa: E402
@@ -148,5 +148,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once); before any tensor
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once): first
     main()

@@ -4,8 +4,8 @@ The same command as ``colgraph-train`` (:func:`colgraph.cli.train`): hydra over
 :func:`colgraph.training.train`; the run directory (checkpoint, metrics, the composed
 config in ``.hydra/``) is hydra's output directory.
 """
-from colgraph.cli import train, use_fast_allocator
+from colgraph.cli import setup_process, train
 
 if __name__ == "__main__":
-    use_fast_allocator()  # tcmalloc where installed (re-executes once)
+    setup_process()  # threads' wait, tcmalloc where installed (re-executes once)
     train()

@@ -5,8 +5,10 @@ from pathlib import Path
 import os
 
 from colgraph.allocator import active_allocator, tune_allocator
+from colgraph.process import tune_threads
 
-tune_allocator()  # as colgraph's own commands do: before the first tensor (faster steps)
+tune_threads()  # as colgraph's own commands do, before torch loads: idle threads sleep soon
+tune_allocator()  # and before the first tensor (faster steps)
 # runs made in this process and by the commands the tests start use ONE allocator (matmul
 # kernels may take another path for memory of another alignment, so runs compared bit for
 # bit could differ): the commands keep this process's (inherited, if it was preloaded).

@@ -199,3 +199,53 @@ def test_a_command_that_cannot_be_re_executed_runs_on_with_a_message():
                               "a.os.execve = refuse")
     assert proc.returncode == 0 and out["returned"] == "system"
     assert "could not re-run the command" in proc.stderr and "Permission denied" in proc.stderr
+
+
+# ------------------------------------------------------------------ OpenMP threads' wait
+THREADS = """
+import os, sys
+import colgraph
+print("tuned", colgraph.tune_threads())
+print("spin", os.environ.get("GOMP_SPINCOUNT"))
+import torch
+print("late", colgraph.tune_threads())
+"""
+
+
+def threads(**settings):
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    proc = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True,
+                          env={**env, **settings}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+
+
+def test_idle_threads_sleep_after_a_thousand_spins_unless_the_user_says_otherwise():
+    out = threads()
+    assert out == {"tuned": "True", "spin": "1000", "late": "True"}
+    assert threads(GOMP_SPINCOUNT="5")["spin"] == "5"  # the user's setting wins
+    assert threads(GOMP_SPINCOUNT="5")["tuned"] == "False"
+    assert threads(OMP_WAIT_POLICY="ACTIVE")["spin"] == "None"
+
+
+def test_tuning_threads_after_torch_loaded_changes_nothing():
+    proc = subprocess.run([sys.executable, "-c", "import os, torch, colgraph\n"
+                           "print(colgraph.tune_threads(), os.environ.get('GOMP_SPINCOUNT'))"],
+                          capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"})
+    assert proc.stdout.split() == ["False", "None"]
+
+
+def test_the_commands_set_both_up():
+    """python -m colgraph: threads' wait in the environment libgomp reads, the allocator."""
+    script = ("import os, runpy, sys\n"
+              "import colgraph.cli as cli\n"
+              "cli.COMMANDS['probe'] = lambda argv: print('spin', os.environ.get('GOMP_SPINCOUNT'))\n"
+              "sys.argv = ['colgraph', 'probe']\n"
+              "runpy.run_module('colgraph', run_name='__main__')\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "COLGRAPH_ALLOCATOR", "LD_PRELOAD")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "spin 1000" in proc.stdout

@@ -78,6 +78,21 @@ def test_bench_script_small(tmp_path):
     assert "GFLOP/s fp32 matmul (512^2)" in out and "failed" not in out
 
 
+def test_bench_script_measures_on_a_gpu_or_says_why_not(tmp_path):
+    import torch
+
+    args = [sys.executable, str(ROOT / "scripts" / "bench.py"), "edges", "gat", "--quick",
+            "--repeats", "1", "--device", "cuda", "--out", str(tmp_path / "b.md")]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    if not torch.cuda.is_available():
+        assert proc.returncode == 2 and "--device cuda: expected cpu, or cuda" in proc.stderr
+        assert not (tmp_path / "b.md").exists()
+        pytest.skip("no CUDA device: the refusal is checked, the measurement is not")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (tmp_path / "b.md").read_text()
+    assert "ns per edge" in text and "GATConv" in text and "error" not in text
+
+
 def test_custom_geometry_example(tmp_path):
     out = run([str(ROOT / "examples" / "custom_geometry.py"), "--epochs", "1", "--graph",
                str(tmp_path / "g.graphml"), "--run-dir", str(tmp_path / "run"), "--figure",
