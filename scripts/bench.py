@@ -146,7 +146,9 @@ def measure_step(spec: dict) -> dict:
     state = sum(v.numel() * v.element_size() for s in (opt.state.values() if opt else ())
                 for v in s.values() if torch.is_tensor(v) and v.dim() > 0)
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    return {"n": n, "edges": e, "time_s": t, "params": params,
+    from colgraph.allocator import active_allocator
+
+    return {"n": n, "edges": e, "time_s": t, "params": params, "allocator": active_allocator(),
             "param_mb": param_bytes / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
             "buffer_mb": buffers / 2**20, "peak_mb": _peak_mb(device, base),
             "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params)}
@@ -232,8 +234,10 @@ def child(kind: str, repeats: int, env: dict | None = None, copies: int = 1,
     machine shared by several jobs) and returns the first's result, with ``times`` the
     median step of each."""
     spec = {"kind": kind, "repeats": repeats, "device": DEVICE, **spec}
-    if INLINE:
+    if INLINE:  # a smoke run: one measurement in this process stands for every copy
         out = json.loads(json.dumps(CHILDREN[kind](spec)))
+        if copies > 1:
+            out["times"] = [out["time_s"]] * copies
     else:
         env = {**os.environ, **(env or {})}
         env = {k: v for k, v in env.items() if v is not None}
@@ -424,6 +428,9 @@ def part_allocator(args, report: dict) -> list[str]:
             s = child("step", args.repeats, env=env, n=n, backend="sparse", **SEED)
             if "error" in s:
                 lines.append(f"| {n} | {label} | {s['error']} | - | - | - |")
+                continue
+            if not INLINE and s["allocator"] != env["COLGRAPH_ALLOCATOR"]:  # what ran
+                lines.append(f"| {n} | {label} | ran under {s['allocator']} | - | - | - |")
                 continue
             base = base or s["time_s"]
             ns = s["time_s"] / (s["edges"] * SEED["batch"] * SEED["steps"]) * 1e9
