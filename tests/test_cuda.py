@@ -27,3 +27,24 @@ def test_cuda_step_equals_cpu(wiring):
     assert torch.allclose(s_cpu, s_gpu)
     for name in g_cpu:
         assert torch.allclose(g_cpu[name], g_gpu[name]), name
+
+
+@cuda
+def test_cuda_activity_and_output_equal_cpu():
+    """The activity statistics (computed when read) and the output area's states, gathered
+    columns first, on the GPU as on the CPU."""
+    geo = grid(6, wiring=knn(6))
+    torch.manual_seed(0)
+    cpu = Columnformer(geo, channels=8, steps=3, heads=2, recompute=True).double()
+    gpu = Columnformer(geo, channels=8, steps=3, heads=2, recompute=True).double().cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    tokens = torch.randn(4, geo.area("input").numel(), 8, dtype=torch.double)
+    outs = [model(x) for model, x in ((cpu, tokens), (gpu, tokens.cuda()))]
+    for name in ("l1", "silent", "active"):
+        a, b = (getattr(o.activity, name) for o in outs)
+        assert b.device.type == "cuda" and torch.allclose(a, b.cpu()), name
+    assert torch.allclose(outs[0].output, outs[1].output.cpu())
+    for model, out in zip((cpu, gpu), outs):
+        (out.output.sum() + out.activity.l1).backward()
+    for (name, p), q in zip(cpu.named_parameters(), gpu.parameters()):
+        assert torch.allclose(p.grad, q.grad.cpu()), name
