@@ -411,9 +411,7 @@ class Columnformer(nn.Module):
         state = x.transpose(0, 1)  # (B, N, C)
         activity = Activity(states, self.config.activity_threshold, self.shard,
                             self.num_columns)
-        # gathered columns first: its backward adds rows into a contiguous [N, B, C] (an
-        # index on the batch-first view made it an index_put: 2.5% of a step at N = 4096)
-        return ColumnformerOutput(x.index_select(0, out_rows).transpose(0, 1).contiguous(), state,
+        return ColumnformerOutput(state[:, out_rows], state,
                                   attention if need_attention else None,
                                   torch.stack(outputs, 1) if frames else None, activity)
 

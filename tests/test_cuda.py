@@ -31,8 +31,8 @@ def test_cuda_step_equals_cpu(wiring):
 
 @cuda
 def test_cuda_activity_and_output_equal_cpu():
-    """The activity statistics (computed when read) and the output area's states, gathered
-    columns first, on the GPU as on the CPU."""
+    """The activity statistics (computed when read) and the output area's states on the GPU
+    as on the CPU."""
     geo = grid(6, wiring=knn(6))
     torch.manual_seed(0)
     cpu = Columnformer(geo, channels=8, steps=3, heads=2, recompute=True).double()
