@@ -139,6 +139,13 @@ def measure_step(spec: dict) -> dict:
             opt.step()
 
     t = _median_time(step, spec["repeats"], device)
+    kernel = {}
+    if spec.get("faults"):  # one more step: the page faults and kernel time it costs
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        step()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        kernel = {"faults": after.ru_minflt - before.ru_minflt,
+                  "sys_s": after.ru_stime - before.ru_stime}
     params = sum(p.numel() for p in model.parameters())
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters()
@@ -151,7 +158,7 @@ def measure_step(spec: dict) -> dict:
     return {"n": n, "edges": e, "time_s": t, "params": params, "allocator": active_allocator(),
             "param_mb": param_bytes / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
             "buffer_mb": buffers / 2**20, "peak_mb": _peak_mb(device, base),
-            "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params)}
+            "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params), **kernel}
 
 
 def measure_attention(spec: dict) -> dict:
@@ -420,26 +427,31 @@ def allocator_envs() -> list[tuple[str, dict]]:
 
 def part_allocator(args, report: dict) -> list[str]:
     sizes = [64, 256] if args.quick else [4096, 65536]
-    lines = ["| N | allocator | s/step | ns per edge x sample x step | peak MB | / glibc |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| N | allocator | s/step | ns per edge x sample x step | page faults / step | "
+             "kernel s / step | peak MB | / glibc |", "|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         base = None
         for label, env in allocator_envs():
-            s = child("step", args.repeats, env=env, n=n, backend="sparse", **SEED)
+            s = child("step", args.repeats, env=env, n=n, backend="sparse", faults=True,
+                      **SEED)
             if "error" in s:
-                lines.append(f"| {n} | {label} | {s['error']} | - | - | - |")
+                lines.append(f"| {n} | {label} | {s['error']} | - | - | - | - | - |")
                 continue
             if not INLINE and s["allocator"] != env["COLGRAPH_ALLOCATOR"]:  # what ran
-                lines.append(f"| {n} | {label} | ran under {s['allocator']} | - | - | - |")
+                lines.append(f"| {n} | {label} | ran under {s['allocator']} | - | - | - | - "
+                             f"| - |")
                 continue
             base = base or s["time_s"]
             ns = s["time_s"] / (s["edges"] * SEED["batch"] * SEED["steps"]) * 1e9
             lines.append(f"| {s['n']} | {label} | {s['time_s']:.3f} | {ns:.1f} | "
-                         f"{s['peak_mb']:.0f} | **{base / s['time_s']:.2f}x** |")
+                         f"{s['faults']:,} | {s['sys_s']:.2f} | {s['peak_mb']:.0f} | "
+                         f"**{base / s['time_s']:.2f}x** |")
     return ["### The CPU allocator (colgraph's commands run under tcmalloc where installed)", "",
             "The seed-style step under each allocator installed here, each in its own "
-            "process (`COLGRAPH_ALLOCATOR`; see README, Large sheets). / glibc: how many "
-            "times faster than glibc's malloc.", "", *lines]
+            "process (`COLGRAPH_ALLOCATOR`; see README, Large sheets). Page faults and kernel "
+            "(system) time of one more step, from `getrusage`: counts, not timings, so they "
+            "do not depend on what else the machine runs. / glibc: how many times faster than "
+            "glibc's malloc.", "", *lines]
 
 
 # how idle OpenMP threads wait (libgomp, torch's OpenMP on Linux), for two jobs on one
