@@ -11,7 +11,7 @@ that fill them. Two remedies, both process-wide:
   allocator only works from the start of a process, so the command re-executes itself once
   with ``LD_PRELOAD`` set, as PyTorch's own CPU launcher
   (``python -m torch.backends.xeon.run_cpu --enable-tcmalloc``) does. Measured on the
-  seed-style step at N = 65,536: 19.7 s with glibc, 7.9 s with tcmalloc (BENCHMARKS.md).
+  seed-style step at N = 65,536: 2.2-2.3x faster than glibc (BENCHMARKS.md).
 * :func:`tune_allocator` (any process, e.g. a notebook): huge pages for large tensors and
   glibc ``mallopt`` thresholds; the most that can be done without preloading.
 
@@ -49,10 +49,8 @@ CHOICES = ("auto", *LIBRARIES, "system")
 # settings of PyTorch's CPU launcher.
 JEMALLOC_CONF = ("oversize_threshold:1,background_thread:true,metadata_thp:auto,"
                  "dirty_decay_ms:-1,muzzy_decay_ms:-1")
-INSTALL_HINT = ("install tcmalloc for up to 2.5x faster training steps at 10^4+ columns: "
-                "`apt install libtcmalloc-minimal4` (Debian / Ubuntu), `dnf install "
-                "gperftools-libs` (Fedora) or `conda install -c conda-forge gperftools`; "
-                "COLGRAPH_ALLOCATOR=system silences this")
+INSTALL = ("`apt install libtcmalloc-minimal4` (Debian / Ubuntu), `dnf install "
+           "gperftools-libs` (Fedora) or `conda install -c conda-forge gperftools`")
 _REEXEC = "COLGRAPH_ALLOCATOR_REEXEC"  # set in the re-executed process: never loop
 
 
@@ -157,6 +155,9 @@ def use_fast_allocator() -> str:
             not a known choice (before anything runs).
     """
     choice = os.environ.get("COLGRAPH_ALLOCATOR", "auto")
+    if choice not in CHOICES and not Path(choice).is_file():
+        raise SystemExit(f"COLGRAPH_ALLOCATOR={choice}: expected one of {', '.join(CHOICES)} "
+                         f"or the path of a shared library; set one, or unset it.")
     current = active_allocator()
     theirs = "malloc" in os.environ.get("LD_PRELOAD", "")  # the user preloads one: theirs
     if (sys.platform != "linux" or choice == "system" or current != "system" or theirs
@@ -169,13 +170,12 @@ def use_fast_allocator() -> str:
         return current
     library = find_allocator(choice)
     if library is None:
-        if choice != "auto":
-            raise SystemExit(f"COLGRAPH_ALLOCATOR={choice}: "
-                             + ("no such allocator is installed; " if choice in LIBRARIES
-                                else f"expected one of {', '.join(CHOICES)} or the path of a "
-                                     f"shared library; ")
-                             + INSTALL_HINT.split(", COLGRAPH")[0] + ", or unset it.")
-        print(f"colgraph: no tcmalloc or jemalloc found; {INSTALL_HINT}.", file=sys.stderr)
+        if choice != "auto":  # a name, not installed
+            raise SystemExit(f"COLGRAPH_ALLOCATOR={choice}: no such allocator is installed; "
+                             f"install it ({INSTALL}), or unset it.")
+        print(f"colgraph: no tcmalloc or jemalloc found; install tcmalloc for up to 2.3x "
+              f"faster training steps at 10^4+ columns: {INSTALL}; COLGRAPH_ALLOCATOR=system "
+              f"silences this.", file=sys.stderr)
         tune_allocator()
         return "system"
     env = dict(os.environ)

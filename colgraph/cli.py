@@ -317,7 +317,7 @@ def allocator(argv: list[str] | None = None) -> None:
     """``python -m colgraph allocator``: print the allocator library colgraph's commands
     preload (for ``LD_PRELOAD=$(python -m colgraph allocator) python my_script.py``); exit
     status 1, with how to install one, if there is none."""
-    from .allocator import INSTALL_HINT
+    from .allocator import INSTALL
 
     if argv:
         raise SystemExit(f"python -m colgraph allocator takes no arguments (got {argv}).")
@@ -326,7 +326,7 @@ def allocator(argv: list[str] | None = None) -> None:
         raise SystemExit("COLGRAPH_ALLOCATOR=system: colgraph preloads no allocator.")
     library = find_allocator(choice)
     if library is None:
-        raise SystemExit(f"no tcmalloc or jemalloc found: {INSTALL_HINT.split(', COLGRAPH')[0]}.")
+        raise SystemExit(f"no tcmalloc or jemalloc found: install one with {INSTALL}.")
     print(library)
 
 

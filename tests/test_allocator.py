@@ -155,6 +155,12 @@ def test_a_bad_choice_is_refused_before_anything_runs(choice, match):
     assert f"COLGRAPH_ALLOCATOR={choice}" in proc.stderr and match in proc.stderr
 
 
+@needs(TCMALLOC, "tcmalloc")
+def test_a_bad_choice_is_refused_under_a_preloaded_allocator_too():
+    proc, out = command(COLGRAPH_ALLOCATOR="tcmallocc", LD_PRELOAD=TCMALLOC)
+    assert proc.returncode == 1 and "expected one of auto" in proc.stderr
+
+
 def test_a_missing_named_allocator_is_refused():
     proc, out = command(patch="a.find_allocator = lambda choice='auto': None",
                         COLGRAPH_ALLOCATOR="jemalloc")
