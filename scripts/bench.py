@@ -21,6 +21,8 @@ no attention skip, B = 16, a square grid with k = 32 nearest-neighbour wiring, A
 * ``allocator``: the step under glibc's malloc, tcmalloc and jemalloc (those installed).
 * ``contention``: the step alone and as two processes at once on the same cores, per
   thread wait policy.
+* ``breakdown``: where the step's time goes at N = 4096 (attention kernel, per-column
+  matmuls, optimizer, the rest).
 
 Every measurement runs in its own subprocess, so peak memory is per measurement and an
 out-of-memory kill cannot take the benchmark down; measurements run one after another
@@ -104,15 +106,15 @@ def step_bytes(n: int, e: int, spec: dict, param_count: int) -> float:
     return weights + states
 
 
-def measure_step(spec: dict) -> dict:
-    """One training step (forward, backward, optimizer) of a Columnformer on a grid."""
+def _step_setup(spec: dict):
+    """The measured model on a grid, its optimizer (or ``None``) and one training step
+    (forward, backward, optimizer) on random tokens, as a function."""
     import torch
 
     from colgraph import Columnformer
     from colgraph.geometry import full, grid, knn
     from colgraph.training.optim import param_groups
 
-    base = _rss_mb()
     device = spec.get("device", "cpu")
     torch.manual_seed(0)
     side = math.isqrt(spec["n"])
@@ -127,8 +129,6 @@ def measure_step(spec: dict) -> dict:
            if spec.get("optimizer", True) else None)
     tokens = torch.randn(spec["batch"], geo.area("input").numel(), spec["channels"],
                          device=device)
-    n, e = geo.num_columns, geo.num_edges
-    del geo  # the model holds its own copy of the edges
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
@@ -138,6 +138,17 @@ def measure_step(spec: dict) -> dict:
         if opt is not None:
             opt.step()
 
+    return model, opt, step
+
+
+def measure_step(spec: dict) -> dict:
+    """One training step (forward, backward, optimizer) of a Columnformer on a grid."""
+    import torch
+
+    base = _rss_mb()
+    device = spec.get("device", "cpu")
+    model, opt, step = _step_setup(spec)
+    n, e = model.num_columns, model.edge_index.size(1)
     t = _median_time(step, spec["repeats"], device)
     kernel = {}
     if spec.get("faults"):  # one more step: the page faults and kernel time it costs
@@ -159,6 +170,47 @@ def measure_step(spec: dict) -> dict:
             "param_mb": param_bytes / 2**20, "grad_mb": grads / 2**20, "optim_mb": state / 2**20,
             "buffer_mb": buffers / 2**20, "peak_mb": _peak_mb(device, base),
             "flops": step_flops(n, e, spec), "bytes": step_bytes(n, e, spec, params), **kernel}
+
+
+def measure_breakdown(spec: dict) -> dict:
+    """Where a training step's time goes: the step, then each part of it alone at the
+    step's shapes (the attention kernel and the per-column matmuls, forward + backward, T
+    times; the optimizer update once); the rest (norms, activation, residuals, embedding,
+    autograd) is the step minus these."""
+    import torch
+
+    from colgraph.nn import ColumnDropout
+
+    device = spec.get("device", "cpu")
+    model, opt, step = _step_setup(spec)
+    T, B, block = spec["steps"], spec["batch"], model.blocks[0]
+    total = _median_time(step, spec["repeats"], device)
+    optimizer = _median_time(opt.step, spec["repeats"], device)  # the step left gradients
+    attn, N = block.attn, model.num_columns
+    rand = lambda *shape: torch.randn(*shape, device=device, requires_grad=True)  # noqa: E731
+    q, k = rand(N, B, 1, attn.qk_dim), rand(N, B, 1, attn.qk_dim)
+    v, bias = rand(N, B, 1, attn.channels), attn.edge_bias
+    no_dropout = ColumnDropout(0.0)
+
+    def kernel() -> None:
+        for _ in range(T):
+            out, weights = attn.kernel(q, k, v, model.edges, bias, no_dropout, True)
+            torch.autograd.backward([out, weights], [torch.ones_like(out),
+                                                     torch.ones_like(weights)])
+
+    layers = [(lin, rand(N, B, lin.in_features))
+              for lin in (attn.query, attn.key, block.mlp.fc1, block.mlp.fc2)]
+
+    def matmuls() -> None:
+        model.zero_grad(set_to_none=True)  # then T uses accumulate, as in the step
+        for _ in range(T):
+            for lin, x in layers:
+                lin(x).backward(torch.ones(N, B, lin.out_features, device=device))
+
+    parts = {"attention kernel": _median_time(kernel, spec["repeats"], device),
+             "per-column matmuls": _median_time(matmuls, spec["repeats"], device),
+             "optimizer": optimizer}
+    return {"n": N, "edges": model.edge_index.size(1), "time_s": total, "parts": parts}
 
 
 def measure_attention(spec: dict) -> dict:
@@ -213,7 +265,8 @@ def measure_machine(spec: dict) -> dict:
             "threads": torch.get_num_threads(), "size": m, "copy_mb": src.numel() * 4 / 2**20}
 
 
-CHILDREN = {"step": measure_step, "attention": measure_attention, "machine": measure_machine}
+CHILDREN = {"step": measure_step, "attention": measure_attention, "machine": measure_machine,
+            "breakdown": measure_breakdown}
 
 
 # ------------------------------------------------------------------ parent
@@ -411,6 +464,25 @@ def part_gat(args, report: dict) -> list[str]:
             f"one head; target: no slower)", "", *lines]
 
 
+def part_breakdown(args, report: dict) -> list[str]:
+    n = 64 if args.quick else 4096
+    b = child("breakdown", args.repeats, n=n, backend="sparse", **SEED)
+    if "error" in b:
+        return ["### Where a step's time goes", "", f"N = {n}: {b['error']}"]
+    total, parts = b["time_s"], b["parts"]
+    rest = total - sum(parts.values())
+    lines = ["| part | s/step | share |", "|---|---|---|"]
+    lines += [f"| {name} | {t:.3f} | {100 * t / total:.0f}% |"
+              for name, t in [*parts.items(), ("the rest (step minus the above)", rest)]]
+    lines.append(f"| the step | {total:.3f} | 100% |")
+    return [f"### Where a step's time goes (N = {b['n']}, E = {b['edges']})", "",
+            "The step, then each part alone at the step's shapes: the attention kernel "
+            "(SDDMM, edge softmax, SpMM) and the four per-column matmuls (query, key, MLP in "
+            "and out) forward + backward T times, the optimizer update once. The rest is "
+            "LayerNorm, GELU, residuals, the step embedding and autograd's bookkeeping. A "
+            "part's share bounds what making it free could gain.", "", *lines]
+
+
 def allocator_envs() -> list[tuple[str, dict]]:
     """The allocators to compare: glibc (with colgraph's tuning) and each one installed."""
     from colgraph.allocator import find_allocator
@@ -489,7 +561,7 @@ def part_contention(args, report: dict) -> list[str]:
 
 PARTS = {"machine": part_machine, "dense": part_dense, "edges": part_edges,
          "memory": part_memory, "gat": part_gat, "allocator": part_allocator,
-         "contention": part_contention}
+         "contention": part_contention, "breakdown": part_breakdown}
 
 
 def main() -> None:

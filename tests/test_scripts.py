@@ -61,7 +61,7 @@ def test_bench_script_small(tmp_path):
                "--memory-gb", "0.02", "--out", str(tmp_path / "b.md")], tmp_path)
     text = (tmp_path / "b.md").read_text()
     for table in ("GFLOP/s fp32 matmul", "dense / sparse", "ns per edge", "AdamW state",
-                  "GATConv", "/ glibc", "two at once"):
+                  "GATConv", "/ glibc", "two at once", "per-column matmuls"):
         assert table in text, table
     assert "| 64 | 2048 |" in text  # a measured row
     assert "estimated from N = 64" in text  # N = 144 does not fit: scaled from N = 64
@@ -70,7 +70,7 @@ def test_bench_script_small(tmp_path):
     run([str(ROOT / "scripts" / "bench.py"), "gat", "--quick", "--inline", "--repeats", "1",
          "--out", str(tmp_path / "b.md")], tmp_path)
     again = (tmp_path / "b.md").read_text()
-    assert again.count("<!-- part ") == 7 and again.count("<!-- part gat -->") == 1
+    assert again.count("<!-- part ") == 8 and again.count("<!-- part gat -->") == 1
     assert "estimated from N = 64" in again and "ns per edge" in again  # the others kept
     # one measurement the normal way, in its own process
     out = run([str(ROOT / "scripts" / "bench.py"), "machine", "--quick", "--repeats", "1"],
