@@ -163,6 +163,14 @@ def _check_analyze_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
                 f"'{args.reference.suffix}'. Choices: {', '.join(WRITERS)}")
     if args.max_batches is not None and args.max_batches < 1:
         p.error(f"--max-batches must be >= 1 (got {args.max_batches})")
+    from .connectome.nulls import check_families
+
+    if args.nulls not in ("auto", "none"):
+        args.nulls = tuple(f.strip() for f in args.nulls.split(",") if f.strip())
+    try:
+        check_families(args.nulls)
+    except ValueError as e:
+        p.error(f"--nulls: {e}")
     for flag, key, value in (("--null-models", "n_null", args.null_models),
                              ("--edge-fraction", "edge_fraction", args.edge_fraction),
                              ("--seed", "seed", args.seed)):
@@ -194,7 +202,12 @@ def analyze(argv: list[str] | None = None) -> None:
     p.add_argument("--prior", action="store_true",
                    help="analyse the bias-only prior connectivity instead of attention")
     p.add_argument("--null-models", type=int, default=3,
-                   help="degree-preserving null models (>= 0; the rich club draws at least 1)")
+                   help="null models per family (>= 0; 0: no significance tests; the rich "
+                        "club draws at least 1)")
+    p.add_argument("--nulls", default="auto",
+                   help="null families, comma-separated: degree, spatial, prior, "
+                        "prior_length, prior_global; 'auto' (degree, spatial where the sheet "
+                        "has positions, prior) or 'none'")
     p.add_argument("--edge-fraction", type=float, default=0.5,
                    help="strongest fraction of edges kept for small-world / rich club, in "
                         "(0, 1]")
@@ -251,6 +264,7 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
                   run_dir: Path) -> None:
     """The analysis of ``colgraph-analyze`` written into ``out``."""
     from .connectome import read_connectome, report, write_json
+    from .connectome.nulls import significance_table
     from .data import iterate_batches
 
     x_test = y_test = None
@@ -260,7 +274,8 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
             x_test, y_test = x_test[:256 * args.max_batches], y_test[:256 * args.max_batches]
     loader = None if args.prior else iterate_batches(x_test, y_test, 256)
     m = report(model, out, loader=loader, n_null=args.null_models,
-               edge_fraction=args.edge_fraction, seed=args.seed)
+               edge_fraction=args.edge_fraction, seed=args.seed, nulls=args.nulls,
+               progress=True)
     flow, sw, mod = m["flow"], m["small_world"], m["modularity"]
     ff = f"{flow['ff_index']:+.3f}" if flow["ff_index"] is not None else ""
     ff += f" ({flow['note']})" if flow.get("note") else ""
@@ -273,6 +288,8 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
           f"{_num(mod['Q_z'], '.1f')}), small-world sigma {_num(sw['sigma'], '.2f')}, omega "
           f"{_num(sw['omega'], '.2f')}, rich club max "
           f"{_num(m['rich_club']['max_normalized'], '.2f')}")
+    if m.get("significance"):
+        print(significance_table(m["significance"]))
     for note in m.get("notes", []):
         print(f"note: {note}")
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet

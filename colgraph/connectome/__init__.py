@@ -7,6 +7,7 @@
 from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, node_metrics,
                        receptive_fields, reciprocity, rich_club, small_world, weight_distance,
                        weighted_clustering, wiring)
+from .nulls import NULLS, null_model, significance
 from .compare import compare, plot_comparison, write_comparison
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
@@ -16,21 +17,26 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "write_json", "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
            "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "plot_sheet", "FIGURES", "report", "compare",
-           "plot_comparison", "write_comparison"]
+           "plot_comparison", "write_comparison", "significance", "null_model", "NULLS"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
-           edge_fraction: float = 0.5, seed: int = 0) -> dict:
+           edge_fraction: float = 0.5, seed: int = 0, nulls="auto",
+           progress: bool = False) -> dict:
     """Export, analyse and draw a trained sheet: writes ``connectome.graphml``,
-    ``metrics.json`` and the PNG figures into ``out_dir``; returns the metrics."""
+    ``metrics.json`` and the PNG figures into ``out_dir``; returns the metrics (``nulls``,
+    ``n_null``: the null families and samples per family of :func:`analyze`)."""
     from pathlib import Path
 
     from .arrays import check_settings
+    from .nulls import check_families
 
     check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
+    check_families(nulls)
     G = add_node_metrics(to_networkx(model_or_path, loader=loader, max_batches=max_batches),
                          seed=seed)
-    metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed)
+    metrics = analyze(G, n_null=n_null, edge_fraction=edge_fraction, seed=seed, nulls=nulls,
+                      progress=progress)
     out_dir = Path(out_dir)  # written only once the analysis stands (nothing for a bad graph)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_connectome(G, out_dir / "connectome.graphml")

@@ -35,12 +35,13 @@ from .arrays import ALIASES, EdgeArrays, _a, _summary, arrays, check_settings
 from .degrees import degree_stats, reciprocity
 from .flow import area_flow, disjoint_areas, plain_areas
 from .lengths import edr_fit, receptive_fields, weight_distance, wiring
+from .nulls import NULLS, check_families, null_model, significance
 from .topology import modularity, rich_club, small_world, weighted_clustering
 
 __all__ = ["EdgeArrays", "arrays", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "weighted_clustering", "area_flow", "disjoint_areas", "plain_areas", "modularity",
            "small_world", "rich_club", "weight_distance", "receptive_fields", "node_metrics",
-           "analyze", "ALIASES"]
+           "analyze", "ALIASES", "significance", "null_model", "NULLS"]
 
 
 def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
@@ -66,8 +67,14 @@ def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarr
 
 
 def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500,
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0, nulls: str | tuple[str, ...] | None = "auto",
+            progress: bool = False) -> dict[str, Any]:
     """All metrics of this module in one JSON-ready dict.
+
+    ``significance`` tests every scalar against ``n_null`` samples of each null family of
+    ``nulls`` (:func:`~colgraph.connectome.significance`; ``"auto"``: degree, spatial where
+    the graph has positions, prior; ``None`` or ``n_null=0``: no tests). The modularity's
+    ``Q_null_*`` / ``Q_z`` are its degree family's.
 
     ``G``: a connectome ``DiGraph`` (an undirected graph is analysed with both directions of
     each edge, with a warning and a ``notes`` entry; parallel edges, non-numeric, NaN or
@@ -77,7 +84,11 @@ def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500
     ``notes`` says why.
     """
     check_settings(n_null, edge_fraction, n_sources, seed)  # before any work
+    nulls = check_families(nulls)
     a = _a(G)
+    sig = None
+    if nulls and n_null > 0:  # the null tests first: a family that does not apply is refused
+        sig = significance(a, nulls, n_null, edge_fraction, n_sources, seed, progress=progress)
     out: dict[str, Any] = {"columns": a.n, "edges": int(a.src.size),
                            "weight": G.graph.get("weight", "weight")
                            if not isinstance(G, EdgeArrays) else a.weight_name}
@@ -90,13 +101,24 @@ def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500
     rf = receptive_fields(a)
     out["receptive_field"] = _summary(rf[np.isfinite(rf)])
     out["flow"] = area_flow(a)
-    out["modularity"] = modularity(a, n_null=n_null, seed=seed)
+    degree = sig["metrics"]["modularity_Q"].get("degree") if sig else None
+    out["modularity"] = modularity(a, n_null=0 if degree else n_null, seed=seed)
+    if degree:  # the degree family's samples are the modularity's null models
+        out["modularity"].pop("note", None)
+        out["modularity"].update(Q_null_mean=degree["mean"], Q_null_std=degree["std"],
+                                 Q_z=degree["z"], Q_p=degree["p"])
+        if degree["z"] is None:
+            out["modularity"]["note"] = ("Q_z n/a: the z-score needs n_null >= 2 null models "
+                                         f"(got {n_null})" if n_null < 2 else
+                                         "Q_z n/a: every null model has the same Q (std 0)")
     out["small_world"] = small_world(a, edge_fraction, n_sources, seed)
     out["rich_club"] = rich_club(a, edge_fraction, n_null, seed)
+    if sig:
+        out["significance"] = sig
     notes = list(a.notes) + [f"{name}: {section['note']}" for name, section in (
         ("edr", out["edr"]), ("modularity", out["modularity"]),
         ("small_world", out["small_world"]), ("rich_club", out["rich_club"]))
-        if section.get("note")]
+        if section.get("note")] + [f"significance: {n}" for n in (sig or {}).get("notes", [])]
     if np.isnan(out["weight_distance_rho"]):
         notes.append("weight_distance_rho: n/a: needs at least 3 edges with lengths and "
                      "weights and lengths that vary")

@@ -28,6 +28,8 @@ class EdgeArrays:
     areas: dict[str, np.ndarray]
     weight_name: str = "weight"  # what the weights are (the graph's 'weight' description)
     notes: tuple[str, ...] = ()  # what was done to the graph to analyse it (undirected)
+    metric: str = "euclidean"  # how lengths between positions are measured (the geometry's)
+    period: np.ndarray | None = None  # (D,) box size per dimension on a torus, inf if open
 
     @property
     def n(self) -> int:
@@ -139,9 +141,32 @@ def arrays(G) -> EdgeArrays:
         for a in str(G.nodes[v].get("area", "") or "").split(","):
             if a:
                 areas.setdefault(a, []).append(i)
+    metric, period = _metric(G, pos.shape[1])
     return EdgeArrays(nodes, src, dst, weight, length, pos,
                       {k: np.array(v) for k, v in areas.items()},
-                      str(G.graph.get("weight", "weight")), notes)
+                      str(G.graph.get("weight", "weight")), notes, metric, period)
+
+
+def _metric(G, dims: int) -> tuple[str, np.ndarray | None]:
+    """The sheet's metric from the graph attributes :func:`to_networkx` writes: ``metric``
+    (``euclidean`` / ``sphere``) and ``period_x``, ``period_y``, ... (a torus)."""
+    from ..geometry.base import METRICS
+
+    metric = G.graph.get("metric", "euclidean")
+    if metric not in METRICS:
+        raise ValueError(f"The graph's 'metric' attribute is {metric!r}; expected one of "
+                         f"{', '.join(METRICS)} (or none: euclidean).")
+    keys = [f"period_{c}" for c in "xyz"[:dims]]
+    if not any(k in G.graph for k in keys):
+        return metric, None
+    try:
+        period = np.array([float(G.graph.get(k, np.inf)) for k in keys])
+    except (TypeError, ValueError):
+        period = np.array([np.nan])
+    if np.isnan(period).any() or (period <= 0).any():
+        raise ValueError(f"The graph's period attributes ({', '.join(keys)}) must be > 0 "
+                         f"(inf for an open dimension), got {period.tolist()}.")
+    return metric, period
 
 
 def check_analysable(a: EdgeArrays) -> EdgeArrays:

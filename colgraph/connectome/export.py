@@ -204,7 +204,9 @@ def to_networkx(model_or_path: Any, loader: Any = None, steps: str | int = "mean
     if top_k is not None:
         keep &= rank_within_target(geo.edge_index[1], weight, geo.num_columns) < top_k
     labels = geo.labels or list(range(geo.num_columns))
-    G = nx.DiGraph(name=geo.name, weight=weight_name)
+    G = nx.DiGraph(name=geo.name, weight=weight_name, metric=geo.metric)
+    if geo.period is not None:  # a torus: scalars, so GraphML / GEXF keep them
+        G.graph.update({f"period_{c}": float(p) for c, p in zip("xyz", geo.period.tolist())})
     areas, pos = geo.column_areas(), geo.pos.tolist()
     for i, v in enumerate(labels):
         xyz = dict(zip(("x", "y", "z"), pos[i]))

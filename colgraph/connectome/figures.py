@@ -10,7 +10,8 @@ import torch
 from ..geometry import plane_axes, rank_within_target
 from .analysis import EdgeArrays, arrays, plain_areas, receptive_fields
 
-__all__ = ["plot_all", "plot_sheet", "FIGURES", "plot_topography", "layout"]
+__all__ = ["plot_all", "plot_sheet", "FIGURES", "plot_topography", "plot_significance",
+           "layout"]
 
 FIGURES = ("sheet.png", "lengths.png", "flow.png", "degrees.png", "receptive_fields.png")
 
@@ -264,7 +265,41 @@ def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:
     plot_flow(metrics, paths[2])
     plot_degrees(a, paths[3])
     plot_receptive_fields(a, paths[4])
+    if metrics.get("significance"):
+        paths.append(plot_significance(metrics["significance"], out_dir / "significance.png"))
     return paths
+
+
+def plot_significance(significance: dict[str, Any], path: str | Path) -> Path:
+    """Each scalar's z-score against each null family (:func:`~colgraph.connectome.
+    significance`), on a symmetric log axis, with the |z| = 3 band: a bar inside the band is
+    what that null family already explains."""
+    plt = _plt()
+    path = Path(path)
+    families = list(significance["families"])
+    names = [k for k, v in significance["metrics"].items() if v["value"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(names), 3) + 1.6))
+    height = 0.8 / max(len(families), 1)
+    y = np.arange(len(names))
+    for i, family in enumerate(families):
+        z = [significance["metrics"][k][family]["z"] for k in names]
+        z = np.array([np.nan if v is None else v for v in z], dtype=float)
+        ax.barh(y + (i - (len(families) - 1) / 2) * height, np.nan_to_num(z), height,
+                label=family)
+        for yy, zz in zip(y + (i - (len(families) - 1) / 2) * height, z):
+            if not np.isfinite(zz):  # undefined (no variance, or a metric the null lacks)
+                ax.text(0, yy, " n/a", va="center", fontsize=7, color="0.4")
+    ax.axvspan(-3, 3, color="0.85", zorder=0, label="|z| < 3")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xscale("symlog", linthresh=3)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("z = (value - null mean) / null s.d.")
+    ax.set_title(f"Which structure survives which null ({significance['n_null']} samples per "
+                 f"family)")
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+    return path
 
 
 def plot_topography(distance: np.ndarray, correlation: np.ndarray, path: str | Path,

@@ -113,8 +113,20 @@ def test_flow_has_colour_bar_and_axis_names(kept, stacked, tmp_path):
 
 def test_plot_all_writes_every_figure(stacked, tmp_path):
     paths = plot_all(stacked, analyze(stacked, n_null=1), tmp_path)
-    assert [p.name for p in paths] == list(figures.FIGURES)
+    assert [p.name for p in paths] == list(figures.FIGURES) + ["significance.png"]
     assert all(p.stat().st_size > 5000 for p in paths)
+    names = [p.name for p in plot_all(stacked, analyze(stacked, n_null=0), tmp_path / "no")]
+    assert names == list(figures.FIGURES)  # no null tests: no significance figure
+
+
+def test_significance_figure_marks_the_band(kept, stacked, tmp_path):
+    sig = analyze(stacked, n_null=2)["significance"]
+    figures.plot_significance(sig, tmp_path / "s.png")
+    ax = kept[-1].axes[0]
+    assert ax.get_xlabel().startswith("z = ") and "2 samples per family" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(labels) == set(sig["families"]) | {"|z| < 3"}
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == "modularity_Q"
 
 
 def test_training_curves(tmp_path, monkeypatch):
