@@ -210,6 +210,8 @@ def analyze_args(argv):
     (["--null-models", "-1"], r"--null-models must be an integer >= 0 \(got -1\)"),
     (["--seed", "-3"], r"--seed must be an integer >= 0"),
     (["--max-batches", "0"], r"--max-batches must be >= 1"),
+    (["--nulls", "degree,spacial"], r"--nulls: Unknown null family 'spacial'. Choices: degree"),
+    (["--nulls", ","], r"--nulls: Expected the null families"),
     (["--reference", "missing.graphml"], r"--reference .*missing.graphml: no such file"),
     (["--reference", "ref.txt"], r"unsupported connectome format '.txt'. Choices: .graphml"),
     (["--out", "a_file"], r"--out .*a_file: a file is in the way"),
@@ -293,6 +295,8 @@ def test_analyze_prints_undefined_metrics_as_na_with_the_reason(tiny_run, tmp_pa
     analyze([str(tiny_run), "--prior", "--null-models", "1", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert ", z n/a)" in out and "note: modularity: Q_z n/a: the z-score needs n_null >= 2" in out
+    assert "significance: 1 null samples per family (smallest p 0.5)" in out
+    assert (tmp_path / "out" / "significance.png").is_file()
     text = (tmp_path / "out" / "metrics.json").read_text()
     m = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
     assert any(n.startswith("modularity: Q_z n/a") for n in m["notes"])

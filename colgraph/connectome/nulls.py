@@ -354,6 +354,13 @@ def scalars(G, edge_fraction: float = 0.5, n_sources: int = 500, seed: int = 0
     return {k: float(out[k]) for k in SCALARS}
 
 
+def _one_thread() -> None:
+    """A worker process's torch uses one thread: the workers share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _null_scalars(args) -> dict[str, float]:
     a, family, seed, edge_fraction, n_sources = args
     rng = np.random.default_rng(seed)
@@ -432,7 +439,10 @@ def significance(G, families: tuple[str, ...] | str = "auto", n_null: int = 10,
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        # spawned, not forked: a forked child of a process that ran torch's OpenMP threads
+        # can hang in its first parallel op (the lengths, the areas' hop counts)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
             results = list(_progress(pool.map(_null_scalars, jobs), len(jobs), progress))
     else:
         results = [_null_scalars(j) for j in _progress(jobs, len(jobs), progress)]
