@@ -11,12 +11,15 @@ from .compare import compare, plot_comparison, write_comparison
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
 from .figures import FIGURES, plot_all, plot_sheet
+from .maps import map_correlation, map_report, morans_i
+from .nulls import spatial_nulls, spin_indices
 
 __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
            "write_json", "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
            "area_flow", "modularity", "small_world", "rich_club", "weight_distance",
            "receptive_fields", "node_metrics", "weighted_clustering", "plot_all", "plot_sheet", "FIGURES", "report", "compare",
-           "plot_comparison", "write_comparison"]
+           "plot_comparison", "write_comparison", "morans_i", "map_correlation", "map_report",
+           "spatial_nulls", "spin_indices"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
