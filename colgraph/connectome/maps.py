@@ -249,6 +249,10 @@ def map_report(G, n_perm: int = 1000, seed: int = 0) -> dict[str, Any]:
         maps.update({k: computed[k] for k in REPORTED[:3] if k not in maps})
     out: dict[str, Any] = {"n_perm": int(n_perm), "morans_i": {
         k: morans_i(a, maps[k], n_perm=n_perm, seed=seed) for k in REPORTED if k in maps}}
+    inputs = out["morans_i"]["in_strength"]
+    if inputs["I"] is None and "constant" in inputs.get("note", ""):
+        inputs["note"] += (" (attention and the prior softmax(bias) sum to one over each "
+                           "column's inputs)")
     pair = ("receptive_field", "selectivity" if "selectivity" in maps else "out_strength")
     out["correlation"] = {"a": pair[0], "b": pair[1], **map_correlation(
         maps[pair[0]], maps[pair[1]], a, n_perm=n_perm, seed=seed)}
