@@ -100,7 +100,9 @@ def morans_i(where: Any, values: Any, n_perm: int = 999, seed: int = 0,
         var = (n * ((n * n - 3 * n + 3) * S1 - n * S2 + 3 * S0 ** 2)
                - k * ((n * n - n) * S1 - 2 * n * S2 + 6 * S0 ** 2)) \
             / ((n - 1) * (n - 2) * (n - 3) * S0 ** 2) - expected ** 2
-        out["z"] = (I - expected) / np.sqrt(var) if var > 0 else None
+        out["z"] = float((I - expected) / np.sqrt(var)) if var > 0 else None
+        if var <= 0:
+            notes.append("z: undefined: I does not vary over relabellings of the columns")
         # the permutations in float32 (half the memory traffic; I_perm to ~1e-6 relative,
         # far below what moves a p-value)
         upper, z32 = _upper(W).astype(np.float32), z.astype(np.float32)

@@ -226,6 +226,8 @@ def _on_sphere(sheet: _Sheet, sphere: Any) -> tuple[np.ndarray | None, str]:
     if sheet.pos.shape[1] != 3:
         return None, f"positions {list(sheet.pos.shape)} (a {sheet.pos.shape[1]}-D sheet)"
     centre, r, dev = _sphere_fit(sheet.pos, sheet.sphere_centre)
+    if dev > SPHERE_TOL and sheet.sphere_centre is not None:  # a 'sphere' metric off-centre
+        centre, r, dev = _sphere_fit(sheet.pos)
     if dev > SPHERE_TOL:
         return None, (f"positions {list(sheet.pos.shape)} whose distances from the best "
                       f"centre vary by {dev:.1%} of the radius")
