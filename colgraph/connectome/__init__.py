@@ -12,7 +12,7 @@ from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, 
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
 from .figures import FIGURES, plot_all, plot_selectivity, plot_sheet
 from .maps import map_correlation, map_report, morans_i
-from .nulls import spatial_nulls, spin_indices
+from .map_nulls import spatial_nulls, spin_indices
 from .selectivity import add_selectivity, class_selectivity, selectivity_from_responses
 
 __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
@@ -37,7 +37,7 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     from pathlib import Path
 
     from .arrays import check_settings
-    from .nulls import _check_settings
+    from .map_nulls import _check_settings
 
     check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
     _check_settings(n_perm, seed)

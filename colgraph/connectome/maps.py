@@ -10,12 +10,12 @@ the plain correlation p-value (which assumes independent columns) is too small.
   columns) and a two-sided permutation p.
 * :func:`map_correlation`: Pearson or Spearman r of two maps, the naive p and the p of a
   spatial null model that keeps the first map's spatial autocorrelation
-  (:mod:`~colgraph.connectome.nulls`): ``"spin"`` rotations for columns on a sphere,
+  (:mod:`~colgraph.connectome.map_nulls`): ``"spin"`` rotations for columns on a sphere,
   ``"moran"`` spectral randomisation for any other sheet with a graph; ``"auto"`` picks.
 
 Symbols: ``N`` columns, ``E`` edges, ``P`` permutations / null maps. Everything is numpy /
 scipy.sparse: Moran's I costs ``O(E)`` per map plus ``O(E P)`` for its permutations (in
-blocks: ``O(N * block)`` memory); the nulls' costs are in :mod:`~colgraph.connectome.nulls`.
+blocks: ``O(N * block)`` memory); the nulls' costs are in :mod:`~colgraph.connectome.map_nulls`.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .nulls import (_check_settings, _chunks, _constant, _map, _masked_note, _null_blocks,
+from .map_nulls import (_check_settings, _chunks, _constant, _map, _masked_note, _null_blocks,
                     _plan, _sheet, _two_sided, _usable)
 
 __all__ = ["morans_i", "map_correlation", "map_report", "METHODS", "REPORTED"]

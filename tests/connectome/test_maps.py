@@ -9,7 +9,7 @@ import pytest
 from colgraph import Columnformer
 from colgraph.connectome import (map_correlation, map_report, morans_i, spatial_nulls,
                                  spin_indices, to_networkx, write_json)
-from colgraph.connectome import nulls
+from colgraph.connectome import map_nulls as nulls
 from colgraph.geometry import grid, knn, sphere, torus
 
 

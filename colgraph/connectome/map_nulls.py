@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["spatial_nulls", "spin_indices", "NULLS"]
+__all__ = ["spatial_nulls", "spin_indices", "MAP_NULLS"]
 
-NULLS = ("auto", "spin", "moran")
+MAP_NULLS = ("auto", "spin", "moran")
 KNN = 8  # neighbours per column of the graph built for bare positions
 SPHERE_TOL = 1e-2  # largest |distance from the centre - radius| / radius of a sphere's columns
 _CHUNK = 2_000_000  # values per block of null maps (rows x columns): ~16 MB of float64
@@ -350,8 +350,8 @@ def _moran_maps(x: np.ndarray, vecs: np.ndarray, n_perm: int, rng: np.random.Gen
 def _plan(sheet: _Sheet, null: Any, sphere: Any, n_eig: Any) -> tuple[str, Any, dict[str, Any]]:
     """Resolve ``null`` on ``sheet`` before any work: ``(name, state, details)`` with
     ``state`` the columns' unit vectors for a spin, None for moran."""
-    if null not in NULLS:
-        raise ValueError(f"Unknown null {null!r}. Choices: {', '.join(NULLS)} (auto: spin on "
+    if null not in MAP_NULLS:
+        raise ValueError(f"Unknown null {null!r}. Choices: {', '.join(MAP_NULLS)} (auto: spin on "
                          f"a sphere, moran elsewhere).")
     _check_int("n_eig", n_eig, 1, "the leading eigenvectors the moran null randomises, "
                                   "e.g. 100")
