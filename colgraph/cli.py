@@ -129,9 +129,11 @@ EXPECTED = (ValueError, FloatingPointError, OSError)
 
 ANALYZE_DOC = """Analyse the connectome a run learned.
 
-Writes connectome.graphml (Gephi / Cytoscape; node metrics attached), metrics.json and the
-figures (sheet, edge lengths with the exponential-distance-rule fit, area flow, degrees,
-receptive fields; topography.png, response correlation against distance on the sheet;
+Writes connectome.graphml (Gephi / Cytoscape; node metrics attached), metrics.json (its
+"maps" section: Moran's I of the per-column maps, a map correlation against spatial nulls)
+and the figures (sheet, edge lengths with the exponential-distance-rule fit, area flow,
+degrees, receptive fields; selectivity.png, each column's preferred class, for labelled
+data; topography.png, response correlation against distance on the sheet;
 input_map.png, where the image's patches land, for image tasks; with --reference FILE,
 compare.json / compare.png: the same metrics on a reference connectome; plasticity.png, the
 wiring's history, when the run used plasticity; training.png, the training curves) into
@@ -290,6 +292,14 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
           f"{_num(m['rich_club']['max_normalized'], '.2f')}")
     if m.get("significance"):
         print(significance_table(m["significance"]))
+    maps = m["maps"]
+    print("Moran's I: " + ", ".join(
+        f"{k} {_num(v['I'], '.2f')} (z {_num(v['z'], '.1f')}, p {_num(v['p'], '.3f')})"
+        for k, v in maps["morans_i"].items()))
+    c = maps["correlation"]
+    print(f"{c['a']} vs {c['b']}: {c['method']} r {_num(c['r'], '.3f')}, naive p "
+          f"{_num(c['p_naive'], '.2g')}, spatial p {_num(c['p_spatial'], '.3f')} ({c['null']} "
+          f"null, {c['n_perm']} maps)")
     for note in m.get("notes", []):
         print(f"note: {note}")
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet

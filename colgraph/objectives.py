@@ -26,7 +26,8 @@ from .parallel.shard import ColumnShard, HaloPlan, exchange
 
 WHOLE = ColumnShard.whole(1)  # one process: every reduction is the identity
 
-__all__ = ["total_loss", "wiring_length", "wiring_cost", "column_responses", "smoothness_loss",
+__all__ = ["total_loss", "wiring_length", "wiring_cost", "column_responses", "column_activity",
+           "smoothness_loss",
            "topographic_smoothness", "distant_pairs", "measure_topography"]
 
 
@@ -119,6 +120,15 @@ def column_responses(state: Tensor) -> Tensor:
     z = state.transpose(0, 1)  # (N, B, C)
     z = (z - z.mean(1, keepdim=True)).flatten(1)  # (N, B*C)
     return z / z.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def column_activity(state: Tensor) -> Tensor:
+    """``[B, N]``: each column's scalar response to each sample, the RMS over channels of
+    its state (states ``[B, N, C]``): how strongly the column is driven, the quantity whose
+    spread :class:`~colgraph.model.Activity` reads (a signed channel mean of the residual
+    stream could cancel to 0 for a strongly driven column). Class selectivity
+    (:func:`colgraph.connectome.class_selectivity`) is measured on it."""
+    return torch.linalg.vector_norm(state, dim=-1) / state.size(-1) ** 0.5
 
 
 def distant_pairs(pos: Tensor, num: int, radius: float, generator: torch.Generator | None,

@@ -161,9 +161,10 @@ def test_analyze_a_trained_run(tmp_path):
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2"],
               tmp_path)
     assert "feedforward index" in out and "modularity Q" in out
+    assert "Moran's I: in_strength" in out and "receptive_field vs selectivity" in out
     analysis = tmp_path / "analysis"
     for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png",
-                 "input_map.png", "training.png"):
+                 "input_map.png", "training.png", "selectivity.png"):
         assert (analysis / name).stat().st_size > 1000, name
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
@@ -171,6 +172,9 @@ def test_analyze_a_trained_run(tmp_path):
                 "weight_distance_rho", "receptive_field", "weighted_clustering", "input_map"):
         assert key in m, key
     assert m["input_map"]["stretch_max"] == 1.0  # a stack's input area is the patch grid
+    assert sorted(m["maps"]["morans_i"]) == ["in_strength", "out_strength", "receptive_field",
+                                             "selectivity"]
+    assert m["maps"]["correlation"]["p_spatial"] is not None
     # against a reference connectome: here the run's own first snapshot
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2",
                "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs")], tmp_path)

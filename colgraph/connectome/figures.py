@@ -11,7 +11,7 @@ from ..geometry import plane_axes, rank_within_target
 from .analysis import EdgeArrays, arrays, plain_areas, receptive_fields
 
 __all__ = ["plot_all", "plot_sheet", "FIGURES", "plot_topography", "plot_significance",
-           "layout"]
+           "layout", "plot_selectivity"]
 
 FIGURES = ("sheet.png", "lengths.png", "flow.png", "degrees.png", "receptive_fields.png")
 
@@ -254,8 +254,81 @@ def plot_receptive_fields(a: EdgeArrays, path: Path) -> None:
     _save(fig, path)
 
 
+def _class_colours(count: int):
+    """``count`` distinct colours: tab10 / tab20, else evenly spaced hues."""
+    plt = _plt()
+    if count <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(count)]
+    if count <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(count)]
+    return [plt.get_cmap("hsv")(i / count) for i in range(count)]
+
+
+def plot_selectivity(G, path: str | Path) -> Path:
+    """Each column coloured by its preferred class, opacity and size by its selectivity
+    (max d'), one legend entry per class; laid out as :func:`plot_sheet` lays out the sheet
+    (stacks flat, area beside area; spheres and surfaces in 3-D). ``G``: a connectome graph
+    with the node attributes ``preferred_class`` and ``selectivity``
+    (:func:`~colgraph.connectome.selectivity.add_selectivity`)."""
+    from matplotlib.lines import Line2D
+
+    missing = [v for v, d in G.nodes(data=True)
+               if "preferred_class" not in d or "selectivity" not in d]
+    if missing:
+        raise ValueError(f"plot_selectivity needs the node attributes 'preferred_class' and "
+                         f"'selectivity' on every column ({len(missing)} lack them, e.g. "
+                         f"{missing[0]!r}): add them with add_selectivity(G, "
+                         f"class_selectivity(model, loader)).")
+    plt = _plt()
+    a = arrays(G)
+    best = np.array([int(d["preferred_class"]) for _, d in G.nodes(data=True)])
+    dprime = np.array([float(d["selectivity"]) for _, d in G.nodes(data=True)])
+    xy, kind = layout(a)
+    classes = sorted(set(best[best >= 0].tolist()))
+    colours = dict(zip(classes, _class_colours(len(classes))))
+    finite = np.isfinite(dprime) & (best >= 0)
+    top = float(np.abs(dprime[finite]).max()) if finite.any() else 1.0
+    strength = np.where(finite, np.clip(np.nan_to_num(dprime) / max(top, 1e-12), 0.0, 1.0), 0.0)
+    rgba = np.array([colours.get(c, (0.6, 0.6, 0.6, 1.0)) for c in best], dtype=float)
+    rgba[:, 3] = 0.15 + 0.85 * strength
+    base = 8.0 if kind == "3d" else 12.0
+    size = base * (0.5 + 3.5 * strength)
+    span = np.ptp(xy[:, :2], axis=0) + 1e-9
+    figsize = (8, 6.5) if kind == "3d" else (10, float(np.clip(10 * span[1] / span[0], 3, 9)) + 1)
+    fig = plt.figure(figsize=figsize)
+    ax = _axes(fig, kind, 1, 1, 1)
+    ax.scatter(*xy.T, c=rgba, s=size, edgecolors="none")
+    names = [n for n in plain_areas(a) if n in a.areas]
+    if kind == "areas":
+        _area_labels(ax, a, xy, names)
+        ax.set_xlabel("position within each area (areas side by side)")
+    else:
+        ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    if kind == "3d":
+        ax.set_zlabel("z")
+    else:
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.autoscale_view()
+    def columns(count: int) -> str:
+        return f"{count} column" + ("s" if count != 1 else "")
+
+    handles = [Line2D([], [], marker="o", ls="", color=colours[c],
+                      label=f"class {c} ({columns(int((best == c).sum()))})") for c in classes]
+    if (best < 0).any():
+        handles.append(Line2D([], [], marker="o", ls="", color=(0.6, 0.6, 0.6),
+                              label=f"no d' ({columns(int((best < 0).sum()))})"))
+    ax.legend(handles=handles, title="preferred class", loc="center left",
+              bbox_to_anchor=(1.15 if kind == "3d" else 1.02, 0.5), fontsize=8)
+    ax.set_title(f"Preferred class per column (opacity and size: selectivity d', max "
+                 f"{top:.2f})")
+    _save(fig, Path(path))
+    return Path(path)
+
+
 def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write every figure of :data:`FIGURES` into ``out_dir``; return their paths."""
+    """Write every figure of :data:`FIGURES` into ``out_dir`` (and ``selectivity.png`` when
+    the graph's columns carry ``preferred_class``); return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     a = arrays(G)
@@ -267,6 +340,9 @@ def plot_all(G, metrics: dict[str, Any], out_dir: str | Path) -> list[Path]:
     plot_receptive_fields(a, paths[4])
     if metrics.get("significance"):
         paths.append(plot_significance(metrics["significance"], out_dir / "significance.png"))
+    if hasattr(G, "nodes") and G.number_of_nodes() and all(
+            "preferred_class" in d for _, d in G.nodes(data=True)):
+        paths.append(plot_selectivity(G, out_dir / "selectivity.png"))
     return paths
 
 
