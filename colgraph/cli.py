@@ -319,6 +319,14 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         m["topographic_smoothness"] = topo["smoothness"]
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
+    if not args.prior:  # what training changed: against the sheet as built, over snapshots
+        from .connectome.changes import changes_summary, plot_changes, run_changes
+
+        m["changes"] = run_changes(args.run, n_null=args.null_models,
+                                   edge_fraction=args.edge_fraction, seed=args.seed,
+                                   learned=read_connectome(out / "connectome.graphml"))
+        plot_changes(m["changes"], out / "changes.png")
+        print(changes_summary(m["changes"]))
     write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison

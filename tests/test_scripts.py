@@ -163,8 +163,11 @@ def test_analyze_a_trained_run(tmp_path):
     assert "feedforward index" in out and "modularity Q" in out
     assert "Moran's I: in_strength" in out and "receptive_field vs selectivity" in out
     analysis = tmp_path / "analysis"
+    assert "significance: 2 null samples per family" in out
+    assert "changes from the sheet as built:" in out
     for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png",
-                 "input_map.png", "training.png", "selectivity.png"):
+                 "input_map.png", "training.png", "selectivity.png", "significance.png",
+                 "changes.png"):
         assert (analysis / name).stat().st_size > 1000, name
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
@@ -175,6 +178,11 @@ def test_analyze_a_trained_run(tmp_path):
     assert sorted(m["maps"]["morans_i"]) == ["in_strength", "out_strength", "receptive_field",
                                              "selectivity"]
     assert m["maps"]["correlation"]["p_spatial"] is not None
+    assert list(m["significance"]["families"]) == ["degree", "spatial", "prior"]
+    ch = m["changes"]  # against the sheet as built: plasticity pruned 20% of its edges
+    assert ch["trajectory"]["labels"] == ["prior", "epoch0001", "epoch0002", "learned"]
+    assert ch["edges"]["pruned"] > 0 and ch["edges"]["kept"] + ch["edges"]["grown"] == last
+    assert ch["families"] == ["prior", "prior_length"]
     # against a reference connectome: here the run's own first snapshot
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2",
                "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs")], tmp_path)
