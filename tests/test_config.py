@@ -205,6 +205,7 @@ OLD_GEOMETRY = {"width": 8, "height": None, "widths": [8, 6, 4], "spacing": 2.0,
                 "inter": "knn", "inter_k": 9, "n": 256, "shape": "box", "dim": 2,
                 "size": None, "seed": 0, "input_size": 64, "output_size": 16, "path": None,
                 "coords": None}
+NEWER_GEOMETRIES = {"hex"}  # added after the flat configs: no old checkpoint holds them
 OLD_WIRING = {"rule": "knn", "k": 16, "r": 1.5, "long_range": 0, "lam": 4.0, "seed": 0,
               "self_loops": False}
 
@@ -217,7 +218,7 @@ def old_shape(config: dict) -> dict:
                                    "wiring": {**OLD_WIRING, **wiring}}}
 
 
-@pytest.mark.parametrize("option", GEOMETRY_OPTIONS)
+@pytest.mark.parametrize("option", [o for o in GEOMETRY_OPTIONS if o not in NEWER_GEOMETRIES])
 def test_old_flat_geometry_configs_still_load(option):
     """A checkpoint's config from before the registry validates and builds the same sheet,
     also merged on the schema as load_model does."""

@@ -115,6 +115,18 @@ def test_cortical_surface_example(tmp_path):
     assert (tmp_path / "receptive_field.png").stat().st_size > 10_000
 
 
+def test_fly_optic_lobe_example(tmp_path):
+    import importlib.util  # flyvis is looked for, not imported (its dependencies are heavy)
+
+    if importlib.util.find_spec("flyvis") is None:
+        pytest.skip("flyvis is not installed (pip install --no-deps flyvis)")
+    out = run([str(ROOT / "examples" / "fly_optic_lobe.py"), "--max-steps", "2", "--nulls",
+               "2", "--out", str(tmp_path)], tmp_path)
+    assert "fly optic lobe (flyvis, extent 5): 91 columns" in out
+    assert "attention vs synapses: Spearman rho" in out and "KS D: in_degree" in out
+    assert (tmp_path / "compare.png").stat().st_size > 20_000
+
+
 def test_compare_celegans_example(tmp_path):
     pytest.importorskip("wormneuroatlas")
     out = run([str(ROOT / "examples" / "compare_celegans.py"), "--max-steps", "2", "--nulls",

@@ -10,6 +10,7 @@ from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, no
 from .nulls import NULLS, null_model, significance
 from .changes import changes, plot_changes, prior_connectome, run_changes
 from .compare import compare, plot_comparison, write_comparison
+from .references import fly_optic_lobe
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
 from .figures import FIGURES, plot_all, plot_selectivity, plot_sheet
@@ -24,7 +25,7 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "plot_comparison", "write_comparison", "morans_i", "map_correlation", "map_report",
            "spatial_nulls", "spin_indices", "class_selectivity", "selectivity_from_responses",
            "add_selectivity", "plot_selectivity", "significance", "null_model", "NULLS",
-           "changes", "run_changes", "prior_connectome", "plot_changes"]
+           "changes", "run_changes", "prior_connectome", "plot_changes", "fly_optic_lobe"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,

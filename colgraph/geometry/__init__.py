@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops_from, measure,
                    pairwise_length, plane_axes, rank_within_target)
-from .builders import (STACK_INTER, end_areas, from_coords, grid, line, random_sheet, ring,
-                       sphere, stack, torus)
+from .builders import (STACK_INTER, end_areas, from_coords, grid, hex_coords, hex_lattice,
+                       hex_positions, line, random_sheet, ring, sphere, stack, torus)
 from .io import from_mesh, from_networkx, from_pyg, read_geometry, write_geometry
 from .registry import (GEOMETRIES, WIRINGS, ExponentialWiring, FullWiring, GeometryConfig,
-                       GraphConfig, GridConfig, KnnWiring, LineConfig, NoWiring, RadiusWiring,
+                       GraphConfig, GridConfig, HexConfig, KnnWiring, LineConfig, NoWiring, RadiusWiring,
                        RandomConfig, RingConfig, SphereConfig, StackConfig, TorusConfig,
                        UniformWiring, WiringConfig, build_geometry, build_wiring, get_wiring,
                        register_geometry, register_wiring)
@@ -25,6 +25,7 @@ from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
            "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
+           "hex_lattice", "hex_coords", "hex_positions", "HexConfig",
            "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",
            "Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "get_wiring",

@@ -1,6 +1,7 @@
 """Geometry builders: pure functions of their arguments (and a seed), returning a Geometry."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -8,9 +9,9 @@ import numpy as np
 import torch
 
 from .base import Geometry, measure, pairwise_length
-from .wiring import Wiring, knn
+from .wiring import Wiring, knn, radius
 
-__all__ = ["from_coords", "grid", "torus", "stack", "sphere", "ring", "line", "random_sheet",
+__all__ = ["from_coords", "grid", "hex_lattice", "hex_coords", "hex_positions", "torus", "stack", "sphere", "ring", "line", "random_sheet",
            "end_areas", "STACK_INTER"]
 
 STACK_INTER = ("knn", "feedforward", "bidirectional", "all")
@@ -98,6 +99,56 @@ def grid(width: int, height: int | None = None, wiring: Wiring | None = None,
     period = torch.tensor([float(width), float(height)]) if wrap else None
     kind = "torus" if wrap else "grid"
     return from_coords(pos, wiring or knn(8), areas, period, f"{kind}({width}x{height})")
+
+
+def hex_coords(extent: int) -> np.ndarray:
+    """Axial coordinates ``(u, v)`` of the hexagons within ``extent`` steps of the centre
+    (``|u|, |v|, |u + v| <= extent``), u-major: the column order of :func:`hex_lattice`
+    and of the fly optic lobe's columns (:func:`colgraph.connectome.fly_optic_lobe`)."""
+    _check_count("hex_lattice", extent, "extent", 0)
+    return np.array([(u, v) for u in range(-extent, extent + 1)
+                     for v in range(max(-extent, -extent - u), min(extent, extent - u) + 1)],
+                    dtype=np.int64).reshape(-1, 2)
+
+
+def hex_positions(uv: np.ndarray) -> torch.Tensor:
+    """Axial hexagon coordinates to the plane, unit spacing between neighbouring columns."""
+    uv = torch.as_tensor(uv, dtype=torch.float32)
+    return torch.stack([uv[:, 0] + uv[:, 1] / 2, uv[:, 1] * math.sqrt(3) / 2], 1)
+
+
+def hex_lattice(extent: int, wiring: Wiring | None = None, input_size: int | None = None,
+                output_size: int | None = None) -> Geometry:
+    """A hexagonal sheet: the ``3 e (e + 1) + 1`` hexagons within ``extent = e`` steps of the
+    centre, unit spacing (a compound eye's columns: the fly's optic lobe is a hexagonal
+    lattice of columns, 721 at extent 15). Default wiring: the 6 neighbours of each column
+    (`radius(1.5)`: fewer on the rim).
+
+    All columns form the area ``sheet``; ``input`` / ``output`` are all of them (as for a
+    grid) or the ``input_size`` / ``output_size`` columns nearest the centre (an 8 x 8 image
+    of patches needs 64 input columns); labels are the axial coordinates ``"u,v"``.
+
+    Example:
+        >>> from colgraph.geometry import hex_lattice
+        >>> geo = hex_lattice(2)
+        >>> geo.num_columns, geo.in_degree().tolist()[:4], round(float(geo.edge_length.max()), 4)
+        (19, [3, 4, 3, 4], 1.0)
+    """
+    uv = hex_coords(extent)
+    n = len(uv)
+    pos = hex_positions(uv)
+    central = torch.argsort(pos.norm(dim=1), stable=True)  # nearest the centre first
+    areas = {"sheet": torch.arange(n)}
+    for area, size in (("input", input_size), ("output", output_size)):
+        if size is not None:
+            _check_count("hex_lattice", size, f"{area}_size", 1)
+            if size > n:
+                raise ValueError(f"hex_lattice({extent}) has {n} columns, fewer than "
+                                 f"{area}_size={size}; raise geometry.extent or lower "
+                                 f"geometry.{area}_size.")
+        areas[area] = torch.arange(n) if size is None else central[:size].sort().values
+    geo = from_coords(pos, wiring or radius(1.5), areas, name=f"hex({extent})")
+    return dataclasses.replace(geo, labels=[f"{u},{v}" for u, v in uv.tolist()])
 
 
 def torus(width: int, height: int | None = None, wiring: Wiring | None = None) -> Geometry:

@@ -28,14 +28,15 @@ from typing import Any, Callable, ClassVar
 from ..registry import Registry
 from ..validation import Option, check_types, one_of, positive, require
 from .base import Geometry
-from .builders import STACK_INTER, grid, line, random_sheet, ring, sphere, stack, torus
+from .builders import (STACK_INTER, grid, hex_lattice, line, random_sheet, ring, sphere, stack,
+                       torus)
 from .io import read_geometry
 from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 
 __all__ = ["WiringConfig", "WIRINGS", "register_wiring", "KnnWiring", "RadiusWiring",
            "FullWiring", "ExponentialWiring", "UniformWiring", "NoWiring", "build_wiring",
            "get_wiring", "GeometryConfig", "GEOMETRIES", "register_geometry", "GridConfig",
-           "TorusConfig", "StackConfig", "SphereConfig", "RingConfig", "LineConfig",
+           "TorusConfig", "HexConfig", "StackConfig", "SphereConfig", "RingConfig", "LineConfig",
            "RandomConfig", "GraphConfig", "build_geometry"]
 
 
@@ -449,6 +450,32 @@ class RandomConfig(GeometryConfig):
         return random_sheet(self.n, shape=self.shape, dim=self.dim, size=self.size,
                             seed=self.seed, wiring=self.wiring.build(),
                             input_size=self.input_size, output_size=self.output_size)
+
+
+@register_geometry("hex")
+@dataclass
+class HexConfig(GeometryConfig):
+    """A hexagonal sheet of the hexagons within ``extent`` steps of the centre
+    (:func:`~colgraph.geometry.hex_lattice`: 3 e (e + 1) + 1 columns); ``input_size`` /
+    ``output_size``: the columns nearest the centre (None: all)."""
+
+    extent: int = 5
+    input_size: int | None = 64
+    output_size: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.extent >= 1, "geometry.extent", self.extent,
+                ">= 1 (rings of hexagons round the centre)")
+        columns = 3 * self.extent * (self.extent + 1) + 1
+        for key in ("input_size", "output_size"):
+            size = getattr(self, key)
+            require(size is None or 1 <= size <= columns, f"geometry.{key}", size,
+                    f"in [1, {columns}] (the columns of extent {self.extent}) or null (all)")
+
+    def build(self) -> Geometry:
+        return hex_lattice(self.extent, wiring=self.wiring.build(), input_size=self.input_size,
+                           output_size=self.output_size)
 
 
 @register_geometry("graph")
