@@ -3,7 +3,6 @@ the prior null families, and their course over snapshots."""
 import json
 
 import matplotlib
-import numpy as np
 import pytest
 
 matplotlib.use("Agg")
