@@ -290,6 +290,11 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
           f"{_num(m['rich_club']['max_normalized'], '.2f')}")
     if m.get("significance"):
         print(significance_table(m["significance"]))
+    if m.get("modes"):  # Pang et al.'s comparison: which modes reconstruct the activity
+        md = m["modes"]
+        print(f"eigenmodes (k = {md['k']}): activity maps reconstructed with r = "
+              f"{_num(md['geometric']['accuracy_at_k'], '.3f')} by geometric modes, "
+              f"{_num(md['connectome']['accuracy_at_k'], '.3f')} by connectome modes")
     for note in m.get("notes", []):
         print(f"note: {note}")
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet
