@@ -162,12 +162,20 @@ def cotangent_laplacian(pos, faces):
     return L, sp.diags(mass).tocsr()
 
 
-def _wiring_laplacian(n: int, src, dst, length, weights: str, scale: float | None):
+def _no_edges(what: str, n: int) -> ValueError:
+    return ValueError(f"{what[:1].upper()}{what[1:]} has no edge between two different columns (of {n}): every "
+                      f"column is its own component and every eigenvalue is 0. Give the sheet "
+                      f"wiring (or the connectome weights > 0).")
+
+
+def _wiring_laplacian(n: int, src, dst, length, weights: str, scale: float | None, what: str):
     """``L = D - W`` of the symmetrised wiring (self-loops dropped)."""
     import scipy.sparse as sp
 
     keep = src != dst
     src, dst, length = src[keep], dst[keep], length[keep]
+    if not keep.any():
+        raise _no_edges(what, n)
     if weights == "binary":
         w = np.ones(src.size)
         operator = "graph Laplacian D - W of the wiring (binary weights)"
@@ -229,13 +237,11 @@ def _solve(L, B, W, k: int, operator: str, allow_disconnected: bool, what: str) 
 
     n = L.shape[0]
     if W.nnz == 0:
-        raise ValueError(f"{what} has no edge between two different columns (of {n}): every "
-                         f"column is its own component and every eigenvalue is 0. Give the "
-                         f"sheet wiring (or the connectome weights > 0).")
+        raise _no_edges(what, n)
     count, label = connected_components(W, directed=False)
     if count > 1 and not allow_disconnected:
         sizes = np.bincount(label)
-        raise ValueError(f"{what} has {count} connected components (sizes "
+        raise ValueError(f"{what[:1].upper()}{what[1:]} has {count} connected components (sizes "
                          f"{sorted(sizes.tolist(), reverse=True)[:5]}{' ...' if count > 5 else ''}"
                          f"): its Laplacian has eigenvalue 0 {count} times, one constant mode "
                          f"per component, and its modes never mix components. Analyse one "
@@ -340,7 +346,8 @@ def geometric_modes(geometry_or_graph, k: int = 50, kind: str = "auto", weights:
         return _solve(L, B, W + W.T, k, "cotangent Laplace-Beltrami (lumped mass)",
                       allow_disconnected, what)
     L, B, W, operator = _wiring_laplacian(n, np.asarray(src), np.asarray(dst),
-                                          np.asarray(length, dtype=float), weights, scale)
+                                          np.asarray(length, dtype=float), weights, scale,
+                                          what)
     return _solve(L, B, W, k, operator, allow_disconnected, what)
 
 
