@@ -15,8 +15,7 @@ matplotlib.use("Agg")
 
 from colgraph import Columnformer
 from colgraph.connectome import (MODE_FIGURES, Modes, connectome_modes, cotangent_laplacian,
-                                 figures, geometric_modes, mode_analysis, reconstruct, report,
-                                 to_networkx)
+                                 figures, geometric_modes, mode_analysis, reconstruct, report)
 from colgraph.connectome import modes as modes_module
 from colgraph.geometry import (Geometry, from_mesh, grid, knn, radius, ring, sphere, stack,
                                torus)
