@@ -724,7 +724,8 @@ def plot_reconstruction(section: dict[str, Any], path):
         [np.nan if v is None else v for v in section[n]["accuracy_mean"]], float))
         for n in ("geometric", "connectome")] + [0.0]))), 1.02)
     ax.set_title(f"Activity maps ({section['maps']}) reconstructed by eigenmodes "
-                 f"({section['columns']} columns)", fontsize=10)
+                 f"({section['columns']} columns)\nmean over maps, shaded: +- 1 s.d.",
+                 fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
     _save(fig, Path(path))

@@ -147,6 +147,10 @@ def test_faces_travel_with_the_geometry(tmp_path):
     model = Columnformer(from_mesh(verts, faces, areas={"input": [0], "output": [1]}),
                          channels=4, steps=4)
     assert torch.equal(model.geometry.faces, geo.faces)  # the model's current geometry
+    from colgraph.parallel import partition
+
+    renumbered = partition(geo, 3).renumber(geo)  # a sharded run's column order
+    assert torch.equal(renumbered.pos[renumbered.faces], geo.pos[geo.faces])
     assert grid(3).faces is None and "faces" in grid(3).state_dict()
     with pytest.raises(ValueError, match="Expected 'faces' of shape"):
         Geometry(geo.pos, geo.edge_index, geo.edge_length, faces=[[0, 1, 99]])
