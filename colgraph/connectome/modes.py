@@ -248,19 +248,24 @@ def _solve(L, B, W, k: int, operator: str, allow_disconnected: bool, what: str) 
                          f"component (scipy.sparse.csgraph.connected_components), or pass "
                          f"allow_disconnected=True for per-component modes.")
     values, vectors = [], []
+    order = np.argsort(label, kind="stable")  # components as contiguous blocks: O(E) slicing
+    bounds = np.r_[0, np.cumsum(np.bincount(label, minlength=count))]
+    if count > 1:
+        L, B = L[order][:, order].tocsr(), B[order][:, order].tocsr()
     for c in range(count):
-        idx = np.flatnonzero(label == c)
+        lo, hi = bounds[c], bounds[c + 1]
+        idx = order[lo:hi]
         size = idx.size
         indicator = np.zeros((n, 1))
-        mass = B.diagonal()[idx]
+        mass = B.diagonal()[lo:hi]
         indicator[idx, 0] = 1.0 / np.sqrt(mass.sum())
         values.append(np.zeros(1))
         vectors.append(indicator)
         kc = min(k, size - 1)
         if kc < 1:
             continue
-        Lc = L[idx][:, idx] if count > 1 else L
-        Bc = B[idx][:, idx] if count > 1 else B
+        Lc = L[lo:hi, lo:hi] if count > 1 else L
+        Bc = B[lo:hi, lo:hi] if count > 1 else B
         val, vec = _smallest(Lc, Bc, kc + 1, size)
         val, vec = val[1:], vec[:, 1:]  # the zero mode: the exact indicator above
         full = np.zeros((n, vec.shape[1]))
