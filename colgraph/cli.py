@@ -300,6 +300,11 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
     print(f"{c['a']} vs {c['b']}: {c['method']} r {_num(c['r'], '.3f')}, naive p "
           f"{_num(c['p_naive'], '.2g')}, spatial p {_num(c['p_spatial'], '.3f')} ({c['null']} "
           f"null, {c['n_perm']} maps)")
+    if m.get("modes"):  # Pang et al.'s comparison: which modes reconstruct the activity
+        md = m["modes"]
+        print(f"eigenmodes (k = {md['k']}): activity maps reconstructed with r = "
+              f"{_num(md['geometric']['accuracy_at_k'], '.3f')} by geometric modes, "
+              f"{_num(md['connectome']['accuracy_at_k'], '.3f')} by connectome modes")
     for note in m.get("notes", []):
         print(f"note: {note}")
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet

@@ -17,6 +17,9 @@ from .figures import FIGURES, plot_all, plot_selectivity, plot_sheet
 from .maps import map_correlation, map_report, morans_i
 from .map_nulls import spatial_nulls, spin_indices
 from .selectivity import add_selectivity, class_selectivity, selectivity_from_responses
+from .modes import (MODE_FIGURES, Modes, activity_maps, connectome_modes, cotangent_laplacian,
+                    geometric_modes, mode_analysis, plot_modes, plot_reconstruction,
+                    reconstruct)
 
 __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics", "adjacency", "to_tables", "write_connectome", "read_connectome", "to_geometry",
            "write_json", "WRITERS", "analyze", "degree_stats", "reciprocity", "edr_fit", "wiring",
@@ -25,12 +28,14 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "plot_comparison", "write_comparison", "morans_i", "map_correlation", "map_report",
            "spatial_nulls", "spin_indices", "class_selectivity", "selectivity_from_responses",
            "add_selectivity", "plot_selectivity", "significance", "null_model", "NULLS",
-           "changes", "run_changes", "prior_connectome", "plot_changes", "fly_optic_lobe"]
+           "changes", "run_changes", "prior_connectome", "plot_changes", "fly_optic_lobe",
+           "Modes", "geometric_modes", "connectome_modes", "cotangent_laplacian", "reconstruct",
+           "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
            edge_fraction: float = 0.5, seed: int = 0, n_perm: int = 1000, nulls="auto",
-           progress: bool = False) -> dict:
+           progress: bool = False, modes: int = 50) -> dict:
     """Export, analyse and draw a trained sheet: writes ``connectome.graphml``,
     ``metrics.json`` and the PNG figures into ``out_dir``; returns the metrics (``nulls``,
     ``n_null``: the null families and samples per family of :func:`analyze`).
@@ -39,7 +44,10 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     column's class selectivity (:func:`class_selectivity`) becomes the node attributes
     ``selectivity`` and ``preferred_class`` and the figure ``selectivity.png``. The
     ``maps`` section of the metrics (:func:`map_report`) holds Moran's I of the per-column
-    metrics and a map correlation against ``n_perm`` spatial null maps."""
+    metrics and a map correlation against ``n_perm`` spatial null maps. With data, also the
+    eigenmode analysis of :func:`mode_analysis` with ``modes`` modes (at most ``N - 1``;
+    ``0``: none): the ``modes`` section of the metrics and the figures ``modes.png`` and
+    ``reconstruction.png``."""
     from pathlib import Path
 
     from .arrays import check_settings
@@ -49,6 +57,9 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
     check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
     check_families(nulls)
     _check_settings(n_perm, seed)
+    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 0:
+        raise ValueError(f"modes must be an integer >= 0 (got {modes!r}): the number of "
+                         f"eigenmodes of the mode analysis, 0 for none.")
     model_or_path, loader = _read_once(model_or_path, loader)
     G = add_node_metrics(to_networkx(model_or_path, loader=loader, max_batches=max_batches),
                          seed=seed)
@@ -71,10 +82,26 @@ def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int 
                      f"{maps['correlation']['note']}")
     if notes:
         metrics["notes"] = metrics.get("notes", []) + notes
+    section = None
+    if loader is not None and modes:
+        from .modes import _analysis
+
+        n = G.number_of_nodes()
+        k = min(modes, n - 1)
+        section, geo_modes = _analysis(model_or_path, loader, k=k, graph=G,
+                                       max_batches=max_batches)
+        if k < modes:
+            section.setdefault("notes", []).insert(
+                0, f"k = {k}: {modes} modes asked, but a sheet of {n} columns has {n - 1} "
+                   f"besides the constant")
+        metrics["modes"] = section
     out_dir = Path(out_dir)  # written only once the analysis stands (nothing for a bad graph)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_connectome(G, out_dir / "connectome.graphml")
     plot_all(G, metrics, out_dir)
+    if section is not None:
+        plot_modes(G, geo_modes, out_dir / MODE_FIGURES[0])
+        plot_reconstruction(section, out_dir / MODE_FIGURES[1])
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -142,6 +142,12 @@ class Geometry:
             window index for sequences) that each input-area column receives, ``-1`` for
             other columns: an explicit retinotopic map instead of the one fitted from
             positions (see :class:`colgraph.tasks.InputMap`).
+        faces: optional ``[F, 3]`` column indices of the triangles of the mesh the sheet was
+            built from (:func:`~colgraph.geometry.from_mesh`, :func:`~colgraph.geometry.
+            from_surface` keep them), for operators that need the surface itself, such as
+            the Laplace-Beltrami eigenmodes of :func:`colgraph.connectome.geometric_modes`.
+            Kept in checkpoints (:meth:`state_dict`), not in GraphML / GML / CSV geometry
+            files (read the surface again with ``from_surface``).
 
     Edges are put in canonical order (by target, then source) on construction and
     :meth:`validate` runs, so a ``Geometry`` that exists is a valid one.
@@ -162,6 +168,7 @@ class Geometry:
     labels: list | None = None
     metric: str = "euclidean"
     input_map: Tensor | None = None
+    faces: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.pos = torch.as_tensor(self.pos, dtype=torch.float32)
@@ -174,6 +181,8 @@ class Geometry:
             self.labels = list(self.labels)
         if self.input_map is not None:
             self.input_map = _indices(self.input_map, "input_map").flatten()
+        if self.faces is not None:
+            self.faces = _indices(self.faces, "faces")
         self.validate()
         perm = canonical_order(self.edge_index, self.num_columns)
         self.edge_index = self.edge_index[:, perm].contiguous()
@@ -270,6 +279,13 @@ class Geometry:
             raise ValueError(f"Expected 'input_map' to hold one patch index >= 0 (or -1 for "
                              f"none) per column ({n}), got shape {list(self.input_map.shape)}, "
                              f"min {int(self.input_map.min()) if self.input_map.numel() else '-'}.")
+        faces = self.faces
+        if faces is not None and (faces.dim() != 2 or faces.size(1) != 3 or (faces.numel() and (
+                faces.min() < 0 or faces.max() >= n))):
+            rng = (f", values {int(faces.min())} .. {int(faces.max())}" if faces.numel() else "")
+            raise ValueError(f"Expected 'faces' of shape [F, 3] with column indices in [0, "
+                             f"{n - 1}] (got shape {list(faces.shape)}{rng}): one row of three "
+                             f"columns per triangle of the sheet's mesh, or None.")
         if self.period is not None and self.period.shape != (pos.size(1),):
             raise ValueError(f"Expected 'period' to have one entry per dimension "
                              f"({pos.size(1)}), got {list(self.period.shape)}.")
@@ -347,7 +363,8 @@ class Geometry:
             lengths = torch.cat([lengths, self.measure(new[0], new[1])])
         names = "+".join(type(r).__name__.lower() for r in rules)
         return Geometry(self.pos, edges, lengths, dict(self.areas), self.period,
-                        f"{self.name}+{names}", self.labels, self.metric, self.input_map)
+                        f"{self.name}+{names}", self.labels, self.metric, self.input_map,
+                        self.faces)
 
     def hops_from(self, sources: Tensor) -> Tensor:
         """Fewest edges from any column in ``sources`` to every column (``-1``: unreachable)."""
@@ -486,7 +503,7 @@ class Geometry:
         return {"pos": self.pos, "edge_index": self.edge_index,
                 "edge_length": self.edge_length, "areas": dict(self.areas),
                 "period": self.period, "name": self.name, "labels": self.labels,
-                "metric": self.metric, "input_map": self.input_map}
+                "metric": self.metric, "input_map": self.input_map, "faces": self.faces}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "Geometry":

@@ -239,6 +239,9 @@ def from_mesh(vertices, faces, k_ring: int = 1, geodesic: bool = False,
             ``False``: straight-line (Euclidean) lengths.
         areas: named vertex sets.
 
+    The geometry keeps the triangles (``geometry.faces``) for surface operators such as the
+    Laplace-Beltrami eigenmodes of :func:`colgraph.connectome.geometric_modes`.
+
     Cost is ``O(V * ring size)`` (sparse matrix products, no ``V x V`` matrix): 10^5
     vertices with ``k_ring=2`` take a few seconds.
     """
@@ -282,7 +285,8 @@ def from_mesh(vertices, faces, k_ring: int = 1, geodesic: bool = False,
         length = pairwise_length(verts, edge_index[0], edge_index[1])
     else:
         edge_index, length = _hop_limited_paths(verts, adj.tocoo(), k_ring)
-    return Geometry(verts, edge_index, length, areas or {}, name=f"{name}({n} vertices)")
+    return Geometry(verts, edge_index, length, areas or {}, name=f"{name}({n} vertices)",
+                    faces=torch.from_numpy(f))
 
 
 def _hop_limited_paths(verts: torch.Tensor, adj, k: int):

@@ -219,6 +219,7 @@ class SheetEdges(nn.Module):
         # be a second copy of index / length, 320 MB at 10^6 columns x 16 inputs)
         self._name, self._labels = geometry.name, geometry.labels
         self._input_map = None if geometry.input_map is None else geometry.input_map.clone()
+        self._faces = geometry.faces  # a mesh's triangles (never edited: columns keep ids)
         self._edge_entries: list[_Entry] = []  # per-edge tensors (see _registry)
         self._column_entries: list[_Entry] = []  # per-column tensors (rows = columns)
         self._areas = {k: v.clone() for k, v in geometry.areas.items()}  # current areas
@@ -306,7 +307,7 @@ class SheetEdges(nn.Module):
                         areas={k: v.cpu() for k, v in self._areas.items()},
                         period=None if self.period is None else self.period.cpu(),
                         name=self._name, labels=labels, metric=self.metric,
-                        input_map=input_map)
+                        input_map=input_map, faces=self._faces)
 
     def _invalidate(self) -> None:
         self._csr, self._halo, self._geometry = None, None, None

@@ -238,7 +238,7 @@ class Partition:
         return Geometry(geometry.pos[order], edge_index[:, perm], geometry.edge_length[perm],
                         {k: inverse[v] for k, v in geometry.areas.items()}, geometry.period,
                         geometry.name, self._labels(geometry.labels), geometry.metric,
-                        input_map)
+                        input_map, None if geometry.faces is None else inverse[geometry.faces])
 
     def _labels(self, labels: list | None) -> list | None:
         """The original labels in new-id order; column ids (ints) for unlabelled columns,
