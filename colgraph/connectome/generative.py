@@ -19,11 +19,17 @@ candidate pairs incident to those columns are rescored (``O(d)`` per step for ``
 / ``deg-*``, ``O(d * (common neighbours + 2))`` for ``clu-*``, ``O(deg)`` for
 ``neighbors``). The pair probabilities sit in a 64-ary sum tree (exact sums, no drift), so
 a draw costs ``O(64 log_64 P)``. A whole growth is ``O(P)`` to set up plus ``O(m d)``.
-With all pairs (``candidates=None``) ``d = N - 1`` and memory is ``~60 P`` bytes: fine up to
+With all pairs (``candidates=None``) ``d = N - 1`` and memory is ``~100 P`` bytes: fine up to
 a few thousand columns (refused above :data:`MAX_DENSE_COLUMNS`); a sheet of ``10^4 -
 10^6`` columns is grown over a sparse candidate set (its own wiring's pairs, or all pairs
 within a radius, :func:`radius_candidates`), where ``d`` is the candidates per column.
 Measured once on a shared 2-core machine: see :func:`generate`.
+
+bctpy's ``generative_model`` (0.6.1) is no reference for the growth: its draw uses
+MATLAB's 1-based ``sum(rand * C(end) >= C)`` as a 0-based index (it adds the pair AFTER the
+one drawn, and may draw one edge again), and its ``matching`` model never refreshes
+``K^gamma`` after updating ``K``. The tests compare ``K`` and the energy's distributions with
+bctpy's ``matching_ind``, ``clustering_coef_bu``, ``betweenness_bin`` and ``degrees_und``.
 
 :func:`energy` compares two graphs by the usual KS energy; :func:`fit_generative` scans an
 ``(eta, gamma)`` grid per model against a learned connectome and
@@ -463,7 +469,7 @@ def _setup(positions_or_graph: Any, m: Any, model: Any, seed_graph: Any, candida
                          "radius_candidates(pos, r), or None for all pairs.")
     elif n > MAX_DENSE_COLUMNS:
         raise ValueError(f"All pairs of {n:,} columns are {n * (n - 1) // 2:,} candidate "
-                         f"pairs (~{60 * n * (n - 1) / 2 / 2**30:.0f} GiB): more than this "
+                         f"pairs (~{100 * n * (n - 1) / 2 / 2**30:.0f} GiB): more than this "
                          f"dense mode handles ({MAX_DENSE_COLUMNS:,} columns). Pass candidates="
                          f"the sheet's own edge_index or radius_candidates(pos, r).")
     seed = _seed_pairs(seed_graph, sheet)
@@ -533,11 +539,10 @@ def generate(positions_or_graph: Any, m: int, eta: float, gamma: float = 0.0,
         ``model``, ``eta``, ``gamma``, ``seed_edges``; or the edge array.
 
     Cost (module docstring): ``O(P)`` set-up plus ``O(m d)`` for the growth, ``d`` the
-    candidate pairs per column. Measured once on a shared 2-core machine (a single run,
-    not a benchmark): ``matching``, 10^5 columns at random positions in a square, all pairs
-    within a radius as candidates (~30 per column, P = 1.5 * 10^6), m = 3 * 10^5 edges
-    (6 per column): about 2 minutes. 2000 columns with all pairs (P = 2 * 10^6), m = 10^4
-    edges: about 5 s.
+    candidate pairs per column. Measured once on a shared 2-core machine (one run, not a
+    benchmark): ``matching``, 10^5 columns at random positions in a square, every pair
+    within a radius as candidates (:func:`radius_candidates`, ~30 per column, P = 1.5 *
+    10^6; 2.5 s), m = 3 * 10^5 edges (6 per column): 47 s, 0.55 GB peak memory.
 
     Example:
         >>> import numpy as np
@@ -846,10 +851,13 @@ def fit_generative(G, models: Any = DEFAULT_MODELS, eta: Any = np.arange(-5.0, 0
         ``energy`` and its ``ks``); ``best``: the model with the lowest energy; ``repeats``,
         ``seed``, ``notes``.
 
-    Cost: ``runs = sum over models of len(eta) * len(gamma) * repeats`` growths of
-    ``m`` edges plus one energy each; 100 columns and 400 edges take ~20 ms a run, so the
-    default grid (11 x 9, 5 models, 2 repeats: ~800 runs) ~15 s; 2000 columns with 10^4
-    edges ~1 s a run (dominated by the betweenness): ~15 minutes.
+    Cost: ``runs = sum over models of len(eta) * len(gamma) * repeats`` (``spatial``:
+    ``len(eta) * repeats``) growths of ``m`` edges (see :func:`generate`) plus one energy
+    each, whose betweenness (``O(sources * N * diameter)``) dominates from a few thousand
+    columns on: the default grid is ~800 runs. Runs are sequential (one process). A sheet of
+    10^5 columns grows in under a minute (:func:`generate`), so the default grid's ~800
+    growths alone would take ~10 hours there (estimated from that one measurement, energies
+    not included): fit a coarse grid with few ``betweenness_sources`` at that size.
 
     Example:
         >>> import numpy as np
@@ -961,8 +969,8 @@ def plot_energy_landscape(result: dict[str, Any], path: str | Path) -> Path:
     plt = _plt()
     models = result["models"]
     top = max(max(max(row) for row in r["energy"]) for r in models.values())
-    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models) + 1.2, 3.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models) + 1.2, 4.2),
+                             squeeze=False, constrained_layout=True)
     image = None
     for ax, (name, r) in zip(axes[0], models.items()):
         energy_map = np.array(r["energy"], float)
