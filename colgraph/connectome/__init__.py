@@ -13,6 +13,8 @@ from .compare import compare, plot_comparison, write_comparison
 from .references import fly_optic_lobe
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
+from .generative import (MODELS, energy, fit_generative, generate, ks_statistics,
+                         plot_energy_landscape, radius_candidates)
 from .figures import FIGURES, plot_all, plot_selectivity, plot_sheet
 from .maps import map_correlation, map_report, morans_i
 from .map_nulls import spatial_nulls, spin_indices
@@ -30,7 +32,9 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "add_selectivity", "plot_selectivity", "significance", "null_model", "NULLS",
            "changes", "run_changes", "prior_connectome", "plot_changes", "fly_optic_lobe",
            "Modes", "geometric_modes", "connectome_modes", "cotangent_laplacian", "reconstruct",
-           "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES"]
+           "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES",
+           "generate", "energy", "ks_statistics", "fit_generative", "plot_energy_landscape",
+           "MODELS", "radius_candidates"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,

@@ -18,6 +18,7 @@ Example:
 from .figures import plot_history, read_history
 from .grow import (GROW_RULES, GrowInputs, gradient_scores, grow_edges, register_grow,
                    sample_candidates)
+from .homophily import homophily_scores, matching_index
 from .prune import (PRUNE_CRITERIA, PruneInputs, prune_scores, rank_within_target,
                     reachability_edges, register_prune, select_prune)
 from .registry import Rule, RuleRegistry
@@ -28,4 +29,5 @@ __all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_
            "GROW_RULES", "register_prune", "register_grow", "PruneInputs", "GrowInputs", "Rule",
            "RuleRegistry", "prune_scores", "select_prune", "reachability_edges",
            "rank_within_target", "grow_edges", "sample_candidates", "gradient_scores",
-           "add_columns", "refine_grid", "plot_history", "read_history"]
+           "add_columns", "refine_grid", "plot_history", "read_history",
+           "matching_index", "homophily_scores"]

@@ -16,7 +16,10 @@ Rules (the registry :data:`GROW_RULES`; add one with :func:`register_grow`):
   exponential-distance-rule sources per column) is scored with ONE sampled dense-dense
   product over the pool's CSR pattern, never an ``N x N`` matrix;
 * ``gradient_distance``: the gradient score discounted by length, ``score * exp(-l / lam)``
-  for helpful candidates (``score * exp(+l / lam)`` for harmful ones, so they stay last).
+  for helpful candidates (``score * exp(+l / lam)`` for harmful ones, so they stay last);
+* ``homophily`` (:mod:`.homophily`): the generative wiring model of connectome research,
+  candidates drawn with probability ``~ length^eta * K^gamma``, ``K`` the matching index
+  of the current wiring.
 
 The contract of a grow rule: ``rule(inputs: GrowInputs, n: int, *, <settings>) -> Tensor
 [2, <= n]``: at most ``n`` new edges ``source -> target`` (long, on the edges' device), none
@@ -42,7 +45,7 @@ from .prune import check_count, check_edge_index
 from .registry import RuleRegistry
 
 __all__ = ["GROW_RULES", "GrowInputs", "register_grow", "MAX_CANDIDATES", "check_pool",
-           "sample_candidates", "gradient_scores", "grow_edges"]
+           "sample_candidates", "gradient_scores", "grow_edges", "candidate_pool"]
 
 GROW_RULES = RuleRegistry("grow rule")  # name -> Rule
 register_grow = GROW_RULES.register
@@ -306,15 +309,15 @@ def grow_geometric(inputs: GrowInputs, n: int, *, lam: float = 1.0) -> Tensor:
     return _uniform_targets(inputs, n, "edr", lam)
 
 
-def _gradient_growth(inputs: GrowInputs, n: int, lam: float, pool: int,
-                     discount: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
-    """The ``n`` best of a candidate pool by gradient score (``discount(cand, score)``
-    rescoring them if given)."""
+def candidate_pool(inputs: GrowInputs, pool: int, lam: float, who: str) -> Tensor:
+    """The candidates a scoring grow rule ranks, ``[2, P]`` canonical: ``pool`` new
+    sources per column, half uniform, half by the exponential distance rule with scale
+    ``lam``; every absent edge when ``pool >= N - 1``."""
     edge_index, pos, rng, period, tree = (inputs.edge_index, inputs.pos, inputs.rng,
                                           inputs.period, inputs.tree)
     N = pos.size(0)
     check_pool(pool, N)
-    _check_lam(lam, "the gradient grow rules")
+    _check_lam(lam, who)
     if pool >= N - 1:
         cand = _all_non_edges(edge_index, N)
     else:
@@ -325,6 +328,15 @@ def _gradient_growth(inputs: GrowInputs, n: int, lam: float, pool: int,
                                 rng, lam, period, tree)
         cand = torch.cat([uni, edr], 1)
         cand = cand[:, canonical_order(cand, N)]
+    return cand
+
+
+def _gradient_growth(inputs: GrowInputs, n: int, lam: float, pool: int,
+                     discount: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
+    """The ``n`` best of a candidate pool by gradient score (``discount(cand, score)``
+    rescoring them if given)."""
+    cand = candidate_pool(inputs, pool, lam, "the gradient grow rules")
+    N = inputs.pos.size(0)
     if cand.size(1) == 0:
         return cand
     score = gradient_scores(inputs.records, cand, N)

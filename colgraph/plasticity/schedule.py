@@ -57,8 +57,8 @@ class PlasticityConfig:
     happens. In Python, :meth:`preset` fills them as the YAML presets do:
     ``PlasticityConfig.preset("rigl", every=50)``. ``prune`` and ``grow`` name entries of
     :data:`PRUNE_CRITERIA` and :data:`GROW_RULES`; a rule's settings (``p``, ``lam``,
-    ``pool``) are the fields named like its keyword-only parameters, and setting one that
-    the chosen rule does not read is refused.
+    ``pool``, ``homophily_eta``, ``homophily_gamma``) are the fields named like its
+    keyword-only parameters, and setting one that the chosen rule does not read is refused.
     """
 
     name: str = "none"  # none | set | rigl | wiring | custom
@@ -68,14 +68,17 @@ class PlasticityConfig:
     drop_fraction: float = 0.3  # fraction of edges replaced at the first update
     anneal: str = "cosine"  # how the drop fraction decays to 0 at stop: cosine | linear | constant
     prune: str = "attention"  # a PRUNE_CRITERIA name: attention | bias | wiring | random
-    grow: str = "gradient"  # a GROW_RULES name: random | geometric | gradient | gradient_distance
+    grow: str = "gradient"  # a GROW_RULES name: random | geometric | gradient |
+    # gradient_distance | homophily
     budget: str = "constant"  # constant: E fixed; anneal: E -> target_density * E0 at stop
     target_density: float = 1.0  # budget=anneal: edges at stop / edges at start
     min_in_degree: int = 1  # never leave a column with fewer inputs
     keep_reachable: bool = True  # never cut the input -> output paths the model needs
     lam: float | None = None  # EDR length scale (geometric, pools, discount); default 2x spacing
     p: float = 1.0  # prune=wiring: attention / length^p
-    pool: int = 8  # gradient rules: candidate sources scored per column
+    pool: int = 8  # gradient rules, homophily: candidate sources scored per column
+    homophily_eta: float = -2.0  # grow=homophily: P ~ length^eta * matching^gamma
+    homophily_gamma: float = 1.0  # grow=homophily: exponent of the matching index
     ema: float = 0.9  # decay of the running attention mass per step
     new_bias: str = "prior"  # new edges' bias: prior (length prior) | mean (target's mean)
     seed: int = 0
@@ -106,6 +109,12 @@ class PlasticityConfig:
             check.refuse(self.lam is not None and not self.lam > 0,
                          f"plasticity.lam must be > 0 (got {self.lam}).")
             check.refuse(self.pool < 1, f"plasticity.pool must be >= 1 (got {self.pool}).")
+            for key in ("homophily_eta", "homophily_gamma"):
+                v = getattr(self, key)
+                check.refuse(isinstance(v, bool) or not isinstance(v, (int, float))
+                             or not math.isfinite(v),
+                             f"plasticity.{key} must be a finite number (got {v!r}), e.g. "
+                             f"plasticity.{key}={-2.0 if key.endswith('eta') else 1.0}.")
             if check.errors:  # the settings below assume valid values
                 return
             if not self.enabled:  # off: every setting moved from its default is unread
