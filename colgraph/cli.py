@@ -173,6 +173,16 @@ def _check_analyze_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         check_families(args.nulls)
     except ValueError as e:
         p.error(f"--nulls: {e}")
+    if args.generative is not None:
+        from .connectome.generative import DEFAULT_MODELS, MODELS
+
+        args.generative = (DEFAULT_MODELS if args.generative == "default" else
+                           tuple(m.strip() for m in args.generative.split(",") if m.strip()))
+        unknown = [m for m in args.generative if m not in MODELS] or (
+            [] if args.generative else ["(none)"])
+        if unknown:
+            p.error(f"--generative: unknown model(s) {', '.join(unknown)}. Choices: "
+                    f"{', '.join(MODELS)}, or 'default'")
     for flag, key, value in (("--null-models", "n_null", args.null_models),
                              ("--edge-fraction", "edge_fraction", args.edge_fraction),
                              ("--seed", "seed", args.seed)):
@@ -210,6 +220,11 @@ def analyze(argv: list[str] | None = None) -> None:
                    help="null families, comma-separated: degree, spatial, prior, "
                         "prior_length, prior_global; 'auto' (degree, spatial where the sheet "
                         "has positions, prior) or 'none'")
+    p.add_argument("--generative", default=None, metavar="MODELS",
+                   help="fit generative wiring models to the connectome, comma-separated "
+                        "(spatial, matching, neighbors, clu-avg, deg-avg, ...; 'default': "
+                        "spatial, neighbors, matching, clu-avg, deg-avg): energy.png and a "
+                        "'generative' section; minutes on 10^3 columns")
     p.add_argument("--edge-fraction", type=float, default=0.5,
                    help="strongest fraction of edges kept for small-world / rich club, in "
                         "(0, 1]")
@@ -332,6 +347,18 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
                                    learned=read_connectome(out / "connectome.graphml"))
         plot_changes(m["changes"], out / "changes.png")
         print(changes_summary(m["changes"]))
+    if args.generative:  # which developmental wiring rule grows a graph like this one
+        from .connectome.generative import fit_generative, plot_energy_landscape
+
+        fit = m["generative"] = fit_generative(read_connectome(out / "connectome.graphml"),
+                                               models=args.generative, seed=args.seed,
+                                               edge_fraction=args.edge_fraction, progress=True)
+        plot_energy_landscape(fit, out / "energy.png")
+        best = fit["best"]
+        gamma = "" if best["gamma"] is None else f", gamma {best['gamma']:+.2f}"
+        print(f"generative models: best {best['model']} (eta {best['eta']:+.2f}{gamma}), "
+              f"energy {best['energy']:.3f} (0: degree, clustering, betweenness and length "
+              f"distributions all match)")
     write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison

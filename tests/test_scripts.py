@@ -197,8 +197,13 @@ def test_analyze_a_trained_run(tmp_path):
     assert ch["families"] == ["prior", "prior_length"]
     # against a reference connectome: here the run's own first snapshot
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2",
-               "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs")], tmp_path)
+               "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs"),
+               "--generative", "spatial"], tmp_path)
     assert "KS D vs reference: in_degree" in out
+    assert "generative models: best spatial (eta " in out
+    assert (tmp_path / "vs" / "energy.png").stat().st_size > 10_000
+    fit = json.loads((tmp_path / "vs" / "metrics.json").read_text())["generative"]
+    assert list(fit["models"]) == ["spatial"] and fit["best"]["energy"] <= 1.0
     result = json.loads((tmp_path / "vs" / "compare.json").read_text())
     assert result["names"] == ["learned", "epoch0001"]
     assert result["metrics"]["edges"] == {"learned": last, "epoch0001": first}
@@ -236,6 +241,8 @@ def analyze_args(argv):
     (["--max-batches", "0"], r"--max-batches must be >= 1"),
     (["--nulls", "degree,spacial"], r"--nulls: Unknown null family 'spacial'. Choices: degree"),
     (["--nulls", ","], r"--nulls: Expected the null families"),
+    (["--generative", "spatial,homophily"], r"--generative: unknown model\(s\) homophily. "
+                                            r"Choices: spatial"),
     (["--reference", "missing.graphml"], r"--reference .*missing.graphml: no such file"),
     (["--reference", "ref.txt"], r"unsupported connectome format '.txt'. Choices: .graphml"),
     (["--out", "a_file"], r"--out .*a_file: a file is in the way"),

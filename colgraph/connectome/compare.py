@@ -19,6 +19,7 @@ import numpy as np
 from .analysis import (EdgeArrays, _a, edr_fit, modularity, reciprocity, rich_club,
                        small_world, weight_distance)
 from .arrays import check_settings
+from .nulls import check_families, significance
 
 __all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS"]
 
@@ -102,7 +103,8 @@ def _scalars(a: EdgeArrays, n_null: int, edge_fraction: float, seed: int) -> dic
 
 
 def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"),
-            n_null: int = 3, edge_fraction: float = 0.5, seed: int = 0) -> dict[str, Any]:
+            n_null: int = 3, edge_fraction: float = 0.5, seed: int = 0,
+            nulls: Any = "auto") -> dict[str, Any]:
     """The same metrics on ``learned`` and ``reference`` (networkx ``DiGraph`` s with
     ``weight`` and ``length`` edge attributes or node ``pos``), side by side. An undirected
     graph is compared with both directions of each edge (a warning and a note say so); the
@@ -110,7 +112,10 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
 
     Returns a JSON-ready dict: ``names``; ``metrics`` (scalar name -> {name: value}, see
     :data:`SCALARS`; ``None`` where a graph lacks what the metric needs); ``ks`` (per
-    distribution of :func:`distributions`: ``D`` and ``p``); ``notes``.
+    distribution of :func:`distributions`: ``D`` and ``p``); ``significance`` (per graph,
+    :func:`~colgraph.connectome.significance` against the null families ``nulls``, with
+    ``n_null`` samples each: which of each graph's structure its geometry already explains;
+    absent with ``nulls=None`` or ``n_null=0``); ``notes``.
 
     Example:
         >>> import networkx as nx
@@ -125,6 +130,7 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
         raise ValueError(f"names must be two different, non-empty string labels, got "
                          f"{names!r}.")
     check_settings(n_null=n_null, edge_fraction=edge_fraction, seed=seed)  # before any work
+    nulls = check_families(nulls)
     graphs = dict(zip(names, (_arrays(learned), _arrays(reference))))
     per = {n: _scalars(a, n_null, edge_fraction, seed) for n, a in graphs.items()}
     metrics = {k: {n: per[n][k] for n in names} for k in SCALARS}
@@ -143,8 +149,14 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
                          f"no EDR, weight-distance or length comparison.")
     order = ["in_degree", "out_degree", "in_strength", "out_strength", "edge_weight",
              "edge_length"]
-    return {"names": list(names), "metrics": metrics,
-            "ks": {k: ks[k] for k in order if k in ks}, "notes": notes}
+    out = {"names": list(names), "metrics": metrics, "ks": {k: ks[k] for k in order if k in ks}}
+    if nulls and n_null > 0:
+        out["significance"] = {n: significance(a, nulls, n_null, edge_fraction, seed=seed)
+                               for n, a in graphs.items()}
+        notes += [f"'{n}': significance: {note}" for n, sig in out["significance"].items()
+                  for note in sig.get("notes", [])]
+    out["notes"] = notes
+    return out
 
 
 def plot_comparison(learned, reference, result: dict[str, Any], path: str | Path) -> Path:

@@ -101,3 +101,20 @@ def test_figure_and_json(tmp_path, monkeypatch):
 def test_what_is_not_a_graph_is_refused():
     with pytest.raises(TypeError, match=r"compare expects networkx graphs .* got int"):
         compare(5, ring())
+
+
+def test_each_graph_is_tested_against_the_null_families():
+    import networkx as nx
+
+    from colgraph.connectome import compare
+
+    a = nx.gnp_random_graph(40, 0.15, seed=0, directed=True)
+    b = nx.gnp_random_graph(40, 0.3, seed=1, directed=True)
+    out = compare(a, b, names=("a", "b"), n_null=2)
+    assert sorted(out["significance"]) == ["a", "b"]
+    assert list(out["significance"]["a"]["families"]) == ["degree", "prior"]  # no positions
+    assert "z" in out["significance"]["b"]["metrics"]["modularity_Q"]["degree"]
+    assert any("'a': significance: spatial null left out" in n for n in out["notes"])
+    assert "significance" not in compare(a, b, n_null=2, nulls=None)
+    with pytest.raises(ValueError, match="Unknown null family"):
+        compare(a, b, nulls=("degre",))
