@@ -43,8 +43,9 @@ def _corners(true):
 
 def test_scrambled_grid_recovered_from_the_graph_alone():
     """Saving recovered = (cost_scrambled - cost_found) / (cost_scrambled - cost_original)
-    >= 0.9; neighbours stay neighbours: >= 90% of the original k-NN pairs (all within
-    sqrt 2 on the grid) end up within sqrt 2 of each other."""
+    >= 0.9; neighbours stay neighbours: >= 90% of the k-NN pairs end up no farther apart
+    than in the original grid (sqrt 2 inside, up to sqrt 5 along the border, where a
+    column has fewer than 8 neighbours within sqrt 2)."""
     G, true, sites = _scrambled_grid()
     pins = _corners(true)
     scrambled = np.array([G.nodes[v]["pos"] for v in G.nodes])
@@ -63,8 +64,10 @@ def test_scrambled_grid_recovered_from_the_graph_alone():
     index = {v: i for i, v in enumerate(G.nodes)}
     s = np.array([index[u] for u, _ in G.edges])
     t = np.array([index[v] for _, v in G.edges])
-    near = np.linalg.norm(found[s] - found[t], axis=1) <= math.sqrt(2) + 1e-9
+    before = np.linalg.norm(true[s] - true[t], axis=1)
+    near = np.linalg.norm(found[s] - found[t], axis=1) <= before + 1e-9
     assert near.mean() >= 0.9, near.mean()
+    assert (before <= math.sqrt(2) + 1e-9).mean() < 0.95  # the sqrt 2 rule would be too lax
     np.testing.assert_array_equal(found[pins], true[pins])  # pinned columns did not move
 
 
