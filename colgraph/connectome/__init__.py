@@ -8,6 +8,8 @@ from .analysis import (analyze, area_flow, degree_stats, edr_fit, modularity, no
                        receptive_fields, reciprocity, rich_club, small_world, weight_distance,
                        weighted_clustering, wiring)
 from .nulls import NULLS, null_model, significance
+from .placement import (Placement, assign_sites, placement_report, plot_placement,
+                        quadratic_placement, swap_placement, placement_wire)
 from .changes import changes, plot_changes, prior_connectome, run_changes
 from .compare import compare, plot_comparison, write_comparison
 from .references import fly_optic_lobe
@@ -34,7 +36,8 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "Modes", "geometric_modes", "connectome_modes", "cotangent_laplacian", "reconstruct",
            "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES",
            "generate", "energy", "ks_statistics", "fit_generative", "plot_energy_landscape",
-           "MODELS", "radius_candidates"]
+           "MODELS", "radius_candidates", "Placement", "quadratic_placement", "assign_sites",
+           "swap_placement", "placement_wire", "placement_report", "plot_placement"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
