@@ -225,6 +225,10 @@ def analyze(argv: list[str] | None = None) -> None:
                         "(spatial, matching, neighbors, clu-avg, deg-avg, ...; 'default': "
                         "spatial, neighbors, matching, clu-avg, deg-avg): energy.png and a "
                         "'generative' section; minutes on 10^3 columns")
+    p.add_argument("--placement", action="store_true",
+                   help="how close to optimally placed is the sheet? its wire against the "
+                        "best placement found (quadratic + swaps) and random placements: "
+                        "placement.png and a 'placement' section")
     p.add_argument("--edge-fraction", type=float, default=0.5,
                    help="strongest fraction of edges kept for small-world / rich club, in "
                         "(0, 1]")
@@ -359,6 +363,17 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         print(f"generative models: best {best['model']} (eta {best['eta']:+.2f}{gamma}), "
               f"energy {best['energy']:.3f} (0: degree, clustering, betweenness and length "
               f"distributions all match)")
+    if args.placement:  # Cherniak's "save wire": the columns' layout against the best found
+        from .connectome.placement import placement_report, plot_placement
+
+        learned = read_connectome(out / "connectome.graphml")
+        m["placement"], best = placement_report(learned, seed=args.seed, return_placement=True)
+        plot_placement([learned.nodes[v]["pos"] for v in learned.nodes], best.pos,
+                       out / "placement.png", cost=best.cost)
+        w = m["placement"]["wire"]
+        print(f"placement: wire {w['actual']:.4g}, best found {_num(w['optimal'], '.4g')}, "
+              f"random placements {_num(w['random_mean'], '.4g')} (z {_num(w['z'], '.1f')}, "
+              f"excess {_num(w['excess'], '.2f')}: 0 = as good as the best found, 1 = random)")
     write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison

@@ -198,12 +198,16 @@ def test_analyze_a_trained_run(tmp_path):
     # against a reference connectome: here the run's own first snapshot
     out = run([str(ROOT / "scripts" / "analyze.py"), str(tmp_path), "--null-models", "2",
                "--reference", str(snapshots[0]), "--out", str(tmp_path / "vs"),
-               "--generative", "spatial"], tmp_path)
+               "--generative", "spatial", "--placement"], tmp_path)
     assert "KS D vs reference: in_degree" in out
     assert "generative models: best spatial (eta " in out
+    assert "placement: wire " in out and "excess " in out
+    assert (tmp_path / "vs" / "placement.png").stat().st_size > 10_000
     assert (tmp_path / "vs" / "energy.png").stat().st_size > 10_000
     fit = json.loads((tmp_path / "vs" / "metrics.json").read_text())["generative"]
     assert list(fit["models"]) == ["spatial"] and fit["best"]["energy"] <= 1.0
+    placed = json.loads((tmp_path / "vs" / "metrics.json").read_text())["placement"]
+    assert placed["wire"]["actual"] > 0 and placed["wire"]["optimal"] <= placed["wire"]["actual"]
     result = json.loads((tmp_path / "vs" / "compare.json").read_text())
     assert result["names"] == ["learned", "epoch0001"]
     assert result["metrics"]["edges"] == {"learned": last, "epoch0001": first}

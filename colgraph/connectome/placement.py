@@ -909,8 +909,8 @@ def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
                    s=size, linewidths=0, rasterized=before.shape[0] > 5000)
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{name} (colour: position before)")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel("sheet axis 1 (geometry units)")
+        ax.set_ylabel("sheet axis 2" if xy.shape[1] > 1 else "")
     if cost is not None:
         c = np.asarray(cost, dtype=float)
         axes[2].plot(np.arange(c.size), c, marker="o", ms=3)
