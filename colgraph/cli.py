@@ -281,22 +281,10 @@ def _analyze(args: argparse.Namespace, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
-                  run_dir: Path) -> None:
-    """The analysis of ``colgraph-analyze`` written into ``out``."""
-    from .connectome import read_connectome, report, write_json
+def _print_summary(m: dict) -> None:
+    """The console summary of ``colgraph-analyze``'s metrics."""
     from .connectome.nulls import significance_table
-    from .data import iterate_batches
 
-    x_test = y_test = None
-    if data is not None:
-        x_test, y_test = data.x_test, data.y_test
-        if args.max_batches is not None:
-            x_test, y_test = x_test[:256 * args.max_batches], y_test[:256 * args.max_batches]
-    loader = None if args.prior else iterate_batches(x_test, y_test, 256)
-    m = report(model, out, loader=loader, n_null=args.null_models,
-               edge_fraction=args.edge_fraction, seed=args.seed, nulls=args.nulls,
-               progress=True)
     flow, sw, mod = m["flow"], m["small_world"], m["modularity"]
     ff = f"{flow['ff_index']:+.3f}" if flow["ff_index"] is not None else ""
     ff += f" ({flow['note']})" if flow.get("note") else ""
@@ -326,6 +314,63 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
               f"{_num(md['connectome']['accuracy_at_k'], '.3f')} by connectome modes")
     for note in m.get("notes", []):
         print(f"note: {note}")
+
+
+def _opt_in_analyses(out: Path, args: argparse.Namespace, m: dict) -> None:
+    """What training changed, and the generative fit / placement when asked for, on the
+    connectome already written to ``out`` (their sections added to ``m``)."""
+    from .connectome import read_connectome
+
+    if args.prior and not args.generative and not args.placement:
+        return
+    learned = read_connectome(out / "connectome.graphml")  # read once for all three
+    if not args.prior:  # what training changed: against the sheet as built, over snapshots
+        from .connectome.changes import changes_summary, plot_changes, run_changes
+
+        m["changes"] = run_changes(args.run, n_null=args.null_models,
+                                   edge_fraction=args.edge_fraction, seed=args.seed,
+                                   learned=learned)
+        plot_changes(m["changes"], out / "changes.png")
+        print(changes_summary(m["changes"]))
+    if args.generative:  # which developmental wiring rule grows a graph like this one
+        from .connectome.generative import fit_generative, plot_energy_landscape
+
+        fit = m["generative"] = fit_generative(learned, models=args.generative, seed=args.seed,
+                                               edge_fraction=args.edge_fraction, progress=True)
+        plot_energy_landscape(fit, out / "energy.png")
+        best = fit["best"]
+        gamma = "" if best["gamma"] is None else f", gamma {best['gamma']:+.2f}"
+        print(f"generative models: best {best['model']} (eta {best['eta']:+.2f}{gamma}), "
+              f"energy {best['energy']:.3f} (0: degree, clustering, betweenness and length "
+              f"distributions all match)")
+    if args.placement:  # Cherniak's "save wire": the columns' layout against the best found
+        from .connectome.placement import placement_report, plot_placement
+
+        m["placement"], best = placement_report(learned, seed=args.seed, return_placement=True)
+        plot_placement([learned.nodes[v]["pos"] for v in learned.nodes], best.pos,
+                       out / "placement.png", cost=best.cost)
+        w = m["placement"]["wire"]
+        print(f"placement: wire {w['actual']:.4g}, best found {_num(w['optimal'], '.4g')}, "
+              f"random placements {_num(w['random_mean'], '.4g')} (z {_num(w['z'], '.1f')}, "
+              f"excess {_num(w['excess'], '.2f')}: 0 = as good as the best found, 1 = random)")
+
+
+def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
+                  run_dir: Path) -> None:
+    """The analysis of ``colgraph-analyze`` written into ``out``."""
+    from .connectome import read_connectome, report, write_json
+    from .data import iterate_batches
+
+    x_test = y_test = None
+    if data is not None:
+        x_test, y_test = data.x_test, data.y_test
+        if args.max_batches is not None:
+            x_test, y_test = x_test[:256 * args.max_batches], y_test[:256 * args.max_batches]
+    loader = None if args.prior else iterate_batches(x_test, y_test, 256)
+    m = report(model, out, loader=loader, n_null=args.null_models,
+               edge_fraction=args.edge_fraction, seed=args.seed, nulls=args.nulls,
+               progress=True)
+    _print_summary(m)
     if hasattr(model.encoder, "input_map"):  # where the image's patches land on the sheet
         imap = model.encoder.input_map()
         imap.plot(path=out / "input_map.png")
@@ -343,37 +388,7 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         m["topographic_smoothness"] = topo["smoothness"]
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
-    if not args.prior:  # what training changed: against the sheet as built, over snapshots
-        from .connectome.changes import changes_summary, plot_changes, run_changes
-
-        m["changes"] = run_changes(args.run, n_null=args.null_models,
-                                   edge_fraction=args.edge_fraction, seed=args.seed,
-                                   learned=read_connectome(out / "connectome.graphml"))
-        plot_changes(m["changes"], out / "changes.png")
-        print(changes_summary(m["changes"]))
-    if args.generative:  # which developmental wiring rule grows a graph like this one
-        from .connectome.generative import fit_generative, plot_energy_landscape
-
-        fit = m["generative"] = fit_generative(read_connectome(out / "connectome.graphml"),
-                                               models=args.generative, seed=args.seed,
-                                               edge_fraction=args.edge_fraction, progress=True)
-        plot_energy_landscape(fit, out / "energy.png")
-        best = fit["best"]
-        gamma = "" if best["gamma"] is None else f", gamma {best['gamma']:+.2f}"
-        print(f"generative models: best {best['model']} (eta {best['eta']:+.2f}{gamma}), "
-              f"energy {best['energy']:.3f} (0: degree, clustering, betweenness and length "
-              f"distributions all match)")
-    if args.placement:  # Cherniak's "save wire": the columns' layout against the best found
-        from .connectome.placement import placement_report, plot_placement
-
-        learned = read_connectome(out / "connectome.graphml")
-        m["placement"], best = placement_report(learned, seed=args.seed, return_placement=True)
-        plot_placement([learned.nodes[v]["pos"] for v in learned.nodes], best.pos,
-                       out / "placement.png", cost=best.cost)
-        w = m["placement"]["wire"]
-        print(f"placement: wire {w['actual']:.4g}, best found {_num(w['optimal'], '.4g')}, "
-              f"random placements {_num(w['random_mean'], '.4g')} (z {_num(w['z'], '.1f')}, "
-              f"excess {_num(w['excess'], '.2f')}: 0 = as good as the best found, 1 = random)")
+    _opt_in_analyses(out, args, m)
     write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison

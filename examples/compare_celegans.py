@@ -75,18 +75,12 @@ def main() -> None:
                         *([f"train.max_steps={args.max_steps}"] if args.max_steps else []),
                         f"hydra.run.dir={run}"], check=True)
 
-    from colgraph.connectome import to_networkx, write_comparison
+    from colgraph.connectome import comparison_table, to_networkx, write_comparison
 
     learned = to_networkx(run, loader="test")
     result = write_comparison(learned, worm, args.out, names=("sheet", "C. elegans"),
                               n_null=args.nulls)
-    width = max(map(len, result["metrics"]))
-    print(f"{'metric':<{width}}  {'sheet':>10}  {'C. elegans':>10}")
-    for key, values in result["metrics"].items():
-        cells = ["n/a" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
-                 for v in values.values()]
-        print(f"{key:<{width}}  {cells[0]:>10}  {cells[1]:>10}")
-    print("KS D: " + ", ".join(f"{k} {v['D']:.2f}" for k, v in result["ks"].items()))
+    print(comparison_table(result))
     for note in result["notes"]:
         print("note:", note)
     print(f"wrote {args.out / 'compare.json'} and {args.out / 'compare.png'}")

@@ -37,7 +37,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "fly_optic_lobe")
     args = p.parse_args()
 
-    from colgraph.connectome import fly_optic_lobe, to_networkx, write_comparison
+    from colgraph.connectome import (comparison_table, fly_optic_lobe, to_networkx,
+                                     write_comparison)
 
     try:  # first: a missing package stops before any training
         fly = fly_optic_lobe(extent=EXTENT)
@@ -56,13 +57,7 @@ def main() -> None:
     learned = to_networkx(run, loader="test")
     result = write_comparison(learned, fly, args.out, names=("sheet", "fly optic lobe"),
                               n_null=args.nulls)
-    width = max(map(len, result["metrics"]))
-    print(f"{'metric':<{width}}  {'sheet':>10}  {'fly':>10}")
-    for key, values in result["metrics"].items():
-        cells = ["n/a" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
-                 for v in values.values()]
-        print(f"{key:<{width}}  {cells[0]:>10}  {cells[1]:>10}")
-    print("KS D: " + ", ".join(f"{k} {v['D']:.2f}" for k, v in result["ks"].items()))
+    print(comparison_table(result))
 
     from scipy.stats import spearmanr  # edge for edge: the same columns on both
 

@@ -11,7 +11,7 @@ from .nulls import NULLS, null_model, significance
 from .placement import (Placement, assign_sites, placement_report, plot_placement,
                         quadratic_placement, swap_placement, placement_wire)
 from .changes import changes, plot_changes, prior_connectome, run_changes
-from .compare import compare, plot_comparison, write_comparison
+from .compare import compare, comparison_table, plot_comparison, write_comparison
 from .references import fly_optic_lobe
 from .export import (WRITERS, ConnectomeSnapshots, add_node_metrics, adjacency, edge_data, read_connectome,
                      to_geometry, to_networkx, to_tables, write_connectome, write_json)
@@ -36,7 +36,7 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "Modes", "geometric_modes", "connectome_modes", "cotangent_laplacian", "reconstruct",
            "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES",
            "generate", "energy", "ks_statistics", "fit_generative", "plot_energy_landscape",
-           "MODELS", "radius_candidates", "Placement", "quadratic_placement", "assign_sites",
+           "MODELS", "radius_candidates", "comparison_table", "Placement", "quadratic_placement", "assign_sites",
            "swap_placement", "placement_wire", "placement_report", "plot_placement"]
 
 

@@ -21,7 +21,8 @@ from .analysis import (EdgeArrays, _a, edr_fit, modularity, reciprocity, rich_cl
 from .arrays import check_settings
 from .nulls import check_families, significance
 
-__all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS"]
+__all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS",
+           "comparison_table"]
 
 #: the scalar metrics reported side by side: name -> (description, how to read it)
 SCALARS = {
@@ -157,6 +158,28 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
                   for note in sig.get("notes", [])]
     out["notes"] = notes
     return out
+
+
+def comparison_table(result: dict[str, Any]) -> str:
+    """:func:`compare`'s result as text: the metrics side by side, then the KS distances.
+
+    Example:
+        >>> result = {"names": ["a", "b"], "metrics": {"edges": {"a": 3, "b": 4}},
+        ...           "ks": {"in_degree": {"D": 0.5, "p": 0.2}}}
+        >>> print(comparison_table(result))
+        metric           a           b
+        edges            3           4
+        KS D: in_degree 0.50
+    """
+    names = result["names"]
+    width = max(map(len, ["metric", *result["metrics"]]))
+    lines = [f"{'metric':<{width}}  " + "  ".join(f"{n:>10}" for n in names)]
+    for key, values in result["metrics"].items():
+        cells = ["n/a" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+                 for v in (values[n] for n in names)]
+        lines.append(f"{key:<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
+    lines.append("KS D: " + ", ".join(f"{k} {v['D']:.2f}" for k, v in result["ks"].items()))
+    return "\n".join(lines)
 
 
 def plot_comparison(learned, reference, result: dict[str, Any], path: str | Path) -> Path:

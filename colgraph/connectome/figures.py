@@ -82,6 +82,22 @@ def _area_labels(ax, a: EdgeArrays, xy: np.ndarray, names: list[str]) -> None:
                 fontsize=9)
 
 
+def _label_sheet(ax, a: EdgeArrays, xy: np.ndarray, names: list[str], kind: str) -> None:
+    """Axis labels of a sheet drawn by :func:`layout` (area names on a stack's flat areas),
+    equal aspect in the plane."""
+    if kind == "areas":
+        _area_labels(ax, a, xy, names)
+        ax.set_xlabel("position within each area (areas side by side)")
+    else:
+        ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    if kind == "3d":
+        ax.set_zlabel("z")
+    else:
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.autoscale_view()
+
+
 def _top_inputs(a: EdgeArrays, per_column: int) -> np.ndarray:
     """Indices of each column's ``per_column`` strongest incoming edges."""
     rank = rank_within_target(torch.from_numpy(a.dst), torch.from_numpy(a.weight), a.n)
@@ -121,15 +137,7 @@ def plot_sheet(G, path: str | Path, per_column: int = 2) -> Path:
     for name in names or ["(all)"]:
         p = xy[a.areas.get(name, np.arange(a.n))]
         ax.scatter(*p.T, s=10, label=name, zorder=3)
-    if kind == "areas":
-        _area_labels(ax, a, xy, names)
-        ax.set_xlabel("position within each area (areas side by side)")
-    else:
-        ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    if kind != "3d":
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.autoscale_view()
+    _label_sheet(ax, a, xy, names, kind)
     ax.legend(loc="best", fontsize=8)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, shrink=0.8, label=f"edge weight ({a.weight_name})")
@@ -299,17 +307,7 @@ def plot_selectivity(G, path: str | Path) -> Path:
     ax = _axes(fig, kind, 1, 1, 1)
     ax.scatter(*xy.T, c=rgba, s=size, edgecolors="none")
     names = [n for n in plain_areas(a) if n in a.areas]
-    if kind == "areas":
-        _area_labels(ax, a, xy, names)
-        ax.set_xlabel("position within each area (areas side by side)")
-    else:
-        ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    if kind == "3d":
-        ax.set_zlabel("z")
-    else:
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.autoscale_view()
+    _label_sheet(ax, a, xy, names, kind)
     def columns(count: int) -> str:
         return f"{count} column" + ("s" if count != 1 else "")
 

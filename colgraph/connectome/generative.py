@@ -808,6 +808,52 @@ def _target(G, edge_fraction: Any) -> tuple[np.ndarray, float, str]:
     return np.stack([upper.row[order], upper.col[order]], 1).astype(np.int64), f, how
 
 
+def _outside_candidates(pairs: "_Pairs", target_pairs: np.ndarray) -> list[str]:
+    """A note when some of the target's edges are no candidate pair (no model grows them)."""
+    key = target_pairs[:, 0] * pairs.n + target_pairs[:, 1]
+    at = np.searchsorted(pairs.key, key)
+    inside = (at < pairs.size) & (pairs.key[np.minimum(at, pairs.size - 1)] == key)
+    if inside.all():
+        return []
+    return [f"{int((~inside).sum())} of the target's {len(key)} edges are not candidate "
+            f"pairs: no model can grow them"]
+
+
+def _landscape(model: str, pairs: "_Pairs", m: int, seed_idx: np.ndarray, etas: np.ndarray,
+               gammas: np.ndarray, repeats: int, seed: int, epsilon: float,
+               target: dict[str, np.ndarray], betweenness_sources: int | None, bar
+               ) -> dict[str, Any]:
+    """One model of :func:`fit_generative`: its energy over the grid (``repeats`` growths per
+    point, each with its own random stream) and its best point."""
+    n = pairs.n
+    grid_g = np.zeros(1) if model == "spatial" else gammas
+    E = np.zeros((etas.size, grid_g.size, repeats))
+    KS = {s: np.zeros_like(E) for s in STATISTICS}
+    for i, e in enumerate(etas):
+        for j, g in enumerate(grid_g):
+            for rep in range(repeats):
+                rng = np.random.default_rng([seed, list(MODELS).index(model), i, j, rep])
+                growth = _Growth(pairs, model, float(e), float(g), epsilon, seed_idx)
+                order = np.concatenate([seed_idx, growth.grow(m, rng)])
+                stats = _statistics(n, pairs.u[order], pairs.v[order], pairs.length[order],
+                                    betweenness_sources, rng)
+                ks = _ks_all(stats, target)
+                for s in STATISTICS:
+                    KS[s][i, j, rep] = ks[s]
+                E[i, j, rep] = max(ks.values())
+                bar.update()
+    mean = E.mean(2)
+    bi, bj = np.unravel_index(int(np.argmin(mean)), mean.shape)
+    return {"eta": etas.tolist(), "gamma": None if model == "spatial" else gammas.tolist(),
+            "energy": mean.tolist(), "energy_std": E.std(2).tolist(),
+            "ks": {s: KS[s].mean(2).tolist() for s in STATISTICS},
+            "best": {"eta": float(etas[bi]),
+                     "gamma": None if model == "spatial" else float(gammas[bj]),
+                     "energy": float(mean[bi, bj]),
+                     "ks": {s: float(KS[s][bi, bj].mean()) for s in STATISTICS}},
+            "description": MODELS[model]}
+
+
 def fit_generative(G, models: Any = DEFAULT_MODELS, eta: Any = np.arange(-5.0, 0.01, 0.5),
                    gamma: Any = np.arange(-1.0, 3.01, 0.5), repeats: int = 2, seed: int = 0,
                    edge_fraction: float | None = None, candidates: Any = None,
@@ -885,48 +931,15 @@ def fit_generative(G, models: Any = DEFAULT_MODELS, eta: Any = np.arange(-5.0, 0
     target = _statistics(n, target_pairs[:, 0], target_pairs[:, 1],
                          sheet.length(target_pairs[:, 0], target_pairs[:, 1]),
                          betweenness_sources, np.random.default_rng([seed, 1 << 20]))
-    notes = []
-    if cand is not None:
-        at = np.searchsorted(pairs.key, target_pairs[:, 0] * n + target_pairs[:, 1])
-        inside = (at < pairs.size) & (pairs.key[np.minimum(at, pairs.size - 1)] ==
-                                      target_pairs[:, 0] * n + target_pairs[:, 1])
-        if not inside.all():
-            notes.append(f"{int((~inside).sum())} of the target's {m} edges are not candidate "
-                         f"pairs: no model can grow them")
+    notes = [] if cand is None else _outside_candidates(pairs, target_pairs)
     runs = sum(etas.size * (1 if k == "spatial" else gammas.size) * repeats for k in models)
     from tqdm import tqdm
 
     bar = tqdm(total=runs, desc="generative fit", unit="graph", disable=not progress)
     out_models: dict[str, Any] = {}
     for model in models:
-        grid_g = np.zeros(1) if model == "spatial" else gammas
-        E = np.zeros((etas.size, grid_g.size, repeats))
-        KS = {s: np.zeros_like(E) for s in STATISTICS}
-        for i, e in enumerate(etas):
-            for j, g in enumerate(grid_g):
-                for rep in range(repeats):
-                    rng = np.random.default_rng([seed, list(MODELS).index(model), i, j, rep])
-                    growth = _Growth(pairs, model, float(e), float(g), float(epsilon),
-                                     seed_idx)
-                    order = np.concatenate([seed_idx, growth.grow(m, rng)])
-                    stats = _statistics(n, pairs.u[order], pairs.v[order],
-                                        pairs.length[order], betweenness_sources, rng)
-                    ks = _ks_all(stats, target)
-                    for s in STATISTICS:
-                        KS[s][i, j, rep] = ks[s]
-                    E[i, j, rep] = max(ks.values())
-                    bar.update()
-        mean = E.mean(2)
-        bi, bj = np.unravel_index(int(np.argmin(mean)), mean.shape)
-        out_models[model] = {
-            "eta": etas.tolist(), "gamma": None if model == "spatial" else gammas.tolist(),
-            "energy": mean.tolist(), "energy_std": E.std(2).tolist(),
-            "ks": {s: KS[s].mean(2).tolist() for s in STATISTICS},
-            "best": {"eta": float(etas[bi]),
-                     "gamma": None if model == "spatial" else float(gammas[bj]),
-                     "energy": float(mean[bi, bj]),
-                     "ks": {s: float(KS[s][bi, bj].mean()) for s in STATISTICS}},
-            "description": MODELS[model]}
+        out_models[model] = _landscape(model, pairs, m, seed_idx, etas, gammas, repeats, seed,
+                                       float(epsilon), target, betweenness_sources, bar)
     bar.close()
     best = min(out_models, key=lambda k: out_models[k]["best"]["energy"])
     result = {

@@ -663,7 +663,7 @@ def plot_modes(sheet, modes: Modes, path, count: int = 6):
     graph (positions and areas)."""
     from pathlib import Path
 
-    from .figures import _area_labels, _axes, _plt, _save, layout
+    from .figures import _axes, _label_sheet, _plt, _save, layout
     from .flow import plain_areas
 
     plt = _plt()
@@ -689,16 +689,7 @@ def plot_modes(sheet, modes: Modes, path, count: int = 6):
         sc = ax.scatter(*xy.T, c=v, cmap="RdBu_r", vmin=-lim, vmax=lim, s=size,
                         rasterized=a.n > 5000)
         ax.set_title(f"mode {m + 1}: eigenvalue {modes.values[m]:.4g}", fontsize=10)
-        if kind == "areas":
-            _area_labels(ax, a, xy, names)
-            ax.set_xlabel("position within each area (areas side by side)")
-        else:
-            ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        if kind == "3d":
-            ax.set_zlabel("z")
-        else:
-            ax.set_aspect("equal", adjustable="datalim")
+        _label_sheet(ax, a, xy, names, kind)
         fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.12 if kind == "3d" else 0.04,
                      label="mode value")
     fig.suptitle(f"Geometric eigenmodes: {modes.operator}", fontsize=10)
