@@ -36,8 +36,9 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "Modes", "geometric_modes", "connectome_modes", "cotangent_laplacian", "reconstruct",
            "activity_maps", "mode_analysis", "plot_modes", "plot_reconstruction", "MODE_FIGURES",
            "generate", "energy", "ks_statistics", "fit_generative", "plot_energy_landscape",
-           "MODELS", "radius_candidates", "comparison_table", "Placement", "quadratic_placement", "assign_sites",
-           "swap_placement", "placement_wire", "placement_report", "plot_placement"]
+           "MODELS", "radius_candidates", "comparison_table", "Placement",
+           "quadratic_placement", "assign_sites", "swap_placement", "placement_wire",
+           "placement_report", "plot_placement"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,
