@@ -10,8 +10,8 @@ hold one config dataclass per option (``GridConfig``, ``KnnWiring``, ...; see
 """
 from __future__ import annotations
 
-from .base import (METRICS, Geometry, canonical_order, great_circle_length, hops_from, measure,
-                   pairwise_length, plane_axes, rank_within_target)
+from .base import (METRICS, Geometry, SiteLengths, canonical_order, great_circle_length,
+                   hops_from, measure, pairwise_length, plane_axes, rank_within_target)
 from .builders import (STACK_INTER, end_areas, from_coords, grid, hex_coords, hex_lattice,
                        hex_positions, line, random_sheet, ring, sphere, stack, torus)
 from .io import from_mesh, from_networkx, from_pyg, read_geometry, write_geometry
@@ -23,8 +23,8 @@ from .registry import (GEOMETRIES, WIRINGS, ExponentialWiring, FullWiring, Geome
 from .surface import from_surface, read_parcellation, write_vertex_data
 from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 
-__all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
-           "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
+__all__ = ["Geometry", "SiteLengths", "canonical_order", "pairwise_length",
+           "great_circle_length", "measure", "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
            "hex_lattice", "hex_coords", "hex_positions", "HexConfig",
            "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
            "from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Geometry", "canonical_order", "pairwise_length", "great_circle_length", "measure",
-           "hops_from", "rank_within_target", "plane_axes", "METRICS"]
+           "SiteLengths", "hops_from", "rank_within_target", "plane_axes", "METRICS"]
 
 
 def canonical_order(edge_index: Tensor, num_columns: int) -> Tensor:
@@ -103,6 +103,68 @@ def measure(pos: Tensor, source: Tensor, target: Tensor, metric: str = "euclidea
     raise ValueError(f"Unknown metric '{metric}'. Choices: {', '.join(METRICS)}.")
 
 
+class SiteLengths:
+    """The distances a geometry gives pairs of its SITES that its metric does not: a mesh's
+    paths along the surface (:func:`~colgraph.geometry.from_mesh` with ``geodesic=True``), a
+    file's ``length`` attribute. A distance between two places on the sheet, not a property
+    of an edge: wherever two columns sit, the length of an edge between them is the given
+    distance between their sites if the geometry gave one, else the metric's
+    (:meth:`lengths`), so lengths stay derived from positions when columns move.
+
+    Built by :meth:`of` from a geometry (``None`` when the metric gives every edge its
+    length, as for every builder's sheet): the sites are the geometry's column positions,
+    the pairs its edges whose given length differs from the metric's. Sorted ``int64`` keys
+    ``source_site * S + target_site`` with ``float32`` values: 12 bytes per given pair,
+    looked up by binary search. A pair that was not an edge of the geometry (a column moved
+    or an edge grew between sites the geometry did not join) is measured with the metric: on
+    a mesh that is the straight chord, shorter than the surface path, a shortest path on the
+    mesh per new pair being too costly at 10^5 columns (state this scale difference when
+    growth or migration mixes the two; see the plasticity warning).
+    """
+
+    def __init__(self, sites: Tensor, keys: Tensor, values: Tensor) -> None:
+        self.sites, self.keys, self.values = sites, keys, values
+
+    @classmethod
+    def of(cls, geometry: "Geometry") -> "SiteLengths | None":
+        ei = geometry.edge_index
+        off = geometry.measure(ei[0], ei[1]) != geometry.edge_length
+        if not bool(off.any()):
+            return None
+        key = ei[0, off] * geometry.num_columns + ei[1, off]
+        order = torch.argsort(key)
+        return cls(geometry.pos.clone(), key[order], geometry.edge_length[off][order].clone())
+
+    def __len__(self) -> int:
+        return self.keys.numel()
+
+    def site_of(self, pos: Tensor) -> Tensor:
+        """The site ``[N]`` each column at ``pos`` sits on, ``-1`` off every site (a column
+        added during training, a continuous move)."""
+        pos = pos.detach().cpu().to(self.sites.dtype)
+        if pos.shape == self.sites.shape and torch.equal(pos, self.sites):
+            return torch.arange(pos.size(0))
+        from scipy.spatial import cKDTree
+
+        dist, idx = cKDTree(self.sites.numpy()).query(pos.numpy(), k=1)
+        idx = torch.from_numpy(idx).long()
+        return torch.where(torch.from_numpy(dist == 0), idx, torch.full_like(idx, -1))
+
+    def lengths(self, site: Tensor, source: Tensor, target: Tensor, measured: Tensor) -> Tensor:
+        """The given distance of each edge ``source -> target`` (column ids) whose columns'
+        sites (``site [N]``, from :meth:`site_of`) the geometry joined, ``measured`` (the
+        metric's lengths) elsewhere."""
+        if source.numel() == 0:
+            return measured
+        a, b = site[source.cpu()], site[target.cpu()]
+        key = a * self.sites.size(0) + b
+        at = torch.searchsorted(self.keys, key).clamp(max=self.keys.numel() - 1)
+        hit = (self.keys[at] == key) & (a >= 0) & (b >= 0)
+        out = measured.clone()
+        out[hit.to(out.device)] = self.values[at[hit]].to(out)
+        return out
+
+
 def _indices(value: Any, what: str) -> Tensor:
     """Integer indices as ``long``; refuses fractional values (``2.5`` would be truncated
     silently) and booleans."""
@@ -136,8 +198,10 @@ class Geometry:
             :func:`~colgraph.geometry.from_networkx`; exported connectomes use them.
         metric: how :meth:`measure` gives the length of an edge between two columns:
             ``"euclidean"`` (wrapped by ``period`` on a torus) or ``"sphere"`` (great circle).
-            The stored ``edge_length`` may come from elsewhere (a mesh's surface paths, a
-            file); edges grown during training are measured with the metric.
+            ``edge_length`` may differ from the metric (a mesh's surface paths, a file): it
+            is then the distance between those two columns' sites, which a sheet keeps
+            (:class:`SiteLengths`) and its edges derive their lengths from, wherever
+            columns move; other pairs are measured with the metric.
         input_map: optional ``[N]`` patch index (row-major in the task's patch grid, or
             window index for sequences) that each input-area column receives, ``-1`` for
             other columns: an explicit retinotopic map instead of the one fitted from

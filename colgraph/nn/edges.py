@@ -7,9 +7,11 @@ cannot live in the construction-time :class:`~colgraph.geometry.Geometry`. This 
 
 * ``index [2, E]``: the current edges in canonical order (sorted by target, then source;
   no duplicates), so the edge list doubles as a CSR matrix over targets;
-* ``length [E]``: their lengths. Construction-time edges keep the geometry's lengths (which
-  may come from a mesh or a file); new edges are measured from ``pos [N, D]`` with the
-  geometry's metric (Euclidean, wrapped on a torus, or great-circle on a sphere);
+* ``length [E]``: their lengths, DERIVED from the columns' positions ``pos [N, D]`` (never
+  stored, so never out of step with them): the geometry's metric (Euclidean, wrapped on a
+  torus, or great-circle on a sphere), or the distance the geometry gave the two columns'
+  sites where it gave one (a mesh's surface path, a file's length:
+  :class:`~colgraph.geometry.SiteLengths`);
 * the CSR cache the sparse attention kernels use;
 * a registry of every other per-edge tensor (each sheet's ``edge_bias``, plasticity
   statistics, ...) with the rule that initialises it for new edges. The registry holds its
@@ -19,7 +21,7 @@ cannot live in the construction-time :class:`~colgraph.geometry.Geometry`. This 
   (:meth:`SheetEdges.add_columns`).
 
 :meth:`SheetEdges.edit` is the one function that changes edges: it applies a keep mask and
-a list of new edges to the index, the lengths, every registered tensor, their gradients and
+a list of new edges to the index, every registered tensor, their gradients and
 the optimizer state (Adam moments), atomically, and returns what it did;
 :meth:`SheetEdges.add_columns` does the same for new columns (rows cloned from a parent).
 """
@@ -34,7 +36,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..geometry import Geometry, canonical_order, measure
+from ..geometry import Geometry, SiteLengths, canonical_order, measure
 from ..parallel.shard import ColumnShard, HaloPlan
 from .sparse import EdgeCSR
 
@@ -207,7 +209,10 @@ class SheetEdges(nn.Module):
         first, last = torch.searchsorted(geometry.edge_index[1],
                                          torch.tensor([self.shard.lo, self.shard.hi])).tolist()
         self.register_buffer("index", geometry.edge_index[:, first:last].clone())  # (2, E)
-        self.register_buffer("length", geometry.edge_length[first:last].clone().float())  # (E,)
+        # distances the geometry gave pairs of sites that its metric does not (or None)
+        self._given = SiteLengths.of(geometry)
+        self._length: Tensor | None = None  # derived from pos when asked for (see length)
+        self._site: Tensor | None = None  # each column's site, when self._given needs it
         # of the whole sheet at construction (length scale of the edge-bias prior)
         length = geometry.edge_length.float()
         self.initial_mean_length = float(length.mean()) if length.numel() else None
@@ -270,9 +275,30 @@ class SheetEdges(nn.Module):
             self._csr = EdgeCSR(self.local_index, self.num_owned, self.num_sources)
         return self._csr
 
+    @property
+    def length(self) -> Tensor:
+        """Length ``[E]`` of each current edge between its columns where they are now
+        (derived from ``pos`` by :meth:`measure`; cached until the edges or positions
+        change)."""
+        if self._length is None:
+            self._length = self.measure(self.index[0], self.index[1])
+        return self._length
+
+    @property
+    def given_lengths(self) -> SiteLengths | None:
+        """The distances the geometry gave pairs of sites that its metric does not (a mesh's
+        surface paths, a file's lengths), or ``None``."""
+        return self._given
+
     def measure(self, source: Tensor, target: Tensor) -> Tensor:
-        """Length of edges ``source -> target`` in the geometry's metric (for new edges)."""
-        return measure(self.pos, source, target, self.metric, self.period)
+        """Length of edges ``source -> target`` between the columns where they are now: the
+        distance the geometry gave their two sites if it gave one, else the metric's."""
+        out = measure(self.pos, source, target, self.metric, self.period)
+        if self._given is None:
+            return out
+        if self._site is None:
+            self._site = self._given.site_of(self.pos)
+        return self._given.lengths(self._site, source, target, out)
 
     @property
     def areas(self) -> dict[str, Tensor]:
@@ -311,9 +337,10 @@ class SheetEdges(nn.Module):
 
     def _invalidate(self) -> None:
         self._csr, self._halo, self._geometry = None, None, None
+        self._length, self._site = None, None
 
     def _apply(self, fn, recurse=True):  # device / dtype moves invalidate the CSR cache
-        self._csr, self._halo = None, None
+        self._csr, self._halo, self._length = None, None, None
         out = super()._apply(fn, recurse)
         self._areas = {k: fn(v) for k, v in self._areas.items()}  # index tensors: device only
         return out
@@ -376,8 +403,6 @@ class SheetEdges(nn.Module):
     def check(self) -> None:
         """Raise if any per-edge tensor is out of step with the edges (e.g. edited by hand)."""
         E = self.num_edges
-        if self.length.shape != (E,):
-            raise RuntimeError(f"edges.length has {list(self.length.shape)} rows for {E} edges.")
         for entry in self._registry:
             t = entry.get()
             if t.size(0) != E:
@@ -416,8 +441,9 @@ class SheetEdges(nn.Module):
                 order of ``add``), instead of the rows its ``init`` would give, for this
                 edit only (e.g. ``{layer.edge_bias: rows}``).
 
-        Kept edges keep their lengths, parameters, gradients and optimizer moments bit for
-        bit; new edges get lengths from the metric and rows from ``new_rows`` or each
+        Kept edges keep their parameters, gradients and optimizer moments bit for bit (and
+        their lengths, derived from positions: :attr:`length`); new edges get rows from
+        ``new_rows`` or each
         tensor's ``init``; canonical order is restored. Everything is checked before
         anything changes.
         Per-edge parameters are replaced by new ``Parameter`` objects (see ``_Entry.set``);
@@ -439,8 +465,7 @@ class SheetEdges(nn.Module):
                              f"edge(s). Prune fewer edges (plasticity.drop_fraction) or keep "
                              f"plasticity.min_in_degree >= 1.")
         perm = canonical_order(merged, N)
-        new_length = self.measure(add[0], add[1]).to(self.length) if add.size(1) else \
-            self.length.new_empty(0)
+        new_length = self.measure(add[0], add[1])  # what each tensor's init sees
 
         def apply(old: Tensor, new_rows: Tensor) -> Tensor:
             return torch.cat([old[keep], new_rows.to(old)], dim=0)[perm]
@@ -456,7 +481,6 @@ class SheetEdges(nn.Module):
         rewrite = _Rewrite(self._registry, E, apply, rows,
                            lambda v: v.new_zeros((A,) + v.shape[1:]), optimizer)
         new_index = merged[:, perm].contiguous()
-        length = apply(self.length, new_length)
         position = torch.empty_like(perm)
         position[perm] = torch.arange(perm.numel(), device=device)
         kept_position = torch.full((E,), -1, dtype=torch.long, device=device)
@@ -464,7 +488,7 @@ class SheetEdges(nn.Module):
         record = EdgeEdit(removed=self.index[:, ~keep], added=add, kept_position=kept_position,
                           added_position=position[kept_index.size(1):])
         # commit
-        self.index, self.length = new_index, length
+        self.index = new_index
         rewrite.commit()
         self._invalidate()
         return record
@@ -617,13 +641,14 @@ class SheetEdges(nn.Module):
         if E == self.num_edges:
             return
         self.index = self.index.new_empty(2, E)
-        self.length = self.length.new_empty(E)
         for entry in self._registry:
             t = entry.get()
             entry.set(t.detach().new_empty((E,) + t.shape[1:]))
         self._invalidate()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints before lengths were derived from positions stored them: derived now
+        state_dict.pop(prefix + "length", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._invalidate()
 

@@ -45,7 +45,7 @@ def row_kinds(model: nn.Module) -> tuple[dict[str, str], dict[int, str], Any]:
     by_id.update({id(e.get()): EDGE for e in edges._registry})
     by_key = {key: by_id[id(t)] for key, t in model.state_dict(keep_vars=True).items()
               if id(t) in by_id}
-    by_key[prefix + "index"], by_key[prefix + "length"] = EDGE_LIST, EDGE
+    by_key[prefix + "index"] = EDGE_LIST
     return by_key, by_id, edges
 
 

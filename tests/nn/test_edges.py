@@ -34,8 +34,43 @@ def test_model_reads_edges_from_the_owner():
     assert model.edge_index is model.edges.index and model.edge_length is model.edges.length
     assert all(s.attn.edges is model.edges for s in model.blocks)
     assert len(model.edges.per_edge()) == 3  # one edge_bias per sheet
-    assert "edges.index" in model.state_dict() and "edges.length" in model.state_dict()
+    assert "edges.index" in model.state_dict() and "edges.pos" in model.state_dict()
+    assert "edges.length" not in model.state_dict()  # derived from positions, never stored
     assert model.geometry.fingerprint() == GEO.fingerprint()
+
+
+def test_lengths_are_derived_from_positions():
+    """Every builder's lengths are its metric's, bit for bit; a mesh's surface paths are
+    distances between sites that stay with the sites; a checkpoint that stored lengths
+    loads."""
+    from colgraph.geometry import SiteLengths, from_mesh
+
+    for geo in (GEO, torus(6, wiring=knn(4)), stack([4, 3], wiring=knn(4)),
+                sphere(40, wiring=knn(4))):
+        assert SiteLengths.of(geo) is None
+        assert torch.equal(SheetEdges(geo).length, geo.edge_length)
+    n = 5
+    xs, ys = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="xy")
+    verts = torch.stack([xs.flatten(), ys.flatten(), 0.3 * torch.sin(xs.flatten())], 1)
+    faces = [[i * n + j, i * n + j + 1, i * n + j + n] for i in range(n - 1) for j in range(n - 1)]
+    faces += [[i * n + j + 1, i * n + j + n + 1, i * n + j + n]
+              for i in range(n - 1) for j in range(n - 1)]
+    mesh = from_mesh(verts.float(), torch.tensor(faces), k_ring=2, geodesic=True)
+    edges = SheetEdges(mesh)
+    assert edges.given_lengths is not None and len(edges.given_lengths) > 0
+    assert torch.equal(edges.length, mesh.edge_length)
+    # swap two columns' positions: the edge between their sites keeps the surface length
+    s, t = mesh.edge_index[:, int(torch.nonzero(
+        mesh.edge_length != mesh.measure(*mesh.edge_index))[0, 0])].tolist()
+    state = copy.deepcopy(edges.state_dict())
+    edges.pos[[s, t]] = edges.pos[[t, s]].clone()
+    edges._invalidate()
+    back = edges.measure(torch.tensor([t]), torch.tensor([s]))  # t now sits at s's site
+    assert float(back) == float(mesh.edge_length[(mesh.edge_index[0] == s)
+                                                 & (mesh.edge_index[1] == t)])
+    # an old checkpoint with a stored length loads (the stored one is ignored)
+    edges.load_state_dict({**state, "length": torch.zeros(edges.num_edges)})
+    assert torch.equal(edges.length, mesh.edge_length)
 
 
 def _model_and_optimizer(tied=True):
