@@ -40,7 +40,7 @@ from ..geometry import Geometry, SiteLengths, canonical_order, measure
 from ..parallel.shard import ColumnShard, HaloPlan
 from .sparse import EdgeCSR
 
-__all__ = ["SheetEdges", "EdgeEdit", "EdgeInit"]
+__all__ = ["SheetEdges", "EdgeEdit", "ColumnMove", "EdgeInit"]
 
 # init(edges, new_index [2, A], new_length [A]) -> the registered tensor's rows for new edges
 EdgeInit = Callable[["SheetEdges", Tensor, Tensor], Tensor]
@@ -69,6 +69,23 @@ class EdgeEdit:
     @property
     def num_added(self) -> int:
         return self.added.size(1)
+
+
+@dataclass(frozen=True)
+class ColumnMove:
+    """What :meth:`SheetEdges.move` did.
+
+    Attributes:
+        moved: ``[M]`` ids of the columns whose position changed.
+        displacement: ``[M]`` how far each of them moved, in the geometry's metric.
+    """
+
+    moved: Tensor
+    displacement: Tensor
+
+    @property
+    def num_moved(self) -> int:
+        return self.moved.numel()
 
 
 class _Entry:
@@ -231,6 +248,7 @@ class SheetEdges(nn.Module):
         self._csr: EdgeCSR | None = None
         self._halo: HaloPlan | None = None
         self._geometry: Geometry | None = None  # built from the buffers when asked for
+        self.positions_version = 0  # +1 per move: caches keyed on positions compare it
 
     # ------------------------------------------------------------------ views
     @property
@@ -548,6 +566,81 @@ class SheetEdges(nn.Module):
                                  f"Grow only edges that are absent (or removed in the same "
                                  f"edit).")
         return add
+
+    # ------------------------------------------------------------------ moves
+    def move(self, to: Tensor | None = None, pos: Tensor | None = None) -> ColumnMove:
+        """Move columns on the sheet: a permutation of the columns over their places
+        (``to``) or new positions (``pos``).
+
+        A move changes WHERE columns are, never what they compute: parameters, edges,
+        areas and input patches stay with their columns (ids are unchanged, so the edge
+        list, its canonical order, the CSR cache and a sharded sheet's halo are too).
+        Positions change and, derived from them, every edge's length (:attr:`length`: the
+        metric's, or the distance the geometry gave the two new sites); caches keyed on
+        positions see :attr:`positions_version` change. Every process of a column-sharded
+        or data-parallel run must apply the same move (the whole sheet's positions live on
+        each).
+
+        Args:
+            to: ``[N]`` a permutation: column ``i`` moves to where column ``to[i]`` is now
+                (swapping ``a`` and ``b``: ``to[a] = b``, ``to[b] = a``).
+            pos: ``[N, D]`` every column's new position, finite and distinct; on a sheet
+                whose geometry gave distances to pairs of its sites (a mesh's surface
+                paths) each must be one of the sites.
+
+        Example:
+            >>> from colgraph.geometry import grid, knn
+            >>> edges = SheetEdges(grid(3, wiring=knn(k=4)))
+            >>> to = torch.arange(9); to[[0, 8]] = torch.tensor([8, 0])  # swap two corners
+            >>> m = edges.move(to)
+            >>> m.moved.tolist(), [round(float(d), 3) for d in m.displacement]
+            ([0, 8], [2.828, 2.828])
+        """
+        new = self._check_move(to, pos)
+        old = self.pos
+        moved = (new != old).any(1).nonzero().flatten()
+        both = torch.cat([old[moved], new[moved]])
+        ids = torch.arange(moved.numel(), device=moved.device)
+        displacement = measure(both, ids, ids + moved.numel(), self.metric, self.period)
+        self.pos = new  # commit: a new tensor, so no one's old reference changes under it
+        self._length, self._site, self._geometry = None, None, None  # the CSR, halo: by id
+        self.positions_version += 1
+        return ColumnMove(moved=moved, displacement=displacement)
+
+    def _check_move(self, to: Tensor | None, pos: Tensor | None) -> Tensor:
+        """The columns' positions after the move ``to`` / ``pos``, or a clear error (before
+        anything changes)."""
+        N, D = self.pos.shape
+        if (to is None) == (pos is None):
+            raise ValueError("Pass exactly one of 'to' (a permutation [N] of the columns over "
+                             "their places) or 'pos' (new positions [N, D]).")
+        if to is not None:
+            to = torch.as_tensor(to, device=self.pos.device)
+            if to.dtype.is_floating_point or to.dtype == torch.bool or to.shape != (N,):
+                raise ValueError(f"Expected 'to' to be an integer tensor of shape [{N}] (one "
+                                 f"place per column), got {to.dtype} {list(to.shape)}.")
+            to = to.long()
+            if N and (to.min() < 0 or to.max() >= N or
+                      (torch.bincount(to, minlength=N) != 1).any()):
+                raise ValueError(f"Expected 'to' to be a permutation of 0..{N - 1} (each "
+                                 f"column moves to a different column's place), got ids from "
+                                 f"{int(to.min())} to {int(to.max())} with repeats.")
+            return self.pos[to].clone()
+        new = torch.as_tensor(pos, dtype=self.pos.dtype, device=self.pos.device)
+        if new.shape != (N, D):
+            raise ValueError(f"Expected new positions of shape [{N}, {D}] (every column), "
+                             f"got {list(new.shape)}.")
+        if not torch.isfinite(new).all():
+            bad = (~torch.isfinite(new)).any(1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"New positions contain NaN/inf (columns {bad}...).")
+        if torch.unique(new, dim=0).size(0) != N:
+            raise ValueError("New positions must be distinct (two columns at one place).")
+        if self._given is not None and (self._given.site_of(new) < 0).any():
+            raise ValueError(f"This sheet's geometry gave {len(self._given)} pairs of its "
+                             f"sites their own distances (a mesh's surface paths, a file's "
+                             f"lengths), so its columns can only move between sites: pass a "
+                             f"permutation 'to', or positions that are all sites.")
+        return new.clone()
 
     # ------------------------------------------------------------------ new columns
     def check_new_positions(self, pos) -> Tensor:

@@ -228,7 +228,7 @@ class Plasticity:
         self.stop = config.stop if config.stop is not None else int(0.75 * total_steps)
         length = self.edges.length
         _warn_if_lengths_are_not_metric(self.edges)
-        self._tree = None
+        self._tree, self._tree_version = None, None
         self.lam = config.lam or self._column_spacing() * 2.0
         self.initial_edges = self.edges.shard.total(self.edges.num_edges)  # the whole sheet's
         self.rng = np.random.default_rng(config.seed)
@@ -429,12 +429,15 @@ class Plasticity:
         return {k: values[k] for k in rule.settings if k in values}
 
     def _position_tree(self, pos: Tensor | None = None):
-        """A KD-tree over the current positions (cached until the sheet grows), or over
-        ``pos`` (the columns in their original order, see ``order``)."""
+        """A KD-tree over the current positions (cached until the sheet grows or its
+        columns move), or over ``pos`` (the columns in their original order, see
+        ``order``)."""
         if pos is not None:
             return position_tree(pos, self.edges.period)
-        if self._tree is None or self._tree[1].shape[0] != self.edges.num_columns:
-            self._tree = position_tree(self.edges.pos, self.edges.period)
+        version = (self.edges.num_columns, self.edges.positions_version)
+        if self._tree is None or self._tree_version != version:
+            self._tree, self._tree_version = position_tree(self.edges.pos,
+                                                           self.edges.period), version
         return self._tree
 
     def _column_spacing(self) -> float:
