@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from .model import ColumnformerConfig
-from .plasticity import PlasticityConfig
+from .plasticity import MigrateConfig, PlasticityConfig
 from .geometry import GeometryConfig
 from .validation import (Checks, check_types, fraction, from_mapping, non_negative, one_of,
                          positive, problems_of, require, unread_settings)
@@ -355,6 +355,7 @@ class Config:
     wiring_cost: WiringCostConfig = field(default_factory=WiringCostConfig)
     wiring: RenamedWiringCost = field(default_factory=RenamedWiringCost)  # old: wiring_cost
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
+    migrate: MigrateConfig = field(default_factory=MigrateConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     smoothness: SmoothnessConfig = field(default_factory=SmoothnessConfig)
     sparsity: SparsityConfig = field(default_factory=SparsityConfig)
@@ -390,7 +391,8 @@ def from_node(cls: type, node: Any, group: str) -> Any:
 
 GROUPS = {"geometry": GeometryConfig, "model": ColumnformerConfig, "task": TaskConfig,
           "data": DataConfig, "optim": OptimConfig, "train": TrainConfig,
-          "wiring_cost": WiringCostConfig, "plasticity": PlasticityConfig, "scale": ScaleConfig,
+          "wiring_cost": WiringCostConfig, "plasticity": PlasticityConfig, "migrate": MigrateConfig,
+          "scale": ScaleConfig,
           "smoothness": SmoothnessConfig, "sparsity": SparsityConfig, "parallel": ParallelConfig}
 
 
@@ -470,6 +472,20 @@ def check_geometry(checked: dict[str, Any], geometry: Any, resumed: bool = False
                 index = geometry.edge_index
                 check(plasticity.check_room, N, index.size(1),
                       int((index[0] == index[1]).sum()))
+            migrate = checked.get("migrate")
+            if migrate is not None and migrate.enabled:
+                missing = [a for a in migrate.pinned if a not in geometry.areas]
+                check.refuse(bool(missing),
+                             f"migrate.pinned names area(s) {', '.join(missing)} that "
+                             f"{geometry} does not have. Its areas: "
+                             f"{', '.join(sorted(geometry.areas)) or '(none)'}.")
+                pinned = torch.zeros(N, dtype=torch.bool)
+                for a in set(migrate.pinned) - set(missing):
+                    pinned[geometry.area(a)] = True
+                check.refuse(N < 2 or bool(pinned.all()),
+                             f"migrate.pinned={list(migrate.pinned)} leaves no column of "
+                             f"{geometry} free to move ({N} columns, {int(pinned.sum())} "
+                             f"pinned): pin fewer areas or set migrate.every=0.")
     except ValueError as e:
         _raise_all(problems_of(e))
 
@@ -507,6 +523,14 @@ def _check_across_groups(groups: dict[str, Any]) -> None:
                          f"{plasticity.every}), after train.max_steps={limit}: no edge would "
                          f"change. Lower plasticity.every / plasticity.start, or use "
                          f"plasticity=none.")
+        migrate = groups.get("migrate")
+        if limit is not None and migrate is not None and migrate.enabled:
+            first = migrate.start if migrate.start > 0 else migrate.every
+            check.unread(first > limit or (migrate.stop is not None and first > migrate.stop),
+                         f"migrate first moves columns at step {first} (migrate.start="
+                         f"{migrate.start}, migrate.every={migrate.every}), after "
+                         f"train.max_steps={limit} or migrate.stop={migrate.stop}: no column "
+                         f"would move. Lower migrate.every / migrate.start.")
         if limit is not None and scale is not None and scale.area is not None:
             check.unread(scale.at_step > limit,
                          f"scale.at_step={scale.at_step} is after train.max_steps={limit}: "

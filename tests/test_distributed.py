@@ -195,3 +195,20 @@ def test_a_test_set_smaller_than_the_world_is_evaluated(tmp_path):
     rows = list(csv.DictReader((tmp_path / "run0" / "metrics.csv").open()))
     assert len(rows) == 1 and float(rows[0]["test_acc"]) in (0.0, 1.0)
     assert float(rows[0]["test_loss"]) > 0
+
+
+def test_migration_is_one_decision_applied_on_every_rank(tmp_path):
+    """Columns migrate with 2 processes: both ranks hold the same positions afterwards
+    (rank 0 decides from the global batch's attention, every rank applies the move)."""
+    overrides = BASE + ["geometry.scramble=0", "migrate.every=2", "migrate.stop=6",
+                        "migrate.method=anneal", "migrate.temperature=0.1", "model.dropout=0.1"]
+    mp.spawn(_state_worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2,
+             join=True)
+    a, b = (torch.load(tmp_path / f"rank{r}_eval1.pt") for r in (0, 1))
+    key = "columnformer.edges.pos"
+    assert torch.equal(a[key], b[key])
+    from colgraph.geometry import build_geometry
+
+    assert not torch.equal(a[key], build_geometry(compose(overrides).geometry).pos)  # moved
+    rows = list(csv.DictReader((tmp_path / "run0" / "migration.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and float(rows[0]["moved_fraction"]) > 0

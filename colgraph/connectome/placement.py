@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Placement", "quadratic_placement", "assign_sites", "swap_placement", "placement_wire",
-           "placement_report", "plot_placement", "LEAF"]
+           "migration_step", "placement_report", "plot_placement", "LEAF"]
 
 #: columns per leaf of the recursive bisection of :func:`assign_sites`, each leaf solved
 #: exactly by ``scipy.optimize.linear_sum_assignment`` (``O(LEAF^3)`` per leaf)
@@ -728,6 +728,67 @@ def _swaps(g: _Graph, sites: np.ndarray, site: np.ndarray, p: float, pin: np.nda
         if cost[-1] < min(cost[:-1]):
             best = site.copy()
     return Placement(sites[best], best, cost, accepted, temperature)
+
+
+# ---------------------------------------------------------------------- one migration step
+def migration_step(index: Any, weight: Any, pos: Any, metric: str = "euclidean",
+                   period: Any = None, areas: dict | None = None, pinned: Any = None,
+                   within: Any = None, method: str = "greedy", sweeps: int = 2,
+                   temperature: float | None = None, cost_power: float = 1.0,
+                   neighbours: int = 8, seed: int = 0) -> Placement:
+    """Where one migration step moves a sheet's columns: its edges ``index [2, E]`` weighted
+    by ``weight [E]`` (e.g. the running attention), the columns' current positions ``pos
+    [N, D]`` as both the sites and the start (columns permute among their own places).
+
+    ``greedy`` / ``anneal``: :func:`swap_placement` from where the columns are (``anneal``
+    at the constant ``temperature``, in units of wire); ``quadratic``: also greedy swaps
+    from the snapped :func:`quadratic_placement` (pinned: ``pinned``, else the extreme
+    columns along each axis; one more per unpinned connected component), keeping whichever
+    ends with less wire. The result is never worse than staying (``Placement.site[i]``: the
+    place column ``i`` moves to, i.e. where column ``site[i]`` is now; ``cost[0]`` the wire
+    before). Array inputs, no networkx: the training loop calls it on the whole sheet
+    (:class:`colgraph.plasticity.Migration`).
+    """
+    import torch
+
+    ei = torch.as_tensor(index).cpu().numpy()
+    x = _positions(pos, None, "positions 'pos'", "Pass one row of coordinates per column.")
+    n = x.shape[0]
+    w = np.asarray(weight, dtype=float).ravel()
+    if ei.ndim != 2 or ei.shape[0] != 2 or w.shape != (ei.shape[1],):
+        raise ValueError(f"Expected index [2, E] and weight [E], got {list(ei.shape)} and "
+                         f"{list(w.shape)}.")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("Expected finite weights >= 0 (the wire is a sum of weight x "
+                         "length).")
+    g = _Graph(n, ei[0].astype(np.int64), ei[1].astype(np.int64), w, x, metric,
+               None if period is None else np.asarray(period, dtype=float),
+               {k: np.asarray(v) for k, v in (areas or {}).items()}, list(range(n)))
+    if method not in ("greedy", "anneal", "quadratic"):
+        raise ValueError(f"Unknown method '{method}'. Choices: greedy, anneal, quadratic.")
+    p = _power(cost_power)
+    pin = _pinned(pinned, g)
+    _check_movable(pin)
+    label = _labels(within, g)
+    if label is not None and method == "quadratic":
+        raise ValueError("method='quadratic' places columns anywhere on the sheet, across "
+                         "areas; with within='area' use method='greedy' or 'anneal'.")
+    rng = np.random.default_rng(seed)
+    swap = "anneal" if method == "anneal" else "greedy"
+    temps = (temperature, temperature) if method == "anneal" and temperature else (None, None)
+    here = np.arange(n)
+    best = _swaps(g, x, here, p, pin, label, swap, sweeps, temps, neighbours, 8, rng)
+    if method == "quadratic":
+        W = _symmetric(g)
+        if W.nnz:
+            qpin, _ = _auto_pins(g, W, pin)
+            q_site = assign_sites(_solve(W, x, qpin), x, pinned=qpin)
+            q = _swaps(g, x, q_site, p, pin, label, "greedy", sweeps, (None, None),
+                       neighbours, 8, rng)
+            if min(q.cost) < min(best.cost):
+                q.cost = [best.cost[0], *q.cost]  # the wire before the step, then q's
+                best = q
+    return best
 
 
 # ---------------------------------------------------------------------- the report

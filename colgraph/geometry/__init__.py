@@ -13,7 +13,8 @@ from __future__ import annotations
 from .base import (METRICS, Geometry, SiteLengths, canonical_order, great_circle_length,
                    hops_from, measure, pairwise_length, plane_axes, rank_within_target)
 from .builders import (STACK_INTER, end_areas, from_coords, grid, hex_coords, hex_lattice,
-                       hex_positions, line, random_sheet, ring, sphere, stack, torus)
+                       hex_positions, line, random_sheet, ring, scramble, sphere, stack,
+                       torus)
 from .io import from_mesh, from_networkx, from_pyg, read_geometry, write_geometry
 from .registry import (GEOMETRIES, WIRINGS, ExponentialWiring, FullWiring, GeometryConfig,
                        GraphConfig, GridConfig, HexConfig, KnnWiring, LineConfig, NoWiring, RadiusWiring,
@@ -26,7 +27,7 @@ from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 __all__ = ["Geometry", "SiteLengths", "canonical_order", "pairwise_length",
            "great_circle_length", "measure", "hops_from", "rank_within_target", "plane_axes", "METRICS", "from_coords", "grid", "torus",
            "hex_lattice", "hex_coords", "hex_positions", "HexConfig",
-           "stack", "sphere", "ring", "line", "random_sheet", "end_areas", "STACK_INTER",
+           "stack", "sphere", "ring", "line", "random_sheet", "scramble", "end_areas", "STACK_INTER",
            "from_networkx", "from_mesh", "read_geometry", "write_geometry", "from_pyg", "from_surface", "read_parcellation", "write_vertex_data",
            "Wiring", "knn", "radius", "full", "exponential", "uniform", "union", "get_wiring",
            "GeometryConfig", "GEOMETRIES", "register_geometry", "GridConfig", "TorusConfig",

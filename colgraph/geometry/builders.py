@@ -11,7 +11,7 @@ import torch
 from .base import Geometry, measure, pairwise_length
 from .wiring import Wiring, knn, radius
 
-__all__ = ["from_coords", "grid", "hex_lattice", "hex_coords", "hex_positions", "torus", "stack", "sphere", "ring", "line", "random_sheet",
+__all__ = ["from_coords", "scramble", "grid", "hex_lattice", "hex_coords", "hex_positions", "torus", "stack", "sphere", "ring", "line", "random_sheet",
            "end_areas", "STACK_INTER"]
 
 STACK_INTER = ("knn", "feedforward", "bidirectional", "all")
@@ -312,3 +312,44 @@ def random_sheet(n: int, shape: str = "box", dim: int = 2, size: float | None = 
     pos = pos.float()
     return from_coords(pos, wiring or knn(8), end_areas(pos, input_size, output_size),
                        name=f"random({n}, {shape}, dim={dim}, seed={seed})")
+
+
+def scramble(geometry: Geometry, seed: int = 0) -> Geometry:
+    """``geometry`` with its columns placed at random sites: column ``i`` moves to where
+    column ``perm[i]`` was (``perm`` a random permutation drawn from ``seed``). Edges, areas,
+    labels and the input map stay with their columns; lengths follow the new positions (a
+    mesh's surface paths between sites too: :class:`~colgraph.geometry.SiteLengths`), and
+    a mesh's triangles are renumbered to the columns now at their corners.
+
+    A sheet whose wiring ignores its layout: a wiring cost can only shorten its wire by
+    moving columns (``migrate.*``), the starting point of migration experiments
+    (``geometry.scramble=<seed>`` in a config).
+
+    Example:
+        >>> from colgraph.geometry import grid, knn
+        >>> geo = grid(8, wiring=knn(k=4))
+        >>> mixed = scramble(geo, seed=0)
+        >>> bool(mixed.edge_length.mean() > 2 * geo.edge_length.mean())
+        True
+    """
+    from .base import SiteLengths
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"scramble needs a seed, an integer >= 0 (got {seed!r}).")
+    N = geometry.num_columns
+    perm = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    pos = geometry.pos[perm]
+    src, dst = geometry.edge_index
+    length = measure(pos, src, dst, geometry.metric, geometry.period)
+    given = SiteLengths.of(geometry)
+    if given is not None:
+        length = given.lengths(perm, src, dst, length)
+    faces = None
+    if geometry.faces is not None:
+        at = torch.empty_like(perm)
+        at[perm] = torch.arange(N)  # the column now at each site
+        faces = at[geometry.faces]
+    return Geometry(pos, geometry.edge_index, length, dict(geometry.areas),
+                    period=geometry.period, name=f"{geometry.name}, scrambled({seed})",
+                    labels=geometry.labels, metric=geometry.metric,
+                    input_map=geometry.input_map, faces=faces)

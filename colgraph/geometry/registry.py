@@ -28,8 +28,8 @@ from typing import Any, Callable, ClassVar
 from ..registry import Registry
 from ..validation import Option, check_types, one_of, positive, require
 from .base import Geometry
-from .builders import (STACK_INTER, grid, hex_lattice, line, random_sheet, ring, sphere, stack,
-                       torus)
+from .builders import (STACK_INTER, grid, hex_lattice, line, random_sheet, ring, scramble,
+                       sphere, stack, torus)
 from .io import read_geometry
 from .wiring import Wiring, exponential, full, knn, radius, uniform, union
 
@@ -263,6 +263,10 @@ class GeometryConfig(Option):
 
     Args:
         wiring: the wiring rule (a :class:`WiringConfig` option; ``geometry.wiring.*``).
+        scramble: a seed: place the columns at random sites of the sheet, keeping their
+            edges (:func:`~colgraph.geometry.scramble`; applied by :func:`build_geometry`),
+            a sheet whose wiring ignores its layout, the starting point of migration
+            experiments. ``None``: as built.
     """
 
     registry: ClassVar[Registry] = GEOMETRIES
@@ -276,9 +280,13 @@ class GeometryConfig(Option):
     own_edges: ClassVar[bool] = False  # has edges without a wiring rule (rule=none allowed)
 
     wiring: WiringConfig = field(default_factory=KnnWiring)
+    scramble: int | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "geometry")
+        if self.scramble is not None:
+            require(self.scramble >= 0, "geometry.scramble", self.scramble,
+                    ">= 0 (a random seed) or null")
         if not isinstance(self.wiring, WiringConfig):
             raise TypeError(f"geometry.wiring must be a wiring rule's config such as "
                             f"KnnWiring(k=8) (got {self.wiring!r}).")
@@ -518,4 +526,5 @@ def build_geometry(cfg: Any) -> Geometry:
         data = _plain(cfg)
         GEOMETRIES.lookup(data.get("name"))
         cfg = GeometryConfig.from_dict(data)
-    return cfg.build()
+    geometry = cfg.build()
+    return geometry if cfg.scramble is None else scramble(geometry, cfg.scramble)

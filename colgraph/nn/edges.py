@@ -744,6 +744,7 @@ class SheetEdges(nn.Module):
         state_dict.pop(prefix + "length", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._invalidate()
+        self.positions_version += 1  # loaded positions may be a moved sheet's
 
     def extra_repr(self) -> str:
         return (f"columns={self.num_columns}, edges={self.num_edges}, metric={self.metric!r}, "

@@ -1,4 +1,5 @@
-"""Learned wiring: prune and grow a sheet's edges during training, and grow the sheet.
+"""Learned wiring: prune and grow a sheet's edges during training, move its columns
+(:mod:`.migrate`), and grow the sheet.
 
 Pure operators on tensors (:mod:`.prune`, :mod:`.grow`: registries of prune criteria and
 grow rules, :func:`register_prune` / :func:`register_grow`), a schedule that applies them with
@@ -22,10 +23,11 @@ from .homophily import homophily_scores, matching_index
 from .prune import (PRUNE_CRITERIA, PruneInputs, prune_scores, rank_within_target,
                     reachability_edges, register_prune, select_prune)
 from .registry import Rule, RuleRegistry
+from .migrate import METHODS, MigrateConfig, Migration
 from .scale import add_columns, refine_grid
 from .schedule import PRESET_FIELDS, PRESETS, Plasticity, PlasticityConfig
 
-__all__ = ["Plasticity", "PlasticityConfig", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA",
+__all__ = ["Plasticity", "PlasticityConfig", "Migration", "MigrateConfig", "METHODS", "PRESETS", "PRESET_FIELDS", "PRUNE_CRITERIA",
            "GROW_RULES", "register_prune", "register_grow", "PruneInputs", "GrowInputs", "Rule",
            "RuleRegistry", "prune_scores", "select_prune", "reachability_edges",
            "rank_within_target", "grow_edges", "sample_candidates", "gradient_scores",

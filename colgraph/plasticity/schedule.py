@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..geometry import measure
 from ..geometry.wiring import position_tree
 from ..objectives import wiring_length
 from ..validation import Checks, unread_settings
@@ -294,10 +293,8 @@ class Plasticity:
         """Fold one step's per-edge attention (``T`` tensors ``[E, H]``) into the EMA."""
         if not self.config.enabled:
             return
-        current = torch.stack([a.detach() for a in attention]).mean((0, 2))  # (E,)
-        if self.ranks is not None and self.ranks.enabled:
-            current = self.ranks.data_mean(current)  # the whole global batch's attention
-        self.attention.mul_(self.config.ema).add_(current.float(), alpha=1 - self.config.ema)
+        ema = self.config.ema
+        self.attention.mul_(ema).add_(attention_mass(attention, self.ranks), alpha=1 - ema)
 
     # ------------------------------------------------------------------ update
     def maybe_update(self, step: int, records: list[dict[str, Tensor]] | None = None
@@ -364,7 +361,7 @@ class Plasticity:
         keep, add = self._decide(
             step, records, original[:, perm], attention[perm], biases[:, perm], length[perm],
             pos, order[inputs], order[outputs],
-            lambda s, t: measure(pos, s, t, edges.metric, edges.period),
+            lambda s, t: edges.measure(inverse[s], inverse[t]),
             self._position_tree(pos))
         mine = torch.empty_like(keep)
         mine[perm] = keep
@@ -500,6 +497,16 @@ def _warn_if_lengths_are_not_metric(edges) -> None:
                   f"length priors are on a different scale: give the geometry matching "
                   f"lengths (e.g. from_mesh(..., geodesic=False)) or grow with "
                   f"new_bias=mean.", stacklevel=3)
+
+
+def attention_mass(attention: list[Tensor], ranks: Any = None) -> Tensor:
+    """One step's attention per edge ``[E]`` (float32): the mean over the ``T`` steps'
+    ``[E, H]`` tensors and the heads, and over the global batch of a data-parallel run
+    (``ranks``)."""
+    current = torch.stack([a.detach() for a in attention]).mean((0, 2))  # (E,)
+    if ranks is not None and ranks.enabled:
+        current = ranks.data_mean(current)  # the whole global batch's attention
+    return current.float()
 
 
 def _uniform_share(edges, index: Tensor, length: Tensor) -> Tensor:

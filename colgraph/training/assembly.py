@@ -26,12 +26,12 @@ from ..parallel.checkpoint import (load_run_shards, optimizer_whole_part, save_r
                                    whole_part)
 from ..parallel.state import (owned_edge_rows, renumber_optimizer_state, renumber_state,
                               rows_for)
-from ..plasticity import Plasticity
+from ..plasticity import Migration, Plasticity
 from ..restore import build_model, load_task_data
 from ..tasks import Task
 from .evaluation import Totals, evaluate, smoothness_radius
 from .hooks import (CheckpointHook, EpochCallbacks, FiguresHook, GrowthHook, Hook, MetricsHook,
-                    PlasticityHook, ProgressHook)
+                    MigrationHook, PlasticityHook, ProgressHook)
 from .logs import log, truncate_log
 from .optim import apply_optim_settings, build_optimizer
 from .sources import PRETRAINED, check_resume_geometry, init_from, load_sources
@@ -82,6 +82,7 @@ class Run:
     steps_per_epoch: int
     radius: float  # of the smoothness loss and measure
     hooks: list[Hook] = field(default_factory=list)
+    migration: Migration | None = None  # moves columns (migrate.every > 0)
     # the sheet's column order over the processes that share it (None: one per sheet)
     partition: Partition | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # the last epoch's
@@ -115,6 +116,12 @@ class Run:
         if self.main:
             log.info(message)
 
+    def update_radius(self) -> None:
+        """The smoothness radius of the sheet now (the median edge length, unless
+        ``smoothness.radius`` fixes it): after columns move."""
+        edges = self.model.columnformer.edges
+        self.radius = smoothness_radius(self.cfg, edges.length, edges.shard)
+
     def evaluate(self) -> dict[str, float]:
         """The test metrics over the whole test set (each rank evaluates its share)."""
         return evaluate(self.model, self.data.x_test, self.data.y_test, 256, self.device,
@@ -125,24 +132,26 @@ class Run:
         wiring), optimizer, scheduler, plasticity, the run state, metrics, task metadata.
         A collective (the epoch's sums of every rank): call it on every rank."""
         model, optimizer, shards = self.model.state_dict(), self.optimizer.state_dict(), None
-        plasticity = self.plasticity.state_dict() if self.plasticity else None
+        schedules = {"plasticity": self.plasticity, "migration": self.migration}
+        states = {k: s.state_dict() if s is not None else None for k, s in schedules.items()}
         if self.model.columnformer.shard.enabled:  # each process writes its rows (DCP); the
             # file keeps the rest and names the shards
-            extra = {} if plasticity is None else {"plasticity.attention":
-                                                   self.plasticity.attention}
+            extra = {f"{k}.attention": s.attention for k, s in schedules.items()
+                     if s is not None}
             shards = save_run_shards(self.run_dir, self.state.step, self.model,
                                      self.optimizer, self.ranks.data_rank, extra)
             model = whole_part(self.model, model)
             optimizer = optimizer_whole_part(self.model, self.optimizer)
-            if plasticity is not None:
-                plasticity["attention"] = None  # in the shards
+            for state in states.values():
+                if state is not None:
+                    state["attention"] = None  # in the shards
         return {"colgraph_version": __version__, "checkpoint_format": CHECKPOINT_FORMAT,
                 "config": _absolute_paths(to_container(self.cfg)),
                 **self._geometry_entries,
                 "partition": None if self.partition is None else self.partition.state_dict(),
                 "shards": shards, "model": model, "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(), **self.state.state_dict(self.ranks),
-                "plasticity": plasticity,
+                **states, "radius": self.radius,
                 "metrics": self.metrics, "task": self.model.spec()}
 
 
@@ -211,16 +220,21 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
                              f"{resume['config']['train']['batch_size']}): keep its batch size.")
     plasticity = (Plasticity(model, plasticity_cfg, steps_per_epoch * cfg.train.epochs,
                              optimizer, ranks) if plasticity_cfg.enabled else None)
+    migrate_cfg = checked["migrate"]
+    migration = (Migration(model, migrate_cfg, steps_per_epoch * cfg.train.epochs, ranks)
+                 if migrate_cfg.enabled else None)
     state = RunState()
     if resume is not None:
-        if plasticity is not None and resume.get("plasticity") is not None:
-            stats = resume["plasticity"]
-            if resume.get("shards") is not None:  # its attention statistics: this process's
-                attention = load_run_shards(resume, model, extra=True)["plasticity.attention"]
+        for name, schedule in (("plasticity", plasticity), ("migration", migration)):
+            if schedule is None or resume.get(name) is None:
+                continue
+            stats = resume[name]
+            if resume.get("shards") is not None:  # its running attention: this process's
+                attention = load_run_shards(resume, model, extra=True)[f"{name}.attention"]
             else:  # a whole sheet's, in the checkpoint's column order
                 attention = owned_edge_rows(model, stats["attention"], saved_edges,
                                             None if moved is None else moved[0])
-            plasticity.load_state_dict({**stats, "attention": attention})
+            schedule.load_state_dict({**stats, "attention": attention})
         state.load_state_dict(resume, ranks.is_main)  # position, sums, random generators
         if ranks.is_main:
             log.info(f"Resumed from {resume['path']} at epoch {state.epoch}, step "
@@ -230,9 +244,11 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
     run = Run(cfg=cfg, checked=checked, run_dir=run_dir, device=device, ranks=ranks,
               geometry=geometry, data=data, augment=augment, model=model,
               optimizer=optimizer, scheduler=scheduler, plasticity=plasticity, state=state,
-              steps_per_epoch=steps_per_epoch, partition=part,
+              steps_per_epoch=steps_per_epoch, partition=part, migration=migration,
               radius=smoothness_radius(cfg, model.columnformer.edge_length,
                                        model.columnformer.shard))
+    if resume is not None and resume.get("radius") is not None:  # the run's own, exactly
+        run.radius = float(resume["radius"])
     if ranks.is_main:
         if _link_runs(run_dir, resume, run.say):  # the directory's logs are this run's
             _truncate_logs(run, resume)
@@ -337,6 +353,8 @@ def default_hooks(run: Run, callbacks: Sequence[Callable[..., None]] = (),
     out: list[Hook] = [MetricsHook(run)]
     if run.plasticity is not None:
         out.append(PlasticityHook(run.plasticity))
+    if run.migration is not None:
+        out.append(MigrationHook(run.migration))
     if run.checked["scale"].area is not None:
         out.append(GrowthHook(run.checked["scale"], cfg.geometry.wiring))
     out.append(ProgressHook(enabled=cfg.train.progress and run.main))

@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..checkpoint import first_nonfinite, save_checkpoint
 from ..geometry import build_wiring
-from ..plasticity import Plasticity, add_columns, refine_grid
+from ..plasticity import Migration, Plasticity, add_columns, refine_grid
 from .logs import CsvLog, TensorBoard, metrics_schema
 
 if TYPE_CHECKING:
     from ..tasks import TaskOutput
     from .assembly import Run
 
-__all__ = ["Hook", "MetricsHook", "PlasticityHook", "GrowthHook", "ProgressHook",
+__all__ = ["Hook", "MetricsHook", "PlasticityHook", "MigrationHook", "GrowthHook", "ProgressHook",
            "EpochCallbacks", "CheckpointHook", "FiguresHook"]
 
 
@@ -133,6 +133,27 @@ class PlasticityHook(Hook):
             return False
         _metrics_hook(run).log(run, "plasticity", {"epoch": run.state.epoch, **update})
         return True  # the per-edge parameters changed shape
+
+
+class MigrationHook(Hook):
+    """Move columns on the migration schedule (:class:`colgraph.plasticity.Migration`):
+    feeds it the batch's attention, logs each migration to ``migration.csv`` and the
+    console, and updates what depends on positions outside the model (the smoothness
+    radius, unless ``smoothness.radius`` fixes it)."""
+
+    def __init__(self, migration: Migration) -> None:
+        self.migration = migration
+
+    def after_step(self, run: "Run", result: "TaskOutput") -> None:
+        self.migration.observe(result.out.attention)
+        update = self.migration.maybe_update(run.state.step)
+        if update is None:
+            return
+        run.update_radius()
+        _metrics_hook(run).log(run, "migration", {"epoch": run.state.epoch, **update})
+        run.say(f"step {run.state.step}: {100 * update['moved_fraction']:.1f}% of columns "
+                f"moved (mean {update['mean_displacement']:.3g}); attention-weighted length "
+                f"{update['wire_before']:.4g} -> {update['wire_after']:.4g}")
 
 
 class GrowthHook(Hook):

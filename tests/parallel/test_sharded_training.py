@@ -93,9 +93,9 @@ def _from_step_one(tmp_path, name, world, extra=(), **tolerance):
     other = any(e.startswith("geometry=") for e in extra)  # then the stack's widths go
     first = tmp_path / "first"
     base = [o for o in BASE if not (other and o.startswith("geometry.widths"))] + list(extra)
-    if not first.exists():  # (a plasticity schedule from the resume on: it cannot start
-        # before its first update; everything else from the start)
-        plastic = [e for e in extra if e.startswith("plasticity")]
+    if not first.exists():  # (a plasticity or migration schedule from the resume on: it
+        # cannot start before its first update; everything else from the start)
+        plastic = [e for e in extra if e.startswith(("plasticity", "migrate"))]
         train(compose([o for o in base if o not in plastic] + ["train.max_steps=1"]), first)
         train(compose(base + [f"train.resume={first}"]), tmp_path / "one")
     _spawn(base + ["parallel.columns=2", f"train.resume={first}"], tmp_path / name, world)
@@ -275,3 +275,34 @@ def test_a_crash_while_writing_shards_leaves_the_last_checkpoint_whole(tmp_path)
     assert load_checkpoint(run)["step"] == 5
     left = sorted(p.name for p in run.glob("checkpoint-step*"))
     assert left == ["checkpoint-step000000005.shards"]  # old and partial shards removed
+
+
+def test_migration_on_a_sharded_sheet_follows_one_process(tmp_path):
+    """Columns migrate (steps 2 and 4) on 2 processes sharing a scrambled sheet: the first
+    decides in the columns' original ids from every process's statistics, all apply the
+    move; positions, weights and migration.csv equal one process's, and the schedule's
+    statistics resume from the shards."""
+    migrate = ["geometry.scramble=0", "migrate.every=2", "migrate.method=quadratic",
+               "migrate.stop=6"]
+    _from_step_one(tmp_path, "two", 2, migrate)
+
+    def positions(run):
+        pos = load_checkpoint(run)["model"]["columnformer.edges.pos"]
+        stored = load_checkpoint(run).get("partition")
+        return pos if stored is None else pos[torch.argsort(
+            Partition.from_state_dict(stored).order)]
+
+    one, two = positions(tmp_path / "one"), positions(tmp_path / "two")
+    assert torch.equal(one, two)
+    rows = [(tmp_path / d / "migration.csv").read_text().splitlines() for d in ("one", "two")]
+    assert len(rows[0]) == 3 and len(rows[0]) == len(rows[1])  # steps 2 and 4
+    for a, b in zip(rows[0][1:], rows[1][1:]):
+        for x, y in zip(a.split(","), b.split(",")):
+            assert abs(float(x) - float(y)) < 1e-4, (a, b)
+    more = BASE + migrate + ["train.max_steps=7", "parallel.columns=2",
+                             f"train.resume={tmp_path / 'two'}"]
+    _spawn(more, tmp_path / "two", 2)  # resumes the migration statistics from the shards
+    train(compose(BASE + migrate + ["train.max_steps=7", f"train.resume={tmp_path / 'one'}"]),
+          tmp_path / "one")
+    _same_run(tmp_path / "one", tmp_path / "two")
+    assert torch.equal(positions(tmp_path / "one"), positions(tmp_path / "two"))
