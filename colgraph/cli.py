@@ -344,11 +344,13 @@ def _opt_in_analyses(out: Path, args: argparse.Namespace, m: dict) -> None:
               f"energy {best['energy']:.3f} (0: degree, clustering, betweenness and length "
               f"distributions all match)")
     if args.placement:  # Cherniak's "save wire": the columns' layout against the best found
+        from .connectome.arrays import arrays
         from .connectome.placement import placement_report, plot_placement
 
+        # analyze(placement=True)'s section, plus the best placement for the figure
         m["placement"], best = placement_report(learned, seed=args.seed, return_placement=True)
-        plot_placement([learned.nodes[v]["pos"] for v in learned.nodes], best.pos,
-                       out / "placement.png", cost=best.cost)
+        a = arrays(learned)
+        plot_placement(a.pos, best.pos, out / "placement.png", cost=best.cost, areas=a.areas)
         w = m["placement"]["wire"]
         print(f"placement: wire {w['actual']:.4g}, best found {_num(w['optimal'], '.4g')}, "
               f"random placements {_num(w['random_mean'], '.4g')} (z {_num(w['z'], '.1f')}, "

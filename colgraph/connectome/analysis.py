@@ -36,6 +36,7 @@ from .degrees import degree_stats, reciprocity
 from .flow import area_flow, disjoint_areas, plain_areas
 from .lengths import edr_fit, receptive_fields, weight_distance, wiring
 from .nulls import NULLS, check_families, null_model, significance
+from .placement import _has_positions, placement_report
 from .topology import modularity, rich_club, small_world, weighted_clustering
 
 __all__ = ["EdgeArrays", "arrays", "degree_stats", "reciprocity", "edr_fit", "wiring",
@@ -68,7 +69,7 @@ def node_metrics(G, community: bool = True, seed: int = 0) -> dict[str, np.ndarr
 
 def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500,
             seed: int = 0, nulls: str | tuple[str, ...] | None = "auto",
-            progress: bool = False) -> dict[str, Any]:
+            progress: bool = False, placement: bool = False) -> dict[str, Any]:
     """All metrics of this module in one JSON-ready dict.
 
     ``significance`` tests every scalar against ``n_null`` samples of each null family of
@@ -82,9 +83,20 @@ def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500
     refused). A metric a graph does not define (small-world sigma without triangles in the
     random reference, the null models' z-score with fewer than 2 nulls, ...) is NaN and
     ``notes`` says why.
+
+    With ``placement``, also ``placement``: how close the columns' layout is to the
+    wire-saving optimum (:func:`~colgraph.connectome.placement_report` with ``seed``:
+    the actual wire, the best placement found and random placements, overall and per
+    area, with its own ``notes``); it needs every column's position (node ``pos``).
     """
     check_settings(n_null, edge_fraction, n_sources, seed)  # before any work
     nulls = check_families(nulls)
+    if placement and not _has_positions(G):
+        raise ValueError("analyze(placement=True) needs every column's position (node "
+                         "attribute 'pos', as colgraph.connectome.to_networkx sets), but the "
+                         "graph lacks them: the wire of a placement is weight x length "
+                         "between positions. Give every node a 'pos' tuple, or pass "
+                         "placement=False.")
     a = _a(G)
     sig = None
     if nulls and n_null > 0:  # the null tests first: a family that does not apply is refused
@@ -115,6 +127,8 @@ def analyze(G, n_null: int = 3, edge_fraction: float = 0.5, n_sources: int = 500
     out["rich_club"] = rich_club(a, edge_fraction, n_null, seed)
     if sig:
         out["significance"] = sig
+    if placement:  # its notes stay in its section (the pins chosen are always noted)
+        out["placement"] = placement_report(G, seed=seed)
     notes = list(a.notes) + [f"{name}: {section['note']}" for name, section in (
         ("edr", out["edr"]), ("modularity", out["modularity"]),
         ("small_world", out["small_world"]), ("rich_club", out["rich_club"]))

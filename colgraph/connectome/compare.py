@@ -20,9 +20,10 @@ from .analysis import (EdgeArrays, _a, edr_fit, modularity, reciprocity, rich_cl
                        small_world, weight_distance)
 from .arrays import check_settings
 from .nulls import check_families, significance
+from .placement import _has_positions, placement_report
 
 __all__ = ["compare", "distributions", "plot_comparison", "write_comparison", "SCALARS",
-           "comparison_table"]
+           "comparison_table", "PLACEMENT_ROWS"]
 
 #: the scalar metrics reported side by side: name -> (description, how to read it)
 SCALARS = {
@@ -105,7 +106,7 @@ def _scalars(a: EdgeArrays, n_null: int, edge_fraction: float, seed: int) -> dic
 
 def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"),
             n_null: int = 3, edge_fraction: float = 0.5, seed: int = 0,
-            nulls: Any = "auto") -> dict[str, Any]:
+            nulls: Any = "auto", placement: bool = False) -> dict[str, Any]:
     """The same metrics on ``learned`` and ``reference`` (networkx ``DiGraph`` s with
     ``weight`` and ``length`` edge attributes or node ``pos``), side by side. An undirected
     graph is compared with both directions of each edge (a warning and a note say so); the
@@ -116,7 +117,10 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
     distribution of :func:`distributions`: ``D`` and ``p``); ``significance`` (per graph,
     :func:`~colgraph.connectome.significance` against the null families ``nulls``, with
     ``n_null`` samples each: which of each graph's structure its geometry already explains;
-    absent with ``nulls=None`` or ``n_null=0``); ``notes``.
+    absent with ``nulls=None`` or ``n_null=0``); with ``placement``, ``placement`` (per
+    graph, :func:`~colgraph.connectome.placement_report` with ``seed``: the actual wire
+    against the best placement found and random placements; ``None``, with a note, for a
+    graph without node positions); ``notes``.
 
     Example:
         >>> import networkx as nx
@@ -156,12 +160,39 @@ def compare(learned, reference, names: tuple[str, str] = ("learned", "reference"
                                for n, a in graphs.items()}
         notes += [f"'{n}': significance: {note}" for n, sig in out["significance"].items()
                   for note in sig.get("notes", [])]
+    if placement:  # the original graphs: an undirected one counts each edge once
+        out["placement"] = {}
+        for n, G in zip(names, (learned, reference)):
+            if not _has_positions(G):
+                out["placement"][n] = None
+                notes.append(f"'{n}' has no node positions ('pos'): no placement report.")
+                continue
+            out["placement"][n] = placement_report(G, seed=seed)
+            notes += [f"'{n}': placement: {note}" for note in out["placement"][n]["notes"]]
     out["notes"] = notes
     return out
 
 
+#: the rows of :func:`comparison_table` for a ``placement`` section: name -> key of its
+#: ``wire`` (see :func:`~colgraph.connectome.placement_report`)
+PLACEMENT_ROWS = {"wire_actual": "actual", "wire_optimal_found": "optimal",
+                  "wire_random_mean": "random_mean", "wire_z": "z", "wire_excess": "excess"}
+
+
+def _rows(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The scalar rows of a :func:`compare` result: the metrics, then, with a
+    ``placement`` section, its overall wire (``None`` for a graph without one)."""
+    rows = dict(result["metrics"])
+    if result.get("placement"):
+        for row, key in PLACEMENT_ROWS.items():
+            rows[row] = {n: None if r is None else r["wire"][key]
+                         for n, r in result["placement"].items()}
+    return rows
+
+
 def comparison_table(result: dict[str, Any]) -> str:
-    """:func:`compare`'s result as text: the metrics side by side, then the KS distances.
+    """:func:`compare`'s result as text: the metrics side by side (with the placement's
+    wire, :data:`PLACEMENT_ROWS`, when compared), then the KS distances.
 
     Example:
         >>> result = {"names": ["a", "b"], "metrics": {"edges": {"a": 3, "b": 4}},
@@ -172,9 +203,10 @@ def comparison_table(result: dict[str, Any]) -> str:
         KS D: in_degree 0.50
     """
     names = result["names"]
-    width = max(map(len, ["metric", *result["metrics"]]))
+    rows = _rows(result)
+    width = max(map(len, ["metric", *rows]))
     lines = [f"{'metric':<{width}}  " + "  ".join(f"{n:>10}" for n in names)]
-    for key, values in result["metrics"].items():
+    for key, values in rows.items():
         cells = ["n/a" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
                  for v in (values[n] for n in names)]
         lines.append(f"{key:<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
@@ -217,7 +249,7 @@ def plot_comparison(learned, reference, result: dict[str, Any], path: str | Path
     def fmt(v):
         return "n/a" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
-    rows_ = [[k, *(fmt(result["metrics"][k][n]) for n in names)] for k in result["metrics"]]
+    rows_ = [[k, *(fmt(v[n]) for n in names)] for k, v in _rows(result).items()]
     table = table_ax.table(cellText=rows_, colLabels=["metric", *names], loc="center",
                            cellLoc="left", colWidths=[0.56, 0.22, 0.22],
                            bbox=[0.0, 0.0, 1.0, 1.0])

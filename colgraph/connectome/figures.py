@@ -34,12 +34,12 @@ def _save(fig, path: Path, tight: bool = True) -> None:
     plt.close(fig)
 
 
-def _flat_areas(a: EdgeArrays, names: list[str]) -> bool:
+def _flat_areas(pos: np.ndarray, areas: dict[str, np.ndarray], names: list[str]) -> bool:
     """3-D sheets whose areas are each flat (a stack's layers): drawn side by side."""
-    if a.pos.shape[1] < 3 or len(names) < 2:
+    if pos.shape[1] < 3 or len(names) < 2:
         return False
     for name in names:
-        p = a.pos[a.areas[name]]
+        p = pos[areas[name]]
         spread = np.ptp(p, axis=0)
         if p.shape[0] > 2 and spread.min() > 1e-6 * max(spread.max(), 1e-12):
             return False
@@ -53,21 +53,48 @@ def layout(a: EdgeArrays) -> tuple[np.ndarray, str]:
     stack) laid out flat, area after area from left to right, each in its own two spread
     axes; ``"3d"``: other 3-D sheets (spheres, surfaces), drawn in 3-D.
     """
-    pos = a.pos if a.pos.shape[1] >= 2 else np.c_[a.pos, np.zeros(a.n)]
-    names = [n for n in plain_areas(a) if n in a.areas]
+    return _layout(a.pos, a.areas)
+
+
+def _layout(pos: np.ndarray, areas: dict[str, np.ndarray] | None = None,
+            at: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """:func:`layout` from positions ``[N, D]`` and ``areas`` (name -> column indices;
+    aliases such as ``input`` are skipped, :func:`plain_areas`): where to draw the columns,
+    or, with ``at`` (``[M, D]`` points of the same sheet, e.g. the columns' positions after a
+    placement), where to draw those points, each in the frame of the area of the column
+    nearest to it."""
+    def plane(x):  # a 1-D sheet drawn along y = 0
+        x = np.asarray(x, dtype=float)
+        return x if x.shape[1] >= 2 else np.c_[x, np.zeros(len(x))]
+
+    pos = plane(pos)
+    points = pos if at is None else plane(at)
+    areas = areas or {}
+    names = [n for n in plain_areas(areas) if len(areas[n])]
     if pos.shape[1] == 2:
-        return pos, "flat"
-    if not _flat_areas(a, names):
-        return pos[:, :3], "3d"
-    xy = pos[:, :2].copy()
+        return points, "flat"
+    if not _flat_areas(pos, areas, names):
+        return points[:, :3], "3d"
+    frame = np.full(pos.shape[0], -1)  # the area each column is drawn in (the last listed)
+    shifts = []
     x0 = 0.0
-    for name in names:
-        idx = a.areas[name]
+    for k, name in enumerate(names):
+        idx = areas[name]
         p = pos[idx]
         axes = plane_axes(p)
-        q = p[:, axes] - p[:, axes].min(0)
-        xy[idx] = q + [x0, 0.0]
-        x0 += q[:, 0].max() + max(1.0, 0.15 * q[:, 0].max()) + 1.0
+        lo = p[:, axes].min(0)
+        frame[idx] = k
+        shifts.append((axes, lo - [x0, 0.0]))
+        width = float((p[:, axes] - lo)[:, 0].max())
+        x0 += width + max(1.0, 0.15 * width) + 1.0
+    if at is not None:
+        from scipy.spatial import cKDTree
+
+        frame = frame[cKDTree(pos).query(points)[1]]
+    xy = points[:, :2].copy()  # columns in no area: as they are
+    for k, (axes, shift) in enumerate(shifts):
+        inside = frame == k
+        xy[inside] = points[inside][:, axes] - shift
     return xy, "areas"
 
 
@@ -75,18 +102,19 @@ def _axes(fig, kind: str, *grid):
     return fig.add_subplot(*grid, projection="3d" if kind == "3d" else None)
 
 
-def _area_labels(ax, a: EdgeArrays, xy: np.ndarray, names: list[str]) -> None:
+def _area_labels(ax, areas: dict[str, np.ndarray], xy: np.ndarray, names: list[str]) -> None:
     for name in names:
-        p = xy[a.areas[name]]
+        p = xy[areas[name]]
         ax.text(p[:, 0].mean(), p[:, 1].max() + 0.6, name, ha="center", va="bottom",
                 fontsize=9)
 
 
-def _label_sheet(ax, a: EdgeArrays, xy: np.ndarray, names: list[str], kind: str) -> None:
-    """Axis labels of a sheet drawn by :func:`layout` (area names on a stack's flat areas),
-    equal aspect in the plane."""
+def _label_sheet(ax, areas: dict[str, np.ndarray], xy: np.ndarray, names: list[str],
+                 kind: str) -> None:
+    """Axis labels of a sheet drawn by :func:`layout` (the ``names`` of ``areas`` on a
+    stack's flat areas), equal aspect in the plane."""
     if kind == "areas":
-        _area_labels(ax, a, xy, names)
+        _area_labels(ax, areas, xy, names)
         ax.set_xlabel("position within each area (areas side by side)")
     else:
         ax.set_xlabel("x")
@@ -137,7 +165,7 @@ def plot_sheet(G, path: str | Path, per_column: int = 2) -> Path:
     for name in names or ["(all)"]:
         p = xy[a.areas.get(name, np.arange(a.n))]
         ax.scatter(*p.T, s=10, label=name, zorder=3)
-    _label_sheet(ax, a, xy, names, kind)
+    _label_sheet(ax, a.areas, xy, names, kind)
     ax.legend(loc="best", fontsize=8)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, shrink=0.8, label=f"edge weight ({a.weight_name})")
@@ -307,7 +335,7 @@ def plot_selectivity(G, path: str | Path) -> Path:
     ax = _axes(fig, kind, 1, 1, 1)
     ax.scatter(*xy.T, c=rgba, s=size, edgecolors="none")
     names = [n for n in plain_areas(a) if n in a.areas]
-    _label_sheet(ax, a, xy, names, kind)
+    _label_sheet(ax, a.areas, xy, names, kind)
     def columns(count: int) -> str:
         return f"{count} column" + ("s" if count != 1 else "")
 

@@ -12,10 +12,12 @@ from .arrays import ALIASES, EdgeArrays, _a
 __all__ = ["plain_areas", "disjoint_areas", "area_flow"]
 
 
-def plain_areas(a: EdgeArrays) -> list[str]:
-    """Areas that are not aliases of another (``input`` = ``area0`` is drawn once)."""
-    names = list(a.areas)
-    sets = {k: frozenset(v.tolist()) for k, v in a.areas.items()}
+def plain_areas(a: EdgeArrays | dict[str, np.ndarray]) -> list[str]:
+    """Areas that are not aliases of another (``input`` = ``area0`` is drawn once), of edge
+    arrays or of an ``areas`` dict (name -> column indices)."""
+    areas = a if isinstance(a, dict) else a.areas
+    names = list(areas)
+    sets = {k: frozenset(np.asarray(v).tolist()) for k, v in areas.items()}
     keep = [k for k in names if not (k in ALIASES and any(
         sets[o] == sets[k] for o in names if o != k and o not in ALIASES))]
     return keep

@@ -689,7 +689,7 @@ def plot_modes(sheet, modes: Modes, path, count: int = 6):
         sc = ax.scatter(*xy.T, c=v, cmap="RdBu_r", vmin=-lim, vmax=lim, s=size,
                         rasterized=a.n > 5000)
         ax.set_title(f"mode {m + 1}: eigenvalue {modes.values[m]:.4g}", fontsize=10)
-        _label_sheet(ax, a, xy, names, kind)
+        _label_sheet(ax, a.areas, xy, names, kind)
         fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.12 if kind == "3d" else 0.04,
                      label="mode value")
     fig.suptitle(f"Geometric eigenmodes: {modes.operator}", fontsize=10)

@@ -84,6 +84,25 @@ class _Graph:
     nodes: list
 
 
+def _has_positions(graph: Any) -> bool:
+    """Whether every column of ``graph`` has a position, as the placement functions need:
+    a :class:`~colgraph.geometry.Geometry` always has; a networkx graph when every node
+    has ``pos``; :class:`~colgraph.connectome.arrays.EdgeArrays` when its positions vary
+    (``arrays`` fills zeros where a graph has none); a weight matrix never."""
+    from ..geometry.base import Geometry
+    from .arrays import EdgeArrays
+
+    if isinstance(graph, Geometry):
+        return True
+    if isinstance(graph, EdgeArrays):
+        return graph.pos.ndim == 2 and bool(np.ptp(graph.pos, axis=0).any())
+    import networkx as nx
+
+    if not isinstance(graph, nx.Graph):
+        return False
+    return all(d.get("pos") is not None for _, d in graph.nodes(data=True))
+
+
 def _graph(graph: Any, what: str) -> _Graph:
     """A networkx graph, a :class:`~colgraph.geometry.Geometry`, an
     :class:`~colgraph.connectome.arrays.EdgeArrays` or a square (sparse) weight matrix as
@@ -102,7 +121,7 @@ def _graph(graph: Any, what: str) -> _Graph:
                       list(graph.labels or range(graph.num_columns)))
     if isinstance(graph, EdgeArrays):
         a = graph
-        has_pos = a.pos.ndim == 2 and bool(np.ptp(a.pos, axis=0).any())
+        has_pos = _has_positions(a)
         w = np.asarray(a.weight, float)
         if not np.isfinite(w).all() or (w < 0).any():
             i = int(np.flatnonzero(~np.isfinite(w) | (w < 0))[0])
@@ -138,7 +157,7 @@ def _graph(graph: Any, what: str) -> _Graph:
             a = arrays(graph)
         except ValueError as e:
             raise ValueError(f"{e} (placement: {what})") from None
-    has_pos = all(d.get("pos") is not None for _, d in graph.nodes(data=True))
+    has_pos = _has_positions(graph)
     w = a.weight / 2 if undirected else a.weight
     return _Graph(a.n, a.src, a.dst, w, a.pos if has_pos else None, a.metric, a.period,
                   a.areas, a.nodes)
@@ -922,9 +941,9 @@ def placement_report(G: Any, n_random: int = 20, method: str = "greedy", pinned:
 
 # ---------------------------------------------------------------------- the figure
 def _colours(pos: np.ndarray) -> np.ndarray:
-    """An RGB colour per column from its (first two main axes of) position: red grows
-    along x, blue along y, green with neither, so every region of the sheet has its own
-    colour."""
+    """An RGB colour per column from where it is drawn (``[N, 2]``, or the first two main
+    axes of ``[N, 3]``): red grows along x, blue along y, green with neither, so every
+    region of the sheet has its own colour."""
     from ..geometry.base import plane_axes
 
     xy = pos[:, plane_axes(pos)] if pos.shape[1] > 2 else pos
@@ -935,12 +954,39 @@ def _colours(pos: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([u[:, 0], 1 - 0.5 * (u[:, 0] + u[:, 1]), u[:, 1]], 1), 0, 1)
 
 
+def _areas_arg(areas: Any, n: int) -> dict[str, np.ndarray]:
+    """``areas`` of :func:`plot_placement` as name -> column indices, checked."""
+    if areas is None:
+        return {}
+    if not isinstance(areas, dict):
+        raise TypeError(f"Expected areas as a dict of area name -> column indices (e.g. "
+                        f"colgraph.connectome.arrays.arrays(G).areas or geometry.areas), got "
+                        f"{type(areas).__name__}.")
+    out = {}
+    for name, idx in areas.items():
+        i = np.asarray(idx).reshape(-1)
+        if i.size and (not np.issubdtype(i.dtype, np.integer) or i.min() < 0 or i.max() >= n):
+            raise ValueError(f"Expected the columns of area '{name}' as integer indices in "
+                             f"[0, {n - 1}] (one per row of before_pos), got {i[:5].tolist()}"
+                             f"{' ...' if i.size > 5 else ''}. Index columns in node order.")
+        out[str(name)] = i.astype(np.int64)
+    return out
+
+
 def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
-                   title: str | None = None) -> None:
+                   title: str | None = None, areas: Any = None) -> None:
     """Draw a placement: the columns before and after, each coloured by its ORIGINAL
-    position (``before_pos``; red along x, blue along y), so where a colour lands on the
-    right shows where those columns migrated; with ``cost`` (e.g. ``Placement.cost``), a
-    third panel with the wire over sweeps. Writes a PNG to ``path``.
+    position (``before_pos``; red along x, blue along y, as drawn), so where a colour lands
+    on the right shows where those columns migrated; with ``cost`` (e.g.
+    ``Placement.cost``), a third panel with the wire over sweeps. Writes a PNG to ``path``.
+
+    The sheet is drawn as the connectome's sheet figures draw it
+    (:func:`~colgraph.connectome.figures.layout`): 1-D / 2-D sheets as they are, a 3-D
+    sheet of flat ``areas`` (name -> column indices, e.g. a stack's layers:
+    ``colgraph.connectome.arrays.arrays(G).areas`` or ``geometry.areas``) area by area side
+    by side, other 3-D sheets in 3-D. Each position after is drawn in the frame of the area
+    whose column is nearest to it (the sites of :func:`placement_report` are the columns'
+    own positions).
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -950,34 +996,38 @@ def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
         >>> os.path.exists(path)
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..geometry.base import plane_axes
+    from .figures import _axes, _label_sheet, _layout, _plt
+    from .flow import plain_areas
 
     before = _positions(before_pos, None, "before_pos", "Pass one row per column.")
     after = _positions(after_pos, before.shape[0], "after_pos",
                        "Pass one row per column, in the order of before_pos.")
-    colour = _colours(before)
+    if after.shape[1] != before.shape[1]:
+        raise ValueError(f"Expected after_pos of dimension {before.shape[1]} (as before_pos), "
+                         f"got {after.shape[1]}.")
+    areas = _areas_arg(areas, before.shape[0])
+    drawn = {}
+    drawn["before"], kind = _layout(before, areas)
+    drawn["after"], _ = _layout(before, areas, at=after)
+    colour = _colours(drawn["before"])
+    names = plain_areas(areas)
+    plt = _plt()
     panels = 3 if cost is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.0))
+    fig = plt.figure(figsize=((6.0 if kind == "areas" else 4.2) * panels, 4.0))
     size = max(2.0, min(30.0, 4000.0 / before.shape[0]))
-    for ax, x, name in ((axes[0], before, "before"), (axes[1], after, "after")):
-        xy = x[:, plane_axes(x)] if x.shape[1] > 2 else x
-        ax.scatter(xy[:, 0], xy[:, 1] if xy.shape[1] > 1 else np.zeros(len(xy)), c=colour,
-                   s=size, linewidths=0, rasterized=before.shape[0] > 5000)
-        ax.set_aspect("equal", adjustable="datalim")
+    for i, name in enumerate(("before", "after")):
+        ax = _axes(fig, kind, 1, panels, i + 1)
+        xy = drawn[name]
+        ax.scatter(*xy.T, c=colour, s=size, linewidths=0, rasterized=before.shape[0] > 5000)
         ax.set_title(f"{name} (colour: position before)")
-        ax.set_xlabel("sheet axis 1 (geometry units)")
-        ax.set_ylabel("sheet axis 2" if xy.shape[1] > 1 else "")
+        _label_sheet(ax, areas, xy, names, kind)
     if cost is not None:
+        ax = fig.add_subplot(1, panels, 3)
         c = np.asarray(cost, dtype=float)
-        axes[2].plot(np.arange(c.size), c, marker="o", ms=3)
-        axes[2].set_xlabel("sweep")
-        axes[2].set_ylabel("wire")
-        axes[2].set_title("wire over sweeps")
+        ax.plot(np.arange(c.size), c, marker="o", ms=3)
+        ax.set_xlabel("sweep")
+        ax.set_ylabel("wire")
+        ax.set_title("wire over sweeps")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
