@@ -71,12 +71,13 @@ def main() -> None:
                 if args.figure and seed == args.seeds[0] and "migrate.every=25" in overrides:
                     moves = list(csv.DictReader((Path(run_dir) / "migration.csv").open()))
                     end = load_checkpoint(run_dir)["model"]["columnformer.edges.pos"]
-                    built = build_geometry(compose([]).geometry).pos
+                    built = build_geometry(compose([]).geometry)
                     start = build_geometry(compose(RUNS[name]).geometry).pos
                     cost = [float(moves[0]["wire_before"])] + [float(r["wire_after"])
                                                                for r in moves]
                     args.figure.parent.mkdir(parents=True, exist_ok=True)
-                    plot_placement(start, end, args.figure, cost=cost, colour_by=built,
+                    plot_placement(start, end, args.figure, cost=cost, colour_by=built.pos,
+                                   areas={k: v.numpy() for k, v in built.areas.items()},
                                    cost_label="migration (every 25 steps)",
                                    title="digits on a scrambled sheet: columns migrate "
                                          "(colour: place in the sheet as built)")

@@ -974,11 +974,14 @@ def _areas_arg(areas: Any, n: int) -> dict[str, np.ndarray]:
 
 
 def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
-                   title: str | None = None, areas: Any = None) -> None:
+                   title: str | None = None, areas: Any = None, colour_by: Any = None,
+                   cost_label: str = "sweep") -> None:
     """Draw a placement: the columns before and after, each coloured by its ORIGINAL
-    position (``before_pos``; red along x, blue along y, as drawn), so where a colour lands
-    on the right shows where those columns migrated; with ``cost`` (e.g.
-    ``Placement.cost``), a third panel with the wire over sweeps. Writes a PNG to ``path``.
+    position (``before_pos``, or ``colour_by`` ``[N, D]``, e.g. the sheet as built when
+    ``before_pos`` is a scrambled start; red along x, blue along y, as drawn), so where a
+    colour lands on the right shows where those columns migrated; with ``cost`` (e.g.
+    ``Placement.cost``, or a run's length at each migration), a third panel with the wire
+    over ``cost_label`` steps. Writes a PNG to ``path``.
 
     The sheet is drawn as the connectome's sheet figures draw it
     (:func:`~colgraph.connectome.figures.layout`): 1-D / 2-D sheets as they are, a 3-D
@@ -1009,7 +1012,12 @@ def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
     drawn = {}
     drawn["before"], kind = _layout(before, areas)
     drawn["after"], _ = _layout(before, areas, at=after)
-    colour = _colours(drawn["before"])
+    if colour_by is None:
+        colour = _colours(drawn["before"])
+    else:
+        original = _positions(colour_by, before.shape[0], "colour_by",
+                              "Pass one row per column, in the order of before_pos.")
+        colour = _colours(_layout(original, areas)[0])
     names = plain_areas(areas)
     plt = _plt()
     panels = 3 if cost is not None else 2
@@ -1019,15 +1027,15 @@ def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
         ax = _axes(fig, kind, 1, panels, i + 1)
         xy = drawn[name]
         ax.scatter(*xy.T, c=colour, s=size, linewidths=0, rasterized=before.shape[0] > 5000)
-        ax.set_title(f"{name} (colour: position before)")
+        ax.set_title(f"{name} (colour: position {'before' if colour_by is None else 'as built'})")
         _label_sheet(ax, areas, xy, names, kind)
     if cost is not None:
         ax = fig.add_subplot(1, panels, 3)
         c = np.asarray(cost, dtype=float)
         ax.plot(np.arange(c.size), c, marker="o", ms=3)
-        ax.set_xlabel("sweep")
+        ax.set_xlabel(cost_label)
         ax.set_ylabel("wire")
-        ax.set_title("wire over sweeps")
+        ax.set_title(f"wire over {cost_label.split(' (')[0]}s")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
