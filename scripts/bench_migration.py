@@ -84,7 +84,7 @@ def main() -> None:
             f"median of {args.repeats} (sheet and model built in {build:.1f} s). Each "
             f"migration includes gathering the running attention, the placement and the "
             f"move; successive repeats continue from the previous placement.\n\n"
-            "| operation | time | result |\n|---|---|---|\n"
+            "| operation | time | result (last repeat) |\n|---|---|---|\n"
             + "\n".join(f"| {n} | {t:.2f} s | {o} |" for n, t, o in rows))
     print(text)
     if args.out:

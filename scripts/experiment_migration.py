@@ -32,9 +32,34 @@ from _report import compose, write_section  # noqa: E402
 RUNS = {
     "as built, static": [],
     "scrambled, static": ["geometry.scramble=0"],
-    "scrambled + migration": ["geometry.scramble=0", "migrate.every=25",
-                              "migrate.method=quadratic"],
+    "scrambled + migration": ["geometry.scramble=0", "migrate.method=quadratic"],
 }
+MIGRATING = "scrambled + migration"  # + migrate.every=<--every>
+
+
+def figure(run_dir: Path, path: Path, every: int) -> None:
+    """The columns at the scrambled start and at the end of a migrating run, coloured by
+    their place in the sheet as built and drawn area by area (each column in the area of
+    the site it sits on at the start), and the length at each migration."""
+    import torch
+
+    from colgraph.checkpoint import load_checkpoint
+    from colgraph.connectome.placement import plot_placement
+    from colgraph.geometry import build_geometry
+
+    moves = list(csv.DictReader((run_dir / "migration.csv").open()))
+    end = load_checkpoint(run_dir)["model"]["columnformer.edges.pos"]
+    built = build_geometry(compose([]).geometry)
+    start = build_geometry(compose(RUNS[MIGRATING]).geometry).pos
+    site = {tuple(p): i for i, p in enumerate(built.pos.tolist())}
+    at = torch.tensor([site[tuple(p)] for p in start.tolist()])  # each column's first site
+    areas = {k: torch.isin(at, v).nonzero().flatten().numpy() for k, v in built.areas.items()}
+    cost = [float(moves[0]["wire_before"])] + [float(r["wire_after"]) for r in moves]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_placement(start, end, path, cost=cost, colour_by=built.pos, areas=areas,
+                   cost_label=f"migration (every {every} steps)",
+                   title="digits on a scrambled sheet: columns migrate (colour: place in the "
+                         "sheet as built)")
 
 
 def main() -> None:
@@ -42,6 +67,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--runs", nargs="*", default=list(RUNS), help="names from RUNS")
     p.add_argument("--max-steps", type=int, default=None, help="a quick check")
+    p.add_argument("--every", type=int, default=25, help="steps between migrations")
     p.add_argument("--out", type=Path, default=None, help="BENCHMARKS.md to update")
     p.add_argument("--figure", type=Path, default=None, help="migration PNG")
     args = p.parse_args()
@@ -51,9 +77,6 @@ def main() -> None:
 
     import torch
 
-    from colgraph.checkpoint import load_checkpoint
-    from colgraph.connectome.placement import plot_placement
-    from colgraph.geometry import build_geometry
     from colgraph.training import train
 
     res: dict[str, list[tuple[float, float, float]]] = {name: [] for name in args.runs}
@@ -61,6 +84,8 @@ def main() -> None:
         for name in args.runs:
             overrides = RUNS[name] + [f"train.seed={seed}", "train.progress=false",
                                       "train.tensorboard=false"]
+            if name == MIGRATING:
+                overrides.append(f"migrate.every={args.every}")
             if args.max_steps is not None:
                 overrides.append(f"train.max_steps={args.max_steps}")
             with tempfile.TemporaryDirectory() as run_dir:
@@ -68,19 +93,8 @@ def main() -> None:
                 m = train(compose(overrides), run_dir)
                 res[name].append((m["test_acc"], m["wiring_length"], time.perf_counter() - t0))
                 print(f"seed {seed}, {name}: {res[name][-1]}", flush=True)
-                if args.figure and seed == args.seeds[0] and "migrate.every=25" in overrides:
-                    moves = list(csv.DictReader((Path(run_dir) / "migration.csv").open()))
-                    end = load_checkpoint(run_dir)["model"]["columnformer.edges.pos"]
-                    built = build_geometry(compose([]).geometry)
-                    start = build_geometry(compose(RUNS[name]).geometry).pos
-                    cost = [float(moves[0]["wire_before"])] + [float(r["wire_after"])
-                                                               for r in moves]
-                    args.figure.parent.mkdir(parents=True, exist_ok=True)
-                    plot_placement(start, end, args.figure, cost=cost, colour_by=built.pos,
-                                   areas={k: v.numpy() for k, v in built.areas.items()},
-                                   cost_label="migration (every 25 steps)",
-                                   title="digits on a scrambled sheet: columns migrate "
-                                         "(colour: place in the sheet as built)")
+                if args.figure and seed == args.seeds[0] and name == MIGRATING:
+                    figure(Path(run_dir), args.figure, args.every)
 
     def median(name: str, i: int) -> float:
         return statistics.median(r[i] for r in res[name])
@@ -95,8 +109,8 @@ def main() -> None:
             f"Main job (digits, stack 8-6-4, 16 inputs per column, wiring cost 0.1, 14 epochs), "
             f"seeds {', '.join(map(str, args.seeds))}, {torch.get_num_threads()} threads; "
             f"`geometry.scramble=0` places every column at a random site of the sheet (its "
-            f"edges kept); migration: `migrate.every=25 migrate.method=quadratic` (stops at 3/4 "
-            f"of training); the attention-weighted length is measured on the final "
+            f"edges kept); migration: `migrate.every={args.every} migrate.method=quadratic` "
+            f"(stops at 3/4 of training); the attention-weighted length is measured on the final "
             f"positions.\n\n" + "\n".join(lines))
     names = ("as built, static", "scrambled, static", "scrambled + migration")
     if all(n in res for n in names):

@@ -377,3 +377,21 @@ def test_bench_sharding_refuses_bad_arguments(tmp_path, args, match):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_sharding.py"), *args],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and re.search(match, proc.stderr), proc.stderr
+
+
+def test_bench_migration_small(tmp_path):
+    out = run([str(ROOT / "scripts" / "bench_migration.py"), "--columns", "1500", "--repeats",
+               "1", "--out", str(tmp_path / "b.md")], tmp_path)
+    assert "one migration: quadratic, 1 sweep" in out
+    assert "<!-- migration-scale -->" in (tmp_path / "b.md").read_text()
+
+
+def test_experiment_migration_small(tmp_path):
+    """Two steps of each run (the first migration at step 1): the table, the summary line
+    and the figure."""
+    out = run([str(ROOT / "scripts" / "experiment_migration.py"), "--max-steps", "2",
+               "--every", "1", "--out", str(tmp_path / "b.md"), "--figure",
+               str(tmp_path / "migration.png")], tmp_path)
+    assert "| scrambled + migration |" in out and "of the scrambled excess" in out
+    assert "<!-- migration-digits -->" in (tmp_path / "b.md").read_text()
+    assert (tmp_path / "migration.png").stat().st_size > 20_000

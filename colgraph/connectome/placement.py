@@ -1028,7 +1028,8 @@ def plot_placement(before_pos: Any, after_pos: Any, path: Any, cost: Any = None,
         xy = drawn[name]
         ax.scatter(*xy.T, c=colour, s=size, linewidths=0, rasterized=before.shape[0] > 5000)
         ax.set_title(f"{name} (colour: position {'before' if colour_by is None else 'as built'})")
-        _label_sheet(ax, areas, xy, names, kind)
+        # area names where the areas' places are (columns may have moved between areas)
+        _label_sheet(ax, areas, drawn["before"], names, kind)
     if cost is not None:
         ax = fig.add_subplot(1, panels, 3)
         c = np.asarray(cost, dtype=float)

@@ -151,3 +151,19 @@ def test_a_run_with_migration_logs_moves_and_resumes_exactly(tmp_path):
     pos = [[tuple(G.nodes[v][c] for c in ("x", "y", "z") if c in G.nodes[v])
             for v in sorted(G.nodes, key=str)] for G in (first, last)]
     assert pos[0] != pos[1]
+
+
+def test_geometric_growth_reads_the_positions_after_a_move():
+    from colgraph.plasticity import Plasticity, PlasticityConfig
+
+    model = _model()
+    plasticity = Plasticity(model, PlasticityConfig.preset("set", grow="geometric"), 10)
+    tree, x = plasticity._position_tree()
+    model.edges.move(torch.randperm(64, generator=torch.Generator().manual_seed(0)))
+    tree, x = plasticity._position_tree()
+    assert np.allclose(x, model.edges.pos.numpy())
+
+
+def test_a_migration_step_needs_positions():
+    with pytest.raises(ValueError, match="positions"):
+        migration_step(GEO.edge_index, np.ones(GEO.num_edges), None)
