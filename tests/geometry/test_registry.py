@@ -61,14 +61,14 @@ def test_every_wiring_rule_builds_edges_on_a_small_sheet(rule):
 def test_setting_of_another_option_is_an_unknown_key():
     with pytest.raises(ValueError, match=r"Unknown key\(s\) geometry.widths for geometry=grid: "
                        r"geometry.widths=\[4, 4\] does not apply to geometry=grid \(its "
-                       r"settings: width, height, wiring\). widths is read by geometry=stack"):
+                       r"settings: width, height, wiring, scramble\). widths is read by geometry=stack"):
         build_geometry({"name": "grid", "widths": [4, 4]})
     with pytest.raises(ValueError, match=r"geometry.wiring.r=2.0 does not apply to "
                        r"geometry.wiring.rule=knn \(its settings: k, long_range, lam, seed, "
                        r"self_loops\). r is read by geometry.wiring.rule=radius"):
         build_wiring({"rule": "knn", "r": 2.0})
     with pytest.raises(ValueError, match=r"Unknown key\(s\) geometry.wdth. Choices: height, "
-                       r"width, wiring \(the settings of geometry=grid\)"):
+                       r"scramble, width, wiring \(the settings of geometry=grid\)"):
         build_geometry({"name": "grid", "wdth": 4})
     with pytest.raises(TypeError, match="geometry.wiring.k must be int"):
         build_wiring({"rule": "knn", "k": 2.5})
@@ -135,3 +135,13 @@ def test_registering_an_option_adds_it_to_config_and_schema():
             GeometryConfig.register("strip_test")(Strip)
     finally:
         del GEOMETRIES["strip_test"]
+
+
+def test_scramble_places_columns_at_random_sites_keeping_their_edges():
+    built = build_geometry({"name": "grid", "width": 4})
+    mixed = build_geometry({"name": "grid", "width": 4, "scramble": 3})
+    assert torch.equal(mixed.edge_index, built.edge_index)
+    assert sorted(map(tuple, mixed.pos.tolist())) == sorted(map(tuple, built.pos.tolist()))
+    assert not torch.equal(mixed.pos, built.pos) and "scrambled(3)" in mixed.name
+    with pytest.raises(ValueError, match="geometry.scramble"):
+        build_geometry({"name": "grid", "width": 4, "scramble": -1})
