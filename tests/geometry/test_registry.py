@@ -138,10 +138,11 @@ def test_registering_an_option_adds_it_to_config_and_schema():
 
 
 def test_scramble_places_columns_at_random_sites_keeping_their_edges():
-    built = build_geometry({"name": "grid", "width": 4})
-    mixed = build_geometry({"name": "grid", "width": 4, "scramble": 3})
+    knn4 = {"rule": "knn", "k": 4}
+    built = build_geometry({"name": "grid", "width": 5, "wiring": knn4})
+    mixed = build_geometry({"name": "grid", "width": 5, "scramble": 3, "wiring": knn4})
     assert torch.equal(mixed.edge_index, built.edge_index)
     assert sorted(map(tuple, mixed.pos.tolist())) == sorted(map(tuple, built.pos.tolist()))
     assert not torch.equal(mixed.pos, built.pos) and "scrambled(3)" in mixed.name
     with pytest.raises(ValueError, match="geometry.scramble"):
-        build_geometry({"name": "grid", "width": 4, "scramble": -1})
+        build_geometry({"name": "grid", "width": 5, "scramble": -1})
