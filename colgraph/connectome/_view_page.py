@@ -86,6 +86,8 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
             fig.add_trace(_points(xy[idx], values[f][idx], lo, hi, scale, custom, text,
                                   hover_names, color, categories, three, visible,
                                   meta={"role": "points", "frame": f, "areas": list(group)}))
+        if f:  # plasticity: the wiring grown / pruned since the previous snapshot
+            _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible)
     _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
     for name, c in FOCUS:  # a clicked column's drawn inputs / outputs, then the columns
         fig.add_trace(Lines(**_empty(three), mode="lines", line={"color": c, "width": 3},
@@ -98,6 +100,26 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
     script["groups"] = group_names
     return fig, script
+
+
+def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool) -> None:
+    """Frame ``f``'s drawn edges that the previous frame's graph did not have (grown), and
+    the previous frame's drawn edges this frame's graph lacks (pruned): two traces with a
+    legend entry each."""
+    n = a.n
+    now, then = a.src * n + a.dst, before.src * n + before.dst
+    grown = top[~np.isin(now[top], then)]
+    pruned = top_before[~np.isin(then[top_before], now)]
+    for name, (src, dst), colour, dash in (
+            ("grown", (a.src[grown], a.dst[grown]), "#2ca02c", "solid"),
+            ("pruned", (before.src[pruned], before.dst[pruned]), "#d62728", "dot")):
+        if not src.size:
+            continue
+        fig.add_trace(Lines(**_segments(xy, src, dst), mode="lines", hoverinfo="skip",
+                            line={"color": colour, "width": 2.5, "dash": dash},
+                            visible=visible, showlegend=True,
+                            name=f"{name} since the previous snapshot ({src.size} drawn)",
+                            meta={"role": "changes", "frame": f, "count": int(src.size)}))
 
 
 def _groups(a, names: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
@@ -173,7 +195,9 @@ def _decorate(fig, frames, names, kind, a, title, top_k, n) -> None:
                        f"(click a column: its inputs and outputs; double-click: all)",
                "font": {"size": 14}, "y": 0.985, "yref": "container"},
         template="plotly_white", margin={"l": 60, "r": 40, "t": 90, "b": 90},
-        hovermode="closest", uirevision="view", dragmode="pan" if kind != "3d" else "orbit")
+        hovermode="closest", uirevision="view",
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.01,
+                "yanchor": "bottom"}, dragmode="pan" if kind != "3d" else "orbit")
     if kind == "3d":
         fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "z",
                                  "aspectmode": "data"})
@@ -244,7 +268,7 @@ function shown(t) {
   if (r === '') return true;
   if (m.frame !== state.frame) return false;
   if (state.area && m.areas && m.areas.indexOf(state.area) < 0) return false;
-  return !(r === 'edges' && state.focus >= 0);
+  return !((r === 'edges' || r === 'changes') && state.focus >= 0);
 }
 function focusTraces() {
   var f = frames[state.frame], D = M.dims, c = state.focus;

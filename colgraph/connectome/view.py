@@ -101,9 +101,9 @@ def view(source, color: str = "area", top_k: int = 3, snapshots=None, faces=None
     """
     import networkx as nx
 
-    try:
-        import plotly  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("plotly") is None:
         raise ImportError("colgraph.connectome.view draws with plotly: pip install "
                           "'colgraph[view]' (or pip install plotly).") from None
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
