@@ -149,9 +149,9 @@ def _points(xy, value, lo, hi, scale, custom, text, hover_names, color, categori
             visible, meta):
     import plotly.graph_objects as go
 
-    rows = "".join(f"<br>{n}: %{{customdata[{j + 1}]:.4g}}" for j, n in enumerate(hover_names))
+    rows = "".join(f"<br>{n}: %{{customdata[{j + 1}]:.4~g}}" for j, n in enumerate(hover_names))
     shown = "" if categories is not None or color in hover_names else \
-        f"<br>{color}: %{{customdata[{len(hover_names) + 1}]:.4g}}"
+        f"<br>{color}: %{{customdata[{len(hover_names) + 1}]:.4~g}}"
     marker = {"color": np.nan_to_num(value, nan=lo).astype(np.float32), "colorscale": scale,
               "cmin": lo, "cmax": hi, "size": 3 if three else 5, "showscale": False}
     kw = dict(x=xy[:, 0], y=xy[:, 1], mode="markers", marker=marker, customdata=custom,
