@@ -144,3 +144,30 @@ def test_bad_input_is_refused_with_a_way_out(stacked, tmp_path):
         view(tmp_path / "missing.graphml")
     with pytest.raises(TypeError, match=r"\(label, graph\) pairs"):
         view(stacked, snapshots=[stacked])
+
+
+def test_analyze_writes_the_explorer_with_the_runs_snapshots(tmp_path):
+    """colgraph-analyze writes analysis/connectome.html: the learned connectome after the
+    run's snapshots (here two written by hand: the sheet as built, and with edits)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import TINY
+
+    root = Path(__file__).resolve().parents[2]
+
+    def run(script, *args):
+        proc = subprocess.run([sys.executable, str(root / "scripts" / script), *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    run("train.py", *TINY, "train.max_steps=2", f"hydra.run.dir={tmp_path}")
+    built = to_networkx(tmp_path)  # the prior connectivity of the run's sheet
+    for k, (_, g) in enumerate([("as built", built), *snapshots(built, 1)]):
+        write_connectome(g, tmp_path / "connectome" / f"epoch{k:04d}.graphml")
+    run("analyze.py", str(tmp_path), "--null-models", "0", "--max-batches", "1")
+    html = (tmp_path / "analysis" / "connectome.html").read_text()
+    for label in ("epoch 0", "epoch 1", "learned", "plotly_sliderchange", "grown since"):
+        assert label in html, label
