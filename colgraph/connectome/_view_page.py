@@ -16,6 +16,7 @@ import numpy as np
 from .figures import _top_inputs
 
 BINS = 6  # attention bins of the drawn edges (B)
+EDGE_OPACITY = 0.75
 NODE_SCALE, EDGE_SCALE = "Viridis", "Plasma"
 FOCUS = (("inputs", "#1f77b4"), ("outputs", "#d62728"))
 
@@ -77,7 +78,7 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
                 fig.add_trace(Lines(
                     **_segments(xy, src[sel], dst[sel]), mode="lines", hoverinfo="skip",
                     line={"color": sample_colorscale(EDGE_SCALE, [centre])[0],
-                          "width": 0.6 + 2.4 * centre}, opacity=0.75, showlegend=False,
+                          "width": 0.6 + 2.4 * centre}, opacity=EDGE_OPACITY, showlegend=False,
                     visible=visible, name=f"edges {b}",
                     meta={"role": "edges", "frame": f, "areas": list(group)}))
             idx = np.flatnonzero(member == g)
@@ -117,7 +118,7 @@ def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool) 
             continue
         fig.add_trace(Lines(**_segments(xy, src, dst), mode="lines", hoverinfo="skip",
                             line={"color": colour, "width": 2.5, "dash": dash},
-                            visible=visible, showlegend=True,
+                            visible=visible, opacity=1.0, showlegend=True,
                             name=f"{name} since the previous snapshot ({src.size} drawn)",
                             meta={"role": "changes", "frame": f, "count": int(src.size)}))
 
@@ -153,7 +154,8 @@ def _points(xy, value, lo, hi, scale, custom, text, hover_names, color, categori
     shown = "" if categories is not None or color in hover_names else \
         f"<br>{color}: %{{customdata[{len(hover_names) + 1}]:.4~g}}"
     marker = {"color": np.nan_to_num(value, nan=lo).astype(np.float32), "colorscale": scale,
-              "cmin": lo, "cmax": hi, "size": 3 if three else 5, "showscale": False}
+              "cmin": lo, "cmax": hi, "size": 3 if three else 5, "showscale": False,
+              "opacity": 1.0}
     kw = dict(x=xy[:, 0], y=xy[:, 1], mode="markers", marker=marker, customdata=custom,
               text=text, hovertemplate="column %{text}" + rows + shown + "<extra></extra>",
               showlegend=False, visible=visible, name="columns", meta=meta)
@@ -245,12 +247,13 @@ def script(data: dict[str, Any]) -> str:
     """The page's script (run by plotly's ``post_script`` once the plot is drawn)."""
     import json
 
-    return SCRIPT.replace("__DATA__", json.dumps(data, separators=(",", ":")))
+    return SCRIPT.replace("__DATA__", json.dumps(data, separators=(",", ":"))).replace(
+        "__EDGE_OPACITY__", str(EDGE_OPACITY))
 
 
 SCRIPT = r"""
 var gd = document.getElementById('{plot_id}');
-var M = __DATA__;
+var M = __DATA__, EDGE_OPACITY = __EDGE_OPACITY__;
 function dec(s, T) {
   var b = atob(s), u = new Uint8Array(b.length);
   for (var i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);
@@ -262,13 +265,23 @@ var frames = M.frames.map(function (f) {
 });
 var state = {frame: M.initial, area: '', focus: -1};
 function role(t) { return (t.meta && t.meta.role) || ''; }
+function inArea(t) {
+  var m = t.meta || {};
+  return !state.area || !m.areas || m.areas.indexOf(state.area) >= 0;
+}
 function shown(t) {
-  var m = t.meta || {}, r = role(t);
+  var r = role(t);
   if (r === 'focus') return state.focus >= 0;
   if (r === '') return true;
-  if (m.frame !== state.frame) return false;
-  if (state.area && m.areas && m.areas.indexOf(state.area) < 0) return false;
-  return !((r === 'edges' || r === 'changes') && state.focus >= 0);
+  if (t.meta.frame !== state.frame) return false;
+  // edges fade out instead (opacity 0): showing a hidden trace again recomputes it (seconds
+  // at 10^5 columns), changing its opacity does not
+  return r === 'edges' || r === 'changes' || inArea(t);
+}
+function opacity(t) {
+  var r = role(t);
+  if (r !== 'edges' && r !== 'changes') return undefined;
+  return state.focus >= 0 || !inArea(t) ? 0 : (r === 'edges' ? EDGE_OPACITY : 1);
 }
 function focusTraces() {
   var f = frames[state.frame], D = M.dims, c = state.focus;
@@ -295,19 +308,27 @@ function focusTraces() {
   gd.dataset.outputs = lines[1].length / 2;
   return out;
 }
-function render() {
-  var vis = gd.data.map(shown), focus = [], points = [];
-  gd.data.forEach(function (t, i) {
-    if (role(t) === 'focus') focus.push(i);
-    if (role(t) === 'points') points.push(i);
-  });
-  Plotly.restyle(gd, {visible: vis});
-  Plotly.restyle(gd, {'marker.opacity': state.focus >= 0 ? 0.3 : 1}, points);
-  if (state.focus >= 0) Plotly.restyle(gd, focusTraces(), focus);
+function mark() {
   gd.dataset.frame = state.frame;
   gd.dataset.area = state.area;
   gd.dataset.focus = state.focus;
   gd.dataset.ready = '1';
+}
+function render() {  // one restyle (one redraw); undefined: that trace's value unchanged
+  var f = state.focus >= 0 ? focusTraces() : null, keys = ['x', 'y', 'z'].slice(0, M.dims);
+  var upd = {visible: [], 'marker.opacity': []}, k = 0;
+  keys.forEach(function (key) { upd[key] = []; });
+  upd.opacity = [];
+  gd.data.forEach(function (t) {
+    var r = role(t), v = shown(t), o = opacity(t), m = r === 'points' ? (f ? 0.3 : 1) : undefined;
+    upd.visible.push(v === (t.visible !== false) ? undefined : v);  // only what changes
+    upd.opacity.push(o === undefined || o === t.opacity ? undefined : o);
+    upd['marker.opacity'].push(m === undefined || m === (t.marker || {}).opacity ? undefined : m);
+    keys.forEach(function (key) { upd[key].push(r === 'focus' && f ? f[key][k] : undefined); });
+    if (r === 'focus') k++;
+  });
+  Plotly.restyle(gd, upd);
+  mark();
 }
 gd.on('plotly_click', function (ev) {
   var p = ev && ev.points && ev.points[0];
@@ -326,5 +347,5 @@ gd.on('plotly_buttonclicked', function (ev) {
   render();
 });
 gd.dataset.columns = frames[0].xyz.length / M.dims;
-render();
+mark();  // drawn as the figure says: the last frame, every area, no focus
 """

@@ -117,7 +117,7 @@ def view(source, color: str = "area", top_k: int = 3, snapshots=None, faces=None
                             f"{type(g).__name__}.")
     a0 = _checked(frames[0])
     _check_metric(color, graphs)
-    sets = [_checked(f, a0) for f in frames]
+    sets = [a0] + [_checked(f, a0) for f in frames[1:]]
     names = [n for n in plain_areas(a0.areas) if len(a0.areas[n])]
     kind = _layout(a0.pos, a0.areas)[1]
     title = title or str(graphs[-1].graph.get("name") or "connectome")

@@ -69,14 +69,14 @@ def errors(d):
 
 
 STATE = """var g = document.getElementById('colgraph-view'), s = {columns: 0, edges: 0,
-  focus: 0, changes: 0, frames: []};
+  focus: 0, focused: 0, changes: 0, frames: []};
 g._fullData.forEach(function (t) {
   var r = (t.meta || {}).role;
   if (t.visible !== true) return;
   if (r === 'points') { s.columns += t._length; s.frames.push(t.meta.frame); }
-  if (r === 'edges') s.edges += 1;
-  if (r === 'changes') s.changes += 1;
-  if (r === 'focus') s.focus += 1;
+  if (r === 'edges' && t.opacity > 0) s.edges += 1;  // faded out: opacity 0
+  if (r === 'changes' && t.opacity > 0) s.changes += 1;
+  if (r === 'focus') { s.focus += 1; s.focused += t._length; }
 });
 s.frame = +g.dataset.frame; s.area = g.dataset.area; s.clicked = +g.dataset.focus;
 s.inputs = +g.dataset.inputs; s.outputs = +g.dataset.outputs;
@@ -148,6 +148,8 @@ def test_hover_shows_the_column_and_click_shows_only_its_wiring(browser, page_fi
     node = list(G.nodes)[int(c["column"])]
     assert s["clicked"] == c["column"] and s["edges"] == 0 and s["focus"] == 3
     assert s["inputs"] == min(2, G.in_degree(node)) and s["outputs"] >= 0
+    # drawn: 3 points (source, target, gap) per input and output, then the columns
+    assert s["focused"] == 3 * (s["inputs"] + s["outputs"]) + 1 + s["inputs"] + s["outputs"]
     assert s["columns"] == 52  # the columns stay (dimmed): the wiring is what changes
     browser.save_screenshot(str(tmp_path / "focus.png"))
     move(browser, c["x"], c["y"], click=True)  # clicked again: everything again
@@ -160,8 +162,12 @@ def test_area_filter_and_snapshot_slider(browser, page_file, tmp_path):
     G, path = page_file
     open_page(browser, path)
     browser.find_element("css selector", ".updatemenu-header-group").click()
-    buttons = browser.find_elements("css selector", ".updatemenu-dropdown-button")
-    next(b for b in buttons if b.text == "area1").click()
+    start = time.perf_counter()
+    while not (buttons := [b for b in browser.find_elements(
+            "css selector", ".updatemenu-dropdown-button") if b.text == "area1"]):
+        assert time.perf_counter() - start < 10, "the area dropdown did not open"
+        time.sleep(0.05)
+    buttons[0].click()
     s = wait(browser, lambda s: s["area"] == "area1")
     in_area = sum("area1" in d["area"].split(",") for _, d in G.nodes(data=True))
     assert s["area"] == "area1" and s["columns"] == in_area == 16
