@@ -265,7 +265,7 @@ def _metric(name: str, G, a: EdgeArrays, seed: int) -> np.ndarray:
     d_out = np.bincount(a.src, minlength=a.n).astype(float)
     if name == "area":
         code = np.full(a.n, np.nan)
-        for k, n in enumerate(plain_areas(a.areas)):
+        for k, n in enumerate(n for n in plain_areas(a.areas) if len(a.areas[n])):
             code[a.areas[n]] = k  # a column in two areas: the last listed (as layout draws)
         return code
     if name == "receptive_field":
