@@ -136,7 +136,9 @@ degrees, receptive fields; selectivity.png, each column's preferred class, for l
 data; topography.png, response correlation against distance on the sheet;
 input_map.png, where the image's patches land, for image tasks; with --reference FILE,
 compare.json / compare.png: the same metrics on a reference connectome; plasticity.png, the
-wiring's history, when the run used plasticity; training.png, the training curves) into
+wiring's history, when the run used plasticity; training.png, the training curves;
+connectome.html, the interactive explorer with a slider over the run's connectome
+snapshots, when plotly is installed: pip install 'colgraph[view]') into
 RUN_DIR/analysis/ (or --out), and prints the headline numbers. Attention is measured on the
 run's own test set (--data for a data file that moved).
 """
@@ -357,6 +359,28 @@ def _opt_in_analyses(out: Path, args: argparse.Namespace, m: dict) -> None:
               f"excess {_num(w['excess'], '.2f')}: 0 = as good as the best found, 1 = random)")
 
 
+def _write_view(out: Path, run_dir: Path) -> None:
+    """``connectome.html``: the explorer (:func:`colgraph.connectome.view`) of the connectome
+    in ``out`` after the run's snapshots (without them when they are not of this sheet)."""
+    from importlib.util import find_spec
+
+    if find_spec("plotly") is None:
+        print("connectome.html: not written (the explorer draws with plotly: pip install "
+              "'colgraph[view]')")
+        return
+    from .connectome import read_connectome, view
+
+    learned = read_connectome(out / "connectome.graphml")
+    folder = run_dir / "connectome"
+    snaps = folder if any(folder.glob("epoch*.graphml")) else None
+    try:
+        page = view(learned, snapshots=snaps)
+    except ValueError as e:  # snapshots of another sheet: the learned connectome alone
+        print(f"connectome.html: without the snapshots of {folder}: {e}")
+        page = view(learned)
+    page.save(out / "connectome.html")
+
+
 def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
                   run_dir: Path) -> None:
     """The analysis of ``colgraph-analyze`` written into ``out``."""
@@ -391,6 +415,7 @@ def _analyze_into(out: Path, args: argparse.Namespace, model, data, reference,
         print(f"topographic smoothness {topo['smoothness']:.3f} (response correlation of wired "
               f"neighbours minus random pairs)")
     _opt_in_analyses(out, args, m)
+    _write_view(out, run_dir)
     write_json(out / "metrics.json", m)  # strict JSON: an undefined metric is null
     if reference is not None:  # the same metrics on a reference connectome
         from .connectome import write_comparison

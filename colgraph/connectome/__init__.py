@@ -21,6 +21,7 @@ from .figures import FIGURES, plot_all, plot_selectivity, plot_sheet
 from .maps import map_correlation, map_report, morans_i
 from .map_nulls import spatial_nulls, spin_indices
 from .selectivity import add_selectivity, class_selectivity, selectivity_from_responses
+from .view import ConnectomeView, view
 from .modes import (MODE_FIGURES, Modes, activity_maps, connectome_modes, cotangent_laplacian,
                     geometric_modes, mode_analysis, plot_modes, plot_reconstruction,
                     reconstruct)
@@ -38,7 +39,7 @@ __all__ = ["ConnectomeSnapshots", "to_networkx", "edge_data", "add_node_metrics"
            "generate", "energy", "ks_statistics", "fit_generative", "plot_energy_landscape",
            "MODELS", "radius_candidates", "comparison_table", "Placement",
            "quadratic_placement", "assign_sites", "swap_placement", "placement_wire",
-           "placement_report", "plot_placement"]
+           "placement_report", "plot_placement", "view", "ConnectomeView"]
 
 
 def report(model_or_path, out_dir, loader="test", max_batches=None, n_null: int = 3,

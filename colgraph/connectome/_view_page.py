@@ -1,0 +1,351 @@
+"""The plotly figure and the inlined script of :func:`colgraph.connectome.view`.
+
+Traces (each with a ``meta`` the page's script reads): per frame and per area group (the
+columns of one set of areas), ``B`` edge traces (one per attention bin: a WebGL line has one
+colour and width) and one ``points`` trace; per frame, a 3-D sheet's ``mesh``; then two
+colour-bar traces (no points) and three ``focus`` traces (a clicked column's inputs,
+outputs and neighbours). The script shows the traces of the slider's frame and the
+dropdown's area, and answers clicks.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .figures import _top_inputs
+
+BINS = 6  # attention bins of the drawn edges (B)
+EDGE_OPACITY = 0.75
+NODE_SCALE, EDGE_SCALE = "Viridis", "Plasma"
+FOCUS = (("inputs", "#1f77b4"), ("outputs", "#d62728"))
+
+
+def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: str,
+           values: list[np.ndarray], hover: list[np.ndarray], hover_names: tuple[str, ...],
+           top_k: int, faces, title: str, categories: list[str] | None):
+    """``(plotly figure, the script's data)`` of the frames' edge arrays ``arrays``."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+
+    from .figures import _layout
+
+    a0 = arrays[0]
+    three = kind == "3d"
+    groups, member = _groups(a0, names)
+    tops = [_top_inputs(a, top_k) for a in arrays]
+    wmax = max([float(a.weight[t].max()) for a, t in zip(arrays, tops) if t.size] + [1e-12])
+    values = [v.astype(float) for v in values]
+    if categories is not None:  # areas: one colour each, columns in no area grey
+        if any(np.isnan(v).any() for v in values):
+            categories = categories + ["(no area)"]
+            values = [np.where(np.isnan(v), len(categories) - 1, v) for v in values]
+        scale = _discrete(len(categories))
+        lo, hi = -0.5, len(categories) - 0.5
+    else:
+        scale = NODE_SCALE
+        finite = np.concatenate([v[np.isfinite(v)] for v in values] + [np.zeros(0)])
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1.0
+    labels = [str(v) for v in a0.nodes]
+    group_names = [", ".join(g) or "(no area)" for g in groups]
+    fig = go.Figure()
+    script: dict[str, Any] = {"frames": [], "initial": len(frames) - 1, "dims": 3 if three else 2}
+    Lines = go.Scatter3d if three else go.Scattergl
+    for f, (a, top) in enumerate(zip(arrays, tops)):
+        xy = _layout(a.pos, a.areas)[0].astype(np.float32)  # (N, 2) or (N, 3)
+        xy = xy[:, :3] if three else xy[:, :2]
+        src, dst, w = a.src[top], a.dst[top], a.weight[top]
+        script["frames"].append({"src": _b64(src.astype(np.int32)),
+                                 "dst": _b64(dst.astype(np.int32)),
+                                 "w": _b64(w.astype(np.float32)), "xyz": _b64(xy)})
+        edge_bin = np.minimum((w / wmax * BINS).astype(int), BINS - 1)
+        visible = f == len(frames) - 1
+        if three and faces is not None:
+            fig.add_trace(go.Mesh3d(
+                x=xy[:, 0], y=xy[:, 1], z=xy[:, 2], i=faces[:, 0], j=faces[:, 1],
+                k=faces[:, 2], intensity=np.nan_to_num(values[f], nan=lo).astype(np.float32),
+                colorscale=scale, cmin=lo, cmax=hi, showscale=False, opacity=0.45,
+                hoverinfo="skip", flatshading=False, visible=visible,
+                lighting={"ambient": 0.6, "diffuse": 0.6, "specular": 0.1},
+                meta={"role": "mesh", "frame": f}, name="surface"))
+        for g, group in enumerate(groups):
+            for b in range(BINS):
+                sel = (member[dst] == g) & (edge_bin == b)
+                if not sel.any():
+                    continue
+                centre = (b + 0.5) / BINS
+                fig.add_trace(Lines(
+                    **_segments(xy, src[sel], dst[sel]), mode="lines", hoverinfo="skip",
+                    line={"color": sample_colorscale(EDGE_SCALE, [centre])[0],
+                          "width": 0.6 + 2.4 * centre}, opacity=EDGE_OPACITY, showlegend=False,
+                    visible=visible, name=f"edges {b}",
+                    meta={"role": "edges", "frame": f, "areas": list(group)}))
+            idx = np.flatnonzero(member == g)
+            custom = np.column_stack([idx, hover[f][idx], values[f][idx]]).astype(np.float32)
+            text = [f"{labels[i]} ({group_names[g]})" for i in idx]
+            fig.add_trace(_points(xy[idx], values[f][idx], lo, hi, scale, custom, text,
+                                  hover_names, color, categories, three, visible,
+                                  meta={"role": "points", "frame": f, "areas": list(group)}))
+        if f:  # plasticity: the wiring grown / pruned since the previous snapshot
+            _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible)
+    _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
+    for name, c in FOCUS:  # a clicked column's drawn inputs / outputs, then the columns
+        fig.add_trace(Lines(**_empty(three), mode="lines", line={"color": c, "width": 3},
+                            hoverinfo="skip", showlegend=False, visible=False,
+                            name=f"focus {name}", meta={"role": "focus"}))
+    fig.add_trace(Lines(**_empty(three), mode="markers", hoverinfo="skip", showlegend=False,
+                        marker={"size": 9, "color": "rgba(0,0,0,0)",
+                                "line": {"color": "black", "width": 2}},
+                        visible=False, name="focus columns", meta={"role": "focus"}))
+    _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
+    script["groups"] = group_names
+    return fig, script
+
+
+def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool) -> None:
+    """Frame ``f``'s drawn edges that the previous frame's graph did not have (grown), and
+    the previous frame's drawn edges this frame's graph lacks (pruned): two traces with a
+    legend entry each."""
+    n = a.n
+    now, then = a.src * n + a.dst, before.src * n + before.dst
+    grown = top[~np.isin(now[top], then)]
+    pruned = top_before[~np.isin(then[top_before], now)]
+    for name, (src, dst), colour, dash in (
+            ("grown", (a.src[grown], a.dst[grown]), "#2ca02c", "solid"),
+            ("pruned", (before.src[pruned], before.dst[pruned]), "#d62728", "dot")):
+        if not src.size:
+            continue
+        fig.add_trace(Lines(**_segments(xy, src, dst), mode="lines", hoverinfo="skip",
+                            line={"color": colour, "width": 2.5, "dash": dash},
+                            visible=visible, opacity=1.0, showlegend=True,
+                            name=f"{name} since the previous snapshot ({src.size} drawn)",
+                            meta={"role": "changes", "frame": f, "count": int(src.size)}))
+
+
+def _groups(a, names: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
+    """The columns' area sets (one ``points`` trace each) and each column's set."""
+    sig = [[] for _ in range(a.n)]
+    for n in names:
+        for i in a.areas[n].tolist():
+            sig[i].append(n)
+    keys = sorted({tuple(s) for s in sig}, key=lambda s: (len(s) == 0, s))
+    index = {k: g for g, k in enumerate(keys)}
+    return keys, np.array([index[tuple(s)] for s in sig])
+
+
+def _segments(xy: np.ndarray, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
+    """Line coordinates of edges ``src -> dst``: source, target, NaN (a gap), per edge."""
+    seg = np.full((len(src), 3, xy.shape[1]), np.nan, dtype=np.float32)
+    seg[:, 0], seg[:, 1] = xy[src], xy[dst]
+    seg = seg.reshape(-1, xy.shape[1])
+    return dict(zip("xyz", seg.T))
+
+
+def _empty(three: bool) -> dict[str, list]:
+    return {k: [] for k in ("xyz" if three else "xy")}
+
+
+def _points(xy, value, lo, hi, scale, custom, text, hover_names, color, categories, three,
+            visible, meta):
+    import plotly.graph_objects as go
+
+    rows = "".join(f"<br>{n}: %{{customdata[{j + 1}]:.4~g}}" for j, n in enumerate(hover_names))
+    shown = "" if categories is not None or color in hover_names else \
+        f"<br>{color}: %{{customdata[{len(hover_names) + 1}]:.4~g}}"
+    marker = {"color": np.nan_to_num(value, nan=lo).astype(np.float32), "colorscale": scale,
+              "cmin": lo, "cmax": hi, "size": 3 if three else 5, "showscale": False,
+              "opacity": 1.0}
+    kw = dict(x=xy[:, 0], y=xy[:, 1], mode="markers", marker=marker, customdata=custom,
+              text=text, hovertemplate="column %{text}" + rows + shown + "<extra></extra>",
+              showlegend=False, visible=visible, name="columns", meta=meta)
+    if three:
+        return go.Scatter3d(z=xy[:, 2], **kw)
+    return go.Scattergl(**kw)
+
+
+def _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, weight_name) -> None:
+    """Two traces without points, for their colour bars: the columns' metric, the edges'
+    attention."""
+    import plotly.graph_objects as go
+
+    Trace = go.Scatter3d if three else go.Scattergl
+    nan = {k: [np.nan] for k in ("xyz" if three else "xy")}
+    bar = {"title": {"text": "area" if categories is not None else color, "side": "right"},
+           "x": 1.0, "len": 0.9}
+    if categories is not None:
+        bar.update(tickvals=list(range(len(categories))), ticktext=categories)
+    fig.add_trace(Trace(**nan, mode="markers", hoverinfo="skip", showlegend=False,
+                        marker={"color": [lo], "cmin": lo, "cmax": hi, "colorscale": scale,
+                                "showscale": True, "colorbar": bar}, name=f"{color} scale"))
+    fig.add_trace(Trace(**nan, mode="markers", hoverinfo="skip", showlegend=False,
+                        marker={"color": [0.0], "cmin": 0.0, "cmax": wmax,
+                                "colorscale": EDGE_SCALE, "showscale": True,
+                                "colorbar": {"title": {"text": f"edge weight ({weight_name})",
+                                                       "side": "right"},
+                                             "x": 1.12, "len": 0.9}},
+                        name="edge scale"))
+
+
+def _decorate(fig, frames, names, kind, a, title, top_k, n) -> None:
+    """Title, axis labels, area labels, the area dropdown and the snapshot slider."""
+    from .figures import _layout
+
+    xlabel = "position within each area (areas side by side)" if kind == "areas" else "x"
+    fig.update_layout(
+        title={"text": f"{title}: {n} columns, the strongest {top_k} inputs of each "
+                       f"(click a column: its inputs and outputs; double-click: all)",
+               "font": {"size": 14}, "y": 0.985, "yref": "container"},
+        template="plotly_white", margin={"l": 60, "r": 40, "t": 90, "b": 90},
+        hovermode="closest", uirevision="view",
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.01,
+                "yanchor": "bottom"}, dragmode="pan" if kind != "3d" else "orbit")
+    if kind == "3d":
+        fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "z",
+                                 "aspectmode": "data"})
+    else:
+        fig.update_xaxes(title_text=xlabel, zeroline=False)
+        fig.update_yaxes(title_text="y", scaleanchor="x", scaleratio=1, zeroline=False)
+    if kind == "areas":
+        xy = _layout(a.pos, a.areas)[0]
+        for name in names:
+            p = xy[a.areas[name]]
+            fig.add_annotation(x=float(p[:, 0].mean()), y=float(p[:, 1].max()), text=name,
+                               showarrow=False, yshift=12)
+    buttons = [{"label": "all areas", "method": "skip", "args": [""]}]
+    buttons += [{"label": name, "method": "skip", "args": [name]} for name in names]
+    fig.update_layout(updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0,
+                                    "xanchor": "left", "y": 1.01, "yanchor": "bottom",
+                                    "showactive": True, "active": 0, "name": "areas"}])
+    if len(frames) > 1:
+        fig.update_layout(sliders=[{
+            "active": len(frames) - 1, "pad": {"t": 40}, "len": 0.9, "x": 0.05,
+            "currentvalue": {"prefix": "snapshot: "},
+            "steps": [{"label": label, "method": "skip", "value": str(f), "args": [f]}
+                      for f, label in enumerate(frames)]}])
+
+
+def _discrete(count: int) -> list[list]:
+    """A colour scale of ``count`` flat steps (area k at value k of [-0.5, count - 0.5])."""
+    from plotly.colors import qualitative
+
+    palette = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
+    scale = []
+    for k in range(count):
+        c = palette[k % len(palette)]
+        scale += [[k / count, c], [(k + 1) / count, c]]
+    return scale
+
+
+def _b64(x: np.ndarray) -> str:
+    import base64
+
+    return base64.b64encode(np.ascontiguousarray(x).tobytes()).decode("ascii")
+
+
+def script(data: dict[str, Any]) -> str:
+    """The page's script (run by plotly's ``post_script`` once the plot is drawn)."""
+    import json
+
+    return SCRIPT.replace("__DATA__", json.dumps(data, separators=(",", ":"))).replace(
+        "__EDGE_OPACITY__", str(EDGE_OPACITY))
+
+
+SCRIPT = r"""
+var gd = document.getElementById('{plot_id}');
+var M = __DATA__, EDGE_OPACITY = __EDGE_OPACITY__;
+function dec(s, T) {
+  var b = atob(s), u = new Uint8Array(b.length);
+  for (var i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);
+  return new T(u.buffer);
+}
+var frames = M.frames.map(function (f) {
+  return {src: dec(f.src, Int32Array), dst: dec(f.dst, Int32Array),
+          w: dec(f.w, Float32Array), xyz: dec(f.xyz, Float32Array)};
+});
+var state = {frame: M.initial, area: '', focus: -1};
+function role(t) { return (t.meta && t.meta.role) || ''; }
+function inArea(t) {
+  var m = t.meta || {};
+  return !state.area || !m.areas || m.areas.indexOf(state.area) >= 0;
+}
+function shown(t) {
+  var r = role(t);
+  if (r === 'focus') return state.focus >= 0;
+  if (r === '') return true;
+  if (t.meta.frame !== state.frame) return false;
+  // edges fade out instead (opacity 0): showing a hidden trace again recomputes it (seconds
+  // at 10^5 columns), changing its opacity does not
+  return r === 'edges' || r === 'changes' || inArea(t);
+}
+function opacity(t) {
+  var r = role(t);
+  if (r !== 'edges' && r !== 'changes') return undefined;
+  return state.focus >= 0 || !inArea(t) ? 0 : (r === 'edges' ? EDGE_OPACITY : 1);
+}
+function focusTraces() {
+  var f = frames[state.frame], D = M.dims, c = state.focus;
+  var lines = [[], []], cols = [c], out = {};
+  for (var e = 0; e < f.src.length; e++) {
+    var which = f.dst[e] === c ? 0 : (f.src[e] === c ? 1 : -1);
+    if (which < 0) continue;
+    lines[which].push(f.src[e], f.dst[e]);
+    cols.push(which === 0 ? f.src[e] : f.dst[e]);
+  }
+  function coords(ids, gaps) {
+    var r = [];
+    for (var d = 0; d < D; d++) r.push([]);
+    for (var i = 0; i < ids.length; i++) {
+      for (var d2 = 0; d2 < D; d2++) r[d2].push(f.xyz[ids[i] * D + d2]);
+      if (gaps && i % 2 === 1) for (var d3 = 0; d3 < D; d3++) r[d3].push(null);
+    }
+    return r;
+  }
+  var parts = [coords(lines[0], true), coords(lines[1], true), coords(cols, false)];
+  var keys = ['x', 'y', 'z'];
+  for (var d = 0; d < D; d++) out[keys[d]] = parts.map(function (p) { return p[d]; });
+  gd.dataset.inputs = lines[0].length / 2;
+  gd.dataset.outputs = lines[1].length / 2;
+  return out;
+}
+function mark() {
+  gd.dataset.frame = state.frame;
+  gd.dataset.area = state.area;
+  gd.dataset.focus = state.focus;
+  gd.dataset.ready = '1';
+}
+function render() {  // one restyle (one redraw); undefined: that trace's value unchanged
+  var f = state.focus >= 0 ? focusTraces() : null, keys = ['x', 'y', 'z'].slice(0, M.dims);
+  var upd = {visible: [], 'marker.opacity': []}, k = 0;
+  keys.forEach(function (key) { upd[key] = []; });
+  upd.opacity = [];
+  gd.data.forEach(function (t) {
+    var r = role(t), v = shown(t), o = opacity(t), m = r === 'points' ? (f ? 0.3 : 1) : undefined;
+    upd.visible.push(v === (t.visible !== false) ? undefined : v);  // only what changes
+    upd.opacity.push(o === undefined || o === t.opacity ? undefined : o);
+    upd['marker.opacity'].push(m === undefined || m === (t.marker || {}).opacity ? undefined : m);
+    keys.forEach(function (key) { upd[key].push(r === 'focus' && f ? f[key][k] : undefined); });
+    if (r === 'focus') k++;
+  });
+  Plotly.restyle(gd, upd);
+  mark();
+}
+gd.on('plotly_click', function (ev) {
+  var p = ev && ev.points && ev.points[0];
+  if (!p || role(p.data) !== 'points') return;
+  var c = Math.round(p.customdata[0]);
+  state.focus = state.focus === c ? -1 : c;
+  render();
+});
+gd.on('plotly_doubleclick', function () { if (state.focus >= 0) { state.focus = -1; render(); } });
+gd.on('plotly_sliderchange', function (ev) {
+  state.frame = parseInt(ev.step.value, 10);
+  render();
+});
+gd.on('plotly_buttonclicked', function (ev) {
+  state.area = ev.button.args[0];
+  render();
+});
+gd.dataset.columns = frames[0].xyz.length / M.dims;
+mark();  // drawn as the figure says: the last frame, every area, no focus
+"""

@@ -1,0 +1,192 @@
+"""The connectome explorer in a real browser (headless chromium driven by selenium): the
+page renders without JavaScript errors and draws every column; hovering a column shows
+its text, clicking it shows only its inputs and outputs, the area filter and the snapshot
+slider change what is shown. Screenshots go to the pytest tmp dir.
+
+Skipped, with the reason, when chromium / chromedriver or selenium are missing (.ci/run
+installs them: apt-get install chromium chromium-driver; pip install -e ".[test,view]")."""
+import shutil
+import time
+
+import pytest
+
+pytest.importorskip("plotly", reason="the explorer draws with plotly: pip install 'colgraph[view]'")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="selenium drives the browser: pip install selenium")
+
+from colgraph import Columnformer  # noqa: E402
+from colgraph.connectome import to_networkx, view, write_connectome  # noqa: E402
+from colgraph.geometry import knn, sphere, stack  # noqa: E402
+
+from test_view import snapshots  # noqa: E402  (tests/connectome is on sys.path)
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,800",
+         "--use-angle=swiftshader", "--enable-unsafe-swiftshader")  # WebGL without a GPU
+
+
+def _find(names):
+    return next((p for p in map(shutil.which, names) if p), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary, driver = _find(BROWSERS), _find(DRIVERS)
+    if binary is None or driver is None:
+        pytest.skip(f"no browser to test the explorer in (chromium: {binary}, chromedriver: "
+                    f"{driver}): apt-get install chromium chromium-driver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = binary
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(driver), options=options)
+    d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "window.__errors = []; window.addEventListener('error', e => "
+        "window.__errors.push(String(e.message)));")})
+    yield d
+    d.quit()
+
+
+def open_page(d, path, timeout=30.0):
+    """Open ``path``; wait for the page's script to have drawn it; return the load time."""
+    start = time.perf_counter()
+    d.get(path.as_uri())
+    while not d.execute_script("var g = document.getElementById('colgraph-view');"
+                               "return g && g.dataset.ready === '1';"):
+        assert time.perf_counter() - start < timeout, "the page did not draw"
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
+def errors(d):
+    logged = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    return d.execute_script("return window.__errors;") + logged
+
+
+STATE = """var g = document.getElementById('colgraph-view'), s = {columns: 0, edges: 0,
+  focus: 0, focused: 0, changes: 0, frames: []};
+g._fullData.forEach(function (t) {
+  var r = (t.meta || {}).role;
+  if (t.visible !== true) return;
+  if (r === 'points') { s.columns += t._length; s.frames.push(t.meta.frame); }
+  if (r === 'edges' && t.opacity > 0) s.edges += 1;  // faded out: opacity 0
+  if (r === 'changes' && t.opacity > 0) s.changes += 1;
+  if (r === 'focus') { s.focus += 1; s.focused += t._length; }
+});
+s.frame = +g.dataset.frame; s.area = g.dataset.area; s.clicked = +g.dataset.focus;
+s.inputs = +g.dataset.inputs; s.outputs = +g.dataset.outputs;
+s.canvas = g.querySelectorAll('canvas').length;
+return s;"""
+
+WHERE = """var g = document.getElementById('colgraph-view'), L = g._fullLayout;
+var t = g._fullData.filter(function (t) { return t.visible === true && t.meta
+  && t.meta.role === 'points' && t.meta.areas.indexOf(arguments[0]) >= 0; })[0];
+var i = arguments[1], r = g.getBoundingClientRect();
+return {column: t.customdata[i][0], text: t.text[i],
+        x: r.left + L._size.l + L.xaxis.l2p(t.x[i]),
+        y: r.top + L._size.t + L.yaxis.l2p(t.y[i])};""".replace("arguments[0]", "AREA")
+
+
+def column_at(d, area, i):
+    return d.execute_script(WHERE.replace("AREA", repr(area)), None, i)
+
+
+def move(d, x, y, click=False):
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(d)
+    actions.pointer_action.move_to_location(int(x), int(y))
+    if click:
+        actions.pointer_action.click()
+    actions.perform()
+
+
+def wait(d, condition, timeout=10.0):
+    start = time.perf_counter()
+    while True:
+        s = d.execute_script(STATE)
+        if condition(s) or time.perf_counter() - start > timeout:
+            return s
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def page_file(tmp_path_factory):
+    G = to_networkx(Columnformer(stack([6, 4], wiring=knn(6)), channels=8, steps=4))
+    run = tmp_path_factory.mktemp("run")
+    for label, g in snapshots(G):
+        write_connectome(g, run / "connectome" / f"epoch{int(label.split()[1]):04d}.graphml")
+    return G, view(G, snapshots=run, color="in_strength", top_k=2).save(run / "c.html")
+
+
+def test_renders_every_column_without_errors(browser, page_file, tmp_path):
+    G, path = page_file
+    seconds = open_page(browser, path)
+    s = browser.execute_script(STATE)
+    assert errors(browser) == []
+    assert s["columns"] == G.number_of_nodes() == 52 and s["frames"] == [3, 3]
+    assert s["edges"] > 0 and s["canvas"] >= 1 and s["focus"] == 0
+    assert seconds < 20
+    browser.save_screenshot(str(tmp_path / "explorer.png"))
+
+
+def test_hover_shows_the_column_and_click_shows_only_its_wiring(browser, page_file, tmp_path):
+    G, path = page_file
+    open_page(browser, path)
+    c = column_at(browser, "area1", 5)
+    move(browser, c["x"], c["y"])
+    label = browser.execute_script(
+        "var h = document.querySelector('.hoverlayer .hovertext'); return h && h.textContent;")
+    assert label is not None and f"column {c['text']}" in label and "in_degree" in label
+    move(browser, c["x"], c["y"], click=True)
+    s = wait(browser, lambda s: s["clicked"] >= 0)
+    node = list(G.nodes)[int(c["column"])]
+    assert s["clicked"] == c["column"] and s["edges"] == 0 and s["focus"] == 3
+    assert s["inputs"] == min(2, G.in_degree(node)) and s["outputs"] >= 0
+    # drawn: 3 points (source, target, gap) per input and output, then the columns
+    assert s["focused"] == 3 * (s["inputs"] + s["outputs"]) + 1 + s["inputs"] + s["outputs"]
+    assert s["columns"] == 52  # the columns stay (dimmed): the wiring is what changes
+    browser.save_screenshot(str(tmp_path / "focus.png"))
+    move(browser, c["x"], c["y"], click=True)  # clicked again: everything again
+    s = wait(browser, lambda s: s["clicked"] < 0)
+    assert s["clicked"] == -1 and s["edges"] > 0 and s["focus"] == 0
+    assert errors(browser) == []
+
+
+def test_area_filter_and_snapshot_slider(browser, page_file, tmp_path):
+    G, path = page_file
+    open_page(browser, path)
+    browser.find_element("css selector", ".updatemenu-header-group").click()
+    start = time.perf_counter()
+    while not (buttons := [b for b in browser.find_elements(
+            "css selector", ".updatemenu-dropdown-button") if b.text == "area1"]):
+        assert time.perf_counter() - start < 10, "the area dropdown did not open"
+        time.sleep(0.05)
+    buttons[0].click()
+    s = wait(browser, lambda s: s["area"] == "area1")
+    in_area = sum("area1" in d["area"].split(",") for _, d in G.nodes(data=True))
+    assert s["area"] == "area1" and s["columns"] == in_area == 16
+    rail = browser.find_element("css selector", ".slider-rail-rect")
+    box = browser.execute_script("var r = arguments[0].getBoundingClientRect();"
+                                 "return [r.left, r.top, r.width, r.height];", rail)
+    move(browser, box[0] + 2, box[1] + box[3] / 2, click=True)  # the rail's left end: epoch 1
+    s = wait(browser, lambda s: s["frame"] == 0)
+    assert s["frame"] == 0 and s["frames"] == [0] and s["columns"] == 16 and s["changes"] == 0
+    move(browser, box[0] + box[2] * 0.36, box[1] + box[3] / 2, click=True)  # epoch 2
+    s = wait(browser, lambda s: s["frame"] == 1)
+    assert s["frame"] == 1 and s["frames"] == [1] and s["changes"] > 0  # grown / pruned
+    browser.save_screenshot(str(tmp_path / "slider.png"))
+    assert errors(browser) == []
+
+
+def test_a_sphere_in_3d(browser, tmp_path):
+    G = to_networkx(Columnformer(sphere(80, wiring=knn(6)), channels=8, steps=12))
+    open_page(browser, view(G, color="degree").save(tmp_path / "sphere.html"))
+    s = browser.execute_script(STATE)
+    assert errors(browser) == [] and s["columns"] == 80 and s["canvas"] >= 1
+    browser.save_screenshot(str(tmp_path / "sphere.png"))
