@@ -225,16 +225,8 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
                  if migrate_cfg.enabled else None)
     state = RunState()
     if resume is not None:
-        for name, schedule in (("plasticity", plasticity), ("migration", migration)):
-            if schedule is None or resume.get(name) is None:
-                continue
-            stats = resume[name]
-            if resume.get("shards") is not None:  # its running attention: this process's
-                attention = load_run_shards(resume, model, extra=True)[f"{name}.attention"]
-            else:  # a whole sheet's, in the checkpoint's column order
-                attention = owned_edge_rows(model, stats["attention"], saved_edges,
-                                            None if moved is None else moved[0])
-            schedule.load_state_dict({**stats, "attention": attention})
+        _restore_schedules(model, resume, {"plasticity": plasticity, "migration": migration},
+                           saved_edges, moved)
         state.load_state_dict(resume, ranks.is_main)  # position, sums, random generators
         if ranks.is_main:
             log.info(f"Resumed from {resume['path']} at epoch {state.epoch}, step "
@@ -262,6 +254,23 @@ def assemble(cfg: Any, checked: dict[str, Any], run_dir: Path, device: torch.dev
             + (f" | {ranks.world} processes" if ranks.enabled else ""))
     run.start = time.perf_counter()
     return run
+
+
+def _restore_schedules(model: Task, resume: dict[str, Any], schedules: dict[str, Any],
+                       saved_edges: torch.Tensor, moved: Any) -> None:
+    """Load each schedule's checkpointed state (plasticity, migration: their running
+    attention from the shards of a column-sharded run, else the whole sheet's rows in the
+    checkpoint's column order)."""
+    for name, schedule in schedules.items():
+        if schedule is None or resume.get(name) is None:
+            continue
+        stats = resume[name]
+        if resume.get("shards") is not None:  # its running attention: this process's
+            attention = load_run_shards(resume, model, extra=True)[f"{name}.attention"]
+        else:  # a whole sheet's, in the checkpoint's column order
+            attention = owned_edge_rows(model, stats["attention"], saved_edges,
+                                        None if moved is None else moved[0])
+        schedule.load_state_dict({**stats, "attention": attention})
 
 
 def _restore_model(model: Task, checkpoint: dict[str, Any], wanted: torch.Tensor | None,
