@@ -1,14 +1,16 @@
-"""File size and load time of the connectome explorer (:func:`colgraph.connectome.view`).
+"""File size, load and click time of the connectome explorer (:func:`colgraph.connectome.view`).
 
-    python scripts/bench_view.py --columns 10000 100000 --out BENCHMARKS.md
+    python scripts/bench_view.py --columns 10000 100000 --geometry sheet sphere \
+        --out BENCHMARKS.md
 
-A random sheet of each size (``random_sheet(n, wiring=knn(k))``, input / output areas of
-n / 10 columns) as a networkx connectome (positions, areas, random weights in (0, 1],
+A random 2-D sheet (``random_sheet(n, wiring=knn(k))``) or a sphere (``sphere(n, ...)``, a
+3-D page) of each size, input / output areas of n / 10 columns, as a networkx connectome (positions, areas, random weights in (0, 1],
 lengths), built directly (no model); the page (``top_k`` strongest inputs per column) is
 built and saved, then opened in headless chromium (selenium; the system's chromium and
 chromedriver): load time = from the request until the page's script has drawn everything
-(HTML parsed, plotly.js run, WebGL traces drawn), and the response to a click on a column
-(until its inputs and outputs are drawn). Single-threaded (``OMP_NUM_THREADS=1``).
+and the browser's main thread is free again (HTML parsed, plotly.js run, WebGL traces
+drawn), and the response to a click on a column (until its inputs and outputs are drawn and
+the browser is free again). Single-threaded (``OMP_NUM_THREADS=1``).
 """
 from __future__ import annotations
 
@@ -21,16 +23,22 @@ import time
 from pathlib import Path
 
 
-def connectome(n: int, k: int, seed: int = 0):
-    """A random sheet's connectome: ``n`` columns, ``k`` inputs each."""
+def connectome(n: int, k: int, geometry: str = "sheet", seed: int = 0):
+    """A random sheet's (or a sphere's) connectome: ``n`` columns, ``k`` inputs each."""
     import networkx as nx
     import numpy as np
 
-    from colgraph.geometry import knn, random_sheet
+    from colgraph.geometry import knn, random_sheet, sphere
 
-    geo = random_sheet(n, wiring=knn(k), input_size=n // 10, output_size=n // 10, seed=seed)
+    if geometry == "sphere":
+        geo = sphere(n, wiring=knn(k), input_size=n // 10, output_size=n // 10)
+        name = f"sphere({n}, knn({k}))"
+    else:
+        geo = random_sheet(n, wiring=knn(k), input_size=n // 10, output_size=n // 10,
+                           seed=seed)
+        name = f"random_sheet({n}, knn({k}))"
     areas, pos = geo.column_areas(), geo.pos.tolist()
-    G = nx.DiGraph(name=f"random_sheet({n}, knn({k}))", weight="random")
+    G = nx.DiGraph(name=name, weight="random", metric=geo.metric)
     G.add_nodes_from((i, {"pos": tuple(pos[i]), "area": areas[i]}) for i in range(n))
     src, dst = geo.edge_index.tolist()
     w = np.random.default_rng(seed).random(len(src)) + 1e-3
@@ -55,52 +63,64 @@ def browser():
 
 READY = ("var g = document.getElementById('colgraph-view'); return g && g.dataset.ready === '1'"
          " && g.dataset.focus;")
-WHERE = """var g = document.getElementById('colgraph-view'), L = g._fullLayout;
-var t = g._fullData.filter(function (t) { return t.visible === true && t.meta
-  && t.meta.role === 'points'; })[0], r = g.getBoundingClientRect(), i = Math.floor(t._length / 2);
+# the page's first visible points trace: how many columns it draws, where column i is on screen
+# (2-D), and a click on it as plotly reports one (3-D: a scene has no axis-to-pixel map)
+POINTS = """var g = document.getElementById('colgraph-view'), L = g._fullLayout;
+var ps = g._fullData.filter(function (t) { return t.visible === true && t.meta
+  && t.meta.role === 'points'; }), t = ps[0], i = Math.floor(t._length / 2);"""
+WHERE = POINTS + """var r = g.getBoundingClientRect();
 return [r.left + L._size.l + L.xaxis.l2p(t.x[i]), r.top + L._size.t + L.yaxis.l2p(t.y[i]),
-        g._fullData.reduce(function (s, t) { return s + (t.visible === true && t.meta
-          && t.meta.role === 'points' ? t._length : 0); }, 0)];"""
+        ps.reduce(function (s, t) { return s + t._length; }, 0)];"""
+CLICK_3D = POINTS + "g.emit('plotly_click', {points: [{data: t, customdata: t.customdata[i]}]});"
+# until the browser's main thread is free (two animation frames later): the page has drawn
+IDLE = ("var done = arguments[arguments.length - 1];"
+        "requestAnimationFrame(function () { requestAnimationFrame(done); });")
 
 
-def wait(d, script, until, timeout=120.0):
+def wait(d, script, until, timeout=300.0):
     start = time.perf_counter()
     while True:
         value = d.execute_script(script)
         if until(value):
+            d.execute_async_script(IDLE)
             return value
         if time.perf_counter() - start > timeout:
             raise TimeoutError(f"the page did not answer within {timeout} s")
         time.sleep(0.02)
 
 
-def measure(n: int, k: int, top_k: int, d, folder: Path) -> dict:
+def measure(n: int, k: int, top_k: int, geometry: str, d, folder: Path) -> dict:
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
     from colgraph.connectome import view
 
     t = time.perf_counter()
-    G = connectome(n, k)
+    G = connectome(n, k, geometry)
     graph = time.perf_counter() - t
     t = time.perf_counter()
     page = view(G, top_k=top_k)
-    path = page.save(folder / f"view_{n}.html")
+    path = page.save(folder / f"view_{geometry}_{n}.html")
     build = time.perf_counter() - t
     t = time.perf_counter()
     d.get(path.as_uri())
     wait(d, READY, lambda v: v == "-1")
     load = time.perf_counter() - t
-    x, y, drawn = d.execute_script(WHERE)
-    t = time.perf_counter()
-    actions = ActionBuilder(d)
-    actions.pointer_action.move_to_location(int(x), int(y))
-    actions.pointer_action.click()
-    actions.perform()
-    focused = wait(d, READY, lambda v: v not in (None, "-1"), timeout=60.0)
+    if geometry == "sphere":
+        drawn = n
+        t = time.perf_counter()
+        d.execute_script(CLICK_3D)
+    else:
+        x, y, drawn = d.execute_script(WHERE)
+        t = time.perf_counter()
+        actions = ActionBuilder(d)
+        actions.pointer_action.move_to_location(int(x), int(y))
+        actions.pointer_action.click()
+        actions.perform()
+    focused = wait(d, READY, lambda v: v not in (None, "-1"))
     click = time.perf_counter() - t
-    return {"n": n, "edges": G.number_of_edges(), "graph": graph, "build": build,
-            "size": path.stat().st_size, "load": load, "click": click, "drawn": drawn,
-            "focus": focused}
+    return {"geometry": geometry, "n": n, "edges": G.number_of_edges(), "graph": graph,
+            "build": build, "size": path.stat().st_size, "load": load, "click": click,
+            "drawn": drawn, "focus": focused}
 
 
 def main() -> None:
@@ -108,6 +128,8 @@ def main() -> None:
     p.add_argument("--columns", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--geometry", nargs="+", choices=("sheet", "sphere"), default=["sheet"],
+                   help="sheet: a 2-D random sheet (flat page); sphere: a 3-D page")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     import plotly
@@ -117,32 +139,43 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as folder:
-            for n in args.columns:
-                r = measure(n, args.k, args.top_k, d, Path(folder))
-                print(r, flush=True)
-                rows.append(r)
+            for geometry in args.geometry:
+                for n in args.columns:
+                    r = measure(n, args.k, args.top_k, geometry, d, Path(folder))
+                    print(r, flush=True)
+                    rows.append(r)
     finally:
         d.quit()
     lines = ["## Connectome explorer at scale (`scripts/bench_view.py`)\n",
-             f"`colgraph.connectome.view` on a random sheet (`random_sheet(n, wiring=knn("
-             f"{args.k}))`, random weights), the strongest {args.top_k} inputs per column "
-             f"drawn; plotly {plotly.__version__} (WebGL `scattergl` traces, arrays as "
-             f"base64), headless chromium {version} with software WebGL (SwiftShader), "
-             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')}, on a shared 2-core "
-             f"machine (another job running): times are upper bounds. Load: from the request "
-             f"until every trace is drawn; click: until a column's inputs and outputs are "
-             f"drawn (one restyle: plotly redraws every WebGL trace, so a click costs about "
-             f"one full draw; software WebGL on a busy CPU makes it seconds at 10^5).\n",
+             f"`colgraph.connectome.view` of a random 2-D sheet (`random_sheet(n, wiring=knn("
+             f"{args.k}))`: a flat page, `scattergl`) and of a sphere (`sphere(n, wiring=knn("
+             f"{args.k}))`: a 3-D page, `scatter3d` + the `mesh3d` surface), random weights, "
+             f"the strongest {args.top_k} inputs per column drawn; plotly "
+             f"{plotly.__version__} (arrays as base64), headless chromium {version} with "
+             f"SOFTWARE WebGL (SwiftShader: no GPU here), "
+             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')}, alone on the 2-core "
+             f"machine. Load: from the request until the page is drawn and the browser idle "
+             f"again; click: from a click on a column until its inputs and outputs are drawn "
+             f"and the browser idle (2-D: a real mouse click; 3-D: plotly's click event, as "
+             f"a click on a marker sends it).\n",
+             "A click on a 2-D page redraws layout shapes only (a veil, the lines, rings), "
+             "never a trace: milliseconds at any size. A 3-D scene has no shapes, so there a "
+             "click restyles the focus traces and plotly recomputes and redraws every trace "
+             "(as it does for the slider and the area filter on both kinds); with software "
+             "WebGL every redraw of a large scene takes seconds (rotating the 10^5 sphere: "
+             "~5 s a frame here), on a GPU it is a frame.\n",
              "Why plotly: WebGL traces for points and lines in 2-D (`scattergl`) and 3-D "
              "(`scatter3d`, `mesh3d` for surfaces, as nilearn's `view_surf` draws them), "
-             "colour bars, dropdowns and sliders built in, numpy arrays written as base64 "
-             "(4 bytes per float32 value, not JSON text), one self-contained file with "
-             "plotly.js inlined (4.8 MB). Only plotly was measured; bokeh's WebGL backend has "
-             "no 3-D traces, so spheres and surfaces would need a second library.\n",
-             "| columns | edges | drawn edges | graph built | page built + saved | file | "
-             "load | click |", "|---|---|---|---|---|---|---|---|"]
+             "colour bars, dropdowns, sliders and layout shapes built in, numpy arrays "
+             "written as base64 (4 bytes per float32 value, not JSON text), one "
+             "self-contained file with plotly.js inlined (4.8 MB). Only plotly was measured; "
+             "bokeh's WebGL backend has no 3-D traces, so spheres and surfaces would need a "
+             "second library.\n",
+             "| page | columns | edges | drawn edges | graph built | page built + saved | "
+             "file | load | click |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['n']:,} | {r['edges']:,} | {r['n'] * args.top_k:,} | "
+        kind = "3-D (sphere)" if r["geometry"] == "sphere" else "2-D (sheet)"
+        lines.append(f"| {kind} | {r['n']:,} | {r['edges']:,} | {r['n'] * args.top_k:,} | "
                      f"{r['graph']:.1f} s | {r['build']:.1f} s | {r['size'] / 1e6:.1f} MB | "
                      f"{r['load']:.1f} s | {r['click']:.2f} s |")
     text = "\n".join(lines)

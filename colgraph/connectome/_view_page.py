@@ -3,9 +3,10 @@
 Traces (each with a ``meta`` the page's script reads): per frame and per area group (the
 columns of one set of areas), ``B`` edge traces (one per attention bin: a WebGL line has one
 colour and width) and one ``points`` trace; per frame, a 3-D sheet's ``mesh``; then two
-colour-bar traces (no points) and three ``focus`` traces (a clicked column's inputs,
-outputs and neighbours). The script shows the traces of the slider's frame and the
-dropdown's area, and answers clicks.
+colour-bar traces (no points) and, for a 3-D sheet, three ``focus`` traces (a clicked
+column's inputs, outputs and neighbours; a 2-D sheet draws them as layout shapes, which a
+click redraws without touching the traces). The script shows the traces of the slider's
+frame and the dropdown's area, and answers clicks.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .figures import _top_inputs
 
 BINS = 6  # attention bins of the drawn edges (B)
 EDGE_OPACITY = 0.75
+VEIL = 0.7  # 2-D: how much a click's veil hides the rest (0: not at all, 1: fully)
 NODE_SCALE, EDGE_SCALE = "Viridis", "Plasma"
 FOCUS = (("inputs", "#1f77b4"), ("outputs", "#d62728"))
 
@@ -50,7 +52,8 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
     labels = [str(v) for v in a0.nodes]
     group_names = [", ".join(g) or "(no area)" for g in groups]
     fig = go.Figure()
-    script: dict[str, Any] = {"frames": [], "initial": len(frames) - 1, "dims": 3 if three else 2}
+    script: dict[str, Any] = {"frames": [], "initial": len(frames) - 1, "dims": 3 if three else 2,
+                              "focus": [c for _, c in FOCUS]}
     Lines = go.Scatter3d if three else go.Scattergl
     for f, (a, top) in enumerate(zip(arrays, tops)):
         xy = _layout(a.pos, a.areas)[0].astype(np.float32)  # (N, 2) or (N, 3)
@@ -90,14 +93,16 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
         if f:  # plasticity: the wiring grown / pruned since the previous snapshot
             _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible)
     _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
-    for name, c in FOCUS:  # a clicked column's drawn inputs / outputs, then the columns
-        fig.add_trace(Lines(**_empty(three), mode="lines", line={"color": c, "width": 3},
-                            hoverinfo="skip", showlegend=False, visible=False,
-                            name=f"focus {name}", meta={"role": "focus"}))
-    fig.add_trace(Lines(**_empty(three), mode="markers", hoverinfo="skip", showlegend=False,
-                        marker={"size": 9, "color": "rgba(0,0,0,0)",
-                                "line": {"color": "black", "width": 2}},
-                        visible=False, name="focus columns", meta={"role": "focus"}))
+    if three:  # a clicked column's drawn inputs / outputs, then the columns (2-D: shapes)
+        for name, c in FOCUS:
+            fig.add_trace(Lines(**_empty(three), mode="lines", line={"color": c, "width": 3},
+                                hoverinfo="skip", showlegend=False, visible=False,
+                                name=f"focus {name}", meta={"role": "focus"}))
+        fig.add_trace(Lines(**_empty(three), mode="markers", hoverinfo="skip",
+                            showlegend=False, visible=False, name="focus columns",
+                            marker={"size": 9, "color": "rgba(0,0,0,0)",
+                                    "line": {"color": "black", "width": 2}},
+                            meta={"role": "focus"}))
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
     script["groups"] = group_names
     return fig, script
@@ -248,12 +253,12 @@ def script(data: dict[str, Any]) -> str:
     import json
 
     return SCRIPT.replace("__DATA__", json.dumps(data, separators=(",", ":"))).replace(
-        "__EDGE_OPACITY__", str(EDGE_OPACITY))
+        "__EDGE_OPACITY__", str(EDGE_OPACITY)).replace("__VEIL__", str(VEIL))
 
 
 SCRIPT = r"""
 var gd = document.getElementById('{plot_id}');
-var M = __DATA__, EDGE_OPACITY = __EDGE_OPACITY__;
+var M = __DATA__, EDGE_OPACITY = __EDGE_OPACITY__, VEIL = __VEIL__;
 function dec(s, T) {
   var b = atob(s), u = new Uint8Array(b.length);
   for (var i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);
@@ -278,34 +283,62 @@ function shown(t) {
   // at 10^5 columns), changing its opacity does not
   return r === 'edges' || r === 'changes' || inArea(t);
 }
-function opacity(t) {
+function opacity(t) {  // 2-D: a click veils the plot (focusShapes), the edges stay
   var r = role(t);
   if (r !== 'edges' && r !== 'changes') return undefined;
-  return state.focus >= 0 || !inArea(t) ? 0 : (r === 'edges' ? EDGE_OPACITY : 1);
+  return (M.dims === 3 && state.focus >= 0) || !inArea(t) ? 0 :
+    (r === 'edges' ? EDGE_OPACITY : 1);
 }
-function focusTraces() {
-  var f = frames[state.frame], D = M.dims, c = state.focus;
-  var lines = [[], []], cols = [c], out = {};
+function wiring() {  // the clicked column's drawn inputs and outputs: [src, dst] pairs
+  var f = frames[state.frame], c = state.focus, lines = [[], []];
   for (var e = 0; e < f.src.length; e++) {
-    var which = f.dst[e] === c ? 0 : (f.src[e] === c ? 1 : -1);
-    if (which < 0) continue;
-    lines[which].push(f.src[e], f.dst[e]);
-    cols.push(which === 0 ? f.src[e] : f.dst[e]);
+    if (f.dst[e] === c) lines[0].push(f.src[e], f.dst[e]);
+    else if (f.src[e] === c) lines[1].push(f.src[e], f.dst[e]);
   }
+  gd.dataset.inputs = lines[0].length / 2;
+  gd.dataset.outputs = lines[1].length / 2;
+  return lines;
+}
+function at(i, d) { return frames[state.frame].xyz[i * M.dims + d]; }
+function focusShapes() {
+  // 2-D: the focus as layout shapes (a veil over the plot, then lines and rings): drawing
+  // shapes touches no trace, so a click costs milliseconds at any size (a restyle would
+  // recompute and redraw every WebGL trace: seconds at 10^5 columns)
+  if (state.focus < 0) return [];
+  var lines = wiring(), c = state.focus, shapes = [{type: 'rect', xref: 'paper',
+    yref: 'paper', x0: 0, y0: 0, x1: 1, y1: 1, fillcolor: 'white', opacity: VEIL,
+    line: {width: 0}, layer: 'above'}], ends = [c];
+  lines.forEach(function (l, which) {
+    for (var i = 0; i < l.length; i += 2) {
+      shapes.push({type: 'line', x0: at(l[i], 0), y0: at(l[i], 1), x1: at(l[i + 1], 0),
+                   y1: at(l[i + 1], 1), layer: 'above',
+                   line: {color: M.focus[which], width: 3}});
+      ends.push(l[i + which]);
+    }
+  });
+  ends.forEach(function (i, k) {
+    var r = k ? 5 : 8;
+    shapes.push({type: 'circle', xsizemode: 'pixel', ysizemode: 'pixel', xanchor: at(i, 0),
+                 yanchor: at(i, 1), x0: -r, x1: r, y0: -r, y1: r, layer: 'above',
+                 line: {color: 'black', width: 2}});
+  });
+  return shapes;
+}
+function focusTraces() {  // 3-D: the focus traces' coordinates (scenes have no shapes)
+  var lines = wiring(), D = M.dims, out = {}, keys = ['x', 'y', 'z'];
+  var cols = [state.focus].concat(lines[0].filter(function (v, i) { return i % 2 === 0; }),
+                                  lines[1].filter(function (v, i) { return i % 2 === 1; }));
   function coords(ids, gaps) {
     var r = [];
     for (var d = 0; d < D; d++) r.push([]);
     for (var i = 0; i < ids.length; i++) {
-      for (var d2 = 0; d2 < D; d2++) r[d2].push(f.xyz[ids[i] * D + d2]);
+      for (var d2 = 0; d2 < D; d2++) r[d2].push(at(ids[i], d2));
       if (gaps && i % 2 === 1) for (var d3 = 0; d3 < D; d3++) r[d3].push(null);
     }
     return r;
   }
   var parts = [coords(lines[0], true), coords(lines[1], true), coords(cols, false)];
-  var keys = ['x', 'y', 'z'];
   for (var d = 0; d < D; d++) out[keys[d]] = parts.map(function (p) { return p[d]; });
-  gd.dataset.inputs = lines[0].length / 2;
-  gd.dataset.outputs = lines[1].length / 2;
   return out;
 }
 function mark() {
@@ -314,21 +347,30 @@ function mark() {
   gd.dataset.focus = state.focus;
   gd.dataset.ready = '1';
 }
-function render() {  // one restyle (one redraw); undefined: that trace's value unchanged
-  var f = state.focus >= 0 ? focusTraces() : null, keys = ['x', 'y', 'z'].slice(0, M.dims);
-  var upd = {visible: [], 'marker.opacity': []}, k = 0;
+var drawn = {frame: state.frame, focus: -1};  // what the 2-D focus shapes show
+function render() {
+  // one restyle of what changes in the traces (none for a click on a 2-D sheet), then the
+  // focus shapes when the focus or the frame changed; undefined: that trace's value unchanged
+  var three = M.dims === 3, f = three && state.focus >= 0 ? focusTraces() : null;
+  var keys = ['x', 'y', 'z'].slice(0, M.dims), jobs = [], changed = false;
+  var upd = {visible: [], opacity: [], 'marker.opacity': []}, k = 0;
   keys.forEach(function (key) { upd[key] = []; });
-  upd.opacity = [];
+  function put(key, value) { upd[key].push(value); changed = changed || value !== undefined; }
   gd.data.forEach(function (t) {
-    var r = role(t), v = shown(t), o = opacity(t), m = r === 'points' ? (f ? 0.3 : 1) : undefined;
-    upd.visible.push(v === (t.visible !== false) ? undefined : v);  // only what changes
-    upd.opacity.push(o === undefined || o === t.opacity ? undefined : o);
-    upd['marker.opacity'].push(m === undefined || m === (t.marker || {}).opacity ? undefined : m);
-    keys.forEach(function (key) { upd[key].push(r === 'focus' && f ? f[key][k] : undefined); });
+    var r = role(t), v = shown(t), o = opacity(t);
+    var m = r === 'points' ? (f ? 0.3 : 1) : undefined;
+    put('visible', v === (t.visible !== false) ? undefined : v);
+    put('opacity', o === undefined || o === t.opacity ? undefined : o);
+    put('marker.opacity', m === undefined || m === (t.marker || {}).opacity ? undefined : m);
+    keys.forEach(function (key) { put(key, r === 'focus' && f ? f[key][k] : undefined); });
     if (r === 'focus') k++;
   });
-  Plotly.restyle(gd, upd);
-  mark();
+  if (changed) jobs.push(Plotly.restyle(gd, upd));
+  if (!three && (drawn.focus !== state.focus || (state.focus >= 0 && drawn.frame !== state.frame))) {
+    jobs.push(Plotly.relayout(gd, {shapes: focusShapes()}));
+    drawn = {frame: state.frame, focus: state.focus};
+  }
+  Promise.all(jobs).then(mark);
 }
 gd.on('plotly_click', function (ev) {
   var p = ev && ev.points && ev.points[0];

@@ -81,6 +81,10 @@ g._fullData.forEach(function (t) {
 s.frame = +g.dataset.frame; s.area = g.dataset.area; s.clicked = +g.dataset.focus;
 s.inputs = +g.dataset.inputs; s.outputs = +g.dataset.outputs;
 s.canvas = g.querySelectorAll('canvas').length;
+(g._fullLayout.shapes || []).forEach(function (h) {  // 2-D focus: a veil, lines, rings
+  s[{rect: 'veil', line: 'lines', circle: 'rings'}[h.type]] = (s[{rect: 'veil', line: 'lines',
+    circle: 'rings'}[h.type]] || 0) + 1;
+});
 return s;"""
 
 WHERE = """var g = document.getElementById('colgraph-view'), L = g._fullLayout;
@@ -146,15 +150,16 @@ def test_hover_shows_the_column_and_click_shows_only_its_wiring(browser, page_fi
     move(browser, c["x"], c["y"], click=True)
     s = wait(browser, lambda s: s["clicked"] >= 0)
     node = list(G.nodes)[int(c["column"])]
-    assert s["clicked"] == c["column"] and s["edges"] == 0 and s["focus"] == 3
+    assert s["clicked"] == c["column"] and s["focus"] == 0  # 2-D: shapes, not traces
     assert s["inputs"] == min(2, G.in_degree(node)) and s["outputs"] >= 0
-    # drawn: 3 points (source, target, gap) per input and output, then the columns
-    assert s["focused"] == 3 * (s["inputs"] + s["outputs"]) + 1 + s["inputs"] + s["outputs"]
-    assert s["columns"] == 52  # the columns stay (dimmed): the wiring is what changes
+    # a veil over the rest, a line per drawn input and output, a ring on each column
+    assert s.get("veil") == 1 and s.get("lines") == s["inputs"] + s["outputs"]
+    assert s.get("rings") == 1 + s["inputs"] + s["outputs"]
+    assert s["columns"] == 52 and s["edges"] > 0  # under the veil: the traces are untouched
     browser.save_screenshot(str(tmp_path / "focus.png"))
     move(browser, c["x"], c["y"], click=True)  # clicked again: everything again
     s = wait(browser, lambda s: s["clicked"] < 0)
-    assert s["clicked"] == -1 and s["edges"] > 0 and s["focus"] == 0
+    assert s["clicked"] == -1 and s["edges"] > 0 and "veil" not in s and "lines" not in s
     assert errors(browser) == []
 
 
@@ -189,4 +194,18 @@ def test_a_sphere_in_3d(browser, tmp_path):
     open_page(browser, view(G, color="degree").save(tmp_path / "sphere.html"))
     s = browser.execute_script(STATE)
     assert errors(browser) == [] and s["columns"] == 80 and s["canvas"] >= 1
+    # a click on column 7 (plotly's click event, as a click on its marker sends it): in 3-D
+    # the focus is drawn by three traces, the rest dimmed and the edges faded
+    browser.execute_script("""var g = document.getElementById('colgraph-view');
+      var t = g._fullData.filter(function (t) { return t.visible === true && t.meta
+        && t.meta.role === 'points'; })[0];
+      g.emit('plotly_click', {points: [{data: t, customdata: t.customdata[7]}]});""")
+    s = wait(browser, lambda s: s["clicked"] >= 0)
+    column = int(browser.execute_script("""var g = document.getElementById('colgraph-view');
+      return g._fullData.filter(function (t) { return t.visible === true && t.meta
+        && t.meta.role === 'points'; })[0].customdata[7][0];"""))
+    assert s["clicked"] == column and s["focus"] == 3 and s["edges"] == 0
+    assert s["inputs"] == min(3, G.in_degree(list(G.nodes)[column]))
+    assert s["focused"] == 3 * (s["inputs"] + s["outputs"]) + 1 + s["inputs"] + s["outputs"]
     browser.save_screenshot(str(tmp_path / "sphere.png"))
+    assert errors(browser) == []
