@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -67,7 +68,7 @@ READY = ("var g = document.getElementById('colgraph-view'); return g && g.datase
 # (2-D), and a click on it as plotly reports one (3-D: a scene has no axis-to-pixel map)
 POINTS = """var g = document.getElementById('colgraph-view'), L = g._fullLayout;
 var ps = g._fullData.filter(function (t) { return t.visible === true && t.meta
-  && t.meta.role === 'points'; }), t = ps[0], i = Math.floor(t._length / 2);"""
+  && t.meta.role === 'points'; }), t = ps[0], i = Math.floor(t._length * arguments[0]);"""
 WHERE = POINTS + """var r = g.getBoundingClientRect();
 return [r.left + L._size.l + L.xaxis.l2p(t.x[i]), r.top + L._size.t + L.yaxis.l2p(t.y[i]),
         ps.reduce(function (s, t) { return s + t._length; }, 0)];"""
@@ -105,19 +106,24 @@ def measure(n: int, k: int, top_k: int, geometry: str, d, folder: Path) -> dict:
     d.get(path.as_uri())
     wait(d, READY, lambda v: v == "-1")
     load = time.perf_counter() - t
-    if geometry == "sphere":
-        drawn = n
-        t = time.perf_counter()
-        d.execute_script(CLICK_3D)
-    else:
-        x, y, drawn = d.execute_script(WHERE)
-        t = time.perf_counter()
-        actions = ActionBuilder(d)
-        actions.pointer_action.move_to_location(int(x), int(y))
-        actions.pointer_action.click()
-        actions.perform()
-    focused = wait(d, READY, lambda v: v not in (None, "-1"))
-    click = time.perf_counter() - t
+    clicks, drawn = [], n
+    for where in (0.5, 0.25, 0.75):  # three columns: each clicked (timed), then again (off)
+        for on in (True, False):
+            t = time.perf_counter()
+            if geometry == "sphere":
+                d.execute_script(CLICK_3D, where)
+            else:
+                x, y, drawn = d.execute_script(WHERE, where)
+                actions = ActionBuilder(d)
+                actions.pointer_action.move_to_location(int(x), int(y))
+                actions.pointer_action.click()
+                actions.perform()
+            focused = wait(d, READY, (lambda v: v not in (None, "-1")) if on else
+                           (lambda v: v == "-1"))
+            if on:
+                clicks.append(time.perf_counter() - t)
+            time.sleep(0.5)  # two clicks within 0.3 s are a double click
+    click = statistics.median(clicks)
     return {"geometry": geometry, "n": n, "edges": G.number_of_edges(), "graph": graph,
             "build": build, "size": path.stat().st_size, "load": load, "click": click,
             "drawn": drawn, "focus": focused}
@@ -156,14 +162,16 @@ def main() -> None:
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')}, alone on the 2-core "
              f"machine. Load: from the request until the page is drawn and the browser idle "
              f"again; click: from a click on a column until its inputs and outputs are drawn "
-             f"and the browser idle (2-D: a real mouse click; 3-D: plotly's click event, as "
-             f"a click on a marker sends it).\n",
-             "A click on a 2-D page redraws layout shapes only (a veil, the lines, rings), "
-             "never a trace: milliseconds at any size. A 3-D scene has no shapes, so there a "
-             "click restyles the focus traces and plotly recomputes and redraws every trace "
-             "(as it does for the slider and the area filter on both kinds); with software "
-             "WebGL every redraw of a large scene takes seconds (rotating the 10^5 sphere: "
-             "~5 s a frame here), on a GPU it is a frame.\n",
+             f"and the browser idle, median of 3 columns (2-D: a real mouse click; 3-D: "
+             f"plotly's click event, as a click on a marker sends it).\n",
+             "A click never touches a trace (a restyle makes plotly recompute and redraw "
+             "every trace: ~10 s at 10^5 here): on a 2-D page it draws layout shapes (a veil, "
+             "the lines, rings), on a 3-D page a small plot of its own over the scene, which "
+             "follows the scene's camera; the JavaScript takes milliseconds, the rest is the "
+             "browser driver's round trip. The slider and the area filter restyle (seconds at "
+             "10^5 with software WebGL, as does each frame of turning the 10^5 sphere: ~5 s "
+             "here); on a GPU a redraw is a frame. Plotly's double click (reset the axes: a "
+             "full redraw) is off; the mode bar's home button does it.\n",
              "Why plotly: WebGL traces for points and lines in 2-D (`scattergl`) and 3-D "
              "(`scatter3d`, `mesh3d` for surfaces, as nilearn's `view_surf` draws them), "
              "colour bars, dropdowns, sliders and layout shapes built in, numpy arrays "

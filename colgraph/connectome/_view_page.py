@@ -3,10 +3,11 @@
 Traces (each with a ``meta`` the page's script reads): per frame and per area group (the
 columns of one set of areas), ``B`` edge traces (one per attention bin: a WebGL line has one
 colour and width) and one ``points`` trace; per frame, a 3-D sheet's ``mesh``; then two
-colour-bar traces (no points) and, for a 3-D sheet, three ``focus`` traces (a clicked
-column's inputs, outputs and neighbours; a 2-D sheet draws them as layout shapes, which a
-click redraws without touching the traces). The script shows the traces of the slider's
-frame and the dropdown's area, and answers clicks.
+colour-bar traces (no points). The script shows the traces of the slider's frame and the
+dropdown's area, and answers clicks without touching a trace (a restyle makes plotly
+recompute and redraw every WebGL trace: seconds at 10^5 columns): a clicked column's inputs
+and outputs are layout shapes on a 2-D page and, on a 3-D page (scenes have no shapes), a
+small plot of their own over the scene, its camera following the scene's.
 """
 from __future__ import annotations
 
@@ -93,17 +94,11 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
         if f:  # plasticity: the wiring grown / pruned since the previous snapshot
             _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible)
     _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
-    if three:  # a clicked column's drawn inputs / outputs, then the columns (2-D: shapes)
-        for name, c in FOCUS:
-            fig.add_trace(Lines(**_empty(three), mode="lines", line={"color": c, "width": 3},
-                                hoverinfo="skip", showlegend=False, visible=False,
-                                name=f"focus {name}", meta={"role": "focus"}))
-        fig.add_trace(Lines(**_empty(three), mode="markers", hoverinfo="skip",
-                            showlegend=False, visible=False, name="focus columns",
-                            marker={"size": 9, "color": "rgba(0,0,0,0)",
-                                    "line": {"color": "black", "width": 2}},
-                            meta={"role": "focus"}))
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
+    if three:  # one box for the scene and the focus overlay (it must project alike)
+        script["scene"] = _box(np.concatenate([_layout(a.pos, a.areas)[0][:, :3]
+                                               for a in arrays]))
+        fig.update_layout(scene=script["scene"])
     script["groups"] = group_names
     return fig, script
 
@@ -139,16 +134,26 @@ def _groups(a, names: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:
     return keys, np.array([index[tuple(s)] for s in sig])
 
 
+def _box(xyz: np.ndarray) -> dict[str, Any]:
+    """A 3-D scene's fixed axis ranges (the points' box, 2 % margin) and aspect ratio (the
+    box's proportions, as ``aspectmode="data"`` would compute them)."""
+    lo, hi = xyz.min(0).astype(float), xyz.max(0).astype(float)
+    pad = 0.02 * max(float((hi - lo).max()), 1e-9)
+    lo, hi = lo - pad, hi + pad
+    span = hi - lo
+    ratio = span / span.max()
+    scene: dict[str, Any] = {f"{k}axis": {"range": [lo[i], hi[i]], "autorange": False}
+                             for i, k in enumerate("xyz")}
+    scene.update(aspectmode="manual", aspectratio=dict(zip("xyz", ratio.tolist())))
+    return scene
+
+
 def _segments(xy: np.ndarray, src: np.ndarray, dst: np.ndarray) -> dict[str, np.ndarray]:
     """Line coordinates of edges ``src -> dst``: source, target, NaN (a gap), per edge."""
     seg = np.full((len(src), 3, xy.shape[1]), np.nan, dtype=np.float32)
     seg[:, 0], seg[:, 1] = xy[src], xy[dst]
     seg = seg.reshape(-1, xy.shape[1])
     return dict(zip("xyz", seg.T))
-
-
-def _empty(three: bool) -> dict[str, list]:
-    return {k: [] for k in ("xyz" if three else "xy")}
 
 
 def _points(xy, value, lo, hi, scale, custom, text, hover_names, color, categories, three,
@@ -199,15 +204,15 @@ def _decorate(fig, frames, names, kind, a, title, top_k, n) -> None:
     xlabel = "position within each area (areas side by side)" if kind == "areas" else "x"
     fig.update_layout(
         title={"text": f"{title}: {n} columns, the strongest {top_k} inputs of each "
-                       f"(click a column: its inputs and outputs; double-click: all)",
+                       f"(click a column: its inputs (blue) and outputs (red); double-click: "
+                       f"all)",
                "font": {"size": 14}, "y": 0.985, "yref": "container"},
         template="plotly_white", margin={"l": 60, "r": 40, "t": 90, "b": 90},
         hovermode="closest", uirevision="view",
         legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.01,
                 "yanchor": "bottom"}, dragmode="pan" if kind != "3d" else "orbit")
     if kind == "3d":
-        fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "z",
-                                 "aspectmode": "data"})
+        fig.update_layout(scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "z"})
     else:
         fig.update_xaxes(title_text=xlabel, zeroline=False)
         fig.update_yaxes(title_text="y", scaleanchor="x", scaleratio=1, zeroline=False)
@@ -276,18 +281,16 @@ function inArea(t) {
 }
 function shown(t) {
   var r = role(t);
-  if (r === 'focus') return state.focus >= 0;
   if (r === '') return true;
   if (t.meta.frame !== state.frame) return false;
   // edges fade out instead (opacity 0): showing a hidden trace again recomputes it (seconds
   // at 10^5 columns), changing its opacity does not
   return r === 'edges' || r === 'changes' || inArea(t);
 }
-function opacity(t) {  // 2-D: a click veils the plot (focusShapes), the edges stay
+function opacity(t) {
   var r = role(t);
   if (r !== 'edges' && r !== 'changes') return undefined;
-  return (M.dims === 3 && state.focus >= 0) || !inArea(t) ? 0 :
-    (r === 'edges' ? EDGE_OPACITY : 1);
+  return !inArea(t) ? 0 : (r === 'edges' ? EDGE_OPACITY : 1);
 }
 function wiring() {  // the clicked column's drawn inputs and outputs: [src, dst] pairs
   var f = frames[state.frame], c = state.focus, lines = [[], []];
@@ -300,19 +303,16 @@ function wiring() {  // the clicked column's drawn inputs and outputs: [src, dst
   return lines;
 }
 function at(i, d) { return frames[state.frame].xyz[i * M.dims + d]; }
-function focusShapes() {
-  // 2-D: the focus as layout shapes (a veil over the plot, then lines and rings): drawing
-  // shapes touches no trace, so a click costs milliseconds at any size (a restyle would
-  // recompute and redraw every WebGL trace: seconds at 10^5 columns)
-  if (state.focus < 0) return [];
-  var lines = wiring(), c = state.focus, shapes = [{type: 'rect', xref: 'paper',
-    yref: 'paper', x0: 0, y0: 0, x1: 1, y1: 1, fillcolor: 'white', opacity: VEIL,
-    line: {width: 0}, layer: 'above'}], ends = [c];
-  lines.forEach(function (l, which) {
+function focusShapes(lines) {  // 2-D: a veil over the plot, a line per input / output, rings
+  var c = state.focus, shapes = [{type: 'rect', xref: 'paper', yref: 'paper', x0: 0, y0: 0,
+    x1: 1, y1: 1, fillcolor: 'white', opacity: VEIL, line: {width: 0}, layer: 'above'}];
+  var ends = [c];
+  [1, 0].forEach(function (which) {  // outputs, then inputs over them: both ways, two colours
+    var l = lines[which];
     for (var i = 0; i < l.length; i += 2) {
       shapes.push({type: 'line', x0: at(l[i], 0), y0: at(l[i], 1), x1: at(l[i + 1], 0),
                    y1: at(l[i + 1], 1), layer: 'above',
-                   line: {color: M.focus[which], width: 3}});
+                   line: {color: M.focus[which], width: which ? 6 : 2.5}});
       ends.push(l[i + which]);
     }
   });
@@ -324,22 +324,51 @@ function focusShapes() {
   });
   return shapes;
 }
-function focusTraces() {  // 3-D: the focus traces' coordinates (scenes have no shapes)
-  var lines = wiring(), D = M.dims, out = {}, keys = ['x', 'y', 'z'];
-  var cols = [state.focus].concat(lines[0].filter(function (v, i) { return i % 2 === 0; }),
-                                  lines[1].filter(function (v, i) { return i % 2 === 1; }));
-  function coords(ids, gaps) {
-    var r = [];
-    for (var d = 0; d < D; d++) r.push([]);
-    for (var i = 0; i < ids.length; i++) {
-      for (var d2 = 0; d2 < D; d2++) r[d2].push(at(ids[i], d2));
-      if (gaps && i % 2 === 1) for (var d3 = 0; d3 < D; d3++) r[d3].push(null);
-    }
-    return r;
+// 3-D: the focus is a small plot of its own laid over the scene (inside plotly's WebGL
+// container: above the scene, below the colour bars and hover labels), with the scene's
+// box, size and camera, on a veil; it takes no mouse events
+var overlay = null, overlayTraces = [];
+function overlayLayout() {
+  var L = gd._fullLayout, S = L._size, scene = JSON.parse(JSON.stringify(M.scene || {}));
+  ['xaxis', 'yaxis', 'zaxis'].forEach(function (a) { scene[a].visible = false; });
+  scene.camera = L.scene.camera;
+  scene.domain = L.scene.domain;
+  scene.bgcolor = 'rgba(0,0,0,0)';
+  return {width: L.width, height: L.height, showlegend: false, paper_bgcolor: 'rgba(0,0,0,0)',
+          margin: {l: S.l, r: S.r, t: S.t, b: S.b, pad: 0, autoexpand: false}, scene: scene};
+}
+function focusOverlay(lines) {
+  if (!overlay) {
+    overlay = document.createElement('div');
+    overlay.className = 'colgraph-focus';
+    overlay.style.cssText = 'position:absolute;left:0;top:0;pointer-events:none;' +
+      'background:rgba(255,255,255,' + VEIL + ');';  // the veil (the plot's own is clear)
+    gd.querySelector('.gl-container').appendChild(overlay);
   }
-  var parts = [coords(lines[0], true), coords(lines[1], true), coords(cols, false)];
-  for (var d = 0; d < D; d++) out[keys[d]] = parts.map(function (p) { return p[d]; });
-  return out;
+  overlay.style.display = state.focus < 0 ? 'none' : '';
+  if (state.focus < 0) return Promise.resolve();
+  var cols = [state.focus];
+  overlayTraces = [1, 0].map(function (which) {  // outputs, then inputs over them
+    var l = lines[which], t = {type: 'scatter3d', mode: 'lines', x: [], y: [], z: [],
+      hoverinfo: 'skip', line: {color: M.focus[which], width: which ? 10 : 4}};
+    for (var i = 0; i < l.length; i += 2) {
+      ['x', 'y', 'z'].forEach(function (key, d) { t[key].push(at(l[i], d), at(l[i + 1], d), null); });
+      cols.push(l[i + which]);
+    }
+    return t;
+  });
+  overlayTraces.push({type: 'scatter3d', mode: 'markers', hoverinfo: 'skip',
+    x: cols.map(function (i) { return at(i, 0); }), y: cols.map(function (i) { return at(i, 1); }),
+    z: cols.map(function (i) { return at(i, 2); }),
+    marker: {size: 6, color: 'rgba(0,0,0,0)', line: {color: 'black', width: 2}}});
+  return Plotly.react(overlay, overlayTraces, overlayLayout(),
+                      {displayModeBar: false});  // (staticPlot: a scene without WebGL canvas)
+}
+function follow(ev) {  // the scene turned or the page resized: the overlay follows
+  if (!overlay || state.focus < 0) return;
+  if (ev && ev['scene.camera'] && Object.keys(ev).length === 1)
+    Plotly.relayout(overlay, {'scene.camera': ev['scene.camera']});
+  else Plotly.react(overlay, overlayTraces, overlayLayout());
 }
 function mark() {
   gd.dataset.frame = state.frame;
@@ -347,31 +376,30 @@ function mark() {
   gd.dataset.focus = state.focus;
   gd.dataset.ready = '1';
 }
-var drawn = {frame: state.frame, focus: -1};  // what the 2-D focus shapes show
+var drawn = {frame: state.frame, focus: -1};  // what the focus shows
 function render() {
-  // one restyle of what changes in the traces (none for a click on a 2-D sheet), then the
-  // focus shapes when the focus or the frame changed; undefined: that trace's value unchanged
-  var three = M.dims === 3, f = three && state.focus >= 0 ? focusTraces() : null;
-  var keys = ['x', 'y', 'z'].slice(0, M.dims), jobs = [], changed = false;
-  var upd = {visible: [], opacity: [], 'marker.opacity': []}, k = 0;
-  keys.forEach(function (key) { upd[key] = []; });
-  function put(key, value) { upd[key].push(value); changed = changed || value !== undefined; }
+  // one restyle of what changes in the traces (a click changes none), then the focus when
+  // the focus or the frame changed; undefined: that trace's value unchanged
+  var upd = {visible: [], opacity: []}, changed = false, jobs = [];
   gd.data.forEach(function (t) {
-    var r = role(t), v = shown(t), o = opacity(t);
-    var m = r === 'points' ? (f ? 0.3 : 1) : undefined;
-    put('visible', v === (t.visible !== false) ? undefined : v);
-    put('opacity', o === undefined || o === t.opacity ? undefined : o);
-    put('marker.opacity', m === undefined || m === (t.marker || {}).opacity ? undefined : m);
-    keys.forEach(function (key) { put(key, r === 'focus' && f ? f[key][k] : undefined); });
-    if (r === 'focus') k++;
+    var v = shown(t), o = opacity(t);
+    v = v === (t.visible !== false) ? undefined : v;
+    o = o === undefined || o === t.opacity ? undefined : o;
+    upd.visible.push(v);
+    upd.opacity.push(o);
+    changed = changed || v !== undefined || o !== undefined;
   });
   if (changed) jobs.push(Plotly.restyle(gd, upd));
-  if (!three && (drawn.focus !== state.focus || (state.focus >= 0 && drawn.frame !== state.frame))) {
-    jobs.push(Plotly.relayout(gd, {shapes: focusShapes()}));
+  if (drawn.focus !== state.focus || (state.focus >= 0 && drawn.frame !== state.frame)) {
+    var lines = state.focus >= 0 ? wiring() : [[], []];
+    jobs.push(M.dims === 3 ? focusOverlay(lines) :
+              Plotly.relayout(gd, {shapes: state.focus >= 0 ? focusShapes(lines) : []}));
     drawn = {frame: state.frame, focus: state.focus};
   }
   Promise.all(jobs).then(mark);
 }
+gd.on('plotly_relayouting', follow);
+gd.on('plotly_relayout', follow);
 gd.on('plotly_click', function (ev) {
   var p = ev && ev.points && ev.points[0];
   if (!p || role(p.data) !== 'points') return;
@@ -379,7 +407,9 @@ gd.on('plotly_click', function (ev) {
   state.focus = state.focus === c ? -1 : c;
   render();
 });
-gd.on('plotly_doubleclick', function () { if (state.focus >= 0) { state.focus = -1; render(); } });
+// a double click shows everything again (plotly's own, resetting the axes, is off: at 10^5
+// columns it redraws every trace, seconds; the mode bar's home button still does it)
+gd.addEventListener('dblclick', function () { if (state.focus >= 0) { state.focus = -1; render(); } });
 gd.on('plotly_sliderchange', function (ev) {
   state.frame = parseInt(ev.step.value, 10);
   render();

@@ -52,11 +52,16 @@ class ConnectomeView:
 
     def to_html(self, full_html: bool = True) -> str:
         """The page as a string: plotly.js, the figure and the page's script inlined."""
-        return self.figure.to_html(include_plotlyjs=True, full_html=full_html,
+        html = self.figure.to_html(include_plotlyjs=True, full_html=full_html,
                                    post_script=self.script, div_id="colgraph-view",
-                                   config={"displaylogo": False, "scrollZoom": True},
+                                   config={"displaylogo": False, "scrollZoom": True,
+                                           "doubleClick": False},
                                    default_width="100%", default_height="100%" if full_html
                                    else "720px")
+        # the page exactly fills the window: no margin, no scroll bar (a scroll bar coming
+        # and going with a hover label resizes the plot: a full redraw, seconds at 10^5)
+        return html.replace("<head>", "<head><style>html, body {margin: 0; overflow: hidden;}"
+                                      "</style>", 1)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the page to ``path`` (one self-contained HTML file); return the path."""

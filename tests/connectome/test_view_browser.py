@@ -70,13 +70,15 @@ def errors(d):
 
 STATE = """var g = document.getElementById('colgraph-view'), s = {columns: 0, edges: 0,
   focus: 0, focused: 0, changes: 0, frames: []};
+var o = g.querySelector('.colgraph-focus');  // 3-D: the focus overlay's traces
+if (o && o.style.display !== 'none' && o._fullData) o._fullData.forEach(function (t) {
+  s.focus += 1; s.focused += t._length; });
 g._fullData.forEach(function (t) {
   var r = (t.meta || {}).role;
   if (t.visible !== true) return;
   if (r === 'points') { s.columns += t._length; s.frames.push(t.meta.frame); }
   if (r === 'edges' && t.opacity > 0) s.edges += 1;  // faded out: opacity 0
   if (r === 'changes' && t.opacity > 0) s.changes += 1;
-  if (r === 'focus') { s.focus += 1; s.focused += t._length; }
 });
 s.frame = +g.dataset.frame; s.area = g.dataset.area; s.clicked = +g.dataset.focus;
 s.inputs = +g.dataset.inputs; s.outputs = +g.dataset.outputs;
@@ -160,6 +162,13 @@ def test_hover_shows_the_column_and_click_shows_only_its_wiring(browser, page_fi
     move(browser, c["x"], c["y"], click=True)  # clicked again: everything again
     s = wait(browser, lambda s: s["clicked"] < 0)
     assert s["clicked"] == -1 and s["edges"] > 0 and "veil" not in s and "lines" not in s
+    time.sleep(0.4)  # (two clicks within 0.3 s are a double click)
+    move(browser, c["x"], c["y"], click=True)
+    assert wait(browser, lambda s: s["clicked"] >= 0)["clicked"] == c["column"]
+    browser.execute_script("document.getElementById('colgraph-view').dispatchEvent("
+                           "new MouseEvent('dblclick', {bubbles: true}));")
+    s = wait(browser, lambda s: s["clicked"] < 0)  # a double click: everything again
+    assert s["clicked"] == -1 and "veil" not in s
     assert errors(browser) == []
 
 
@@ -195,7 +204,7 @@ def test_a_sphere_in_3d(browser, tmp_path):
     s = browser.execute_script(STATE)
     assert errors(browser) == [] and s["columns"] == 80 and s["canvas"] >= 1
     # a click on column 7 (plotly's click event, as a click on its marker sends it): in 3-D
-    # the focus is drawn by three traces, the rest dimmed and the edges faded
+    # the focus is drawn by three traces of an overlay over the scene, the scene untouched
     browser.execute_script("""var g = document.getElementById('colgraph-view');
       var t = g._fullData.filter(function (t) { return t.visible === true && t.meta
         && t.meta.role === 'points'; })[0];
@@ -204,8 +213,41 @@ def test_a_sphere_in_3d(browser, tmp_path):
     column = int(browser.execute_script("""var g = document.getElementById('colgraph-view');
       return g._fullData.filter(function (t) { return t.visible === true && t.meta
         && t.meta.role === 'points'; })[0].customdata[7][0];"""))
-    assert s["clicked"] == column and s["focus"] == 3 and s["edges"] == 0
+    assert s["clicked"] == column and s["focus"] == 3 and s["edges"] > 0
     assert s["inputs"] == min(3, G.in_degree(list(G.nodes)[column]))
     assert s["focused"] == 3 * (s["inputs"] + s["outputs"]) + 1 + s["inputs"] + s["outputs"]
     browser.save_screenshot(str(tmp_path / "sphere.png"))
+    # the overlay turns with the scene: a drag across the scene, then a camera set in code
+    scene = browser.find_element("css selector", ".gl-container canvas")
+    box = browser.execute_script("var r = arguments[0].getBoundingClientRect();"
+                                 "return [r.left + r.width / 2, r.top + r.height / 2];", scene)
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    drag = ActionBuilder(browser)
+    drag.pointer_action.move_to_location(int(box[0]), int(box[1])).pointer_down()
+    for step in range(1, 7):
+        drag.pointer_action.move_to_location(int(box[0]) + 20 * step, int(box[1]) + 7 * step)
+    drag.pointer_action.pointer_up()
+    drag.perform()
+    for _ in range(2):
+        eyes = wait_for(browser, CAMERAS, lambda e: e[0] == e[1])
+        assert eyes[0] == eyes[1] and eyes[0] != [1.25, 1.25, 1.25]  # turned, followed
+        browser.execute_script("Plotly.relayout(document.getElementById('colgraph-view'), "
+                               "{'scene.camera.eye': {x: 0.1, y: 2.0, z: 0.3}});")
+    assert eyes[1] == [0.1, 2.0, 0.3] or wait_for(browser, CAMERAS, lambda e: e[0] == e[1])
     assert errors(browser) == []
+
+
+CAMERAS = """var g = document.getElementById('colgraph-view'),
+  o = g.querySelector('.colgraph-focus');
+return [g, o].map(function (p) { var e = p._fullLayout.scene.camera.eye;
+  return [e.x, e.y, e.z].map(function (v) { return Math.round(v * 1000) / 1000; }); });"""
+
+
+def wait_for(d, script, condition, timeout=10.0):
+    start = time.perf_counter()
+    while not condition(value := d.execute_script(script)):
+        if time.perf_counter() - start > timeout:
+            break
+        time.sleep(0.05)
+    return value
