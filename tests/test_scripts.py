@@ -179,8 +179,11 @@ def test_analyze_a_trained_run(tmp_path):
     assert "changes from the sheet as built:" in out
     for name in (*FIGURES, "metrics.json", "connectome.graphml", "plasticity.png",
                  "input_map.png", "training.png", "selectivity.png", "significance.png",
-                 "changes.png"):
+                 "changes.png", "connectome.html"):
         assert (analysis / name).stat().st_size > 1000, name
+    page = (analysis / "connectome.html").read_text()  # the explorer: a slider over training
+    assert '"label":"epoch 1"' in page and '"label":"epoch 2"' in page
+    assert '"label":"learned"' in page and "Plotly.newPlot" in page
     m = json.loads((analysis / "metrics.json").read_text())
     for key in ("degrees", "reciprocity", "weighted_reciprocity", "edr", "wiring_total",
                 "wiring_per_column", "flow", "modularity", "small_world", "rich_club",
