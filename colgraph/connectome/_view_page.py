@@ -92,7 +92,8 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
                                   hover_names, color, categories, three, visible,
                                   meta={"role": "points", "frame": f, "areas": list(group)}))
         if f:  # plasticity: the wiring grown / pruned since the previous snapshot
-            _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible)
+            _changes(fig, Lines, xy, a, arrays[f - 1], tops[f - 1], top, f, visible, groups,
+                     member)
     _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
     if three:  # one box for the scene and the focus overlay (it must project alike)
@@ -103,10 +104,12 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
     return fig, script
 
 
-def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool) -> None:
+def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool, groups,
+             member: np.ndarray) -> None:
     """Frame ``f``'s drawn edges that the previous frame's graph did not have (grown), and
-    the previous frame's drawn edges this frame's graph lacks (pruned): two traces with a
-    legend entry each."""
+    the previous frame's drawn edges this frame's graph lacks (pruned): a trace per kind and
+    area group of the target column (the area filter shows a group's), one legend entry per
+    kind."""
     n = a.n
     now, then = a.src * n + a.dst, before.src * n + before.dst
     grown = top[~np.isin(now[top], then)]
@@ -114,13 +117,19 @@ def _changes(fig, Lines, xy, a, before, top_before, top, f: int, visible: bool) 
     for name, (src, dst), colour, dash in (
             ("grown", (a.src[grown], a.dst[grown]), "#2ca02c", "solid"),
             ("pruned", (before.src[pruned], before.dst[pruned]), "#d62728", "dot")):
-        if not src.size:
-            continue
-        fig.add_trace(Lines(**_segments(xy, src, dst), mode="lines", hoverinfo="skip",
-                            line={"color": colour, "width": 2.5, "dash": dash},
-                            visible=visible, opacity=1.0, showlegend=True,
-                            name=f"{name} since the previous snapshot ({src.size} drawn)",
-                            meta={"role": "changes", "frame": f, "count": int(src.size)}))
+        legend = True
+        for g, group in enumerate(groups):
+            sel = member[dst] == g
+            if not sel.any():
+                continue
+            fig.add_trace(Lines(**_segments(xy, src[sel], dst[sel]), mode="lines",
+                                hoverinfo="skip", visible=visible, opacity=1.0,
+                                line={"color": colour, "width": 2.5, "dash": dash},
+                                name=f"{name} since the previous snapshot ({src.size} drawn)",
+                                legendgroup=f"{name} {f}", showlegend=legend,
+                                meta={"role": "changes", "frame": f, "areas": list(group),
+                                      "count": int(sel.sum())}))
+            legend = False
 
 
 def _groups(a, names: list[str]) -> tuple[list[tuple[str, ...]], np.ndarray]:

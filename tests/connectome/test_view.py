@@ -105,6 +105,13 @@ def test_snapshots_on_a_slider_with_grown_and_pruned_edges(stacked, tmp_path):
     assert {t.meta["frame"] for t in changes} == {1, 2, 3}
     assert any(t.name.startswith("grown") for t in changes)
     assert any(t.name.startswith("pruned") for t in changes)
+    kinds = {(t.meta["frame"], t.name) for t in changes}  # split by the target's areas
+    for frame, name in kinds:
+        parts = [t for t in changes if (t.meta["frame"], t.name) == (frame, name)]
+        assert f"({sum(t.meta['count'] for t in parts)} drawn)" in name
+        assert sum(bool(t.showlegend) for t in parts) == 1  # one legend entry per kind
+        assert all(len(t.x) == 3 * t.meta["count"] for t in parts)
+    assert {a for t in changes for a in t.meta["areas"]} == {"area0", "area1"}
     write_connectome(stacked, tmp_path / "analysis" / "connectome.graphml")
     assert view(tmp_path).frames == ["epoch 1", "epoch 2", "epoch 3", "learned"]
     assert view(snaps[0][1], snapshots=snaps[1:]).frames == ["epoch 2", "epoch 3", "learned"]

@@ -194,6 +194,10 @@ def test_area_filter_and_snapshot_slider(browser, page_file, tmp_path):
     move(browser, box[0] + box[2] * 0.36, box[1] + box[3] / 2, click=True)  # epoch 2
     s = wait(browser, lambda s: s["frame"] == 1)
     assert s["frame"] == 1 and s["frames"] == [1] and s["changes"] > 0  # grown / pruned
+    shown = browser.execute_script("""return document.getElementById('colgraph-view')._fullData
+      .filter(function (t) { return t.meta && t.meta.role === 'changes' && t.visible === true
+        && t.opacity > 0; }).map(function (t) { return t.meta.areas; });""")
+    assert shown and all("area1" in areas for areas in shown)  # the filter holds for them
     browser.save_screenshot(str(tmp_path / "slider.png"))
     assert errors(browser) == []
 
