@@ -96,6 +96,7 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
                      member)
     _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, arrays[-1].weight_name)
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
+    script["colour"] = _colour_menu(fig, color, hover_names, scale, lo, hi, categories)
     if three:  # one box for the scene and the focus overlay (it must project alike)
         script["scene"] = _box(np.concatenate([_layout(a.pos, a.areas)[0][:, :3]
                                                for a in arrays]))
@@ -206,6 +207,22 @@ def _colour_bars(fig, three, lo, hi, scale, color, categories, wmax, weight_name
                         name="edge scale"))
 
 
+def _colour_menu(fig, color, hover_names, scale, lo, hi, categories) -> dict[str, Any]:
+    """A dropdown of the columns' colour: the page's metric and the hover metrics (each a
+    column of the points' ``customdata``: the page recolours without new data); what the
+    page's script needs to recolour."""
+    options = [color] + [m for m in hover_names if m != color]
+    fig.layout.updatemenus += ({
+        "buttons": [{"label": f"colour: {m}", "method": "skip", "args": [m]} for m in options],
+        "direction": "down", "x": 0.16, "xanchor": "left", "y": 1.01, "yanchor": "bottom",
+        "showactive": True, "active": 0, "name": "colour"},)
+    column = {m: 1 + hover_names.index(m) for m in hover_names}
+    column[color] = 1 + len(hover_names)  # the page's metric: the last column
+    return {"column": column, "scale": NODE_SCALE,
+            "initial": {"name": color, "scale": scale, "lo": lo, "hi": hi,
+                        "ticks": categories}}
+
+
 def _decorate(fig, frames, names, kind, a, title, top_k, n) -> None:
     """Title, axis labels, area labels, the area dropdown and the snapshot slider."""
     from .figures import _layout
@@ -282,7 +299,7 @@ var frames = M.frames.map(function (f) {
   return {src: dec(f.src, Int32Array), dst: dec(f.dst, Int32Array),
           w: dec(f.w, Float32Array), xyz: dec(f.xyz, Float32Array)};
 });
-var state = {frame: M.initial, area: '', focus: -1};
+var state = {frame: M.initial, area: '', focus: -1, colour: M.colour.initial.name};
 function role(t) { return (t.meta && t.meta.role) || ''; }
 function inArea(t) {
   var m = t.meta || {};
@@ -383,6 +400,7 @@ function mark() {
   gd.dataset.frame = state.frame;
   gd.dataset.area = state.area;
   gd.dataset.focus = state.focus;
+  gd.dataset.colour = state.colour;
   gd.dataset.ready = '1';
 }
 var drawn = {frame: state.frame, focus: -1};  // what the focus shows
@@ -423,7 +441,69 @@ gd.on('plotly_sliderchange', function (ev) {
   state.frame = parseInt(ev.step.value, 10);
   render();
 });
+function table(cd) {  // a [rows, columns] array as plotly holds it: base64 or nested
+  if (cd && cd.bdata) {
+    var a = dec(cd.bdata, Float32Array), cols = +String(cd.shape).split(',')[1];
+    return {rows: a.length / cols, at: function (k, j) { return a[k * cols + j]; }};
+  }
+  return {rows: cd.length, at: function (k, j) { return cd[k][j]; }};
+}
+function recolour(name) {
+  // the columns (and a 3-D surface) coloured by another metric, from the points' customdata;
+  // one restyle of the points, meshes and the colour bar (plotly redraws every trace)
+  var C = M.colour, init = name === C.initial.name, j = C.column[name], idx = [], upd = {};
+  var keys = ['marker.color', 'marker.cmin', 'marker.cmax', 'marker.colorscale', 'intensity',
+              'cmin', 'cmax', 'colorscale', 'marker.colorbar.title.text',
+              'marker.colorbar.tickvals', 'marker.colorbar.ticktext'];
+  keys.forEach(function (k) { upd[k] = []; });
+  var lo = Infinity, hi = -Infinity, byFrame = {}, N = frames[0].xyz.length / M.dims;
+  gd.data.forEach(function (t) {  // (gd.data: every frame's; _fullData has the shown ones)
+    if (role(t) !== 'points') return;
+    var cd = table(t.customdata), v = byFrame[t.meta.frame] = byFrame[t.meta.frame] ||
+      new Float32Array(N).fill(NaN);
+    for (var k = 0; k < cd.rows; k++) {
+      var x = cd.at(k, j);
+      v[Math.round(cd.at(k, 0))] = x;
+      if (isFinite(x)) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+    }
+  });
+  if (init) { lo = C.initial.lo; hi = C.initial.hi; }
+  else if (!(hi >= lo)) { lo = 0; hi = 1; }
+  else if (hi === lo) hi = lo + 1;
+  var scale = init ? C.initial.scale : C.scale, ticks = init ? C.initial.ticks : null;
+  function colours(v, ids) {
+    var out = new Float32Array(ids.length);
+    for (var k = 0; k < ids.length; k++) { var x = v[ids[k]]; out[k] = isFinite(x) ? x : lo; }
+    return out;
+  }
+  function put(t, i, values) {
+    idx.push(i);
+    keys.forEach(function (k) { upd[k].push(values[k]); });
+  }
+  gd.data.forEach(function (t, i) {
+    var r = role(t);
+    if (r === 'points') {
+      var cd = table(t.customdata), ids = [];
+      for (var k = 0; k < cd.rows; k++) ids.push(Math.round(cd.at(k, 0)));
+      put(t, i, {'marker.color': colours(byFrame[t.meta.frame], ids), 'marker.cmin': lo,
+                 'marker.cmax': hi, 'marker.colorscale': scale});
+    } else if (r === 'mesh') {
+      var all = [];
+      for (var c = 0; c < N; c++) all.push(c);
+      put(t, i, {intensity: colours(byFrame[t.meta.frame], all), cmin: lo, cmax: hi,
+                 colorscale: scale});
+    } else if (t.name === C.initial.name + ' scale') {  // the columns' colour bar
+      put(t, i, {'marker.cmin': lo, 'marker.cmax': hi, 'marker.colorscale': scale,
+                 'marker.colorbar.title.text': init && ticks ? 'area' : name,
+                 'marker.colorbar.tickvals': ticks ? ticks.map(function (x, k) { return k; }) : null,
+                 'marker.colorbar.ticktext': ticks});
+    }
+  });
+  state.colour = name;
+  Plotly.restyle(gd, upd, idx).then(mark);
+}
 gd.on('plotly_buttonclicked', function (ev) {
+  if (ev.menu.name === 'colour') return recolour(ev.button.args[0]);
   state.area = ev.button.args[0];
   render();
 });

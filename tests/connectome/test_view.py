@@ -63,6 +63,9 @@ def test_page_shows_every_column_edges_colour_bars_and_labels(stacked, tmp_path)
     assert layout.xaxis.title.text.startswith("position within each area")
     assert layout.yaxis.title.text == "y"
     assert [b.label for b in layout.updatemenus[0].buttons] == ["all areas", "area0", "area1"]
+    assert [b.label for b in layout.updatemenus[1].buttons] == [  # the page's metric first
+        "colour: in_strength", "colour: in_degree", "colour: out_degree",
+        "colour: out_strength", "colour: receptive_field"]
     assert not layout.sliders  # one graph: no slider
     hover = points(page)[0].hovertemplate
     assert "column %{text}" in hover and "in_degree" in hover and "receptive_field" in hover

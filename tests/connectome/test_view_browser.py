@@ -202,6 +202,54 @@ def test_area_filter_and_snapshot_slider(browser, page_file, tmp_path):
     assert errors(browser) == []
 
 
+COLOURS = """var g = document.getElementById('colgraph-view'), j = arguments[0], out = [];
+g.data.forEach(function (t) {  // every frame's columns: their colour, customdata column j
+  if (!(t.meta && t.meta.role === 'points')) return;
+  var cd = t.customdata, a = null, cols = 0;
+  if (cd.bdata) {
+    var b = atob(cd.bdata), u = new Uint8Array(b.length);
+    for (var i = 0; i < b.length; i++) u[i] = b.charCodeAt(i);
+    a = new Float32Array(u.buffer); cols = +String(cd.shape).split(',')[1];
+  }
+  var n = a ? a.length / cols : cd.length;
+  for (var k = 0; k < n; k++) out.push([t.marker.color[k], a ? a[k * cols + j] : cd[k][j]]);
+});
+var bar = g._fullData.filter(function (t) { return / scale$/.test(t.name); })[0];
+return {pairs: out, title: bar.marker.colorbar.title.text, cmax: bar.marker.cmax,
+        colour: g.dataset.colour};"""
+
+
+def pick(d, menu: int, label: str):
+    """Open dropdown ``menu`` (0: areas, 1: colour) and click its button ``label``."""
+    d.find_elements("css selector", ".updatemenu-header-group")[menu].click()
+    start = time.perf_counter()
+    while not (buttons := [b for b in d.find_elements(
+            "css selector", ".updatemenu-dropdown-button") if b.text == label]):
+        assert time.perf_counter() - start < 10, f"the dropdown has no {label!r}"
+        time.sleep(0.05)
+    buttons[0].click()
+
+
+def test_colour_menu_recolours_the_columns(browser, page_file):
+    G, path = page_file  # coloured by in_strength; the menu offers the hover metrics
+    open_page(browser, path)
+    pick(browser, 1, "colour: out_degree")
+    start = time.perf_counter()
+    while browser.execute_script(COLOURS, 2)["colour"] != "out_degree":
+        assert time.perf_counter() - start < 10, "the page did not recolour"
+        time.sleep(0.05)
+    c = browser.execute_script(COLOURS, 2)  # customdata: id, in_degree, out_degree, ...
+    assert c["title"] == "out_degree" and len(c["pairs"]) == 4 * 52  # every frame's columns
+    assert all(abs(a - b) < 1e-6 for a, b in c["pairs"])
+    assert c["cmax"] == max(d for _, d in G.out_degree())  # the learned one's, at least
+    pick(browser, 1, "colour: in_strength")  # back: the page's own metric
+    while browser.execute_script(COLOURS, 6)["colour"] != "in_strength":
+        time.sleep(0.05)
+    c = browser.execute_script(COLOURS, 6)
+    assert c["title"] == "in_strength" and all(abs(a - b) < 1e-6 for a, b in c["pairs"])
+    assert errors(browser) == []
+
+
 def test_a_sphere_in_3d(browser, tmp_path):
     G = to_networkx(Columnformer(sphere(80, wiring=knn(6)), channels=8, steps=12))
     open_page(browser, view(G, color="degree").save(tmp_path / "sphere.html"))
@@ -239,6 +287,13 @@ def test_a_sphere_in_3d(browser, tmp_path):
         browser.execute_script("Plotly.relayout(document.getElementById('colgraph-view'), "
                                "{'scene.camera.eye': {x: 0.1, y: 2.0, z: 0.3}});")
     assert eyes[1] == [0.1, 2.0, 0.3] or wait_for(browser, CAMERAS, lambda e: e[0] == e[1])
+    pick(browser, 1, "colour: in_degree")  # the surface recolours with the columns
+    mesh = wait_for(browser, """var g = document.getElementById('colgraph-view');
+      var m = g.data.filter(function (t) { return t.meta && t.meta.role === 'mesh'; })[0];
+      return g.dataset.colour === 'in_degree' ? Array.from(m.intensity) : null;""",
+                    lambda v: v is not None)
+    assert mesh is not None and len(mesh) == 80
+    assert sorted(set(mesh)) == sorted({float(d) for _, d in G.in_degree()})
     assert errors(browser) == []
 
 
