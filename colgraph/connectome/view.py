@@ -8,8 +8,10 @@ sheets flat, a stack's areas side by side, spheres and surfaces in 3-D with the 
 mesh coloured like nilearn's ``view_surf``), coloured by a node metric with a colour bar;
 each column's strongest inputs as lines coloured and sized by attention (binned into ``B``
 traces: a WebGL line trace has one colour); hover text with the column's id, area and
-metrics; an area filter (dropdown); a click on a column shows only its drawn inputs and
-outputs (a double click shows everything again); with snapshots, a slider over training.
+metrics; an area filter and a colour menu (the page's metric or a hover metric); a click on
+a column shows its drawn inputs and outputs over a veil (a double click shows everything
+again); with snapshots, a slider over training, the edges grown and pruned since the
+previous snapshot drawn on top.
 plotly.js and the page's own script are inlined: the file needs no server and no network.
 
     >>> from colgraph.connectome import view   # doctest: +SKIP
