@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import CHECKPOINT_NAME
 from .arrays import EdgeArrays, arrays
 from .figures import _layout
 from .flow import plain_areas
@@ -89,7 +90,9 @@ def view(source, color: str = "area", top_k: int = 3, snapshots=None, faces=None
             :func:`~colgraph.connectome.read_connectome`), a connectome file, or a run
             directory: its snapshots ``RUN_DIR/connectome/epochNNNN.graphml``
             (``train.connectome_every=N``) on a slider, followed by the learned connectome
-            ``RUN_DIR/analysis/connectome.graphml`` when ``colgraph-analyze`` wrote it.
+            ``RUN_DIR/analysis/connectome.graphml`` when ``colgraph-analyze`` wrote it;
+            with neither, the checkpoint's connectome (:func:`to_networkx` of the run: the
+            learned bias's prior, no data needed).
         color: the node metric the columns are coloured by: ``area``, ``degree``
             (in + out), ``in_degree``, ``out_degree``, ``strength``, ``in_strength``,
             ``out_strength``, ``receptive_field``, ``community`` (Louvain) or any numeric
@@ -154,12 +157,17 @@ def _frames(source, snapshots) -> list[tuple[str, Any]]:
             learned = path / "analysis" / "connectome.graphml"
             if learned.is_file():
                 frames.append(("learned", read_connectome(learned)))
+            if not frames and (path / CHECKPOINT_NAME).is_file():  # the checkpoint's prior
+                from .export import to_networkx
+
+                frames = [("checkpoint", to_networkx(path))]
             if not frames:
                 raise ValueError(f"{path} holds no connectome: no snapshots "
                                  f"({path / 'connectome'}/epochNNNN.graphml, written with "
-                                 f"train.connectome_every=N) and no "
-                                 f"analysis/connectome.graphml (colgraph-analyze writes it). "
-                                 f"Or export one: view(to_networkx(run, loader='test')).")
+                                 f"train.connectome_every=N), no "
+                                 f"analysis/connectome.graphml (colgraph-analyze writes it) "
+                                 f"and no {CHECKPOINT_NAME}. Or export one: "
+                                 f"view(to_networkx(run, loader='test')).")
             return frames
         if not path.is_file():
             raise FileNotFoundError(f"No connectome file or run directory at {path}.")

@@ -175,6 +175,8 @@ def test_analyze_writes_the_explorer_with_the_runs_snapshots(tmp_path):
 
     run("train.py", *TINY, "train.max_steps=2", f"hydra.run.dir={tmp_path}")
     built = to_networkx(tmp_path)  # the prior connectivity of the run's sheet
+    alone = view(tmp_path)  # a run with a checkpoint only: its connectome
+    assert alone.frames == ["checkpoint"] and alone.columns == built.number_of_nodes()
     for k, (_, g) in enumerate([("as built", built), *snapshots(built, 1)]):
         write_connectome(g, tmp_path / "connectome" / f"epoch{k:04d}.graphml")
     run("analyze.py", str(tmp_path), "--null-models", "0", "--max-batches", "1")
