@@ -56,9 +56,11 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
     script: dict[str, Any] = {"frames": [], "initial": len(frames) - 1, "dims": 3 if three else 2,
                               "focus": [c for _, c in FOCUS]}
     Lines = go.Scatter3d if three else go.Scattergl
+    drawn: list[np.ndarray] = []  # each frame's column positions on the page
     for f, (a, top) in enumerate(zip(arrays, tops)):
         xy = _layout(a.pos, a.areas)[0].astype(np.float32)  # (N, 2) or (N, 3)
         xy = xy[:, :3] if three else xy[:, :2]
+        drawn.append(xy)
         src, dst, w = a.src[top], a.dst[top], a.weight[top]
         script["frames"].append({"src": _b64(src.astype(np.int32)),
                                  "dst": _b64(dst.astype(np.int32)),
@@ -98,8 +100,7 @@ def figure(frames: list[str], arrays: list, names: list[str], kind: str, color: 
     _decorate(fig, frames, names, kind, arrays[-1], title, top_k, a0.n)
     script["colour"] = _colour_menu(fig, color, hover_names, scale, lo, hi, categories)
     if three:  # one box for the scene and the focus overlay (it must project alike)
-        script["scene"] = _box(np.concatenate([_layout(a.pos, a.areas)[0][:, :3]
-                                               for a in arrays]))
+        script["scene"] = _box(np.concatenate(drawn))
         fig.update_layout(scene=script["scene"])
     script["groups"] = group_names
     return fig, script
@@ -457,9 +458,10 @@ function recolour(name) {
               'marker.colorbar.tickvals', 'marker.colorbar.ticktext'];
   keys.forEach(function (k) { upd[k] = []; });
   var lo = Infinity, hi = -Infinity, byFrame = {}, N = frames[0].xyz.length / M.dims;
-  gd.data.forEach(function (t) {  // (gd.data: every frame's; _fullData has the shown ones)
+  var tables = {};  // each points trace's customdata, decoded once
+  gd.data.forEach(function (t, i) {  // (gd.data: every frame's; _fullData has the shown ones)
     if (role(t) !== 'points') return;
-    var cd = table(t.customdata), v = byFrame[t.meta.frame] = byFrame[t.meta.frame] ||
+    var cd = tables[i] = table(t.customdata), v = byFrame[t.meta.frame] = byFrame[t.meta.frame] ||
       new Float32Array(N).fill(NaN);
     for (var k = 0; k < cd.rows; k++) {
       var x = cd.at(k, j);
@@ -483,7 +485,7 @@ function recolour(name) {
   gd.data.forEach(function (t, i) {
     var r = role(t);
     if (r === 'points') {
-      var cd = table(t.customdata), ids = [];
+      var cd = tables[i], ids = [];
       for (var k = 0; k < cd.rows; k++) ids.push(Math.round(cd.at(k, 0)));
       put(t, i, {'marker.color': colours(byFrame[t.meta.frame], ids), 'marker.cmin': lo,
                  'marker.cmax': hi, 'marker.colorscale': scale});
